@@ -1,0 +1,54 @@
+// Grammar.cpp - the one translation unit that instantiates the X3 grammar.
+#include "dsl/GrammarDef.hpp"
+
+#include <fmt/format.h>
+
+namespace netc::grammar {
+
+uint32_t skipBlank(const std::string &source, uint32_t offset) {
+  Iterator it = source.begin() + offset;
+  x3::parse(it, source.end(), *skipper);
+  return static_cast<uint32_t>(it - source.begin());
+}
+
+namespace {
+
+// X3 names a failed literal by its quoted character ("')'") and a rule by
+// its name ("an expression"); both read well after "expected".
+std::string describe(const std::string &which) {
+  if (which == kTooDeep)
+    return fmt::format("expression nested too deeply (the limit is {} levels)",
+                       kMaxNesting);
+  if (which.size() == 1)
+    return "expected '" + which + "'";
+  return "expected " + which;
+}
+
+} // namespace
+
+bool parseStatement(const std::string &source, uint32_t &offset,
+                    ast::Statement &out, SyntaxError &error) {
+  ParseState state{source.begin(), 0};
+  Iterator first = source.begin() + offset;
+  Iterator const last = source.end();
+  auto const parser = x3::with<state_tag>(std::ref(state))[statement];
+  try {
+    if (x3::phrase_parse(first, last, parser, skipper, out)) {
+      offset = static_cast<uint32_t>(first - source.begin());
+      return true;
+    }
+    error.offset = skipBlank(source, offset);
+    error.message = "expected a statement (data, input, target, param, sequence, "
+                     "loss, optimizer, train, report or `name = ...`)";
+    return false;
+  } catch (const x3::expectation_failure<Iterator> &failure) {
+    // The failure points before skipped whitespace; report where the
+    // offending token starts.
+    error.offset =
+        skipBlank(source, static_cast<uint32_t>(failure.where() - source.begin()));
+    error.message = describe(failure.which());
+    return false;
+  }
+}
+
+} // namespace netc::grammar

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every Debian package netc needs to build and test. Idempotent.
+# Usage: scripts/install-deps.sh [--with-reference]   (as root or with sudo)
+#   --with-reference  also installs PyTorch and NumPy (golden values, bench/ only).
+set -euo pipefail
+
+packages=(
+  g++ cmake make ninja-build git
+  llvm-19-dev llvm-19-tools clang-19 lld-19 libclang-rt-19-dev
+  libfmt-dev libboost-dev libgtest-dev zlib1g-dev python3
+  libcli11-dev nlohmann-json3-dev
+)
+if [[ "${1:-}" == "--with-reference" ]]; then
+  packages+=(python3-torch python3-numpy)
+fi
+
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+"${sudo_cmd[@]}" apt-get update -q
+DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
