@@ -1,0 +1,114 @@
+// Graph.h - the symbolic graph IR: SSA tensor values in topological order.
+//
+// A Graph is an append-only list of nodes; a node's operands always come
+// before it, so the list order is a valid schedule. Every node has a shape,
+// a dtype and the .nn location it came from. Shapes may contain the symbolic
+// batch dimension N (kBatch). Nodes are created through Graph::add, which
+// runs the op's shape rule; user-facing shape errors are found by calling
+// inferShape first (sema does).
+#pragma once
+
+#include "dsl/Loc.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace netc {
+
+enum class Op : uint8_t {
+#define OP(Name, Mnemonic, Arity, Kind) Name,
+#include "compiler/graph/Ops.def"
+};
+
+enum class OpKind : uint8_t { Leaf, Elementwise, Reduction, Shape, MatMul, Effect };
+
+using ValueId = int32_t;
+constexpr ValueId kNoValue = -1;
+
+/// The symbolic batch dimension.
+constexpr int64_t kBatch = -1;
+
+struct Shape {
+  std::vector<int64_t> dims;
+
+  size_t rank() const { return dims.size(); }
+  bool hasBatch() const;
+  /// Product of the constant dims: numel is this, times N if hasBatch().
+  int64_t constNumel() const;
+  std::string str() const; ///< e.g. "[N, 3]"
+  bool operator==(const Shape &) const = default;
+};
+
+enum class DType : uint8_t { F32, I64 };
+const char *dtypeName(DType);
+
+/// Op-specific attributes; each op uses the fields its row documents.
+struct Attrs {
+  double value = 0;          ///< Const
+  int64_t k = 0;             ///< PowI exponent, Slice index, leaf slot index
+  Shape shape;               ///< SumTo, BroadcastTo, Reshape target
+  bool transA = false;       ///< MatMul
+  bool transB = false;       ///< MatMul
+  std::string name;          ///< Input, Param, State, HParam
+  bool operator==(const Attrs &) const = default;
+};
+
+struct Node {
+  Op op;
+  std::vector<ValueId> inputs;
+  Shape shape;
+  DType dtype = DType::F32;
+  Attrs attrs;
+  ast::Loc loc;
+};
+
+const char *opName(Op);
+int opArity(Op); ///< -1 for variadic
+OpKind opKind(Op);
+
+class Graph {
+public:
+  /// Appends a node after checking its shape rule; a failing rule here is a
+  /// compiler bug (sema checks user input with inferShape beforehand).
+  ValueId add(Op op, std::vector<ValueId> inputs, Attrs attrs = {},
+              ast::Loc loc = {});
+
+  const Node &node(ValueId id) const { return nodes_[static_cast<size_t>(id)]; }
+  const Shape &shape(ValueId id) const { return node(id).shape; }
+  size_t size() const { return nodes_.size(); }
+  const std::vector<Node> &nodes() const { return nodes_; }
+
+  // Convenience constructors used by autodiff, optimizers and rewrites.
+  ValueId constant(double value, ast::Loc loc = {});
+  ValueId unary(Op op, ValueId x, ast::Loc loc = {});
+  ValueId binary(Op op, ValueId a, ValueId b, ast::Loc loc = {});
+
+  /// Named results of the entry point this graph computes.
+  struct Output {
+    std::string name; ///< "loss", "grad a", ...
+    ValueId value;
+  };
+  std::vector<Output> outputs;
+  /// Assign nodes, in order; they run after every output is computed.
+  std::vector<ValueId> effects;
+
+  ValueId output(std::string_view name) const;
+
+private:
+  std::vector<Node> nodes_;
+};
+
+/// The shape rule of `op`: the result shape, or a message for the user.
+struct ShapeResult {
+  Shape shape;
+  std::string error; ///< empty on success
+};
+ShapeResult inferShape(Op op, const std::vector<const Shape *> &operands,
+                       const Attrs &attrs);
+
+/// NumPy broadcasting of two shapes; nullopt if they do not broadcast.
+std::optional<Shape> broadcastShapes(const Shape &a, const Shape &b);
+
+} // namespace netc

@@ -1,0 +1,185 @@
+// Interpreter.cpp - the double-precision reference semantics of every op.
+#include "compiler/graph/Interpreter.h"
+
+#include <cassert>
+#include <cmath>
+
+namespace netc {
+
+int64_t numel(const Shape &shape, int64_t batch) {
+  return shape.constNumel() * (shape.hasBatch() ? batch : 1);
+}
+
+double applyElementwise(Op op, const Attrs &attrs, double a, double b) {
+  switch (op) {
+  case Op::Neg: return -a;
+  case Op::Exp: return std::exp(a);
+  case Op::Log: return std::log(a);
+  case Op::Sin: return std::sin(a);
+  case Op::Cos: return std::cos(a);
+  case Op::Sigmoid: return 1.0 / (1.0 + std::exp(-a));
+  case Op::Tanh: return std::tanh(a);
+  case Op::Relu: return a > 0 ? a : 0.0;
+  case Op::Sqrt: return std::sqrt(a);
+  case Op::Abs: return std::fabs(a);
+  case Op::Sign: return a > 0 ? 1.0 : a < 0 ? -1.0 : 0.0;
+  case Op::Step: return a > 0 ? 1.0 : 0.0;
+  case Op::PowI: {
+    double r = 1;
+    int64_t k = attrs.k < 0 ? -attrs.k : attrs.k;
+    for (int64_t i = 0; i < k; ++i)
+      r *= a;
+    return attrs.k < 0 ? 1.0 / r : r;
+  }
+  case Op::Add: return a + b;
+  case Op::Sub: return a - b;
+  case Op::Mul: return a * b;
+  case Op::Div: return a / b;
+  default: break;
+  }
+  assert(false && "not an elementwise op");
+  return 0;
+}
+
+namespace {
+
+std::vector<int64_t> concrete(const Shape &s, int64_t batch) {
+  std::vector<int64_t> d;
+  for (auto x : s.dims)
+    d.push_back(x == kBatch ? batch : x);
+  return d;
+}
+
+/// Flat index into a tensor of shape `from`, broadcast to `to`, for the
+/// multi-index `idx` of `to` (NumPy alignment: trailing dims).
+int64_t broadcastIndex(const std::vector<int64_t> &from,
+                       const std::vector<int64_t> &to,
+                       const std::vector<int64_t> &idx) {
+  int64_t flat = 0;
+  size_t offset = to.size() - from.size();
+  for (size_t i = 0; i < from.size(); ++i)
+    flat = flat * from[i] + (from[i] == 1 ? 0 : idx[i + offset]);
+  return flat;
+}
+
+std::vector<int64_t> unflatten(int64_t flat, const std::vector<int64_t> &dims) {
+  std::vector<int64_t> idx(dims.size());
+  for (size_t i = dims.size(); i-- > 0;) {
+    idx[i] = flat % dims[i];
+    flat /= dims[i];
+  }
+  return idx;
+}
+
+} // namespace
+
+Evaluation interpret(const Graph &g, int64_t batch,
+                     const std::map<ValueId, std::vector<double>> &leaves,
+                     const std::vector<double> &hparams) {
+  Evaluation ev;
+  auto &vals = ev.values;
+  vals.resize(g.size());
+  for (size_t i = 0; i < g.size(); ++i) {
+    const Node &n = g.node(static_cast<ValueId>(i));
+    auto out = concrete(n.shape, batch);
+    int64_t count = numel(n.shape, batch);
+    std::vector<double> &r = vals[i];
+    auto in = [&](size_t k) -> const std::vector<double> & { return vals[static_cast<size_t>(n.inputs[k])]; };
+    auto inDims = [&](size_t k) { return concrete(g.shape(n.inputs[k]), batch); };
+    switch (opKind(n.op)) {
+    case OpKind::Leaf:
+      if (n.op == Op::Const)
+        r = {n.attrs.value};
+      else if (n.op == Op::BatchSize)
+        r = {static_cast<double>(batch)};
+      else if (n.op == Op::HParam)
+        r = {hparams.at(static_cast<size_t>(n.attrs.k))};
+      else
+        r = leaves.at(static_cast<ValueId>(i));
+      assert(static_cast<int64_t>(r.size()) == count && "leaf of the wrong size");
+      continue;
+    case OpKind::Elementwise: {
+      r.resize(static_cast<size_t>(count));
+      auto a = inDims(0);
+      auto b = n.inputs.size() > 1 ? inDims(1) : std::vector<int64_t>{};
+      for (int64_t e = 0; e < count; ++e) {
+        auto idx = unflatten(e, out);
+        double x = in(0)[static_cast<size_t>(broadcastIndex(a, out, idx))];
+        double y = n.inputs.size() > 1 ? in(1)[static_cast<size_t>(broadcastIndex(b, out, idx))] : 0.0;
+        r[static_cast<size_t>(e)] = applyElementwise(n.op, n.attrs, x, y);
+      }
+      continue;
+    }
+    case OpKind::Effect:
+      continue;
+    default:
+      break;
+    }
+    switch (n.op) {
+    case Op::Sum: {
+      double s = 0;
+      for (double v : in(0))
+        s += v;
+      r = {s};
+      break;
+    }
+    case Op::SumTo: {
+      r.assign(static_cast<size_t>(count), 0.0);
+      auto src = inDims(0);
+      for (size_t e = 0; e < in(0).size(); ++e) {
+        auto idx = unflatten(static_cast<int64_t>(e), src);
+        r[static_cast<size_t>(broadcastIndex(out, src, idx))] += in(0)[e];
+      }
+      break;
+    }
+    case Op::BroadcastTo: {
+      r.resize(static_cast<size_t>(count));
+      auto src = inDims(0);
+      for (int64_t e = 0; e < count; ++e)
+        r[static_cast<size_t>(e)] = in(0)[static_cast<size_t>(broadcastIndex(src, out, unflatten(e, out)))];
+      break;
+    }
+    case Op::Reshape:
+      r = in(0);
+      break;
+    case Op::Stack: {
+      auto k = n.inputs.size();
+      r.resize(static_cast<size_t>(count));
+      for (size_t j = 0; j < k; ++j)
+        for (size_t e = 0; e < in(j).size(); ++e)
+          r[e * k + j] = in(j)[e];
+      break;
+    }
+    case Op::Slice: {
+      auto src = inDims(0);
+      auto last = static_cast<size_t>(src.back());
+      r.resize(static_cast<size_t>(count));
+      for (size_t e = 0; e < r.size(); ++e)
+        r[e] = in(0)[e * last + static_cast<size_t>(n.attrs.k)];
+      break;
+    }
+    case Op::MatMul: {
+      auto a = inDims(0), b = inDims(1);
+      int64_t m = out[0], nn = out[1];
+      int64_t kk = n.attrs.transA ? a[0] : a[1];
+      r.assign(static_cast<size_t>(m * nn), 0.0);
+      for (int64_t i2 = 0; i2 < m; ++i2)
+        for (int64_t j = 0; j < nn; ++j) {
+          double s = 0;
+          for (int64_t p = 0; p < kk; ++p) {
+            double av = n.attrs.transA ? in(0)[static_cast<size_t>(p * a[1] + i2)] : in(0)[static_cast<size_t>(i2 * a[1] + p)];
+            double bv = n.attrs.transB ? in(1)[static_cast<size_t>(j * b[1] + p)] : in(1)[static_cast<size_t>(p * b[1] + j)];
+            s += av * bv;
+          }
+          r[static_cast<size_t>(i2 * nn + j)] = s;
+        }
+      break;
+    }
+    default:
+      assert(false && "op not handled by the interpreter");
+    }
+  }
+  return ev;
+}
+
+} // namespace netc

@@ -1,0 +1,28 @@
+// Ops.h - the gradient rules of the graph ops (shape rules: Graph.h).
+#pragma once
+
+#include "compiler/graph/Graph.h"
+
+#include <vector>
+
+namespace netc {
+
+/// What a gradient rule sees. `node` is a copy: the graph grows while the
+/// rule adds nodes.
+struct GradArgs {
+  Graph &g;
+  Node node;     ///< the op being differentiated
+  ValueId self;  ///< its result
+  ValueId dy;    ///< adjoint of its result
+};
+
+/// The adjoint contribution for each operand of `args.node`, or kNoValue for
+/// an operand that gets none (constant, integer-valued, or a piecewise
+/// constant op). A contribution may still have the broadcast result shape;
+/// the autodiff reduces it to the operand's shape.
+std::vector<ValueId> gradientOf(GradArgs args);
+
+/// True when the op has a gradient rule (leaves and effects do not need one).
+bool isDifferentiable(Op op);
+
+} // namespace netc

@@ -1,0 +1,78 @@
+// Model.h - a checked model: everything the later stages need to know about a
+// .nn file, with the forward computation already in graph form.
+//
+// Produced by sema (Sema.h); read by the pipeline, the planner and codegen,
+// none of which look at the AST again.
+#pragma once
+
+#include "compiler/graph/Graph.h"
+
+#include <string>
+#include <vector>
+
+namespace netc {
+
+/// How a parameter is initialised, element by element, from the run's seed.
+struct InitSpec {
+  enum class Kind { Constant, Normal, Uniform };
+  Kind kind = Kind::Constant;
+  double a = 0; ///< Constant: the value; Normal: mean; Uniform: low
+  double b = 0; ///< Normal: standard deviation; Uniform: high
+};
+
+struct ParamSpec {
+  std::string name; ///< PyTorch state_dict name, e.g. "0.weight" or "a"
+  Shape shape;
+  InitSpec init;
+  ValueId value = kNoValue; ///< its Param node in Model::graph
+};
+
+/// A tensor the data set provides each step (`input x: f32[N]`).
+struct FieldSpec {
+  std::string name;
+  std::string role; ///< "input" or "target"
+  DType dtype = DType::F32;
+  Shape shape;
+  ValueId value = kNoValue;
+};
+
+struct DataSpec {
+  std::string source; ///< "sine"
+  /// The source's options with defaults filled in, in a fixed order.
+  std::vector<std::pair<std::string, double>> options;
+  int64_t batch = 0; ///< the default value of N
+  std::vector<FieldSpec> fields;
+};
+
+struct OptimizerSpec {
+  std::string kind; ///< "sgd" or "rmsprop"
+  double lr = 0;
+  double momentum = 0;
+  double alpha = 0.99;
+  double eps = 1e-8;
+};
+
+struct TrainSpec {
+  int64_t steps = 1000;
+  int64_t reportEvery = 100;
+  uint64_t seed = 0;
+};
+
+/// A piece of the report line: literal text, or one element of a parameter.
+struct ReportPiece {
+  std::string text;
+  int param = -1;     ///< index into Model::params, or -1 for text
+  int64_t offset = 0; ///< flat element index within the parameter
+};
+
+struct Model {
+  std::string name; ///< the file's stem, e.g. "sine"
+  DataSpec data;
+  std::vector<ParamSpec> params;
+  Graph graph; ///< the forward computation; output "loss"
+  OptimizerSpec optimizer;
+  TrainSpec train;
+  std::vector<ReportPiece> report;
+};
+
+} // namespace netc

@@ -1,0 +1,1128 @@
+// Sema.cpp - names, layers, shapes: from ast::Program to a checked Model.
+//
+// The walk, statement by statement in source order:
+//   1. `data` picks the data source and its options; `input`/`target` bind
+//      the source's fields to names and check their declared shapes.
+//   2. `param` and `sequence` create Param nodes (sequences follow PyTorch's
+//      nn.Sequential naming: every element takes the next index).
+//   3. `name = expr` and `loss expr` lower expressions to graph nodes,
+//      checking shapes with the graph's shape rules.
+//   4. `optimizer`, `train` and `report` are checked and recorded.
+// Expressions that fail yield kNoValue, which later uses accept silently so
+// one mistake gives one diagnostic.
+#include "compiler/sema/Sema.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <map>
+#include <set>
+
+namespace netc {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+const std::vector<std::string> kElementwise = {
+    "sin", "cos", "exp", "log", "sigmoid", "relu", "tanh", "sqrt", "abs"};
+const std::vector<std::string> kActivationLayers = {"relu", "sigmoid", "tanh"};
+const std::vector<std::string> kLayers = {"linear", "flatten", "relu",
+                                          "sigmoid", "tanh"};
+const std::vector<std::string> kInitializers = {
+    "randn", "rand", "normal", "uniform", "zeros", "ones", "kaiming_uniform"};
+
+Op elementwiseOp(std::string_view name) {
+  if (name == "sin")
+    return Op::Sin;
+  if (name == "cos")
+    return Op::Cos;
+  if (name == "exp")
+    return Op::Exp;
+  if (name == "log")
+    return Op::Log;
+  if (name == "sigmoid")
+    return Op::Sigmoid;
+  if (name == "relu")
+    return Op::Relu;
+  if (name == "tanh")
+    return Op::Tanh;
+  if (name == "sqrt")
+    return Op::Sqrt;
+  return Op::Abs;
+}
+
+bool contains(const std::vector<std::string> &v, std::string_view s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+ast::Loc locOf(const ast::Expr &e) {
+  return boost::apply_visitor(
+      [](const auto &node) -> ast::Loc {
+        using T = std::decay_t<decltype(node)>;
+        if constexpr (std::is_base_of_v<ast::Located, T>)
+          return node.loc;
+        else
+          return node.get().loc;
+      },
+      e);
+}
+
+/// Declared arguments of a call: positional names in order, with defaults.
+struct Signature {
+  struct Param {
+    std::string name;
+    std::optional<double> defaultValue; ///< nullopt: required
+  };
+  std::vector<Param> params;
+};
+
+/// What a name refers to.
+struct Binding {
+  enum class Kind { Value, Sequence } kind = Kind::Value;
+  ValueId value = kNoValue;
+  size_t sequence = 0;
+  ast::Loc loc;
+};
+
+/// One instantiated layer: its kind, numeric arguments and parameters.
+struct Layer {
+  std::string kind;
+  std::vector<double> args;
+  std::vector<ValueId> params; ///< weight, bias for linear
+  ast::Loc loc;
+};
+
+struct Sequence {
+  std::string name;
+  std::vector<Layer> layers;
+};
+
+class Sema {
+public:
+  Sema(std::string modelName, DiagnosticEngine &diags) : diags_(diags) {
+    model_.name = std::move(modelName);
+  }
+
+  std::optional<Model> run(const ast::Program &program) {
+    for (const auto &s : program.statements) {
+      if (diags_.tooManyErrors())
+        break;
+      boost::apply_visitor([&](const auto &node) { statement(node); }, s);
+    }
+    finish();
+    if (diags_.hasErrors())
+      return std::nullopt;
+    return std::move(model_);
+  }
+
+private:
+  // ---- statements ----------------------------------------------------------
+
+  void statement(const ast::DataDecl &s) {
+    if (seenData_) {
+      diags_.error(s.loc, "only one data declaration is allowed");
+      return;
+    }
+    seenData_ = true;
+    dataLoc_ = s.loc;
+    const ast::Call &c = s.source;
+    if (c.callee != "sine") {
+      diags_.error(c.loc, fmt::format("unknown data source '{}'", c.callee));
+      suggest(c.callee, {"sine"});
+      return;
+    }
+    Signature sig{{{"points", 2000}, {"from", -kPi}, {"to", kPi}}};
+    auto values = bindArgs(c.loc, "sine", c.args, sig);
+    if (!values)
+      return;
+    double points = (*values)[0];
+    if (points < 2 || points > 1e8 || points != std::floor(points)) {
+      diags_.error(argLoc(c, "points", 0),
+                   "points must be a whole number from 2 to 100000000");
+      return;
+    }
+    model_.data.source = "sine";
+    model_.data.options = {{"points", points},
+                           {"from", (*values)[1]},
+                           {"to", (*values)[2]}};
+    model_.data.batch = static_cast<int64_t>(points);
+    available_ = {{"x", Shape{{kBatch}}}, {"y", Shape{{kBatch}}}};
+  }
+
+  void statement(const ast::FieldDecl &s) {
+    if (!seenData_) {
+      diags_.error(s.loc, fmt::format("'{}' before any data declaration", s.role));
+      diags_.note("declare the data set first, e.g. `data sine(points = 2000)`");
+      return;
+    }
+    if (available_.empty() && model_.data.source.empty())
+      return; // the data declaration itself was wrong
+    auto it = available_.find(s.name.name);
+    if (it == available_.end()) {
+      std::vector<std::string> names;
+      for (const auto &[n, _] : available_)
+        names.push_back(n);
+      diags_.error(s.name.loc, fmt::format("data source '{}' has no field '{}'",
+                                           model_.data.source, s.name.name));
+      suggest(s.name.name, names);
+      return;
+    }
+    auto shape = declaredShape(s.type, /*allowBatch=*/true);
+    if (!shape)
+      return;
+    if (s.type.dtype != "f32") {
+      diags_.error(s.type.loc, fmt::format("field '{}' of '{}' is f32, not '{}'",
+                                           s.name.name, model_.data.source,
+                                           s.type.dtype));
+      return;
+    }
+    if (!(*shape == it->second)) {
+      diags_.error(s.type.loc,
+                   fmt::format("field '{}' of '{}' has shape {}, declared {}",
+                               s.name.name, model_.data.source,
+                               it->second.str(), shape->str()));
+      return;
+    }
+    if (!declare(s.name))
+      return;
+    Attrs a;
+    a.name = s.name.name;
+    a.shape = *shape;
+    a.k = static_cast<int64_t>(model_.data.fields.size());
+    ValueId v = model_.graph.add(Op::Input, {}, a, s.name.loc);
+    model_.data.fields.push_back({s.name.name, s.role, DType::F32, *shape, v});
+    scope_[s.name.name] = {Binding::Kind::Value, v, 0, s.name.loc};
+  }
+
+  void statement(const ast::ParamDecl &s) {
+    Shape shape;
+    if (s.shape) {
+      auto declared = declaredShape(*s.shape, /*allowBatch=*/false);
+      if (!declared)
+        return;
+      if (!s.shape->dtype.empty() && s.shape->dtype != "f32") {
+        diags_.error(s.shape->loc, "parameters are f32");
+        return;
+      }
+      shape = *declared;
+    }
+    auto init = initializer(s.init);
+    if (!init || !declare(s.name))
+      return;
+    ValueId v = addParam(s.name.name, shape, *init, s.name.loc);
+    scope_[s.name.name] = {Binding::Kind::Value, v, 0, s.name.loc};
+  }
+
+  void statement(const ast::SequenceDecl &s) {
+    if (!declare(s.name))
+      return;
+    Sequence seq{s.name.name, {}};
+    bool ok = true;
+    for (size_t i = 0; i < s.layers.size(); ++i) {
+      auto layer = makeLayer(s.layers[i], fmt::format("{}.{}.", s.name.name, i));
+      if (!layer) {
+        ok = false;
+        continue;
+      }
+      seq.layers.push_back(std::move(*layer));
+    }
+    if (!ok)
+      return;
+    sequences_.push_back(std::move(seq));
+    scope_[s.name.name] = {Binding::Kind::Sequence, kNoValue,
+                           sequences_.size() - 1, s.name.loc};
+  }
+
+  void statement(const ast::LetDecl &s) {
+    ValueId v = expr(s.value);
+    if (!declare(s.name))
+      return;
+    scope_[s.name.name] = {Binding::Kind::Value, v, 0, s.name.loc};
+  }
+
+  void statement(const ast::LossDecl &s) {
+    if (loss_ != kNoValue || lossLoc_.end) {
+      diags_.error(s.loc, "only one loss is allowed");
+      return;
+    }
+    lossLoc_ = s.loc;
+    ValueId v = expr(s.value);
+    if (v == kNoValue)
+      return;
+    if (model_.graph.shape(v).rank() != 0) {
+      diags_.error(locOf(s.value),
+                   fmt::format("the loss must be a scalar, this is {}",
+                               model_.graph.shape(v).str()));
+      diags_.note("reduce it with sum(...) or mean(...)");
+      return;
+    }
+    loss_ = v;
+  }
+
+  void statement(const ast::OptimizerDecl &s) {
+    if (seenOptimizer_) {
+      diags_.error(s.loc, "only one optimizer is allowed");
+      return;
+    }
+    seenOptimizer_ = true;
+    const ast::Call &c = s.config;
+    OptimizerSpec &o = model_.optimizer;
+    if (c.callee == "sgd") {
+      auto v = bindArgs(c.loc, "sgd", c.args,
+                        Signature{{{"lr", std::nullopt}, {"momentum", 0.0}}});
+      if (!v)
+        return;
+      o = {"sgd", (*v)[0], (*v)[1]};
+    } else if (c.callee == "rmsprop") {
+      auto v = bindArgs(c.loc, "rmsprop", c.args,
+                        Signature{{{"lr", 0.01}, {"alpha", 0.99}, {"eps", 1e-8}}});
+      if (!v)
+        return;
+      o = {"rmsprop", (*v)[0], 0.0, (*v)[1], (*v)[2]};
+    } else {
+      diags_.error(c.loc, fmt::format("unknown optimizer '{}'", c.callee));
+      suggest(c.callee, {"sgd", "rmsprop"});
+      return;
+    }
+    if (!(o.lr > 0) || !std::isfinite(o.lr))
+      diags_.error(argLoc(c, "lr", 0), "the learning rate must be positive");
+    if (o.momentum < 0 || o.momentum >= 1)
+      diags_.error(c.loc, "momentum must be in [0, 1)");
+    if (o.alpha < 0 || o.alpha >= 1)
+      diags_.error(c.loc, "alpha must be in [0, 1)");
+    if (!(o.eps > 0))
+      diags_.error(c.loc, "eps must be positive");
+  }
+
+  void statement(const ast::TrainDecl &s) {
+    if (seenTrain_) {
+      diags_.error(s.loc, "only one train statement is allowed");
+      return;
+    }
+    seenTrain_ = true;
+    auto v = bindArgs(s.loc, "train", s.settings,
+                      Signature{{{"steps", 1000.0},
+                                 {"report_every", 100.0},
+                                 {"seed", 0.0}}});
+    if (!v)
+      return;
+    auto whole = [&](double x, double lo, const char *what) {
+      if (x < lo || x > 1e15 || x != std::floor(x)) {
+        diags_.error(s.loc, fmt::format("{} must be a whole number >= {}", what, lo));
+        return false;
+      }
+      return true;
+    };
+    if (whole((*v)[0], 1, "steps"))
+      model_.train.steps = static_cast<int64_t>((*v)[0]);
+    if (whole((*v)[1], 1, "report_every"))
+      model_.train.reportEvery = static_cast<int64_t>((*v)[1]);
+    if (whole((*v)[2], 0, "seed"))
+      model_.train.seed = static_cast<uint64_t>((*v)[2]);
+  }
+
+  void statement(const ast::ReportDecl &s) {
+    if (!reports_.empty()) {
+      diags_.error(s.loc, "only one report line is allowed");
+      return;
+    }
+    reports_.push_back(s.text);
+  }
+
+  // Checks that need the whole file: the report (it may name parameters
+  // declared after it), and the statements every model needs.
+  void finish() {
+    if (!seenData_)
+      diags_.error({0, 0}, "no data declaration (e.g. `data sine(points = 2000)`)");
+    if (loss_ == kNoValue && !lossLoc_.end)
+      diags_.error({0, 0}, "no loss (e.g. `loss mse(y_pred, y)`)");
+    if (!seenOptimizer_)
+      diags_.error({0, 0}, "no optimizer (e.g. `optimizer sgd(lr = 1e-3)`)");
+    for (const auto &r : reports_)
+      reportLine(r);
+    if (loss_ != kNoValue)
+      model_.graph.outputs.push_back({"loss", loss_});
+    if (!diags_.hasErrors() && model_.params.empty())
+      diags_.error({0, 0}, "the model has no parameters to train");
+  }
+
+  // ---- names ---------------------------------------------------------------
+
+  bool declare(const ast::Ident &name) {
+    auto it = scope_.find(name.name);
+    if (it != scope_.end()) {
+      diags_.error(name.loc, fmt::format("'{}' is already defined", name.name));
+      diags_.note(it->second.loc, "first defined here");
+      return false;
+    }
+    if (name.name == "pi" || contains(kElementwise, name.name) ||
+        name.name == "sum" || name.name == "mean") {
+      diags_.error(name.loc, fmt::format("'{}' is a built-in name", name.name));
+      return false;
+    }
+    return true;
+  }
+
+  void suggest(std::string_view word, const std::vector<std::string> &names) {
+    std::string best = closestMatch(word, names);
+    if (!best.empty())
+      diags_.note(fmt::format("did you mean '{}'?", best));
+  }
+
+  std::vector<std::string> valueNames() const {
+    std::vector<std::string> names;
+    for (const auto &[n, b] : scope_)
+      if (b.kind == Binding::Kind::Value)
+        names.push_back(n);
+    names.push_back("pi");
+    return names;
+  }
+
+  // ---- shapes and parameters -------------------------------------------------
+
+  std::optional<Shape> declaredShape(const ast::TensorType &t, bool allowBatch) {
+    if (!t.dtype.empty() && t.dtype != "f32" && t.dtype != "i64") {
+      diags_.error(t.loc, fmt::format("unknown element type '{}'", t.dtype));
+      suggest(t.dtype, {"f32", "i64"});
+      return std::nullopt;
+    }
+    Shape s;
+    for (const auto &d : t.dims) {
+      if (d.symbol.empty()) {
+        if (d.size <= 0 || d.size > (int64_t(1) << 31)) {
+          diags_.error(d.loc, "a dimension must be between 1 and 2^31");
+          return std::nullopt;
+        }
+        s.dims.push_back(d.size);
+        continue;
+      }
+      if (!allowBatch) {
+        diags_.error(d.loc, "parameters cannot have the batch dimension");
+        return std::nullopt;
+      }
+      if (!batchName_.empty() && d.symbol != batchName_) {
+        diags_.error(d.loc, fmt::format("only one symbolic dimension is "
+                                        "supported, the batch '{}'",
+                                        batchName_));
+        return std::nullopt;
+      }
+      batchName_ = d.symbol;
+      s.dims.push_back(kBatch);
+    }
+    if (s.hasBatch() && std::count(s.dims.begin(), s.dims.end(), kBatch) > 1) {
+      diags_.error(t.loc, "the batch dimension may appear only once");
+      return std::nullopt;
+    }
+    return s;
+  }
+
+  ValueId addParam(const std::string &name, const Shape &shape, InitSpec init,
+                   ast::Loc loc) {
+    Attrs a;
+    a.name = name;
+    a.shape = shape;
+    a.k = static_cast<int64_t>(model_.params.size());
+    ValueId v = model_.graph.add(Op::Param, {}, a, loc);
+    model_.params.push_back({name, shape, init, v});
+    paramLocs_.push_back(loc);
+    return v;
+  }
+
+  std::optional<InitSpec> initializer(const ast::Expr &e) {
+    using K = InitSpec::Kind;
+    if (auto value = constValue(e, /*quiet=*/true))
+      return InitSpec{K::Constant, *value, 0};
+    const auto *fa = boost::get<boost::spirit::x3::forward_ast<ast::Call>>(&e);
+    if (!fa) {
+      diags_.error(locOf(e), "a parameter is initialised with a number or an "
+                             "initializer such as randn()");
+      return std::nullopt;
+    }
+    const ast::Call &c = fa->get();
+    auto bind = [&](Signature sig) { return bindArgs(c.loc, c.callee, c.args, sig); };
+    if (c.callee == "randn") {
+      if (!bind({}))
+        return std::nullopt;
+      return InitSpec{K::Normal, 0, 1};
+    }
+    if (c.callee == "rand") {
+      if (!bind({}))
+        return std::nullopt;
+      return InitSpec{K::Uniform, 0, 1};
+    }
+    if (c.callee == "zeros" || c.callee == "ones") {
+      if (!bind({}))
+        return std::nullopt;
+      return InitSpec{K::Constant, c.callee == "ones" ? 1.0 : 0.0, 0};
+    }
+    if (c.callee == "normal") {
+      auto v = bind({{{"mean", 0.0}, {"std", 1.0}}});
+      if (!v)
+        return std::nullopt;
+      if (!((*v)[1] >= 0)) {
+        diags_.error(c.loc, "std must not be negative");
+        return std::nullopt;
+      }
+      return InitSpec{K::Normal, (*v)[0], (*v)[1]};
+    }
+    if (c.callee == "uniform") {
+      auto v = bind({{{"low", std::nullopt}, {"high", std::nullopt}}});
+      if (!v)
+        return std::nullopt;
+      if (!((*v)[0] <= (*v)[1])) {
+        diags_.error(c.loc, "uniform needs low <= high");
+        return std::nullopt;
+      }
+      return InitSpec{K::Uniform, (*v)[0], (*v)[1]};
+    }
+    if (c.callee == "kaiming_uniform") {
+      auto v = bind({{{"fan_in", std::nullopt}}});
+      if (!v)
+        return std::nullopt;
+      if (!((*v)[0] >= 1)) {
+        diags_.error(c.loc, "fan_in must be at least 1");
+        return std::nullopt;
+      }
+      double bound = 1.0 / std::sqrt((*v)[0]);
+      return InitSpec{K::Uniform, -bound, bound};
+    }
+    diags_.error(c.loc, fmt::format("unknown initializer '{}'", c.callee));
+    suggest(c.callee, kInitializers);
+    return std::nullopt;
+  }
+
+  // ---- arguments -------------------------------------------------------------
+
+  ast::Loc argLoc(const ast::Call &c, std::string_view key, size_t position) {
+    for (size_t i = 0; i < c.args.size(); ++i)
+      if (c.args[i].key == key || (c.args[i].key.empty() && i == position))
+        return c.args[i].loc;
+    return c.loc;
+  }
+
+  /// Matches positional and keyword arguments to `sig`; every argument must
+  /// be a constant. Returns the values in signature order.
+  std::optional<std::vector<double>>
+  bindArgs(ast::Loc callLoc, std::string_view callee,
+           const std::vector<ast::Arg> &args, const Signature &sig) {
+    std::vector<std::optional<double>> values(sig.params.size());
+    std::vector<std::string> names;
+    for (const auto &p : sig.params)
+      names.push_back(p.name);
+    bool ok = true;
+    bool sawKeyword = false;
+    for (size_t i = 0; i < args.size(); ++i) {
+      const ast::Arg &a = args[i];
+      size_t slot = i;
+      if (!a.key.empty()) {
+        sawKeyword = true;
+        auto it = std::find(names.begin(), names.end(), a.key);
+        if (it == names.end()) {
+          diags_.error(a.loc, fmt::format("'{}' has no argument '{}'", callee, a.key));
+          suggest(a.key, names);
+          ok = false;
+          continue;
+        }
+        slot = static_cast<size_t>(it - names.begin());
+      } else if (sawKeyword) {
+        diags_.error(a.loc, "a positional argument cannot follow a named one");
+        ok = false;
+        continue;
+      } else if (slot >= sig.params.size()) {
+        diags_.error(a.loc, fmt::format("'{}' takes {} argument(s), got {}", callee,
+                                        sig.params.size(), args.size()));
+        return std::nullopt;
+      }
+      if (values[slot]) {
+        diags_.error(a.loc, fmt::format("argument '{}' given twice", names[slot]));
+        ok = false;
+        continue;
+      }
+      auto v = constValue(a.value, /*quiet=*/false);
+      if (!v) {
+        ok = false;
+        continue;
+      }
+      values[slot] = *v;
+    }
+    std::vector<double> out;
+    for (size_t i = 0; i < sig.params.size(); ++i) {
+      if (values[i]) {
+        out.push_back(*values[i]);
+      } else if (sig.params[i].defaultValue) {
+        out.push_back(*sig.params[i].defaultValue);
+      } else {
+        if (ok)
+          diags_.error(callLoc, fmt::format("'{}' needs the argument '{}'",
+                                            callee, sig.params[i].name));
+        ok = false;
+      }
+    }
+    if (!ok)
+      return std::nullopt;
+    return out;
+  }
+
+  // Evaluates constant expressions; see constValue.
+  struct Eval {
+    Sema &s;
+    bool quiet;
+    std::optional<double> operator()(const ast::Number &n) const { return n.value; }
+    std::optional<double> operator()(const ast::Ident &n) const {
+      if (n.name == "pi")
+        return kPi;
+      return bad(n.loc, fmt::format("'{}' is not a constant", n.name));
+    }
+    std::optional<double> operator()(const ast::Unary &n) const {
+      auto v = s.constValue(n.operand, quiet);
+      if (!v)
+        return std::nullopt;
+      return -*v;
+    }
+    std::optional<double> operator()(const ast::Paren &n) const {
+      return s.constValue(n.inner, quiet);
+    }
+    std::optional<double> operator()(const ast::Power &n) const {
+      auto a = s.constValue(n.base, quiet), b = s.constValue(n.exponent, quiet);
+      if (!a || !b)
+        return std::nullopt;
+      return std::pow(*a, *b);
+    }
+    std::optional<double> operator()(const ast::Chain &n) const {
+      auto acc = s.constValue(n.first, quiet);
+      for (const auto &l : n.rest) {
+        auto v = s.constValue(l.operand, quiet);
+        if (!acc || !v)
+          return std::nullopt;
+        switch (l.op) {
+        case '+': *acc += *v; break;
+        case '-': *acc -= *v; break;
+        case '*': *acc *= *v; break;
+        default: *acc /= *v; break;
+        }
+      }
+      return acc;
+    }
+    std::optional<double> operator()(const ast::Call &n) const {
+      return bad(n.loc, "expected a constant here, not a call");
+    }
+    std::optional<double> operator()(const ast::Pipe &n) const {
+      return bad(n.loc, "expected a constant here");
+    }
+    template <typename T>
+    std::optional<double> operator()(const boost::spirit::x3::forward_ast<T> &n) const {
+      return (*this)(n.get());
+    }
+    std::optional<double> bad(ast::Loc loc, std::string msg) const {
+      if (!quiet)
+        s.diags_.error(loc, msg);
+      return std::nullopt;
+    }
+  };
+
+  /// The value of a constant expression: numbers, `pi`, + - * / ^ of those.
+  std::optional<double> constValue(const ast::Expr &e, bool quiet) {
+    auto v = boost::apply_visitor(Eval{*this, quiet}, e);
+    if (v && !std::isfinite(*v)) {
+      if (!quiet)
+        diags_.error(locOf(e), "this constant is not finite");
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  // ---- expressions -----------------------------------------------------------
+
+  /// Adds a node after checking its shape rule; reports a failure at `loc`.
+  ValueId node(Op op, std::vector<ValueId> in, Attrs attrs, ast::Loc loc) {
+    for (ValueId v : in)
+      if (v == kNoValue)
+        return kNoValue;
+    std::vector<const Shape *> shapes;
+    for (ValueId v : in)
+      shapes.push_back(&model_.graph.shape(v));
+    ShapeResult r = inferShape(op, shapes, attrs);
+    if (!r.error.empty()) {
+      diags_.error(loc, r.error);
+      return kNoValue;
+    }
+    return model_.graph.add(op, std::move(in), std::move(attrs), loc);
+  }
+
+  ValueId expr(const ast::Expr &e) {
+    return boost::apply_visitor([&](const auto &n) { return lower(n); }, e);
+  }
+
+  template <typename T>
+  ValueId lower(const boost::spirit::x3::forward_ast<T> &n) {
+    return lower(n.get());
+  }
+
+  ValueId lower(const ast::Number &n) { return model_.graph.constant(n.value, n.loc); }
+
+  ValueId lower(const ast::Ident &n) {
+    if (n.name == "pi")
+      return model_.graph.constant(kPi, n.loc);
+    auto it = scope_.find(n.name);
+    if (it == scope_.end()) {
+      diags_.error(n.loc, fmt::format("unknown name '{}'", n.name));
+      suggest(n.name, valueNames());
+      return kNoValue;
+    }
+    if (it->second.kind == Binding::Kind::Sequence) {
+      diags_.error(n.loc, fmt::format("'{}' is a sequence of layers; apply it "
+                                      "with `x -> {}`",
+                                      n.name, n.name));
+      return kNoValue;
+    }
+    return it->second.value;
+  }
+
+  ValueId lower(const ast::Paren &n) { return expr(n.inner); }
+
+  ValueId lower(const ast::Unary &n) {
+    ValueId v = expr(n.operand);
+    return node(Op::Neg, {v}, {}, n.loc);
+  }
+
+  ValueId lower(const ast::Power &n) {
+    ValueId base = expr(n.base);
+    auto k = constValue(n.exponent, /*quiet=*/true);
+    if (!k || *k != std::floor(*k) || std::abs(*k) > 64) {
+      diags_.error(locOf(n.exponent), "the exponent must be an integer constant "
+                                      "between -64 and 64");
+      return kNoValue;
+    }
+    Attrs a;
+    a.k = static_cast<int64_t>(*k);
+    return node(Op::PowI, {base}, a, n.loc);
+  }
+
+  ValueId lower(const ast::Chain &n) {
+    ValueId acc = expr(n.first);
+    uint32_t begin = n.loc.begin;
+    for (const auto &l : n.rest) {
+      ValueId rhs = expr(l.operand);
+      Op op = l.op == '+' ? Op::Add : l.op == '-' ? Op::Sub : l.op == '*' ? Op::Mul : Op::Div;
+      ast::Loc loc{begin, locOf(l.operand).end};
+      acc = node(op, {acc, rhs}, {}, loc);
+    }
+    return acc;
+  }
+
+  ValueId lower(const ast::Call &c) {
+    if (contains(kElementwise, c.callee)) {
+      auto args = positionalValues(c, 1);
+      if (!args)
+        return kNoValue;
+      return node(elementwiseOp(c.callee), {(*args)[0]}, {}, c.loc);
+    }
+    if (c.callee == "sum" || c.callee == "mean") {
+      auto args = positionalValues(c, 1);
+      if (!args)
+        return kNoValue;
+      return c.callee == "sum" ? node(Op::Sum, {(*args)[0]}, {}, c.loc)
+                               : mean((*args)[0], c.loc);
+    }
+    if (c.callee == "stack") {
+      std::vector<ValueId> in;
+      for (const auto &a : c.args) {
+        if (!a.key.empty()) {
+          diags_.error(a.loc, "stack takes tensors only");
+          return kNoValue;
+        }
+        in.push_back(expr(a.value));
+      }
+      if (in.empty()) {
+        diags_.error(c.loc, "stack needs at least one tensor");
+        return kNoValue;
+      }
+      return node(Op::Stack, in, {}, c.loc);
+    }
+    if (c.callee == "mse" || c.callee == "l1")
+      return builtinLoss(c);
+    if (c.callee == "flatten") {
+      ValueId x = c.args.empty() ? kNoValue : expr(c.args[0].value);
+      std::vector<ast::Arg> rest(c.args.begin() + (c.args.empty() ? 0 : 1), c.args.end());
+      if (c.args.empty() || !c.args[0].key.empty()) {
+        diags_.error(c.loc, "flatten(x, start = 0, end = -1) needs a tensor first");
+        return kNoValue;
+      }
+      auto v = bindArgs(c.loc, "flatten", rest, Signature{{{"start", 0.0}, {"end", -1.0}}});
+      if (!v)
+        return kNoValue;
+      return flatten(x, (*v)[0], (*v)[1], c.loc);
+    }
+    if (contains(kLayers, c.callee)) {
+      diags_.error(c.loc, fmt::format("'{}' is a layer; apply it with `x -> {}(...)`",
+                                      c.callee, c.callee));
+      return kNoValue;
+    }
+    if (contains(kInitializers, c.callee)) {
+      diags_.error(c.loc, fmt::format("'{}' initialises a parameter: `param w = {}()`",
+                                      c.callee, c.callee));
+      return kNoValue;
+    }
+    diags_.error(c.loc, fmt::format("unknown function '{}'", c.callee));
+    std::vector<std::string> names = kElementwise;
+    names.insert(names.end(), {"sum", "mean", "stack", "mse", "l1", "flatten"});
+    suggest(c.callee, names);
+    return kNoValue;
+  }
+
+  ValueId lower(const ast::Pipe &p) {
+    ValueId v = expr(p.input);
+    for (const auto &ref : p.layers) {
+      auto it = scope_.find(ref.name);
+      if (it != scope_.end() && it->second.kind == Binding::Kind::Sequence) {
+        if (!ref.args.empty()) {
+          diags_.error(ref.loc, "a sequence takes no arguments");
+          return kNoValue;
+        }
+        for (const Layer &l : sequences_[it->second.sequence].layers)
+          v = applyLayer(l, v, ref.loc);
+        continue;
+      }
+      auto layer = makeLayer(ref, fmt::format("{}.", unnamedIndex_));
+      ++unnamedIndex_;
+      if (!layer)
+        return kNoValue;
+      v = applyLayer(*layer, v, ref.loc);
+    }
+    return v;
+  }
+
+  std::optional<std::vector<ValueId>> positionalValues(const ast::Call &c,
+                                                       size_t count) {
+    if (c.args.size() != count) {
+      diags_.error(c.loc, fmt::format("'{}' takes {} argument(s), got {}",
+                                      c.callee, count, c.args.size()));
+      return std::nullopt;
+    }
+    std::vector<ValueId> out;
+    for (const auto &a : c.args) {
+      if (!a.key.empty()) {
+        diags_.error(a.loc, fmt::format("'{}' takes no named arguments", c.callee));
+        return std::nullopt;
+      }
+      out.push_back(expr(a.value));
+    }
+    for (ValueId v : out)
+      if (v == kNoValue)
+        return std::nullopt;
+    return out;
+  }
+
+  /// mean(x) = sum(x) / numel, where numel may be a multiple of N.
+  ValueId mean(ValueId x, ast::Loc loc) {
+    if (x == kNoValue)
+      return kNoValue;
+    const Shape &s = model_.graph.shape(x);
+    Graph &g = model_.graph;
+    ValueId count = g.constant(static_cast<double>(s.constNumel()), loc);
+    if (s.hasBatch())
+      count = g.binary(Op::Mul, count, g.add(Op::BatchSize, {}, {}, loc), loc);
+    return g.binary(Op::Div, g.unary(Op::Sum, x, loc), count, loc);
+  }
+
+  ValueId builtinLoss(const ast::Call &c) {
+    std::vector<ast::Arg> tensors, options;
+    for (const auto &a : c.args)
+      (a.key.empty() && tensors.size() < 2 ? tensors : options).push_back(a);
+    if (tensors.size() != 2) {
+      diags_.error(c.loc, fmt::format("{}(prediction, target, reduction = mean) "
+                                      "needs two tensors",
+                                      c.callee));
+      return kNoValue;
+    }
+    std::string reduction = "mean";
+    for (const auto &o : options) {
+      const auto *id = boost::get<ast::Ident>(&o.value);
+      if (o.key != "reduction" || !id || (id->name != "mean" && id->name != "sum")) {
+        diags_.error(o.loc, "expected `reduction = mean` or `reduction = sum`");
+        return kNoValue;
+      }
+      reduction = id->name;
+    }
+    ValueId p = expr(tensors[0].value), t = expr(tensors[1].value);
+    if (p == kNoValue || t == kNoValue)
+      return kNoValue;
+    if (!(model_.graph.shape(p) == model_.graph.shape(t))) {
+      diags_.error(c.loc, fmt::format("{} compares a prediction of shape {} with a "
+                                      "target of shape {}; they must match",
+                                      c.callee, model_.graph.shape(p).str(),
+                                      model_.graph.shape(t).str()));
+      return kNoValue;
+    }
+    Graph &g = model_.graph;
+    ValueId diff = g.binary(Op::Sub, p, t, c.loc);
+    ValueId err;
+    if (c.callee == "mse") {
+      Attrs two;
+      two.k = 2;
+      err = g.add(Op::PowI, {diff}, two, c.loc);
+    } else {
+      err = g.unary(Op::Abs, diff, c.loc);
+    }
+    return reduction == "sum" ? g.unary(Op::Sum, err, c.loc) : mean(err, c.loc);
+  }
+
+  // ---- layers ----------------------------------------------------------------
+
+  std::optional<Layer> makeLayer(const ast::LayerRef &ref, const std::string &prefix) {
+    Layer layer{ref.name, {}, {}, ref.loc};
+    if (ref.name == "linear") {
+      auto v = bindArgs(ref.loc, "linear", ref.args,
+                        Signature{{{"in", std::nullopt}, {"out", std::nullopt}, {"bias", 1.0}}});
+      if (!v)
+        return std::nullopt;
+      double in = (*v)[0], out = (*v)[1];
+      for (double d : {in, out})
+        if (d < 1 || d > (1 << 24) || d != std::floor(d)) {
+          diags_.error(ref.loc, "linear(in, out) needs whole numbers from 1 to 2^24");
+          return std::nullopt;
+        }
+      layer.args = *v;
+      // PyTorch's default: kaiming_uniform(a = sqrt(5)) on the weight and the
+      // same bound, 1/sqrt(fan_in), for the bias.
+      double bound = 1.0 / std::sqrt(in);
+      InitSpec init{InitSpec::Kind::Uniform, -bound, bound};
+      auto i = static_cast<int64_t>(in), o = static_cast<int64_t>(out);
+      layer.params.push_back(addParam(prefix + "weight", Shape{{o, i}}, init, ref.loc));
+      if ((*v)[2] != 0)
+        layer.params.push_back(addParam(prefix + "bias", Shape{{o}}, init, ref.loc));
+      return layer;
+    }
+    if (ref.name == "flatten") {
+      auto v = bindArgs(ref.loc, "flatten", ref.args,
+                        Signature{{{"start", 1.0}, {"end", -1.0}}});
+      if (!v)
+        return std::nullopt;
+      layer.args = *v;
+      return layer;
+    }
+    if (contains(kActivationLayers, ref.name)) {
+      if (!bindArgs(ref.loc, ref.name, ref.args, Signature{}))
+        return std::nullopt;
+      return layer;
+    }
+    diags_.error(ref.loc, fmt::format("unknown layer '{}'", ref.name));
+    std::vector<std::string> names = kLayers;
+    for (const auto &[n, b] : scope_)
+      if (b.kind == Binding::Kind::Sequence)
+        names.push_back(n);
+    suggest(ref.name, names);
+    return std::nullopt;
+  }
+
+  ValueId applyLayer(const Layer &l, ValueId x, ast::Loc loc) {
+    if (x == kNoValue)
+      return kNoValue;
+    Graph &g = model_.graph;
+    if (l.kind == "linear") {
+      const Shape &s = g.shape(x);
+      auto in = static_cast<int64_t>(l.args[0]);
+      if (s.rank() == 0 || s.dims.back() != in) {
+        diags_.error(loc, fmt::format("linear({}, {}) expects inputs whose last "
+                                      "dimension is {}, got {}",
+                                      l.args[0], l.args[1], in, s.str()));
+        return kNoValue;
+      }
+      if (s.rank() > 2) {
+        diags_.error(loc, fmt::format("linear takes 1-d or 2-d inputs, got {}; "
+                                      "flatten first",
+                                      s.str()));
+        return kNoValue;
+      }
+      ValueId y;
+      Attrs nt;
+      nt.transB = true;
+      if (s.rank() == 1) {
+        // x [in] -> [1, in] · W^T -> [1, out] -> [out]
+        Attrs row;
+        row.shape = Shape{{1, in}};
+        ValueId x2 = node(Op::Reshape, {x}, row, loc);
+        ValueId y2 = node(Op::MatMul, {x2, l.params[0]}, nt, loc);
+        Attrs flat;
+        flat.shape = Shape{{static_cast<int64_t>(l.args[1])}};
+        y = node(Op::Reshape, {y2}, flat, loc);
+      } else {
+        y = node(Op::MatMul, {x, l.params[0]}, nt, loc);
+      }
+      if (l.params.size() > 1)
+        y = node(Op::Add, {y, l.params[1]}, {}, loc);
+      return y;
+    }
+    if (l.kind == "flatten")
+      return flatten(x, l.args[0], l.args[1], loc);
+    return node(elementwiseOp(l.kind), {x}, {}, loc);
+  }
+
+  /// torch.flatten semantics: merges dims start..end (negative counts from
+  /// the end; a 0-d tensor becomes [1]).
+  ValueId flatten(ValueId x, double startArg, double endArg, ast::Loc loc) {
+    if (x == kNoValue)
+      return kNoValue;
+    Shape s = model_.graph.shape(x);
+    if (s.rank() == 0)
+      s.dims.push_back(1);
+    auto rank = static_cast<int64_t>(s.rank());
+    auto norm = [&](double d) { return static_cast<int64_t>(d < 0 ? d + rank : d); };
+    int64_t start = norm(startArg), end = norm(endArg);
+    if (startArg != std::floor(startArg) || endArg != std::floor(endArg) ||
+        start < 0 || start >= rank || end < 0 || end >= rank || start > end) {
+      diags_.error(loc, fmt::format("flatten({}, {}) is out of range for a tensor "
+                                    "of shape {}",
+                                    startArg, endArg, model_.graph.shape(x).str()));
+      return kNoValue;
+    }
+    Shape out;
+    int64_t merged = 1;
+    bool batch = false;
+    for (int64_t i = 0; i < rank; ++i) {
+      int64_t d = s.dims[static_cast<size_t>(i)];
+      if (i < start || i > end) {
+        out.dims.push_back(d);
+        continue;
+      }
+      if (d == kBatch)
+        batch = true;
+      else
+        merged *= d;
+      if (i == end) {
+        if (batch && merged != 1) {
+          diags_.error(loc, fmt::format("flatten({}, {}) would merge the batch "
+                                        "dimension of {} with others",
+                                        startArg, endArg, s.str()));
+          return kNoValue;
+        }
+        out.dims.push_back(batch ? kBatch : merged);
+      }
+    }
+    Attrs a;
+    a.shape = out;
+    return node(Op::Reshape, {x}, a, loc);
+  }
+
+  // ---- report ----------------------------------------------------------------
+
+  void reportLine(const ast::StringLit &s) {
+    const std::string &t = s.text;
+    size_t i = 0;
+    std::string text;
+    auto at = [&](size_t from, size_t to) {
+      // +1: the opening quote
+      return ast::Loc{static_cast<uint32_t>(s.loc.begin + 1 + from),
+                      static_cast<uint32_t>(s.loc.begin + 1 + to)};
+    };
+    while (i < t.size()) {
+      if (t[i] != '{') {
+        text += t[i++];
+        continue;
+      }
+      size_t close = t.find('}', i);
+      if (close == std::string::npos) {
+        diags_.error(at(i, i + 1), "unclosed '{' in the report line");
+        return;
+      }
+      if (!text.empty())
+        model_.report.push_back({text, -1, 0});
+      text.clear();
+      auto piece = placeholder(t.substr(i + 1, close - i - 1), at(i, close + 1));
+      if (piece)
+        model_.report.push_back(*piece);
+      i = close + 1;
+    }
+    if (!text.empty())
+      model_.report.push_back({text, -1, 0});
+  }
+
+  /// `{a}` or `{0.weight[0, 2]}`: one element of a parameter.
+  std::optional<ReportPiece> placeholder(std::string inside, ast::Loc loc) {
+    std::string name = inside;
+    std::vector<int64_t> index;
+    size_t bracket = inside.find('[');
+    if (bracket != std::string::npos) {
+      name = inside.substr(0, bracket);
+      size_t close = inside.find(']', bracket);
+      if (close == std::string::npos || close + 1 != inside.size()) {
+        diags_.error(loc, "expected {name} or {name[i, j]}");
+        return std::nullopt;
+      }
+      std::string list = inside.substr(bracket + 1, close - bracket - 1);
+      size_t pos = 0;
+      while (pos <= list.size()) {
+        size_t comma = list.find(',', pos);
+        std::string item = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        item.erase(0, item.find_first_not_of(' '));
+        item.erase(item.find_last_not_of(' ') + 1);
+        if (item.empty() || item.size() > 12 ||
+            item.find_first_not_of("0123456789") != std::string::npos) {
+          diags_.error(loc, "indices in a report placeholder are whole numbers");
+          return std::nullopt;
+        }
+        index.push_back(std::stoll(item));
+        if (comma == std::string::npos)
+          break;
+        pos = comma + 1;
+      }
+    }
+    name.erase(0, name.find_first_not_of(' '));
+    name.erase(name.find_last_not_of(' ') + 1);
+    for (size_t p = 0; p < model_.params.size(); ++p) {
+      const ParamSpec &spec = model_.params[p];
+      if (spec.name != name)
+        continue;
+      if (index.size() != spec.shape.rank()) {
+        diags_.error(loc, fmt::format("'{}' has shape {}; give {} index(es) to "
+                                      "pick one number",
+                                      name, spec.shape.str(), spec.shape.rank()));
+        return std::nullopt;
+      }
+      int64_t flat = 0;
+      for (size_t d = 0; d < index.size(); ++d) {
+        if (index[d] >= spec.shape.dims[d]) {
+          diags_.error(loc, fmt::format("index {} is out of range for '{}' of "
+                                        "shape {}",
+                                        index[d], name, spec.shape.str()));
+          return std::nullopt;
+        }
+        flat = flat * spec.shape.dims[d] + index[d];
+      }
+      return ReportPiece{{}, static_cast<int>(p), flat};
+    }
+    std::vector<std::string> names;
+    for (const auto &spec : model_.params)
+      names.push_back(spec.name);
+    diags_.error(loc, fmt::format("the report names '{}', which is not a parameter", name));
+    suggest(name, names);
+    return std::nullopt;
+  }
+
+  DiagnosticEngine &diags_;
+  Model model_;
+  std::map<std::string, Binding> scope_;
+  std::map<std::string, Shape> available_; ///< fields the data source offers
+  std::vector<Sequence> sequences_;
+  std::vector<ast::Loc> paramLocs_;
+  std::vector<ast::StringLit> reports_;
+  std::string batchName_;
+  size_t unnamedIndex_ = 0;
+  ValueId loss_ = kNoValue;
+  ast::Loc lossLoc_;
+  ast::Loc dataLoc_;
+  bool seenData_ = false;
+  bool seenOptimizer_ = false;
+  bool seenTrain_ = false;
+};
+
+} // namespace
+
+std::optional<Model> checkProgram(const ast::Program &program,
+                                  std::string modelName,
+                                  DiagnosticEngine &diags) {
+  return Sema(std::move(modelName), diags).run(program);
+}
+
+} // namespace netc

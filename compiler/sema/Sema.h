@@ -1,0 +1,25 @@
+// Sema.h - semantic analysis: checks a parsed program and builds its forward
+// graph.
+//
+// Resolves names, checks layer and function arity and arguments, infers every
+// shape (with the op shape rules of the graph IR, so shapes are checked
+// exactly once) and reports each user error at its location. It goes on
+// after an error, so one run reports all of them. Checking and graph building
+// are one walk: an expression that type-checks has just been added to the
+// graph.
+#pragma once
+
+#include "compiler/sema/Model.h"
+#include "dsl/Ast.h"
+#include "dsl/Diagnostics.h"
+
+#include <optional>
+
+namespace netc {
+
+/// The checked model, or nullopt if any error was reported.
+std::optional<Model> checkProgram(const ast::Program &program,
+                                  std::string modelName,
+                                  DiagnosticEngine &diags);
+
+} // namespace netc
