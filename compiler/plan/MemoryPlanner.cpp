@@ -1,0 +1,168 @@
+// MemoryPlanner.cpp - liveness over kernels, then first-fit offsets.
+#include "compiler/plan/MemoryPlanner.h"
+#include "compiler/graph/Printer.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cassert>
+#include <ostream>
+
+namespace netc {
+
+namespace {
+
+constexpr int64_t kAlign = 64;
+int64_t alignUp(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
+
+/// First-fit offset for a buffer of `size` that must not overlap any of
+/// `busy` (offset, size) ranges.
+int64_t firstFit(std::vector<std::pair<int64_t, int64_t>> busy, int64_t size) {
+  std::sort(busy.begin(), busy.end());
+  int64_t offset = 0;
+  for (auto [o, s] : busy) {
+    if (o >= offset + size)
+      break;
+    offset = std::max(offset, alignUp(o + s, kAlign));
+  }
+  return offset;
+}
+
+} // namespace
+
+PersistentLayout layoutPersistent(const Model &model,
+                                  const std::vector<StateSpec> &states) {
+  PersistentLayout layout;
+  int64_t offset = 0;
+  auto place = [&](const std::string &name, const Shape &shape) {
+    PersistentLayout::Entry e{name, shape, offset};
+    offset += alignUp(shape.constNumel(), kAlign / 4);
+    return e;
+  };
+  for (const auto &p : model.params)
+    layout.params.push_back(place(p.name, p.shape));
+  for (const auto &s : states)
+    layout.states.push_back(place(s.name, s.shape));
+  layout.totalFloats = offset;
+  return layout;
+}
+
+MemoryPlan planMemory(const Graph &g, const Schedule &s,
+                      const PersistentLayout &persistent) {
+  MemoryPlan plan;
+  plan.buffers.resize(g.size());
+  // Lifetimes in kernel order.
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (!s.materialized[i])
+      continue;
+    Buffer &b = plan.buffers[i];
+    b.firstKernel = b.lastKernel = s.kernelOf[i];
+  }
+  for (size_t i = 0; i < g.size(); ++i)
+    for (ValueId v : g.node(static_cast<ValueId>(i)).inputs)
+      if (s.materialized[static_cast<size_t>(v)])
+        plan.buffers[static_cast<size_t>(v)].lastKernel =
+            std::max(plan.buffers[static_cast<size_t>(v)].lastKernel, s.kernelOf[i]);
+  for (const auto &o : g.outputs)
+    if (s.materialized[static_cast<size_t>(o.value)])
+      plan.buffers[static_cast<size_t>(o.value)].lastKernel = static_cast<int>(s.kernels.size());
+  // A reshape aliases its operand, which must then live as long as it.
+  for (size_t i = g.size(); i-- > 0;) {
+    const Node &n = g.node(static_cast<ValueId>(i));
+    if (n.op != Op::Reshape)
+      continue;
+    Buffer &src = plan.buffers[static_cast<size_t>(n.inputs[0])];
+    src.lastKernel = std::max(src.lastKernel, plan.buffers[i].lastKernel);
+  }
+
+  struct Placed {
+    int64_t offset, size;
+    int first, last;
+  };
+  std::vector<Placed> fixed, batch;
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (!s.materialized[i])
+      continue;
+    const Node &n = g.node(static_cast<ValueId>(i));
+    Buffer &b = plan.buffers[i];
+    switch (n.op) {
+    case Op::Param:
+      b.region = Buffer::Region::Persistent;
+      b.offset = persistent.params[static_cast<size_t>(n.attrs.k)].offset;
+      continue;
+    case Op::State:
+      b.region = Buffer::Region::Persistent;
+      b.offset = persistent.states[static_cast<size_t>(n.attrs.k)].offset;
+      continue;
+    case Op::Input:
+      b.region = Buffer::Region::Input;
+      b.offset = n.attrs.k;
+      continue;
+    case Op::Reshape: {
+      ValueId src = n.inputs[0];
+      while (g.node(src).op == Op::Reshape)
+        src = g.node(src).inputs[0];
+      b = plan.buffers[static_cast<size_t>(src)];
+      b.aliasOf = src;
+      continue;
+    }
+    default:
+      break;
+    }
+    bool perBatch = n.shape.hasBatch();
+    b.region = perBatch ? Buffer::Region::Batch : Buffer::Region::Fixed;
+    b.bytes = alignUp(n.shape.constNumel() * 4, perBatch ? 4 : kAlign);
+    auto &placed = perBatch ? batch : fixed;
+    std::vector<std::pair<int64_t, int64_t>> busy;
+    for (const Placed &p : placed)
+      if (!(p.last < b.firstKernel || p.first > b.lastKernel))
+        busy.push_back({p.offset, p.size});
+    b.offset = firstFit(std::move(busy), b.bytes);
+    placed.push_back({b.offset, b.bytes, b.firstKernel, b.lastKernel});
+    int64_t &top = perBatch ? plan.batchBytesPerN : plan.fixedBytes;
+    top = std::max(top, b.offset + b.bytes);
+  }
+  plan.fixedBytes = alignUp(plan.fixedBytes, kAlign);
+  return plan;
+}
+
+void printPlan(const Graph &g, const Schedule &s, const MemoryPlan &plan,
+               const PersistentLayout &persistent, std::string_view name,
+               std::ostream &out) {
+  out << "plan " << name << " {\n";
+  for (size_t i = 0; i < g.size(); ++i) {
+    const Buffer &b = plan.buffers[i];
+    if (b.region == Buffer::Region::None)
+      continue;
+    std::string where;
+    switch (b.region) {
+    case Buffer::Region::Persistent:
+      where = fmt::format("persistent +{}f", b.offset);
+      break;
+    case Buffer::Region::Input:
+      where = fmt::format("input #{}", b.offset);
+      break;
+    case Buffer::Region::Fixed:
+      where = fmt::format("scratch +{} ({} B)", b.offset, b.bytes);
+      break;
+    case Buffer::Region::Batch:
+      where = fmt::format("scratch batch +{}*Npad ({}*Npad B)", b.offset, b.bytes);
+      break;
+    default:
+      break;
+    }
+    if (b.aliasOf != kNoValue)
+      where += fmt::format(", alias of %{}", b.aliasOf);
+    out << fmt::format("  %{} {}{}: {}, kernels {}..{}\n", i,
+                       dtypeName(g.node(static_cast<ValueId>(i)).dtype),
+                       g.shape(static_cast<ValueId>(i)).str(), where,
+                       b.firstKernel, b.lastKernel);
+  }
+  out << fmt::format("  persistent: {} floats ({} B)\n", persistent.totalFloats,
+                     persistent.totalFloats * 4);
+  out << fmt::format("  scratch peak: {} B + {} B * Npad\n", plan.fixedBytes,
+                     plan.batchBytesPerN);
+  out << "}\n";
+}
+
+} // namespace netc

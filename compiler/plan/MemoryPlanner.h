@@ -1,0 +1,67 @@
+// MemoryPlanner.h - where every materialized value of an entry point lives.
+//
+// Three kinds of memory, all allocated by the runtime:
+//  - the persistent block (parameters, then optimizer state), f32, laid out
+//    once per model and shared by every entry point;
+//  - the inputs, one pointer each, fed by the runtime;
+//  - the scratch arena, in two regions: values whose size does not depend
+//    on the batch (offsets in bytes), and values proportional to it (offsets
+//    in bytes per padded batch element: the byte offset is offset * Npad,
+//    Npad = N rounded up to 16, so every buffer stays 64-byte aligned).
+// Scratch buffers whose lifetimes (in kernel order) do not overlap share
+// memory; reshapes alias their operand.
+#pragma once
+
+#include "compiler/sema/Model.h"
+#include "compiler/transforms/Fuse.h"
+#include "compiler/transforms/Optimizers.h"
+
+#include <iosfwd>
+#include <map>
+#include <string>
+
+namespace netc {
+
+/// Offsets (in floats, 64-byte aligned) of the persistent tensors.
+struct PersistentLayout {
+  struct Entry {
+    std::string name;
+    Shape shape;
+    int64_t offset = 0;
+  };
+  std::vector<Entry> params;
+  std::vector<Entry> states;
+  int64_t totalFloats = 0;
+};
+PersistentLayout layoutPersistent(const Model &model,
+                                  const std::vector<StateSpec> &states);
+
+struct Buffer {
+  enum class Region { None, Persistent, Input, Fixed, Batch };
+  Region region = Region::None;
+  int64_t offset = 0; ///< floats (Persistent), index (Input), bytes (Fixed),
+                      ///< bytes per padded N (Batch)
+  int64_t bytes = 0;  ///< Fixed: bytes; Batch: bytes per padded N
+  int firstKernel = -1, lastKernel = -1;
+  ValueId aliasOf = kNoValue; ///< a reshape's operand
+};
+
+struct MemoryPlan {
+  std::vector<Buffer> buffers; ///< per node; Region::None if not in memory
+  int64_t fixedBytes = 0;
+  int64_t batchBytesPerN = 0;
+};
+
+/// Plans `graph`'s memory given its schedule and the persistent layout.
+MemoryPlan planMemory(const Graph &graph, const Schedule &schedule,
+                      const PersistentLayout &persistent);
+
+/// `--emit=plan`: every buffer, its lifetime and the peak.
+void printPlan(const Graph &graph, const Schedule &schedule,
+               const MemoryPlan &plan, const PersistentLayout &persistent,
+               std::string_view name, std::ostream &out);
+
+/// Padded batch: N rounded up to a multiple of 16.
+constexpr int64_t padBatch(int64_t n) { return (n + 15) / 16 * 16; }
+
+} // namespace netc

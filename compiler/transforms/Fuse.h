@@ -1,0 +1,45 @@
+// Fuse.h - groups graph nodes into kernels: the units codegen emits.
+#pragma once
+
+#include "compiler/graph/Graph.h"
+
+#include <iosfwd>
+#include <vector>
+
+namespace netc {
+
+struct Kernel {
+  enum class Kind {
+    Loop,   ///< one loop nest over `domain`: elementwise ops, broadcasts,
+            ///< reductions of domain-shaped values, assigns
+    MatMul, ///< one matrix product
+    Stack,  ///< one stack
+    Slice,  ///< one slice
+    View,   ///< a reshape: no code, its result aliases its operand
+  };
+  Kind kind = Kind::Loop;
+  Shape domain;               ///< Loop only
+  std::vector<ValueId> nodes; ///< in graph order
+};
+
+/// The kernels of a graph, in execution order, and which values live in
+/// memory (the rest stay in registers inside their loop).
+struct Schedule {
+  std::vector<Kernel> kernels;
+  std::vector<int> kernelOf;      ///< per node; -1 for inline leaves
+  std::vector<bool> materialized; ///< per node
+};
+
+/// Greedy fusion in graph order. A node joins the latest loop kernel of its
+/// domain when all its operands are already computed there (reduction
+/// results excepted: they are complete only after the loop) or in earlier
+/// kernels; otherwise it starts a kernel. An Assign joins the kernel
+/// computing its value when nothing after that kernel reads the old value.
+/// Const, HParam and BatchSize are computed inline where used.
+Schedule fuse(const Graph &graph);
+
+/// `--emit=opt`: the graph grouped by kernel.
+void printSchedule(const Graph &graph, const Schedule &schedule,
+                   std::string_view name, std::ostream &out);
+
+} // namespace netc

@@ -1,0 +1,81 @@
+// Pipeline.cpp - runs the middle-end stages in order, dumping after any.
+#include "compiler/transforms/Pipeline.h"
+#include "compiler/graph/Printer.h"
+#include "compiler/graph/Verifier.h"
+#include "compiler/transforms/Autodiff.h"
+#include "compiler/transforms/Simplify.h"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <iostream>
+
+namespace netc {
+
+namespace {
+
+// A malformed graph is a compiler bug: stop before it becomes bad code.
+void verifyOrDie(const Graph &g, std::string_view stage) {
+  std::string problem = verifyGraph(g);
+  if (problem.empty())
+    return;
+  std::cerr << fmt::format("netc: internal error: invalid graph after {}: {}\n",
+                           stage, problem);
+  std::abort();
+}
+
+EntryPoint finish(std::string name, const Graph &graph,
+                  const PersistentLayout &persistent) {
+  EntryPoint e{std::move(name), simplify(graph), {}, {}};
+  verifyOrDie(e.graph, "simplify");
+  e.schedule = fuse(e.graph);
+  e.plan = planMemory(e.graph, e.schedule, persistent);
+  return e;
+}
+
+} // namespace
+
+std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter,
+                                         std::ostream &out) {
+  verifyOrDie(model.graph, "sema");
+  if (stopAfter == Stage::Graph) {
+    printGraph(model.graph, "forward", out);
+    return std::nullopt;
+  }
+
+  Graph train = model.graph;
+  std::vector<ValueId> params;
+  for (const auto &p : model.params)
+    params.push_back(p.value);
+  std::vector<ValueId> grads = differentiate(train, train.output("loss"), params);
+  verifyOrDie(train, "autodiff");
+  if (stopAfter == Stage::Grad) {
+    for (size_t i = 0; i < grads.size(); ++i)
+      train.outputs.push_back({"grad(" + model.params[i].name + ")", grads[i]});
+    printGraph(train, "train_step", out);
+    return std::nullopt;
+  }
+
+  std::vector<StateSpec> states = addOptimizerUpdates(train, model, grads);
+  verifyOrDie(train, "optimizer");
+  if (stopAfter == Stage::Step) {
+    printGraph(train, "train_step", out);
+    return std::nullopt;
+  }
+
+  PersistentLayout persistent = layoutPersistent(model, states);
+  EntryPoint step = finish("train_step", train, persistent);
+  if (stopAfter == Stage::Opt) {
+    printSchedule(step.graph, step.schedule, "train_step", out);
+    return std::nullopt;
+  }
+  if (stopAfter == Stage::Plan) {
+    printPlan(step.graph, step.schedule, step.plan, persistent, "train_step", out);
+    return std::nullopt;
+  }
+  EntryPoint forward = finish("forward", model.graph, persistent);
+  return CompiledModel{std::move(model), std::move(states), std::move(persistent),
+                       std::move(step), std::move(forward)};
+}
+
+} // namespace netc

@@ -1,0 +1,41 @@
+// Pipeline.h - the whole middle end in one place: from a checked Model to
+// the scheduled, planned graphs of every entry point.
+#pragma once
+
+#include "compiler/plan/MemoryPlanner.h"
+#include "compiler/sema/Model.h"
+#include "compiler/transforms/Fuse.h"
+#include "compiler/transforms/Optimizers.h"
+
+#include <iosfwd>
+#include <optional>
+
+namespace netc {
+
+/// One generated function: `netc_<name>`.
+struct EntryPoint {
+  std::string name; ///< "train_step" or "forward"
+  Graph graph;
+  Schedule schedule;
+  MemoryPlan plan;
+};
+
+struct CompiledModel {
+  Model model;
+  std::vector<StateSpec> states;
+  PersistentLayout persistent;
+  EntryPoint trainStep;
+  EntryPoint forward;
+};
+
+/// Where the pipeline may stop and print (`--emit=`).
+enum class Stage { Graph, Grad, Step, Opt, Plan, Done };
+
+/// Runs, in order: autodiff (grad), optimizer updates (step), simplification
+/// and fusion (opt), memory planning (plan). Verifies the graph after each
+/// stage. With `stopAfter` before Done, prints that stage's result of the
+/// train_step graph to `out` and returns nullopt.
+std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter,
+                                         std::ostream &out);
+
+} // namespace netc
