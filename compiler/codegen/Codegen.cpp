@@ -1,0 +1,244 @@
+// Codegen.cpp - entry points, initialisation and the model description.
+#include "compiler/codegen/Codegen.h"
+#include "compiler/codegen/Kernels.h"
+
+#include <llvm/IR/Constants.h>
+#include <llvm/IR/Verifier.h>
+#include <nlohmann/json.hpp>
+
+#include <cassert>
+
+#ifndef NETC_VERSION
+#define NETC_VERSION "0.0.0"
+#endif
+
+namespace netc {
+
+namespace {
+
+/// Version of the contract in runtime.h; the runtime refuses other versions.
+constexpr int kAbiVersion = 1;
+
+nlohmann::json shapeJson(const Shape &s) {
+  nlohmann::json dims = nlohmann::json::array();
+  for (auto d : s.dims)
+    dims.push_back(d);
+  return dims;
+}
+
+const char *initKind(InitSpec::Kind k) {
+  switch (k) {
+  case InitSpec::Kind::Constant: return "constant";
+  case InitSpec::Kind::Normal: return "normal";
+  case InitSpec::Kind::Uniform: return "uniform";
+  }
+  return "constant";
+}
+
+class FunctionEmitter {
+public:
+  FunctionEmitter(llvm::Module &m, const EntryPoint &entry)
+      : m_(m), entry_(entry), b_(m.getContext()) {}
+
+  // float netc_<name>(float *persist, const float *const *inputs,
+  //                   char *scratch, int64_t n, const float *hparams)
+  void emit() {
+    llvm::LLVMContext &c = m_.getContext();
+    auto *ptr = llvm::PointerType::getUnqual(c);
+    auto *type = llvm::FunctionType::get(b_.getFloatTy(),
+                                         {ptr, ptr, ptr, b_.getInt64Ty(), ptr}, false);
+    auto *fn = llvm::Function::Create(type, llvm::Function::ExternalLinkage,
+                                      "netc_" + entry_.name, m_);
+    const char *names[] = {"persist", "inputs", "scratch", "n", "hparams"};
+    for (unsigned i = 0; i < 5; ++i)
+      fn->getArg(i)->setName(names[i]);
+    // The three memory blocks are separate allocations.
+    for (unsigned i : {0u, 2u})
+      fn->addParamAttr(i, llvm::Attribute::NoAlias);
+    fn->addFnAttr(llvm::Attribute::NoUnwind);
+    b_.SetInsertPoint(llvm::BasicBlock::Create(c, "entry", fn));
+    llvm::FastMathFlags fmf;
+    fmf.setAllowContract(true);
+    b_.setFastMathFlags(fmf);
+
+    EmitContext ctx{b_, fn, entry_.graph, entry_.schedule, entry_.plan};
+    ctx.batch = fn->getArg(3);
+    ctx.hparams = fn->getArg(4);
+    ctx.pointers = pointers(ctx, fn);
+
+    for (const Kernel &k : entry_.schedule.kernels) {
+      switch (k.kind) {
+      case Kernel::Kind::Loop: emitLoopKernel(ctx, k); break;
+      case Kernel::Kind::MatMul: emitMatMulKernel(ctx, k); break;
+      case Kernel::Kind::Stack: emitStackKernel(ctx, k); break;
+      case Kernel::Kind::Slice: emitSliceKernel(ctx, k); break;
+      case Kernel::Kind::View: break;
+      }
+    }
+    ValueId loss = entry_.graph.output("loss");
+    assert(loss != kNoValue && "every entry point computes the loss");
+    b_.CreateRet(ctx.load(loss, b_.getInt64(0)));
+  }
+
+private:
+  std::vector<llvm::Value *> pointers(const EmitContext &ctx, llvm::Function *fn) {
+    auto &b = b_;
+    llvm::Value *persist = fn->getArg(0), *inputs = fn->getArg(1), *scratch = fn->getArg(2);
+    // Npad = N rounded up to 16: keeps per-batch buffers 64-byte aligned.
+    llvm::Value *npad = b.CreateAnd(b.CreateAdd(ctx.batch, b.getInt64(15)), b.getInt64(~int64_t(15)));
+    llvm::Value *batchBase = b.CreateInBoundsGEP(b.getInt8Ty(), scratch,
+                                                 b.getInt64(static_cast<uint64_t>(entry_.plan.fixedBytes)), "batch_region");
+    std::vector<llvm::Value *> out(entry_.graph.size(), nullptr);
+    for (size_t i = 0; i < out.size(); ++i) {
+      const Buffer &buf = entry_.plan.buffers[i];
+      auto off = static_cast<uint64_t>(buf.offset);
+      switch (buf.region) {
+      case Buffer::Region::Persistent:
+        out[i] = b.CreateConstInBoundsGEP1_64(b.getFloatTy(), persist, off);
+        break;
+      case Buffer::Region::Input:
+        out[i] = b.CreateLoad(b.getPtrTy(), b.CreateConstInBoundsGEP1_64(b.getPtrTy(), inputs, off));
+        break;
+      case Buffer::Region::Fixed:
+        out[i] = b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), scratch, off);
+        break;
+      case Buffer::Region::Batch:
+        out[i] = b.CreateInBoundsGEP(b.getInt8Ty(), batchBase, b.CreateMul(b.getInt64(off), npad));
+        break;
+      case Buffer::Region::None:
+        break;
+      }
+    }
+    return out;
+  }
+
+  llvm::Module &m_;
+  const EntryPoint &entry_;
+  llvm::IRBuilder<> b_;
+};
+
+// void netc_init(float *persist, uint64_t seed): every parameter from its
+// initializer (counter-based RNG: element i of parameter p draws from
+// stream p, index i), every optimizer state tensor to zero.
+void emitInit(llvm::Module &m, const CompiledModel &cm) {
+  llvm::LLVMContext &c = m.getContext();
+  llvm::IRBuilder<> b(c);
+  auto *ptr = llvm::PointerType::getUnqual(c);
+  auto *fn = llvm::Function::Create(
+      llvm::FunctionType::get(b.getVoidTy(), {ptr, b.getInt64Ty()}, false),
+      llvm::Function::ExternalLinkage, "netc_init", m);
+  fn->getArg(0)->setName("persist");
+  fn->getArg(1)->setName("seed");
+  b.SetInsertPoint(llvm::BasicBlock::Create(c, "entry", fn));
+  auto *rngType = llvm::FunctionType::get(b.getFloatTy(),
+                                          {b.getInt64Ty(), b.getInt64Ty(), b.getInt64Ty()}, false);
+  auto normal = m.getOrInsertFunction("netc_rt_normal", rngType);
+  auto uniform = m.getOrInsertFunction("netc_rt_uniform", rngType);
+
+  Graph empty;
+  Schedule schedule;
+  MemoryPlan plan;
+  EmitContext ctx{b, fn, empty, schedule, plan};
+  auto fill = [&](int64_t offset, const Shape &shape, auto value) {
+    llvm::Value *base = b.CreateConstInBoundsGEP1_64(b.getFloatTy(), fn->getArg(0),
+                                                     static_cast<uint64_t>(offset));
+    ctx.loop(b.getInt64(static_cast<uint64_t>(shape.constNumel())), [&](llvm::Value *i) {
+      b.CreateStore(value(i), b.CreateInBoundsGEP(b.getFloatTy(), base, i));
+    });
+  };
+  for (size_t p = 0; p < cm.model.params.size(); ++p) {
+    const InitSpec init = cm.model.params[p].init;
+    const auto &entry = cm.persistent.params[p];
+    llvm::Value *stream = b.getInt64(p);
+    auto a = llvm::ConstantFP::get(b.getFloatTy(), init.a);
+    fill(entry.offset, entry.shape, [&](llvm::Value *i) -> llvm::Value * {
+      switch (init.kind) {
+      case InitSpec::Kind::Constant:
+        return a;
+      case InitSpec::Kind::Normal:
+        return b.CreateFAdd(a, b.CreateFMul(llvm::ConstantFP::get(b.getFloatTy(), init.b),
+                                            b.CreateCall(normal, {fn->getArg(1), stream, i})));
+      case InitSpec::Kind::Uniform:
+        return b.CreateFAdd(a, b.CreateFMul(llvm::ConstantFP::get(b.getFloatTy(), init.b - init.a),
+                                            b.CreateCall(uniform, {fn->getArg(1), stream, i})));
+      }
+      return a;
+    });
+  }
+  for (const auto &s : cm.persistent.states)
+    fill(s.offset, s.shape, [&](llvm::Value *) { return llvm::ConstantFP::get(b.getFloatTy(), 0.0); });
+  b.CreateRetVoid();
+}
+
+} // namespace
+
+std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
+  using nlohmann::json;
+  const Model &m = cm.model;
+  json d;
+  d["abi"] = kAbiVersion;
+  d["netc_version"] = NETC_VERSION;
+  d["name"] = m.name;
+  d["target"] = {{"cpu", target.cpu}, {"features", target.features}};
+  json params = json::array();
+  for (size_t i = 0; i < m.params.size(); ++i) {
+    const auto &p = m.params[i];
+    params.push_back({{"name", p.name},
+                      {"shape", shapeJson(p.shape)},
+                      {"offset", cm.persistent.params[i].offset},
+                      {"init", {{"kind", initKind(p.init.kind)}, {"a", p.init.a}, {"b", p.init.b}}}});
+  }
+  d["params"] = params;
+  json states = json::array();
+  for (const auto &s : cm.persistent.states)
+    states.push_back({{"name", s.name}, {"shape", shapeJson(s.shape)}, {"offset", s.offset}});
+  d["states"] = states;
+  d["persistent_floats"] = cm.persistent.totalFloats;
+  d["scratch"] = {
+      {"fixed_bytes", std::max(cm.trainStep.plan.fixedBytes, cm.forward.plan.fixedBytes)},
+      {"batch_bytes_per_n", std::max(cm.trainStep.plan.batchBytesPerN, cm.forward.plan.batchBytesPerN)}};
+  json options = json::object();
+  for (const auto &[k, v] : m.data.options)
+    options[k] = v;
+  json fields = json::array();
+  for (const auto &f : m.data.fields)
+    fields.push_back({{"name", f.name}, {"role", f.role}, {"dtype", dtypeName(f.dtype)},
+                      {"shape", shapeJson(f.shape)}});
+  d["data"] = {{"source", m.data.source}, {"options", options},
+               {"batch", m.data.batch}, {"fields", fields}};
+  d["hparams"] = json::array({{{"name", "lr"}, {"default", m.optimizer.lr}}});
+  d["optimizer"] = {{"kind", m.optimizer.kind}, {"lr", m.optimizer.lr},
+                    {"momentum", m.optimizer.momentum}, {"alpha", m.optimizer.alpha},
+                    {"eps", m.optimizer.eps}};
+  d["train"] = {{"steps", m.train.steps}, {"report_every", m.train.reportEvery},
+                {"seed", m.train.seed}};
+  json report = json::array();
+  for (const auto &r : m.report) {
+    if (r.param < 0)
+      report.push_back({{"text", r.text}});
+    else
+      report.push_back({{"param", r.param}, {"offset", r.offset}});
+  }
+  d["report"] = report;
+  d["entry_points"] = {"init", "train_step", "forward"};
+  return d.dump();
+}
+
+std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context,
+                                         const CompiledModel &model,
+                                         const TargetInfo &target) {
+  auto m = std::make_unique<llvm::Module>(model.model.name, context);
+  std::string json = describeModel(model, target);
+  auto *data = llvm::ConstantDataArray::getString(context, json, /*AddNull=*/true);
+  auto *global = new llvm::GlobalVariable(*m, data->getType(), /*isConstant=*/true,
+                                          llvm::GlobalValue::ExternalLinkage, data,
+                                          "netc_model_json");
+  global->setAlignment(llvm::Align(1));
+  emitInit(*m, model);
+  FunctionEmitter(*m, model.trainStep).emit();
+  FunctionEmitter(*m, model.forward).emit();
+  assert(!llvm::verifyModule(*m, &llvm::errs()) && "codegen produced invalid IR");
+  return m;
+}
+
+} // namespace netc

@@ -1,0 +1,69 @@
+// EmitContext.cpp - helpers shared by the kernel lowerings.
+#include "compiler/codegen/EmitContext.h"
+
+#include <cassert>
+
+namespace netc {
+
+llvm::Value *EmitContext::numel(const Shape &shape) const {
+  llvm::Value *n = i64(shape.constNumel());
+  if (shape.hasBatch())
+    n = b.CreateMul(n, batch);
+  return n;
+}
+
+bool EmitContext::isInline(ValueId v) const {
+  Op op = graph.node(v).op;
+  return op == Op::Const || op == Op::HParam || op == Op::BatchSize;
+}
+
+llvm::Value *EmitContext::inlineScalar(ValueId v) const {
+  const Node &n = graph.node(v);
+  switch (n.op) {
+  case Op::Const:
+    return llvm::ConstantFP::get(f32(), n.attrs.value);
+  case Op::BatchSize:
+    return b.CreateSIToFP(batch, f32());
+  case Op::HParam:
+    return b.CreateLoad(f32(), b.CreateConstInBoundsGEP1_64(f32(), hparams,
+                                                            static_cast<uint64_t>(n.attrs.k)));
+  default:
+    break;
+  }
+  assert(false && "not an inline leaf");
+  return nullptr;
+}
+
+llvm::Value *EmitContext::load(ValueId v, llvm::Value *index) const {
+  if (isInline(v))
+    return inlineScalar(v);
+  llvm::Value *base = pointer(v);
+  assert(base && "load from a value that is not in memory");
+  return b.CreateLoad(f32(), b.CreateInBoundsGEP(f32(), base, index));
+}
+
+void EmitContext::store(ValueId v, llvm::Value *index, llvm::Value *value) const {
+  llvm::Value *base = pointer(v);
+  assert(base && "store to a value that is not in memory");
+  b.CreateStore(value, b.CreateInBoundsGEP(f32(), base, index));
+}
+
+void EmitContext::loop(llvm::Value *count,
+                       const std::function<void(llvm::Value *)> &body,
+                       const char *name) const {
+  llvm::LLVMContext &c = b.getContext();
+  llvm::BasicBlock *pre = b.GetInsertBlock();
+  auto *header = llvm::BasicBlock::Create(c, std::string(name) + ".loop", fn);
+  auto *exit = llvm::BasicBlock::Create(c, std::string(name) + ".exit", fn);
+  b.CreateCondBr(b.CreateICmpSGT(count, i64(0)), header, exit);
+  b.SetInsertPoint(header);
+  llvm::PHINode *iv = b.CreatePHI(i64(), 2, name);
+  iv->addIncoming(i64(0), pre);
+  body(iv);
+  llvm::Value *next = b.CreateAdd(iv, i64(1), std::string(name) + ".next", true, true);
+  iv->addIncoming(next, b.GetInsertBlock());
+  b.CreateCondBr(b.CreateICmpSLT(next, count), header, exit);
+  b.SetInsertPoint(exit);
+}
+
+} // namespace netc

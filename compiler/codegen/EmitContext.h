@@ -1,0 +1,51 @@
+// EmitContext.h - what every kernel lowering needs while emitting one entry
+// point: the builder, the graph, its schedule and memory plan, and the base
+// pointers of every buffer.
+//
+// Kernel lowerings (Kernels.h) only read this; FunctionEmitter (Codegen.cpp)
+// builds it.
+#pragma once
+
+#include "compiler/plan/MemoryPlanner.h"
+#include "compiler/transforms/Fuse.h"
+
+#include <llvm/IR/IRBuilder.h>
+
+#include <functional>
+#include <vector>
+
+namespace netc {
+
+struct EmitContext {
+  llvm::IRBuilder<> &b;
+  llvm::Function *fn;
+  const Graph &graph;
+  const Schedule &schedule;
+  const MemoryPlan &plan;
+  llvm::Value *batch = nullptr;   ///< N, i64
+  llvm::Value *hparams = nullptr; ///< const float*
+  std::vector<llvm::Value *> pointers; ///< per node, base address or null
+
+  llvm::Type *f32() const { return b.getFloatTy(); }
+  llvm::Type *i64() const { return b.getInt64Ty(); }
+  llvm::Value *i64(int64_t v) const { return b.getInt64(static_cast<uint64_t>(v)); }
+
+  /// A dimension's extent: N for the batch dimension.
+  llvm::Value *extent(int64_t dim) const { return dim == kBatch ? batch : i64(dim); }
+  /// Number of elements of `shape`.
+  llvm::Value *numel(const Shape &shape) const;
+  /// The value of an inline leaf (Const, HParam, BatchSize) as f32.
+  llvm::Value *inlineScalar(ValueId v) const;
+  bool isInline(ValueId v) const;
+
+  llvm::Value *pointer(ValueId v) const { return pointers[static_cast<size_t>(v)]; }
+  llvm::Value *load(ValueId v, llvm::Value *index) const;
+  void store(ValueId v, llvm::Value *index, llvm::Value *value) const;
+
+  /// Emits `for (i = 0; i < count; ++i) body(i)` at the insertion point and
+  /// leaves the builder after the loop.
+  void loop(llvm::Value *count, const std::function<void(llvm::Value *)> &body,
+            const char *name = "i") const;
+};
+
+} // namespace netc

@@ -1,0 +1,22 @@
+// Kernels.h - one lowering function per kernel kind.
+//
+// Each takes the kernel and emits its code at the builder's insertion point.
+// They are independent: a faster matrix product replaces emitMatMulKernel
+// without touching the loop nests, and the other way round.
+#pragma once
+
+#include "compiler/codegen/EmitContext.h"
+
+namespace netc {
+
+/// Fused elementwise ops, broadcasts, reductions and assigns over one domain.
+void emitLoopKernel(const EmitContext &ctx, const Kernel &kernel);
+
+/// C = op(A) · op(B).
+void emitMatMulKernel(const EmitContext &ctx, const Kernel &kernel);
+
+/// Stack and Slice along the last axis.
+void emitStackKernel(const EmitContext &ctx, const Kernel &kernel);
+void emitSliceKernel(const EmitContext &ctx, const Kernel &kernel);
+
+} // namespace netc

@@ -1,0 +1,239 @@
+// LoopKernel.cpp - lowering of a fused loop kernel.
+//
+// 1. Before the loop: zero the reduction targets, load scalars once.
+// 2. The loop: one flat loop when every access has the domain's shape or is
+//    a scalar (the common case, and the easiest for the vectorizer); else one
+//    loop per dimension with broadcast strides.
+// 3. The body computes the kernel's nodes in order, keeping values in
+//    registers, storing only materialized ones; sums accumulate in registers
+//    (reassociation allowed, so they vectorize), partial sums in memory.
+// 4. After the loop: store the sums.
+#include "compiler/codegen/Kernels.h"
+
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/Module.h>
+
+#include <cassert>
+#include <map>
+#include <set>
+
+namespace netc {
+
+namespace {
+
+llvm::Value *elementwise(const EmitContext &ctx, const Node &n, llvm::Value *a,
+                         llvm::Value *bv) {
+  auto &b = ctx.b;
+  llvm::Module *m = ctx.fn->getParent();
+  auto intrinsic = [&](llvm::Intrinsic::ID id, llvm::Value *x) {
+    return b.CreateUnaryIntrinsic(id, x);
+  };
+  auto libm = [&](const char *name, llvm::Value *x) {
+    auto callee = m->getOrInsertFunction(
+        name, llvm::FunctionType::get(ctx.f32(), {ctx.f32()}, false));
+    auto *call = b.CreateCall(callee, {x});
+    call->setDoesNotThrow();
+    call->setOnlyReadsMemory();
+    return call;
+  };
+  llvm::Value *zero = llvm::ConstantFP::get(ctx.f32(), 0.0);
+  llvm::Value *one = llvm::ConstantFP::get(ctx.f32(), 1.0);
+  switch (n.op) {
+  case Op::Neg: return b.CreateFNeg(a);
+  case Op::Exp: return intrinsic(llvm::Intrinsic::exp, a);
+  case Op::Log: return intrinsic(llvm::Intrinsic::log, a);
+  case Op::Sin: return intrinsic(llvm::Intrinsic::sin, a);
+  case Op::Cos: return intrinsic(llvm::Intrinsic::cos, a);
+  case Op::Sqrt: return intrinsic(llvm::Intrinsic::sqrt, a);
+  case Op::Abs: return intrinsic(llvm::Intrinsic::fabs, a);
+  case Op::Tanh: return libm("tanhf", a);
+  case Op::Sigmoid:
+    return b.CreateFDiv(one, b.CreateFAdd(one, intrinsic(llvm::Intrinsic::exp, b.CreateFNeg(a))));
+  case Op::Relu: return b.CreateSelect(b.CreateFCmpOGT(a, zero), a, zero);
+  case Op::Step: return b.CreateSelect(b.CreateFCmpOGT(a, zero), one, zero);
+  case Op::Sign:
+    return b.CreateFSub(b.CreateUIToFP(b.CreateFCmpOGT(a, zero), ctx.f32()),
+                        b.CreateUIToFP(b.CreateFCmpOLT(a, zero), ctx.f32()));
+  case Op::PowI: {
+    // Square-and-multiply; a negative exponent is 1 / x^|k|.
+    int64_t k = n.attrs.k < 0 ? -n.attrs.k : n.attrs.k;
+    llvm::Value *result = nullptr, *base = a;
+    for (; k > 0; k >>= 1) {
+      if (k & 1)
+        result = result ? b.CreateFMul(result, base) : base;
+      if (k > 1)
+        base = b.CreateFMul(base, base);
+    }
+    if (!result)
+      result = one;
+    return n.attrs.k < 0 ? b.CreateFDiv(one, result) : result;
+  }
+  case Op::Add: return b.CreateFAdd(a, bv);
+  case Op::Sub: return b.CreateFSub(a, bv);
+  case Op::Mul: return b.CreateFMul(a, bv);
+  case Op::Div: return b.CreateFDiv(a, bv);
+  default: break;
+  }
+  assert(false && "not an elementwise op");
+  return nullptr;
+}
+
+class LoopEmitter {
+public:
+  LoopEmitter(const EmitContext &ctx, const Kernel &k) : ctx_(ctx), k_(k) {
+    inKernel_.insert(k.nodes.begin(), k.nodes.end());
+  }
+
+  void run() {
+    prepare();
+    const Shape &d = k_.domain;
+    if (d.rank() == 0) {
+      body({});
+    } else if (flat()) {
+      ctx_.loop(ctx_.numel(d), [&](llvm::Value *e) { body({e}); }, "e");
+    } else {
+      nest(0, {});
+    }
+    for (auto &[v, acc] : sums_)
+      ctx_.store(v, ctx_.i64(0), ctx_.b.CreateLoad(ctx_.f32(), acc));
+  }
+
+private:
+  const Graph &g() const { return ctx_.graph; }
+  bool local(ValueId v) const { return inKernel_.count(v) != 0; }
+
+  // Every memory access the kernel makes: operands from outside, its own
+  // stores, partial-sum targets.
+  bool flat() const {
+    for (ValueId id : k_.nodes) {
+      const Node &n = g().node(id);
+      if (n.op == Op::SumTo)
+        return false;
+      for (ValueId v : n.inputs)
+        if (!local(v) && !ctx_.isInline(v) && g().shape(v).rank() != 0 &&
+            !(g().shape(v) == k_.domain))
+          return false;
+    }
+    return true;
+  }
+
+  void prepare() {
+    auto &b = ctx_.b;
+    for (ValueId id : k_.nodes) {
+      const Node &n = g().node(id);
+      if (n.op == Op::Sum) {
+        llvm::IRBuilder<> entry(&ctx_.fn->getEntryBlock(),
+                                ctx_.fn->getEntryBlock().begin());
+        llvm::AllocaInst *acc = entry.CreateAlloca(ctx_.f32());
+        b.CreateStore(llvm::ConstantFP::get(ctx_.f32(), 0.0), acc);
+        sums_.emplace_back(id, acc);
+      } else if (n.op == Op::SumTo) {
+        ctx_.loop(ctx_.numel(n.shape), [&](llvm::Value *i) {
+          ctx_.store(id, i, llvm::ConstantFP::get(ctx_.f32(), 0.0));
+        });
+      }
+      // Scalars from outside the kernel: load once.
+      for (ValueId v : n.inputs)
+        if (!local(v) && g().shape(v).rank() == 0 && !scalars_.count(v))
+          scalars_[v] = ctx_.isInline(v) ? ctx_.inlineScalar(v) : ctx_.load(v, ctx_.i64(0));
+    }
+  }
+
+  void nest(size_t dim, std::vector<llvm::Value *> idx) {
+    if (dim == k_.domain.rank())
+      return body(idx);
+    ctx_.loop(ctx_.extent(k_.domain.dims[dim]), [&](llvm::Value *i) {
+      auto inner = idx;
+      inner.push_back(i);
+      nest(dim + 1, inner);
+    });
+  }
+
+  /// Flat index into a tensor of `shape` broadcast into the domain.
+  llvm::Value *index(const Shape &shape, const std::vector<llvm::Value *> &idx) {
+    if (shape.rank() == 0)
+      return ctx_.i64(0);
+    if (idx.size() == 1 && shape == k_.domain)
+      return idx[0]; // flat loop
+    auto &b = ctx_.b;
+    llvm::Value *flatIndex = ctx_.i64(0);
+    size_t offset = k_.domain.rank() - shape.rank();
+    for (size_t i = 0; i < shape.rank(); ++i) {
+      flatIndex = b.CreateMul(flatIndex, ctx_.extent(shape.dims[i]));
+      if (shape.dims[i] != 1)
+        flatIndex = b.CreateAdd(flatIndex, idx[i + offset]);
+    }
+    return flatIndex;
+  }
+
+  llvm::Value *operand(ValueId v, const std::vector<llvm::Value *> &idx) {
+    if (auto it = values_.find(v); it != values_.end())
+      return it->second;
+    if (auto it = scalars_.find(v); it != scalars_.end())
+      return it->second;
+    return ctx_.load(v, index(g().shape(v), idx));
+  }
+
+  void body(const std::vector<llvm::Value *> &idx) {
+    auto &b = ctx_.b;
+    values_.clear();
+    llvm::Value *here = index(k_.domain, idx);
+    for (ValueId id : k_.nodes) {
+      const Node &n = g().node(id);
+      llvm::Value *result = nullptr;
+      switch (opKind(n.op)) {
+      case OpKind::Elementwise:
+        result = elementwise(ctx_, n, operand(n.inputs[0], idx),
+                             n.inputs.size() > 1 ? operand(n.inputs[1], idx) : nullptr);
+        break;
+      case OpKind::Effect:
+        ctx_.store(n.inputs[0], here, operand(n.inputs[1], idx));
+        continue;
+      default:
+        break;
+      }
+      if (n.op == Op::BroadcastTo) {
+        result = operand(n.inputs[0], idx);
+      } else if (n.op == Op::Sum) {
+        llvm::AllocaInst *acc = accumulator(id);
+        llvm::Value *sum = b.CreateFAdd(b.CreateLoad(ctx_.f32(), acc), operand(n.inputs[0], idx));
+        llvm::cast<llvm::Instruction>(sum)->setHasAllowReassoc(true);
+        b.CreateStore(sum, acc);
+        continue;
+      } else if (n.op == Op::SumTo) {
+        llvm::Value *at = index(n.shape, idx);
+        llvm::Value *sum = b.CreateFAdd(ctx_.load(id, at), operand(n.inputs[0], idx));
+        llvm::cast<llvm::Instruction>(sum)->setHasAllowReassoc(true);
+        ctx_.store(id, at, sum);
+        continue;
+      }
+      assert(result && "node kind not handled in a loop kernel");
+      values_[id] = result;
+      if (ctx_.schedule.materialized[static_cast<size_t>(id)])
+        ctx_.store(id, here, result);
+    }
+  }
+
+  llvm::AllocaInst *accumulator(ValueId id) {
+    for (auto &[v, acc] : sums_)
+      if (v == id)
+        return acc;
+    assert(false && "sum without an accumulator");
+    return nullptr;
+  }
+
+  const EmitContext &ctx_;
+  const Kernel &k_;
+  std::set<ValueId> inKernel_;
+  std::map<ValueId, llvm::Value *> scalars_;
+  std::map<ValueId, llvm::Value *> values_;
+  std::vector<std::pair<ValueId, llvm::AllocaInst *>> sums_;
+};
+
+} // namespace
+
+void emitLoopKernel(const EmitContext &ctx, const Kernel &kernel) {
+  LoopEmitter(ctx, kernel).run();
+}
+
+} // namespace netc

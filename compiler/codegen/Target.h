@@ -1,0 +1,36 @@
+// Target.h - the machine netc compiles for, LLVM's optimizer, and object
+// emission.
+#pragma once
+
+#include <llvm/IR/Module.h>
+#include <llvm/Support/Error.h>
+#include <llvm/Target/TargetMachine.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace netc {
+
+struct TargetInfo {
+  std::string triple;
+  std::string cpu;                   ///< e.g. "emeraldrapids", "x86-64-v3"
+  std::vector<std::string> features; ///< enabled features, without '+'
+  std::unique_ptr<llvm::TargetMachine> machine;
+  bool hasFeature(std::string_view f) const;
+};
+
+/// A TargetMachine for `cpu` ("" or "native": this machine's CPU and its
+/// features). An unknown CPU name is a user error.
+llvm::Expected<TargetInfo> createTarget(const std::string &cpu);
+
+/// Adds target attributes to every function and runs LLVM's O1-O3 pipeline
+/// with loop and SLP vectorization.
+void optimizeModule(llvm::Module &module, const TargetInfo &target, int level);
+
+/// Object code or assembly for `module`.
+llvm::Expected<std::string> emitMachineCode(llvm::Module &module,
+                                            const TargetInfo &target,
+                                            bool assembly);
+
+} // namespace netc

@@ -1,0 +1,243 @@
+// netc.cpp - the compiler driver: flags, the stages in order, --emit, and
+// linking the generated object with the runtime into an executable.
+#include "compiler/codegen/Codegen.h"
+#include "compiler/codegen/Target.h"
+#include "compiler/sema/Sema.h"
+#include "compiler/transforms/Pipeline.h"
+#include "dsl/Parser.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/Support/FileSystem.h>
+#include <llvm/Support/Path.h>
+#include <llvm/Support/Program.h>
+#include <llvm/Support/raw_ostream.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#ifndef NETC_VERSION
+#define NETC_VERSION "0.0.0"
+#endif
+
+namespace {
+
+using namespace netc;
+
+struct Options {
+  std::string input;
+  std::string output;
+  std::string emit = "exe";
+  std::string cpu = "native";
+  int optLevel = 3;
+};
+
+int fail(const std::string &message) {
+  std::cerr << "netc: error: " << message << '\n';
+  return 1;
+}
+
+std::optional<std::string> readFile(const std::string &path, std::string &error) {
+  if (llvm::sys::fs::is_directory(path)) {
+    error = fmt::format("'{}' is a directory", path);
+    return std::nullopt;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = fmt::format("cannot read '{}': {}", path, std::strerror(errno));
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+/// Writes `data` to `path` through a temporary file and a rename, so a
+/// failure never leaves a partial file behind.
+bool writeAtomically(const std::string &path, std::string_view data, std::string &error) {
+  std::string tmp = path + ".netc-tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(data.data(), static_cast<std::streamsize>(data.size()));
+    out.close();
+    if (!out) {
+      error = fmt::format("cannot write '{}': {}", path, std::strerror(errno));
+      llvm::sys::fs::remove(tmp);
+      return false;
+    }
+  }
+  if (auto ec = llvm::sys::fs::rename(tmp, path)) {
+    error = fmt::format("cannot write '{}': {}", path, ec.message());
+    llvm::sys::fs::remove(tmp);
+    return false;
+  }
+  return true;
+}
+
+std::string defaultOutput(const Options &o) {
+  llvm::StringRef stem = llvm::sys::path::stem(o.input);
+  if (o.emit == "obj")
+    return (stem + ".o").str();
+  if (o.emit == "asm")
+    return "-";
+  if (o.emit == "exe")
+    return stem.str();
+  return "-";
+}
+
+/// The runtime archive: $NETC_RUNTIME_LIB, else the build tree's, else
+/// ../lib/netc/ beside the netc executable.
+std::optional<std::string> findRuntime(const char *argv0) {
+  if (const char *env = std::getenv("NETC_RUNTIME_LIB"))
+    return std::string(env);
+#ifdef NETC_RUNTIME_LIB_PATH
+  if (llvm::sys::fs::exists(NETC_RUNTIME_LIB_PATH))
+    return std::string(NETC_RUNTIME_LIB_PATH);
+#endif
+  std::string self = llvm::sys::fs::getMainExecutable(argv0, reinterpret_cast<void *>(&fail));
+  llvm::SmallString<256> path(llvm::sys::path::parent_path(llvm::sys::path::parent_path(self)));
+  llvm::sys::path::append(path, "lib", "netc", "libnetc_runtime.a");
+  if (llvm::sys::fs::exists(path))
+    return std::string(path);
+  return std::nullopt;
+}
+
+int link(const std::string &object, const Options &o, const char *argv0) {
+  auto runtime = findRuntime(argv0);
+  if (!runtime)
+    return fail("cannot find the netc runtime (libnetc_runtime.a); set NETC_RUNTIME_LIB");
+  auto cc = llvm::sys::findProgramByName("cc");
+  if (!cc)
+    return fail("cannot find the system C compiler 'cc' to link with");
+  llvm::SmallString<128> objPath;
+  int fd;
+  if (auto ec = llvm::sys::fs::createTemporaryFile("netc", "o", fd, objPath))
+    return fail("cannot create a temporary file: " + ec.message());
+  {
+    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
+    os << object;
+  }
+  std::string tmpExe = o.output + ".netc-tmp";
+  std::vector<llvm::StringRef> args = {*cc, "-o", tmpExe, objPath, *runtime, "-lstdc++", "-lm", "-lz"};
+  std::string error;
+  int rc = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, {}, 0, 0, &error);
+  llvm::sys::fs::remove(objPath);
+  if (rc != 0) {
+    llvm::sys::fs::remove(tmpExe);
+    return fail(fmt::format("linking failed{}", error.empty() ? "" : ": " + error));
+  }
+  if (auto ec = llvm::sys::fs::rename(tmpExe, o.output)) {
+    llvm::sys::fs::remove(tmpExe);
+    return fail(fmt::format("cannot write '{}': {}", o.output, ec.message()));
+  }
+  return 0;
+}
+
+std::optional<Stage> middleStage(const std::string &emit) {
+  if (emit == "graph") return Stage::Graph;
+  if (emit == "grad") return Stage::Grad;
+  if (emit == "step") return Stage::Step;
+  if (emit == "opt") return Stage::Opt;
+  if (emit == "plan") return Stage::Plan;
+  return std::nullopt;
+}
+
+int emitText(const Options &o, const std::string &text) {
+  if (o.output == "-") {
+    std::cout << text;
+    return 0;
+  }
+  std::string error;
+  return writeAtomically(o.output, text, error) ? 0 : fail(error);
+}
+
+int compile(Options o, const char *argv0) {
+  std::string error;
+  auto text = readFile(o.input, error);
+  if (!text)
+    return fail(error);
+  if (o.output.empty())
+    o.output = defaultOutput(o);
+
+  SourceFile file(o.input, std::move(*text));
+  DiagnosticEngine diags(file, std::cerr);
+  ast::Program program = parseProgram(file, diags);
+  if (diags.hasErrors())
+    return 1;
+  if (o.emit == "ast") {
+    std::ostringstream out;
+    printAst(program, file, out);
+    return emitText(o, out.str());
+  }
+  auto model = checkProgram(program, llvm::sys::path::stem(o.input).str(), diags);
+  if (!model)
+    return 1;
+
+  auto stage = middleStage(o.emit);
+  std::ostringstream dump;
+  auto compiled = runPipeline(std::move(*model), stage.value_or(Stage::Done), dump);
+  if (!compiled)
+    return emitText(o, dump.str());
+
+  auto target = createTarget(o.cpu);
+  if (!target)
+    return fail(llvm::toString(target.takeError()));
+  llvm::LLVMContext context;
+  auto module = emitModule(context, *compiled, *target);
+  optimizeModule(*module, *target, o.optLevel);
+  if (o.emit == "llvm") {
+    std::string ir;
+    llvm::raw_string_ostream os(ir);
+    module->print(os, nullptr);
+    return emitText(o, os.str());
+  }
+  auto code = emitMachineCode(*module, *target, o.emit == "asm");
+  if (!code)
+    return fail(llvm::toString(code.takeError()));
+  if (o.emit == "asm")
+    return emitText(o, *code);
+  if (o.emit == "obj") {
+    if (o.output == "-")
+      return fail("--emit=obj writes a file; give -o NAME");
+    return writeAtomically(o.output, *code, error) ? 0 : fail(error);
+  }
+  if (o.output == "-")
+    return fail("an executable cannot go to standard output; give -o NAME");
+  return link(*code, o, argv0);
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  CLI::App app{"netc - compiles a .nn model into a native training program"};
+  app.set_version_flag("--version", std::string("netc ") + NETC_VERSION + " (LLVM " LLVM_VERSION_STRING ")");
+  Options o;
+  app.add_option("input", o.input, "the .nn model file")->required();
+  app.add_option("-o,--output", o.output,
+                 "output file (default: the model's name for an executable, "
+                 "NAME.o for --emit=obj, standard output for text)");
+  app.add_option("--emit", o.emit, "what to produce")
+      ->check(CLI::IsMember({"ast", "graph", "grad", "step", "opt", "plan", "llvm",
+                             "asm", "obj", "exe"}))
+      ->default_str("exe");
+  app.add_option("--cpu", o.cpu,
+                 "target CPU: 'native' (this machine, the default) or an LLVM "
+                 "CPU name such as x86-64-v3");
+  app.add_option("-O", o.optLevel, "optimization level 0-3 (default 3)")
+      ->check(CLI::Range(0, 3));
+  app.footer("Stages for --emit: ast, graph (forward), grad (with gradients), step "
+             "(with optimizer updates), opt (simplified and fused), plan (memory), "
+             "llvm, asm, obj, exe (the default).");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    if (e.get_exit_code() == 0)
+      return app.exit(e);
+    std::cerr << "netc: error: " << e.what() << "\n(run 'netc --help' for usage)\n";
+    return 1;
+  }
+  return compile(o, argv[0]);
+}

@@ -1,0 +1,78 @@
+// ModelInfo.cpp - reads netc_model_json.
+#include "ModelInfo.h"
+#include "netc/runtime.h"
+
+#include <nlohmann/json.hpp>
+
+namespace netc::rt {
+
+int64_t TensorInfo::numel() const {
+  int64_t n = 1;
+  for (auto d : shape)
+    n *= d;
+  return n;
+}
+
+std::string TensorInfo::shapeString() const {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + (shape[i] == kBatch ? std::string("N") : std::to_string(shape[i]));
+  return s + "]";
+}
+
+double ModelInfo::option(const std::string &key) const {
+  for (const auto &[k, v] : dataOptions)
+    if (k == key)
+      return v;
+  throw Error("the model description lacks data option '" + key + "'");
+}
+
+ModelInfo parseModelInfo(const char *text) {
+  using nlohmann::json;
+  try {
+    json d = json::parse(text);
+    if (d.at("abi").get<int>() != NETC_ABI_VERSION)
+      throw Error("this program was generated for runtime ABI " +
+                  std::to_string(d.at("abi").get<int>()) + ", the runtime has " +
+                  std::to_string(NETC_ABI_VERSION));
+    ModelInfo m;
+    m.name = d.at("name");
+    m.cpu = d.at("target").at("cpu");
+    m.features = d.at("target").at("features").get<std::vector<std::string>>();
+    auto tensors = [](const json &list) {
+      std::vector<TensorInfo> out;
+      for (const auto &t : list)
+        out.push_back({t.at("name"), t.at("shape").get<std::vector<int64_t>>(), t.at("offset")});
+      return out;
+    };
+    m.params = tensors(d.at("params"));
+    m.states = tensors(d.at("states"));
+    m.persistentFloats = d.at("persistent_floats");
+    m.scratchFixedBytes = d.at("scratch").at("fixed_bytes");
+    m.scratchBatchBytesPerN = d.at("scratch").at("batch_bytes_per_n");
+    const json &data = d.at("data");
+    m.dataSource = data.at("source");
+    for (const auto &[k, v] : data.at("options").items())
+      m.dataOptions.emplace_back(k, v.get<double>());
+    m.batch = data.at("batch");
+    for (const auto &f : data.at("fields"))
+      m.fields.push_back({f.at("name"), f.at("role"), f.at("dtype"),
+                          f.at("shape").get<std::vector<int64_t>>()});
+    m.lr = d.at("hparams").at(0).at("default");
+    m.optimizer = d.at("optimizer").at("kind");
+    m.steps = d.at("train").at("steps");
+    m.reportEvery = d.at("train").at("report_every");
+    m.seed = d.at("train").at("seed");
+    for (const auto &r : d.at("report")) {
+      if (r.contains("text"))
+        m.report.push_back({r.at("text"), -1, 0});
+      else
+        m.report.push_back({{}, r.at("param"), r.at("offset")});
+    }
+    return m;
+  } catch (const json::exception &e) {
+    throw Error(std::string("corrupt model description in this program: ") + e.what());
+  }
+}
+
+} // namespace netc::rt

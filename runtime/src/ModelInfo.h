@@ -1,0 +1,64 @@
+// ModelInfo.h - the model description (netc_model_json) as C++ data.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace netc::rt {
+
+/// A user-facing failure: printed as "error: <what>", exit status 1.
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+constexpr int64_t kBatch = -1;
+
+struct TensorInfo {
+  std::string name;
+  std::vector<int64_t> shape; ///< kBatch for the batch dimension
+  int64_t offset = 0;         ///< floats into the persistent block
+  int64_t numel() const;
+  std::string shapeString() const;
+};
+
+struct FieldInfo {
+  std::string name, role, dtype;
+  std::vector<int64_t> shape;
+};
+
+struct ReportPiece {
+  std::string text;
+  int param = -1;
+  int64_t offset = 0;
+};
+
+struct ModelInfo {
+  std::string name;
+  std::string cpu;
+  std::vector<std::string> features;
+  std::vector<TensorInfo> params;
+  std::vector<TensorInfo> states;
+  int64_t persistentFloats = 0;
+  int64_t scratchFixedBytes = 0;
+  int64_t scratchBatchBytesPerN = 0;
+  std::string dataSource;
+  std::vector<std::pair<std::string, double>> dataOptions;
+  int64_t batch = 0;
+  std::vector<FieldInfo> fields;
+  double lr = 0;
+  std::string optimizer;
+  int64_t steps = 0;
+  int64_t reportEvery = 0;
+  uint64_t seed = 0;
+  std::vector<ReportPiece> report;
+
+  double option(const std::string &key) const;
+};
+
+/// Parses and checks the generated description; a mismatch is an Error.
+ModelInfo parseModelInfo(const char *json);
+
+} // namespace netc::rt

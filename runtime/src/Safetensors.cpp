@@ -1,0 +1,182 @@
+// Safetensors.cpp - the safetensors format, F32 tensors only.
+#include "Safetensors.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <unistd.h>
+
+namespace netc::rt {
+
+namespace {
+
+constexpr uint64_t kMaxHeader = 100u << 20; // the format's own limit
+
+std::string shapeString(const std::vector<int64_t> &shape) {
+  return TensorInfo{"", shape, 0}.shapeString();
+}
+
+void writeAll(int fd, const void *data, size_t size, const std::string &path) {
+  const char *p = static_cast<const char *>(data);
+  while (size > 0) {
+    ssize_t n = ::write(fd, p, size);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      throw Error("cannot write '" + path + "': " + std::strerror(errno));
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+std::string directoryOf(const std::string &path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos)
+    return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+} // namespace
+
+void writeSafetensors(const std::string &path, const std::vector<TensorView> &tensors,
+                      const std::map<std::string, std::string> &metadata) {
+  nlohmann::ordered_json header;
+  if (!metadata.empty())
+    header["__metadata__"] = metadata;
+  uint64_t offset = 0;
+  for (const auto &t : tensors) {
+    uint64_t bytes = 4;
+    for (auto d : t.shape)
+      bytes *= static_cast<uint64_t>(d);
+    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' '); // data starts 8-byte aligned
+  uint64_t length = text.size();
+  unsigned char prefix[8];
+  for (int i = 0; i < 8; ++i)
+    prefix[i] = static_cast<unsigned char>(length >> (8 * i));
+
+  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw Error("cannot write '" + path + "': " + std::strerror(errno));
+  try {
+    writeAll(fd, prefix, 8, path);
+    writeAll(fd, text.data(), text.size(), path);
+    for (const auto &t : tensors) {
+      size_t bytes = 4;
+      for (auto d : t.shape)
+        bytes *= static_cast<size_t>(d);
+      writeAll(fd, t.data, bytes, path); // little-endian host
+    }
+    if (::fsync(fd) != 0)
+      throw Error("cannot write '" + path + "': " + std::strerror(errno));
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw Error("cannot write '" + path + "': " + std::strerror(err));
+  }
+  int dir = ::open(directoryOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
+}
+
+std::map<std::string, LoadedTensor> readSafetensors(const std::string &path) {
+  auto bad = [&](const std::string &what) {
+    return Error("'" + path + "' is not a valid safetensors file: " + what);
+  };
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw Error("cannot read '" + path + "': " + std::strerror(errno));
+  in.seekg(0, std::ios::end);
+  auto fileSize = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
+  if (fileSize < 8)
+    throw bad("it is too short");
+  unsigned char prefix[8];
+  in.read(reinterpret_cast<char *>(prefix), 8);
+  uint64_t length = 0;
+  for (int i = 7; i >= 0; --i)
+    length = (length << 8) | prefix[i];
+  if (length > kMaxHeader || length > fileSize - 8)
+    throw bad("the header length is larger than the file");
+  std::string text(length, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(length));
+  nlohmann::json header = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!header.is_object())
+    throw bad("the header is not a JSON object");
+  uint64_t dataSize = fileSize - 8 - length;
+  std::map<std::string, LoadedTensor> out;
+  for (const auto &[name, entry] : header.items()) {
+    if (name == "__metadata__")
+      continue;
+    if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") ||
+        !entry.contains("data_offsets"))
+      throw bad("tensor '" + name + "' lacks dtype, shape or data_offsets");
+    if (entry["dtype"] != "F32")
+      throw Error("'" + path + "': tensor '" + name + "' has dtype " +
+                  entry["dtype"].dump() + "; netc reads F32 tensors");
+    LoadedTensor t;
+    uint64_t numel = 1;
+    for (const auto &d : entry["shape"]) {
+      if (!d.is_number_unsigned() || d.get<uint64_t>() > (1ull << 40))
+        throw bad("tensor '" + name + "' has a malformed shape");
+      t.shape.push_back(d.get<int64_t>());
+      numel *= d.get<uint64_t>();
+    }
+    const auto &offsets = entry["data_offsets"];
+    if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
+        !offsets[1].is_number_unsigned())
+      throw bad("tensor '" + name + "' has malformed data_offsets");
+    uint64_t begin = offsets[0], end = offsets[1];
+    if (begin > end || end > dataSize || end - begin != numel * 4)
+      throw bad("tensor '" + name + "' has data_offsets outside the file or of the wrong size");
+    t.data.resize(numel);
+    in.seekg(static_cast<std::streamoff>(8 + length + begin));
+    in.read(reinterpret_cast<char *>(t.data.data()), static_cast<std::streamsize>(numel * 4));
+    if (!in)
+      throw bad("cannot read the data of tensor '" + name + "'");
+    out.emplace(name, std::move(t));
+  }
+  return out;
+}
+
+void loadWeights(const ModelInfo &model, const std::string &path, float *persist) {
+  auto tensors = readSafetensors(path);
+  for (const auto &p : model.params) {
+    auto it = tensors.find(p.name);
+    if (it == tensors.end())
+      throw Error("'" + path + "' has no tensor '" + p.name + "' (the model's parameter " +
+                  p.name + ": f32" + p.shapeString() + ")");
+    if (it->second.shape != p.shape)
+      throw Error("'" + path + "': tensor '" + p.name + "' has shape " +
+                  shapeString(it->second.shape) + ", the model needs " + p.shapeString());
+    std::memcpy(persist + p.offset, it->second.data.data(), it->second.data.size() * 4);
+    tensors.erase(it);
+  }
+  if (!tensors.empty())
+    throw Error("'" + path + "' has tensor '" + tensors.begin()->first +
+                "', which is not a parameter of this model");
+}
+
+void saveWeights(const ModelInfo &model, const std::string &path, const float *persist) {
+  std::vector<TensorView> views;
+  for (const auto &p : model.params)
+    views.push_back({p.name, p.shape, persist + p.offset});
+  writeSafetensors(path, views, {{"format", "pt"}, {"producer", "netc"}, {"model", model.name}});
+}
+
+} // namespace netc::rt
