@@ -1,0 +1,28 @@
+# lit configuration for netc's golden tests: one folder per compiler stage
+# (parse, sema, graph, grad, step, opt, plan, llvm) plus driver and e2e.
+import os
+import lit.formats
+
+config.name = "netc"
+config.test_format = lit.formats.ShTest(execute_external=False)
+config.suffixes = [".nn", ".test"]
+config.excludes = ["Inputs", "unit", "fuzz", "reference", "CMakeLists.txt"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.netc_obj_root, "test")
+
+config.substitutions.append(("%netc", config.netc_bin))
+config.substitutions.append(("%FileCheck", config.filecheck))
+config.substitutions.append(("%python", config.python))
+config.substitutions.append(("%examples", os.path.join(config.netc_src_root, "examples")))
+config.substitutions.append(("%tools", os.path.join(config.netc_src_root, "test", "tools")))
+config.environment["PATH"] = os.pathsep.join(
+    [os.path.dirname(config.filecheck), config.environment.get("PATH", "/usr/bin:/bin")])
+
+# CPU features of this machine, for tests of the emitted programs' CPU check.
+try:
+    with open("/proc/cpuinfo") as f:
+        flags = next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
+except OSError:
+    flags = []
+if "sse4a" not in flags:
+    config.available_features.add("host-lacks-sse4a")

@@ -1,0 +1,178 @@
+// GradCheckTest.cpp - every op's gradient rule against central finite
+// differences, in double precision, through the reference interpreter.
+//
+// For op f with differentiable operands p1..pk (Param leaves), the checked
+// scalar is L = sum(f(p1..pk) * W) with W a random Input of f's shape, so
+// every output element gets a different weight. The gradients autodiff
+// derives for L are compared with (L(p + h e_i) - L(p - h e_i)) / 2h.
+#include "GraphTestUtil.h"
+#include "compiler/transforms/Autodiff.h"
+#include "compiler/transforms/Simplify.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+
+namespace netc::test {
+namespace {
+
+constexpr int64_t kBatchSize = 3;
+
+struct Case {
+  std::string name;
+  /// Builds f from the params it creates; returns f's result.
+  std::function<ValueId(Graph &)> build;
+  double lo = -2, hi = 2, gap = 0;
+};
+
+void PrintTo(const Case &c, std::ostream *os) { *os << c.name; }
+
+/// Relative error of a against b, with an absolute floor for tiny values.
+double relError(double a, double b) {
+  return std::abs(a - b) / std::max(1e-6, std::max(std::abs(a), std::abs(b)));
+}
+
+void checkGradients(const Case &c, bool simplified) {
+  Graph g;
+  ValueId f = c.build(g);
+  ValueId w = input(g, "W", g.shape(f));
+  ValueId loss = g.unary(Op::Sum, g.binary(Op::Mul, f, w));
+  g.outputs.push_back({"loss", loss});
+  std::vector<ValueId> params;
+  for (size_t i = 0; i < g.size(); ++i)
+    if (g.node(static_cast<ValueId>(i)).op == Op::Param)
+      params.push_back(static_cast<ValueId>(i));
+  std::vector<ValueId> grads = differentiate(g, loss, params);
+  for (size_t i = 0; i < grads.size(); ++i) {
+    g.outputs.push_back({"grad" + std::to_string(i), grads[i]});
+    g.outputs.push_back({"param" + std::to_string(i), params[i]}); // keeps it findable
+  }
+  if (simplified) {
+    g = simplify(g);
+    for (size_t i = 0; i < params.size(); ++i)
+      params[i] = g.output("param" + std::to_string(i));
+  }
+  std::mt19937_64 rng(1234);
+  auto leaves = randomLeaves(g, kBatchSize, rng, c.lo, c.hi, c.gap);
+
+  auto lossAt = [&](const std::map<ValueId, std::vector<double>> &l) {
+    return interpret(g, kBatchSize, l).values[static_cast<size_t>(g.output("loss"))][0];
+  };
+  auto ev = interpret(g, kBatchSize, leaves);
+  for (size_t p = 0; p < params.size(); ++p) {
+    const auto &analytic = ev.values[static_cast<size_t>(g.output("grad" + std::to_string(p)))];
+    auto &values = leaves[params[p]];
+    ASSERT_EQ(analytic.size(), values.size()) << c.name;
+    for (size_t i = 0; i < values.size(); ++i) {
+      double saved = values[i];
+      double h = 1e-6 * std::max(1.0, std::abs(saved));
+      values[i] = saved + h;
+      double up = lossAt(leaves);
+      values[i] = saved - h;
+      double down = lossAt(leaves);
+      values[i] = saved;
+      double numeric = (up - down) / (2 * h);
+      EXPECT_LE(relError(analytic[i], numeric), 1e-6)
+          << c.name << (simplified ? " (simplified)" : "") << ": d/d param " << p
+          << "[" << i << "]: autodiff " << analytic[i] << ", finite differences " << numeric;
+    }
+  }
+}
+
+ValueId unary(Graph &g, Op op, Shape s) { return g.unary(op, param(g, "x", std::move(s))); }
+
+ValueId binary(Graph &g, Op op, Shape a, Shape b) {
+  ValueId x = param(g, "a", std::move(a));
+  ValueId y = param(g, "b", std::move(b));
+  return g.binary(op, x, y);
+}
+
+ValueId powi(Graph &g, int64_t k) {
+  Attrs a;
+  a.k = k;
+  return g.add(Op::PowI, {param(g, "x", Shape{{kBatch, 2}})}, a);
+}
+
+ValueId matmul(Graph &g, bool ta, bool tb) {
+  ValueId a = param(g, "a", ta ? Shape{{4, kBatch}} : Shape{{kBatch, 4}});
+  ValueId b = param(g, "b", tb ? Shape{{5, 4}} : Shape{{4, 5}});
+  Attrs at;
+  at.transA = ta;
+  at.transB = tb;
+  return g.add(Op::MatMul, {a, b}, at);
+}
+
+const Shape kNx2{{kBatch, 2}};
+
+std::vector<Case> cases() {
+  return {
+      {"neg", [](Graph &g) { return unary(g, Op::Neg, kNx2); }},
+      {"exp", [](Graph &g) { return unary(g, Op::Exp, kNx2); }},
+      {"log", [](Graph &g) { return unary(g, Op::Log, kNx2); }, 0.5, 3},
+      {"sin", [](Graph &g) { return unary(g, Op::Sin, kNx2); }},
+      {"cos", [](Graph &g) { return unary(g, Op::Cos, kNx2); }},
+      {"sigmoid", [](Graph &g) { return unary(g, Op::Sigmoid, kNx2); }},
+      {"tanh", [](Graph &g) { return unary(g, Op::Tanh, kNx2); }},
+      {"relu", [](Graph &g) { return unary(g, Op::Relu, kNx2); }, -2, 2, 0.1},
+      {"sqrt", [](Graph &g) { return unary(g, Op::Sqrt, kNx2); }, 0.5, 3},
+      {"abs", [](Graph &g) { return unary(g, Op::Abs, kNx2); }, -2, 2, 0.1},
+      {"sign (zero gradient)", [](Graph &g) { return unary(g, Op::Sign, kNx2); }, -2, 2, 0.1},
+      {"step (zero gradient)", [](Graph &g) { return unary(g, Op::Step, kNx2); }, -2, 2, 0.1},
+      {"powi 2", [](Graph &g) { return powi(g, 2); }},
+      {"powi 3", [](Graph &g) { return powi(g, 3); }},
+      {"powi -2", [](Graph &g) { return powi(g, -2); }, -2, 2, 0.5},
+      {"powi 0", [](Graph &g) { return powi(g, 0); }},
+      {"add", [](Graph &g) { return binary(g, Op::Add, kNx2, kNx2); }},
+      {"add broadcast row", [](Graph &g) { return binary(g, Op::Add, kNx2, Shape{{2}}); }},
+      {"add broadcast scalar", [](Graph &g) { return binary(g, Op::Add, Shape{}, kNx2); }},
+      {"sub broadcast", [](Graph &g) { return binary(g, Op::Sub, Shape{{kBatch, 1}}, Shape{{1, 3}}); }},
+      {"mul broadcast", [](Graph &g) { return binary(g, Op::Mul, Shape{{2}}, kNx2); }},
+      {"div", [](Graph &g) { return binary(g, Op::Div, kNx2, Shape{}); }, -2, 2, 0.5},
+      {"div both", [](Graph &g) { return binary(g, Op::Div, kNx2, kNx2); }, -2, 2, 0.5},
+      {"sum", [](Graph &g) { return g.unary(Op::Sum, param(g, "x", kNx2)); }},
+      {"sum_to", [](Graph &g) { return withShape(g, Op::SumTo, param(g, "x", Shape{{kBatch, 3}}), Shape{{3}}); }},
+      {"sum_to keepdim", [](Graph &g) { return withShape(g, Op::SumTo, param(g, "x", Shape{{2, 3}}), Shape{{2, 1}}); }},
+      {"broadcast_to", [](Graph &g) { return withShape(g, Op::BroadcastTo, param(g, "x", Shape{{3}}), Shape{{kBatch, 3}}); }},
+      {"reshape", [](Graph &g) { return withShape(g, Op::Reshape, param(g, "x", Shape{{kBatch, 6}}), Shape{{kBatch, 2, 3}}); }},
+      {"stack", [](Graph &g) {
+         ValueId a = param(g, "a", Shape{{kBatch}}), b = param(g, "b", Shape{{kBatch}});
+         return g.add(Op::Stack, {a, g.binary(Op::Mul, a, b), b});
+       }},
+      {"slice", [](Graph &g) {
+         Attrs a;
+         a.k = 1;
+         return g.add(Op::Slice, {param(g, "x", Shape{{kBatch, 3}})}, a);
+       }},
+      {"matmul", [](Graph &g) { return matmul(g, false, false); }},
+      {"matmul transA", [](Graph &g) { return matmul(g, true, false); }},
+      {"matmul transB", [](Graph &g) { return matmul(g, false, true); }},
+      {"matmul transA transB", [](Graph &g) { return matmul(g, true, true); }},
+      {"mean over the batch", [](Graph &g) {
+         ValueId x = param(g, "x", kNx2);
+         ValueId count = g.binary(Op::Mul, g.constant(2), g.add(Op::BatchSize, {}));
+         return g.binary(Op::Div, g.unary(Op::Sum, x), count);
+       }},
+      {"multi-use value", [](Graph &g) {
+         ValueId x = param(g, "x", kNx2);
+         ValueId s = g.unary(Op::Sin, x);
+         return g.binary(Op::Mul, g.binary(Op::Add, s, x), s);
+       }},
+  };
+}
+
+class GradCheck : public ::testing::TestWithParam<Case> {};
+
+TEST_P(GradCheck, MatchesFiniteDifferences) { checkGradients(GetParam(), false); }
+TEST_P(GradCheck, MatchesFiniteDifferencesAfterSimplify) { checkGradients(GetParam(), true); }
+
+INSTANTIATE_TEST_SUITE_P(EveryOp, GradCheck, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<Case> &info) {
+                           std::string s;
+                           for (char ch : info.param.name)
+                             s += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+                           return s;
+                         });
+
+} // namespace
+} // namespace netc::test
