@@ -5,9 +5,9 @@
 
 namespace netc::grammar {
 
-uint32_t skipBlank(const std::string &source, uint32_t offset) {
+uint32_t skipBlank(const std::string &source, uint32_t offset, uint32_t end) {
   Iterator it = source.begin() + offset;
-  x3::parse(it, source.end(), *skipper);
+  x3::parse(it, source.begin() + end, *skipper);
   return static_cast<uint32_t>(it - source.begin());
 }
 
@@ -26,18 +26,18 @@ std::string describe(const std::string &which) {
 
 } // namespace
 
-bool parseStatement(const std::string &source, uint32_t &offset,
+bool parseStatement(const std::string &source, uint32_t &offset, uint32_t end,
                     ast::Statement &out, SyntaxError &error) {
   ParseState state{source.begin(), 0};
   Iterator first = source.begin() + offset;
-  Iterator const last = source.end();
+  Iterator const last = source.begin() + end;
   auto const parser = x3::with<state_tag>(std::ref(state))[statement];
   try {
     if (x3::phrase_parse(first, last, parser, skipper, out)) {
       offset = static_cast<uint32_t>(first - source.begin());
       return true;
     }
-    error.offset = skipBlank(source, offset);
+    error.offset = skipBlank(source, offset, end);
     error.message = "expected a statement (data, input, target, param, sequence, "
                      "loss, optimizer, train, report or `name = ...`)";
     return false;
@@ -45,7 +45,7 @@ bool parseStatement(const std::string &source, uint32_t &offset,
     // The failure points before skipped whitespace; report where the
     // offending token starts.
     error.offset =
-        skipBlank(source, static_cast<uint32_t>(failure.where() - source.begin()));
+        skipBlank(source, static_cast<uint32_t>(failure.where() - source.begin()), end);
     error.message = describe(failure.which());
     return false;
   }

@@ -22,13 +22,13 @@ struct SyntaxError {
 /// have. The grammar recurses on the C stack, so hostile input must be bounded.
 constexpr int kMaxNesting = 200;
 
-/// Parses one statement starting at `offset` (leading whitespace and comments
-/// are skipped). On success fills `out`, advances `offset` past it and returns
+/// Parses one statement in [offset, end) (leading whitespace and comments are
+/// skipped). On success fills `out`, advances `offset` past it and returns
 /// true. On failure fills `error` and returns false.
-bool parseStatement(const std::string &source, uint32_t &offset,
+bool parseStatement(const std::string &source, uint32_t &offset, uint32_t end,
                     ast::Statement &out, SyntaxError &error);
 
-/// Skips whitespace and `#` comments from `offset`; returns the new offset.
-uint32_t skipBlank(const std::string &source, uint32_t offset);
+/// Skips whitespace and `#` comments from `offset`, not past `end`.
+uint32_t skipBlank(const std::string &source, uint32_t offset, uint32_t end);
 
 } // namespace netc::grammar
