@@ -132,6 +132,10 @@ private:
       suggest(c.callee, {"sine"});
       return;
     }
+    // The fields exist even if the options are wrong, so later statements
+    // do not cascade into "unknown name" errors.
+    model_.data.source = "sine";
+    available_ = {{"x", Shape{{kBatch}}}, {"y", Shape{{kBatch}}}};
     Signature sig{{{"points", 2000}, {"from", -kPi}, {"to", kPi}}};
     auto values = bindArgs(c.loc, "sine", c.args, sig);
     if (!values)
@@ -142,12 +146,10 @@ private:
                    "points must be a whole number from 2 to 100000000");
       return;
     }
-    model_.data.source = "sine";
     model_.data.options = {{"points", points},
                            {"from", (*values)[1]},
                            {"to", (*values)[2]}};
     model_.data.batch = static_cast<int64_t>(points);
-    available_ = {{"x", Shape{{kBatch}}}, {"y", Shape{{kBatch}}}};
   }
 
   void statement(const ast::FieldDecl &s) {
@@ -207,10 +209,12 @@ private:
       }
       shape = *declared;
     }
+    // A parameter with a bad initializer is still declared, so its uses do
+    // not cascade into more errors (the model is rejected anyway).
     auto init = initializer(s.init);
-    if (!init || !declare(s.name))
+    if (!declare(s.name))
       return;
-    ValueId v = addParam(s.name.name, shape, *init, s.name.loc);
+    ValueId v = addParam(s.name.name, shape, init.value_or(InitSpec{}), s.name.loc);
     scope_[s.name.name] = {Binding::Kind::Value, v, 0, s.name.loc};
   }
 
