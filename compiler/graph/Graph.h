@@ -75,6 +75,7 @@ public:
   ValueId add(Op op, std::vector<ValueId> inputs, Attrs attrs = {},
               ast::Loc loc = {});
 
+  /// References into the graph: invalidated by the next add().
   const Node &node(ValueId id) const { return nodes_[static_cast<size_t>(id)]; }
   const Shape &shape(ValueId id) const { return node(id).shape; }
   size_t size() const { return nodes_.size(); }

@@ -351,7 +351,7 @@ std::vector<ValueId> gradientOf(GradArgs args) {
   }
   case Op::Slice: {
     // The adjoint of taking one column: that column gets dy, the others 0.
-    const Shape &in = g.shape(n.inputs[0]);
+    const Shape in = g.shape(n.inputs[0]);
     V zero = withShape(Op::BroadcastTo, V{&g, g.constant(0.0)}, g.shape(args.self));
     std::vector<ValueId> columns;
     for (int64_t j = 0; j < in.dims.back(); ++j)

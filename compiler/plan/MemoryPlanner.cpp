@@ -15,15 +15,15 @@ namespace {
 constexpr int64_t kAlign = 64;
 int64_t alignUp(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
 
-/// First-fit offset for a buffer of `size` that must not overlap any of
-/// `busy` (offset, size) ranges.
-int64_t firstFit(std::vector<std::pair<int64_t, int64_t>> busy, int64_t size) {
+/// First-fit offset (a multiple of `align`) for a buffer of `size` that must
+/// not overlap any of the `busy` (offset, size) ranges.
+int64_t firstFit(std::vector<std::pair<int64_t, int64_t>> busy, int64_t size, int64_t align) {
   std::sort(busy.begin(), busy.end());
   int64_t offset = 0;
   for (auto [o, s] : busy) {
     if (o >= offset + size)
       break;
-    offset = std::max(offset, alignUp(o + s, kAlign));
+    offset = std::max(offset, alignUp(o + s, align));
   }
   return offset;
 }
@@ -117,7 +117,9 @@ MemoryPlan planMemory(const Graph &g, const Schedule &s,
     for (const Placed &p : placed)
       if (!(p.last < b.firstKernel || p.first > b.lastKernel))
         busy.push_back({p.offset, p.size});
-    b.offset = firstFit(std::move(busy), b.bytes);
+    // Batch offsets are scaled by Npad (a multiple of 16), so 4-byte units
+    // already give 64-byte aligned addresses.
+    b.offset = firstFit(std::move(busy), b.bytes, perBatch ? 4 : kAlign);
     placed.push_back({b.offset, b.bytes, b.firstKernel, b.lastKernel});
     int64_t &top = perBatch ? plan.batchBytesPerN : plan.fixedBytes;
     top = std::max(top, b.offset + b.bytes);

@@ -822,7 +822,7 @@ private:
   ValueId mean(ValueId x, ast::Loc loc) {
     if (x == kNoValue)
       return kNoValue;
-    const Shape &s = model_.graph.shape(x);
+    const Shape s = model_.graph.shape(x);
     Graph &g = model_.graph;
     ValueId count = g.constant(static_cast<double>(s.constNumel()), loc);
     if (s.hasBatch())
@@ -925,7 +925,7 @@ private:
       return kNoValue;
     Graph &g = model_.graph;
     if (l.kind == "linear") {
-      const Shape &s = g.shape(x);
+      const Shape s = g.shape(x);
       auto in = static_cast<int64_t>(l.args[0]);
       if (s.rank() == 0 || s.dims.back() != in) {
         diags_.error(loc, fmt::format("linear({}, {}) expects inputs whose last "

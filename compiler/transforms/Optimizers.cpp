@@ -61,10 +61,16 @@ private:
     Attrs two;
     two.k = 2;
     ValueId g2 = g_.add(Op::PowI, {grad}, two);
-    ValueId v = add(mul(c(spec_.alpha), avg), mul(c(1 - spec_.alpha), g2));
+    // One node per statement: argument evaluation order is unspecified in
+    // C++, and the graph must not depend on the host compiler.
+    ValueId kept = mul(c(spec_.alpha), avg);
+    ValueId added = mul(c(1 - spec_.alpha), g2);
+    ValueId v = add(kept, added);
     assign(avg, v);
-    ValueId denom = add(g_.unary(Op::Sqrt, v), c(spec_.eps));
-    assign(p.value, sub(p.value, mul(lr_, g_.binary(Op::Div, grad, denom))));
+    ValueId root = g_.unary(Op::Sqrt, v);
+    ValueId denom = add(root, c(spec_.eps));
+    ValueId step = g_.binary(Op::Div, grad, denom);
+    assign(p.value, sub(p.value, mul(lr_, step)));
   }
 
   Graph &g_;

@@ -50,16 +50,18 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter,
   std::vector<ValueId> grads = differentiate(train, train.output("loss"), params);
   verifyOrDie(train, "autodiff");
   if (stopAfter == Stage::Grad) {
+    // Gradient rules also produce adjoints of operands that need none (the
+    // data, constants); show only what the outputs use.
     for (size_t i = 0; i < grads.size(); ++i)
       train.outputs.push_back({"grad(" + model.params[i].name + ")", grads[i]});
-    printGraph(train, "train_step", out);
+    printGraph(removeDeadNodes(train), "train_step", out);
     return std::nullopt;
   }
 
   std::vector<StateSpec> states = addOptimizerUpdates(train, model, grads);
   verifyOrDie(train, "optimizer");
   if (stopAfter == Stage::Step) {
-    printGraph(train, "train_step", out);
+    printGraph(removeDeadNodes(train), "train_step", out);
     return std::nullopt;
   }
 

@@ -108,7 +108,7 @@ private:
     case Op::Sum:
       // sum(broadcast_to(y, S)) = y * numel(S) for a scalar y.
       if (at(in[0]).op == Op::BroadcastTo && shape(at(in[0]).inputs[0]).rank() == 0) {
-        const Shape &s = shape(in[0]);
+        const Shape s = shape(in[0]);
         ValueId count = constant(static_cast<double>(s.constNumel()), n.loc);
         if (s.hasBatch())
           count = make(Op::Mul, {count, make(Op::BatchSize, {}, {}, n.loc)}, {}, n.loc);
