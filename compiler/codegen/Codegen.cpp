@@ -151,16 +151,21 @@ void emitInit(llvm::Module &m, const CompiledModel &cm) {
     const auto &entry = cm.persistent.params[p];
     llvm::Value *stream = b.getInt64(p);
     auto a = llvm::ConstantFP::get(b.getFloatTy(), init.a);
+    // a + scale * draw, without the no-op parts (x + 0.0 does not fold).
+    auto affine = [&](llvm::Value *draw, double scale) {
+      llvm::Value *v = draw;
+      if (scale != 1.0)
+        v = b.CreateFMul(llvm::ConstantFP::get(b.getFloatTy(), scale), v);
+      return init.a == 0.0 ? v : b.CreateFAdd(a, v);
+    };
     fill(entry.offset, entry.shape, [&](llvm::Value *i) -> llvm::Value * {
       switch (init.kind) {
       case InitSpec::Kind::Constant:
         return a;
       case InitSpec::Kind::Normal:
-        return b.CreateFAdd(a, b.CreateFMul(llvm::ConstantFP::get(b.getFloatTy(), init.b),
-                                            b.CreateCall(normal, {fn->getArg(1), stream, i})));
+        return affine(b.CreateCall(normal, {fn->getArg(1), stream, i}), init.b);
       case InitSpec::Kind::Uniform:
-        return b.CreateFAdd(a, b.CreateFMul(llvm::ConstantFP::get(b.getFloatTy(), init.b - init.a),
-                                            b.CreateCall(uniform, {fn->getArg(1), stream, i})));
+        return affine(b.CreateCall(uniform, {fn->getArg(1), stream, i}), init.b - init.a);
       }
       return a;
     });
