@@ -18,11 +18,20 @@ config.substitutions.append(("%tools", os.path.join(config.netc_src_root, "test"
 config.environment["PATH"] = os.pathsep.join(
     [os.path.dirname(config.filecheck), config.environment.get("PATH", "/usr/bin:/bin")])
 
-# CPU features of this machine, for tests of the emitted programs' CPU check.
+# A CPU whose code this machine cannot run, for the test of the emitted
+# programs' CPU check: AMD's znver4 has SSE4a (Intel CPUs do not), Intel's
+# sapphirerapids has AVX512-FP16 and AMX (AMD CPUs so far do not).
 try:
     with open("/proc/cpuinfo") as f:
         flags = next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
 except OSError:
     flags = []
+foreign_cpu = None
 if "sse4a" not in flags:
-    config.available_features.add("host-lacks-sse4a")
+    foreign_cpu = ("znver4", "sse4a")
+elif "avx512_fp16" not in flags:
+    foreign_cpu = ("sapphirerapids", "avx512fp16")
+if foreign_cpu:
+    config.available_features.add("foreign-cpu")
+    config.substitutions.append(("%foreign_cpu", foreign_cpu[0]))
+    config.substitutions.append(("%foreign_feature", foreign_cpu[1]))

@@ -26,7 +26,11 @@ std::vector<Feature> hostFeatures() {
           F("avx512bw"), F("avx512dq"), F("avx512cd"), F("avx512vbmi"),
           F("avx512ifma"), F("avx512vbmi2"), F("avx512vnni"),
           F("avx512bitalg"), F("avx512vpopcntdq"), F("avx512bf16"),
-          F("gfni"),     F("vpclmulqdq"), F("xop")};
+          F("avx512fp16"), F("avx512vp2intersect"), F("avxvnni"),
+          F("amx-tile"), F("amx-int8"), F("amx-bf16"),
+          F("gfni"),     F("vpclmulqdq"), F("xop"),      F("tbm"),
+          F("lzcnt"),    F("movbe"),    F("f16c"),     F("adx"),
+          F("sha")};
 #undef F
 #else
   return {};

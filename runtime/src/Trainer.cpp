@@ -18,6 +18,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <unistd.h>
 
 namespace netc::rt {
 
@@ -59,6 +60,40 @@ std::string programName(const char *argv0) {
   return slash == std::string::npos ? s : s.substr(slash + 1);
 }
 
+// Validators with messages that say what is wanted (CLI11's own print the
+// whole range of a double).
+CLI::Validator wholeNumber() {
+  return CLI::Validator(
+      [](std::string &text) -> std::string {
+        uint64_t v = 0;
+        auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (r.ec != std::errc() || r.ptr != text.data() + text.size() || v > (uint64_t(1) << 62))
+          return "expected a whole number >= 0, got '" + text + "'";
+        return {};
+      },
+      "");
+}
+
+CLI::Validator positiveNumber() {
+  return CLI::Validator(
+      [](std::string &text) -> std::string {
+        char *end = nullptr;
+        double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !(v > 0) || !std::isfinite(v))
+          return "expected a positive number, got '" + text + "'";
+        return {};
+      },
+      "");
+}
+
+/// Fails now, not after training, if the weights cannot be written there.
+void checkWritable(const std::string &path) {
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : path.substr(0, std::max<size_t>(slash, 1));
+  if (::access(dir.c_str(), W_OK) != 0)
+    throw Error("cannot write the weights to '" + path + "': " + std::strerror(errno));
+}
+
 /// Parses the flags; returns false (with the exit code in `exitCode`) when the
 /// program should stop, e.g. after --help or a bad flag.
 bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCode) {
@@ -70,10 +105,12 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
   f.seed = m.seed;
   f.save = name + ".safetensors";
   app.add_option("--steps", f.steps, "total training steps")
-      ->check(CLI::NonNegativeNumber)
+      ->check(wholeNumber())
       ->capture_default_str();
-  app.add_option("--lr", f.lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--seed", f.seed, "seed for parameter initialisation")->capture_default_str();
+  app.add_option("--lr", f.lr, "learning rate")->check(positiveNumber())->capture_default_str();
+  app.add_option("--seed", f.seed, "seed for parameter initialisation")
+      ->check(wholeNumber())
+      ->capture_default_str();
   app.add_option("--init", f.init, "load the parameters from this safetensors weights file")
       ->check(CLI::ExistingFile);
   app.add_option("--save", f.save, "where to write the trained weights (safetensors)")
@@ -90,8 +127,7 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
     exitCode = 1;
     return false;
   }
-  if (!std::isfinite(f.lr))
-    throw Error("--lr must be a finite number");
+  checkWritable(f.save);
   return true;
 }
 

@@ -1,0 +1,50 @@
+"""Minimal safetensors reading and writing (F32 only) for netc's tests.
+
+Standard library only, so the tests need neither NumPy nor PyTorch.
+"""
+import json
+import struct
+
+
+def write(path, tensors, metadata=None):
+    """tensors: {name: (shape, flat list of floats)}"""
+    header = {}
+    if metadata:
+        header["__metadata__"] = metadata
+    blobs, offset = [], 0
+    for name, (shape, values) in tensors.items():
+        blob = struct.pack("<%df" % len(values), *values)
+        header[name] = {"dtype": "F32", "shape": list(shape),
+                        "data_offsets": [offset, offset + len(blob)]}
+        offset += len(blob)
+        blobs.append(blob)
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def read(path):
+    """Returns ({name: (shape, values)}, metadata)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + length])
+    body = data[8 + length:]
+    out = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        assert entry["dtype"] == "F32", entry
+        begin, end = entry["data_offsets"]
+        out[name] = (entry["shape"], list(struct.unpack("<%df" % ((end - begin) // 4), body[begin:end])))
+    return out, header.get("__metadata__", {})
+
+
+def value(tensors, ref):
+    """`b` or `0.weight[2]` (flat index) -> float"""
+    name, index = ref, 0
+    if ref.endswith("]"):
+        name, index = ref[:-1].split("[")
+        index = int(index)
+    return tensors[name][1][index]
