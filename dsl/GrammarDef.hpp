@@ -231,12 +231,18 @@ x3::rule<statement_class, ast::Statement> const statement = "a statement";
 
 // ---- lexical ---------------------------------------------------------------
 
+// Character classes as explicit ASCII sets: X3's classifiers (alnum, space)
+// assert on bytes outside ASCII, and a .nn file may contain any byte.
+auto const wordStart = x3::char_("a-zA-Z_");
+auto const wordChar = x3::char_("a-zA-Z0-9_");
+auto const blank = x3::char_(" \t\r\n\f\v");
+
 // A keyword is a whole word: `data` does not match the start of `database`.
 inline auto kw(char const *word) {
-  return x3::lexeme[x3::lit(word) >> !(x3::alnum | '_')];
+  return x3::lexeme[x3::lit(word) >> !wordChar];
 }
 inline auto kwString(char const *word) {
-  return x3::lexeme[x3::string(word) >> !(x3::alnum | '_')];
+  return x3::lexeme[x3::string(word) >> !wordChar];
 }
 
 // `->`, and a '-' that is not the start of one.
@@ -247,8 +253,7 @@ auto const minus = x3::char_('-') >> !x3::lit('>');
 x3::real_parser<double, x3::ureal_policies<double>> const ureal;
 
 // ident   = (letter | "_") {letter | digit | "_"}
-auto const name_def = x3::lexeme[(x3::alpha | x3::char_('_')) >>
-                                 *(x3::alnum | x3::char_('_'))];
+auto const name_def = x3::lexeme[wordStart >> *wordChar];
 auto const ident_def = name;
 // number  = unsigned real, e.g. 2000, 1e-6, .5
 auto const number_def = ureal;
@@ -330,6 +335,6 @@ BOOST_SPIRIT_DEFINE(number, ident, name, string_lit, arg, call, layer, unary,
 
 // Whitespace (newlines included) and `#` comments to the end of the line.
 auto const skipper =
-    x3::space | x3::lexeme['#' >> *(x3::char_ - x3::eol) >> (x3::eol | x3::eoi)];
+    blank | x3::lexeme['#' >> *(x3::char_ - x3::eol) >> (x3::eol | x3::eoi)];
 
 } // namespace netc::grammar
