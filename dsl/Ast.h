@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace netc::ast {
@@ -181,5 +182,17 @@ using Statement =
 struct Program {
   std::vector<Statement> statements;
 };
+
+/// The source range of any expression.
+inline Loc locOf(const Expr &e) {
+  return boost::apply_visitor(
+      [](const auto &node) -> Loc {
+        if constexpr (std::is_base_of_v<Located, std::decay_t<decltype(node)>>)
+          return node.loc;
+        else
+          return node.get().loc;
+      },
+      e);
+}
 
 } // namespace netc::ast

@@ -102,18 +102,6 @@ struct guard_gen {
 };
 constexpr guard_gen guard{};
 
-inline ast::Loc locOf(const ast::Expr &e) {
-  return boost::apply_visitor(
-      [](const auto &node) -> ast::Loc {
-        using T = std::decay_t<decltype(node)>;
-        if constexpr (std::is_base_of_v<ast::Located, T>)
-          return node.loc;
-        else
-          return node.get().loc;
-      },
-      e);
-}
-
 inline auto const setFirst = [](auto &ctx) {
   x3::_val(ctx) = std::move(x3::_attr(ctx));
 };
@@ -135,7 +123,7 @@ inline auto const appendLink = [](auto &ctx) {
     }
   }
   ast::Chain chain;
-  chain.loc = {locOf(val).begin, link.loc.end};
+  chain.loc = {ast::locOf(val).begin, link.loc.end};
   chain.first = std::move(val);
   chain.rest.push_back(std::move(link));
   val = std::move(chain);
@@ -145,7 +133,7 @@ inline auto const makePower = [](auto &ctx) {
   ast::Expr &val = x3::_val(ctx);
   ast::Power power;
   power.exponent = std::move(x3::_attr(ctx));
-  power.loc = {locOf(val).begin, locOf(power.exponent).end};
+  power.loc = {ast::locOf(val).begin, ast::locOf(power.exponent).end};
   power.base = std::move(val);
   val = std::move(power);
 };
@@ -159,7 +147,7 @@ inline auto const appendLayer = [](auto &ctx) {
     return;
   }
   ast::Pipe pipe;
-  pipe.loc = {locOf(val).begin, layer.loc.end};
+  pipe.loc = {ast::locOf(val).begin, layer.loc.end};
   pipe.input = std::move(val);
   pipe.layers.push_back(std::move(layer));
   val = std::move(pipe);

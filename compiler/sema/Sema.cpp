@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include <cassert>
 #include <cmath>
 #include <map>
 #include <set>
@@ -24,48 +25,32 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-const std::vector<std::string> kElementwise = {
-    "sin", "cos", "exp", "log", "sigmoid", "relu", "tanh", "sqrt", "abs"};
+// Elementwise functions of the language: their names are the ops' mnemonics.
+constexpr Op kElementwiseOps[] = {Op::Sin,  Op::Cos,  Op::Exp,  Op::Log, Op::Sigmoid,
+                                  Op::Relu, Op::Tanh, Op::Sqrt, Op::Abs};
+const std::vector<std::string> kElementwise = [] {
+  std::vector<std::string> names;
+  for (Op op : kElementwiseOps)
+    names.push_back(opName(op));
+  return names;
+}();
 const std::vector<std::string> kActivationLayers = {"relu", "sigmoid", "tanh"};
 const std::vector<std::string> kLayers = {"linear", "flatten", "relu",
                                           "sigmoid", "tanh"};
 const std::vector<std::string> kInitializers = {
     "randn", "rand", "normal", "uniform", "zeros", "ones", "kaiming_uniform"};
 
+/// The op of an elementwise function; `name` must be one of kElementwise.
 Op elementwiseOp(std::string_view name) {
-  if (name == "sin")
-    return Op::Sin;
-  if (name == "cos")
-    return Op::Cos;
-  if (name == "exp")
-    return Op::Exp;
-  if (name == "log")
-    return Op::Log;
-  if (name == "sigmoid")
-    return Op::Sigmoid;
-  if (name == "relu")
-    return Op::Relu;
-  if (name == "tanh")
-    return Op::Tanh;
-  if (name == "sqrt")
-    return Op::Sqrt;
+  for (Op op : kElementwiseOps)
+    if (name == opName(op))
+      return op;
+  assert(false && "not an elementwise function");
   return Op::Abs;
 }
 
 bool contains(const std::vector<std::string> &v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
-}
-
-ast::Loc locOf(const ast::Expr &e) {
-  return boost::apply_visitor(
-      [](const auto &node) -> ast::Loc {
-        using T = std::decay_t<decltype(node)>;
-        if constexpr (std::is_base_of_v<ast::Located, T>)
-          return node.loc;
-        else
-          return node.get().loc;
-      },
-      e);
 }
 
 /// Declared arguments of a call: positional names in order, with defaults.
