@@ -35,3 +35,7 @@ if foreign_cpu:
     config.available_features.add("foreign-cpu")
     config.substitutions.append(("%foreign_cpu", foreign_cpu[0]))
     config.substitutions.append(("%foreign_feature", foreign_cpu[1]))
+
+# Lets a sanitizer build of netc link programs with an uninstrumented runtime.
+if "NETC_RUNTIME_LIB" in os.environ:
+    config.environment["NETC_RUNTIME_LIB"] = os.environ["NETC_RUNTIME_LIB"]
