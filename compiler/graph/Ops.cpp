@@ -111,85 +111,6 @@ ShapeResult matmulShape(const Shape &a, const Shape &b, const Attrs &at) {
 
 } // namespace
 
-ShapeResult inferShape(Op op, const std::vector<const Shape *> &in,
-                       const Attrs &attrs) {
-  int arity = opArity(op);
-  if (arity >= 0 && in.size() != static_cast<size_t>(arity))
-    return fail(fmt::format("{} takes {} operand(s), got {}", opName(op), arity,
-                            in.size()));
-  switch (opKind(op)) {
-  case OpKind::Leaf:
-    return checked(attrs.shape);
-  case OpKind::Elementwise: {
-    if (in.size() == 1)
-      return ok(*in[0]);
-    auto s = broadcastShapes(*in[0], *in[1]);
-    if (!s)
-      return fail(fmt::format("shapes {} and {} do not broadcast",
-                              in[0]->str(), in[1]->str()));
-    return checked(*s);
-  }
-  case OpKind::MatMul:
-    return matmulShape(*in[0], *in[1], attrs);
-  case OpKind::Effect:
-    if (!(*in[0] == *in[1]))
-      return fail(fmt::format("cannot assign {} to {}", in[1]->str(),
-                              in[0]->str()));
-    return ok(Shape{});
-  default:
-    break;
-  }
-  switch (op) {
-  case Op::Sum:
-    return ok(Shape{});
-  case Op::SumTo: {
-    auto s = broadcastShapes(attrs.shape, *in[0]);
-    if (!s || !(*s == *in[0]))
-      return fail(fmt::format("cannot sum {} down to {}", in[0]->str(),
-                              attrs.shape.str()));
-    return ok(attrs.shape);
-  }
-  case Op::BroadcastTo: {
-    auto s = broadcastShapes(*in[0], attrs.shape);
-    if (!s || !(*s == attrs.shape))
-      return fail(fmt::format("cannot broadcast {} to {}", in[0]->str(),
-                              attrs.shape.str()));
-    return ok(attrs.shape);
-  }
-  case Op::Reshape:
-    if (in[0]->constNumel() != attrs.shape.constNumel() ||
-        in[0]->hasBatch() != attrs.shape.hasBatch())
-      return fail(fmt::format("cannot reshape {} to {}", in[0]->str(),
-                              attrs.shape.str()));
-    return checked(attrs.shape);
-  case Op::Stack: {
-    if (in.empty())
-      return fail("stack needs at least one operand");
-    for (const Shape *s : in)
-      if (!(*s == *in[0]))
-        return fail(fmt::format("stack needs operands of one shape, got {} "
-                                "and {}",
-                                in[0]->str(), s->str()));
-    Shape s = *in[0];
-    s.dims.push_back(static_cast<int64_t>(in.size()));
-    return checked(s);
-  }
-  case Op::Slice: {
-    if (in[0]->rank() == 0 || in[0]->dims.back() == kBatch ||
-        attrs.k < 0 || attrs.k >= in[0]->dims.back())
-      return fail(fmt::format("cannot take index {} of the last axis of {}",
-                              attrs.k, in[0]->str()));
-    Shape s = *in[0];
-    s.dims.pop_back();
-    return ok(s);
-  }
-  default:
-    break;
-  }
-  assert(false && "op without a shape rule");
-  return fail("internal error: op without a shape rule");
-}
-
 // ---- the graph -------------------------------------------------------------
 
 ValueId Graph::add(Op op, std::vector<ValueId> inputs, Attrs attrs,
@@ -229,7 +150,7 @@ ValueId Graph::output(std::string_view name) const {
   return kNoValue;
 }
 
-// ---- gradient rules --------------------------------------------------------
+// ---- value helpers for gradient rules ------------------------------------
 
 namespace {
 
@@ -284,87 +205,192 @@ Grads matmulGrad(V a, V b, V dc, bool ta, bool tb) {
 
 } // namespace
 
-bool isDifferentiable(Op op) {
-  OpKind k = opKind(op);
-  return k != OpKind::Leaf && k != OpKind::Effect;
+// ---- the rules, op by op ---------------------------------------------------
+//
+// One row per op, in Ops.def order: its shape rule, then its gradient rule.
+// A gradient rule gets the op's node, result and adjoint (GradArgs) and
+// returns one contribution per operand (kNoValue: none).
+
+namespace {
+
+using ShapeRule = ShapeResult (*)(const std::vector<const Shape *> &, const Attrs &);
+
+/// What a gradient rule reads, with the values wrapped for arithmetic.
+struct Rule {
+  GradArgs &a;
+  V dy() const { return {&a.g, a.dy}; }
+  V y() const { return {&a.g, a.self}; }
+  V x(size_t i) const { return {&a.g, a.node.inputs[i]}; }
+  const Shape &shapeOf(size_t i) const { return a.g.shape(a.node.inputs[i]); }
+};
+using GradRule = Grads (*)(Rule);
+
+struct OpRules {
+  Op op;
+  ShapeRule shape;
+  GradRule grad; ///< null for leaves and effects
+};
+
+ShapeResult leafShape(const std::vector<const Shape *> &, const Attrs &at) {
+  return checked(at.shape);
+}
+ShapeResult sameShape(const std::vector<const Shape *> &in, const Attrs &) { return ok(*in[0]); }
+ShapeResult broadcastShape(const std::vector<const Shape *> &in, const Attrs &) {
+  auto s = broadcastShapes(*in[0], *in[1]);
+  if (!s)
+    return fail(fmt::format("shapes {} and {} do not broadcast", in[0]->str(), in[1]->str()));
+  return checked(*s);
+}
+ShapeResult scalarShape(const std::vector<const Shape *> &, const Attrs &) { return ok(Shape{}); }
+Grads noGradient(Rule r) { return Grads(r.a.node.inputs.size(), kNoValue); }
+
+const OpRules kRules[] = {
+    {Op::Input, leafShape, nullptr},
+    {Op::Param, leafShape, nullptr},
+    {Op::State, leafShape, nullptr},
+    {Op::HParam, scalarShape, nullptr},
+    {Op::Const, scalarShape, nullptr},
+    {Op::BatchSize, scalarShape, nullptr},
+
+    {Op::Neg, sameShape, [](Rule r) { return grads({-r.dy()}); }},
+    {Op::Exp, sameShape, [](Rule r) { return grads({r.dy() * r.y()}); }},
+    {Op::Log, sameShape, [](Rule r) { return grads({r.dy() / r.x(0)}); }},
+    {Op::Sin, sameShape, [](Rule r) { return grads({r.dy() * apply(Op::Cos, r.x(0))}); }},
+    {Op::Cos, sameShape, [](Rule r) { return grads({-(r.dy() * apply(Op::Sin, r.x(0)))}); }},
+    {Op::Sigmoid, sameShape, [](Rule r) { return grads({r.dy() * (r.y() * (1.0 - r.y()))}); }},
+    {Op::Tanh, sameShape, [](Rule r) { return grads({r.dy() * (1.0 - r.y() * r.y())}); }},
+    {Op::Relu, sameShape, [](Rule r) { return grads({r.dy() * apply(Op::Step, r.x(0))}); }},
+    {Op::Sqrt, sameShape, [](Rule r) { return grads({r.dy() / (2.0 * r.y())}); }},
+    {Op::Abs, sameShape, [](Rule r) { return grads({r.dy() * apply(Op::Sign, r.x(0))}); }},
+    {Op::Sign, sameShape, noGradient}, // piecewise constant
+    {Op::Step, sameShape, noGradient}, // piecewise constant
+    {Op::PowI, sameShape,
+     [](Rule r) -> Grads {
+       int64_t k = r.a.node.attrs.k;
+       if (k == 0)
+         return {kNoValue};
+       if (k == 1)
+         return grads({r.dy()});
+       return grads({r.dy() * (static_cast<double>(k) * powi(r.x(0), k - 1))});
+     }},
+
+    {Op::Add, broadcastShape, [](Rule r) { return grads({r.dy(), r.dy()}); }},
+    {Op::Sub, broadcastShape, [](Rule r) { return grads({r.dy(), -r.dy()}); }},
+    {Op::Mul, broadcastShape, [](Rule r) { return grads({r.dy() * r.x(1), r.dy() * r.x(0)}); }},
+    {Op::Div, broadcastShape,
+     [](Rule r) { return grads({r.dy() / r.x(1), -(r.dy() * r.y() / r.x(1))}); }},
+
+    {Op::Sum, scalarShape,
+     [](Rule r) { return grads({withShape(Op::BroadcastTo, r.dy(), r.shapeOf(0))}); }},
+    {Op::SumTo,
+     [](const std::vector<const Shape *> &in, const Attrs &at) {
+       auto s = broadcastShapes(at.shape, *in[0]);
+       if (!s || !(*s == *in[0]))
+         return fail(fmt::format("cannot sum {} down to {}", in[0]->str(), at.shape.str()));
+       return ok(at.shape);
+     },
+     [](Rule r) { return grads({withShape(Op::BroadcastTo, r.dy(), r.shapeOf(0))}); }},
+    {Op::BroadcastTo,
+     [](const std::vector<const Shape *> &in, const Attrs &at) {
+       auto s = broadcastShapes(*in[0], at.shape);
+       if (!s || !(*s == at.shape))
+         return fail(fmt::format("cannot broadcast {} to {}", in[0]->str(), at.shape.str()));
+       return ok(at.shape);
+     },
+     [](Rule r) { return grads({withShape(Op::SumTo, r.dy(), r.shapeOf(0))}); }},
+
+    {Op::Reshape,
+     [](const std::vector<const Shape *> &in, const Attrs &at) {
+       if (in[0]->constNumel() != at.shape.constNumel() || in[0]->hasBatch() != at.shape.hasBatch())
+         return fail(fmt::format("cannot reshape {} to {}", in[0]->str(), at.shape.str()));
+       return checked(at.shape);
+     },
+     [](Rule r) { return grads({withShape(Op::Reshape, r.dy(), r.shapeOf(0))}); }},
+    {Op::Stack,
+     [](const std::vector<const Shape *> &in, const Attrs &) {
+       if (in.empty())
+         return fail("stack needs at least one operand");
+       for (const Shape *s : in)
+         if (!(*s == *in[0]))
+           return fail(fmt::format("stack needs operands of one shape, got {} and {}",
+                                   in[0]->str(), s->str()));
+       Shape s = *in[0];
+       s.dims.push_back(static_cast<int64_t>(in.size()));
+       return checked(s);
+     },
+     [](Rule r) {
+       // Each operand gets its column of the adjoint.
+       Grads out;
+       for (size_t i = 0; i < r.a.node.inputs.size(); ++i) {
+         Attrs at;
+         at.k = static_cast<int64_t>(i);
+         out.push_back(r.a.g.add(Op::Slice, {r.a.dy}, at));
+       }
+       return out;
+     }},
+    {Op::Slice,
+     [](const std::vector<const Shape *> &in, const Attrs &at) {
+       if (in[0]->rank() == 0 || in[0]->dims.back() == kBatch || at.k < 0 ||
+           at.k >= in[0]->dims.back())
+         return fail(fmt::format("cannot take index {} of the last axis of {}", at.k,
+                                 in[0]->str()));
+       Shape s = *in[0];
+       s.dims.pop_back();
+       return ok(s);
+     },
+     [](Rule r) {
+       // The adjoint of taking one column: that column gets dy, the others 0.
+       int64_t columns = r.shapeOf(0).dims.back();
+       Shape column = r.a.g.shape(r.a.self); // a copy: the graph grows below
+       V zero = withShape(Op::BroadcastTo, V{&r.a.g, r.a.g.constant(0.0)}, column);
+       std::vector<ValueId> parts;
+       for (int64_t j = 0; j < columns; ++j)
+         parts.push_back(j == r.a.node.attrs.k ? r.a.dy : zero.id);
+       return Grads{r.a.g.add(Op::Stack, parts)};
+     }},
+
+    {Op::MatMul,
+     [](const std::vector<const Shape *> &in, const Attrs &at) {
+       return matmulShape(*in[0], *in[1], at);
+     },
+     [](Rule r) {
+       const Attrs &at = r.a.node.attrs;
+       return matmulGrad(r.x(0), r.x(1), r.dy(), at.transA, at.transB);
+     }},
+
+    {Op::Assign,
+     [](const std::vector<const Shape *> &in, const Attrs &) {
+       if (!(*in[0] == *in[1]))
+         return fail(fmt::format("cannot assign {} to {}", in[1]->str(), in[0]->str()));
+       return ok(Shape{});
+     },
+     nullptr},
+};
+
+constexpr size_t kOpCount = std::size(kRows);
+static_assert(std::size(kRules) == kOpCount, "one rule row per op of Ops.def");
+
+const OpRules &rules(Op op) {
+  const OpRules &r = kRules[static_cast<size_t>(op)];
+  assert(r.op == op && "kRules must follow the order of Ops.def");
+  return r;
 }
 
+} // namespace
+
+ShapeResult inferShape(Op op, const std::vector<const Shape *> &in, const Attrs &attrs) {
+  int arity = opArity(op);
+  if (arity >= 0 && in.size() != static_cast<size_t>(arity))
+    return fail(fmt::format("{} takes {} operand(s), got {}", opName(op), arity, in.size()));
+  return rules(op).shape(in, attrs);
+}
+
+bool isDifferentiable(Op op) { return rules(op).grad != nullptr; }
+
 std::vector<ValueId> gradientOf(GradArgs args) {
-  Graph &g = args.g;
-  const Node &n = args.node;
-  V dy{&g, args.dy};
-  V y{&g, args.self};
-  auto x = [&](size_t i) { return V{&g, n.inputs[i]}; };
-  switch (n.op) {
-  case Op::Neg:
-    return grads({-dy});
-  case Op::Exp:
-    return grads({dy * y});
-  case Op::Log:
-    return grads({dy / x(0)});
-  case Op::Sin:
-    return grads({dy * apply(Op::Cos, x(0))});
-  case Op::Cos:
-    return grads({-(dy * apply(Op::Sin, x(0)))});
-  case Op::Sigmoid:
-    return grads({dy * (y * (1.0 - y))});
-  case Op::Tanh:
-    return grads({dy * (1.0 - y * y)});
-  case Op::Relu:
-    return grads({dy * apply(Op::Step, x(0))});
-  case Op::Sqrt:
-    return grads({dy / (2.0 * y)});
-  case Op::Abs:
-    return grads({dy * apply(Op::Sign, x(0))});
-  case Op::Sign:
-  case Op::Step:
-    return {kNoValue}; // piecewise constant
-  case Op::PowI:
-    if (n.attrs.k == 0)
-      return {kNoValue};
-    if (n.attrs.k == 1)
-      return grads({dy});
-    return grads({dy * (static_cast<double>(n.attrs.k) * powi(x(0), n.attrs.k - 1))});
-  case Op::Add:
-    return grads({dy, dy});
-  case Op::Sub:
-    return grads({dy, -dy});
-  case Op::Mul:
-    return grads({dy * x(1), dy * x(0)});
-  case Op::Div:
-    return grads({dy / x(1), -(dy * y / x(1))});
-  case Op::Sum:
-  case Op::SumTo:
-    return grads({withShape(Op::BroadcastTo, dy, g.shape(n.inputs[0]))});
-  case Op::BroadcastTo:
-    return grads({withShape(Op::SumTo, dy, g.shape(n.inputs[0]))});
-  case Op::Reshape:
-    return grads({withShape(Op::Reshape, dy, g.shape(n.inputs[0]))});
-  case Op::Stack: {
-    Grads out;
-    for (size_t i = 0; i < n.inputs.size(); ++i) {
-      Attrs a;
-      a.k = static_cast<int64_t>(i);
-      out.push_back(g.add(Op::Slice, {args.dy}, a));
-    }
-    return out;
-  }
-  case Op::Slice: {
-    // The adjoint of taking one column: that column gets dy, the others 0.
-    const Shape in = g.shape(n.inputs[0]);
-    V zero = withShape(Op::BroadcastTo, V{&g, g.constant(0.0)}, g.shape(args.self));
-    std::vector<ValueId> columns;
-    for (int64_t j = 0; j < in.dims.back(); ++j)
-      columns.push_back(j == n.attrs.k ? args.dy : zero.id);
-    return {g.add(Op::Stack, columns)};
-  }
-  case Op::MatMul:
-    return matmulGrad(x(0), x(1), dy, n.attrs.transA, n.attrs.transB);
-  default:
-    break;
-  }
-  assert(false && "gradientOf called on an op without a gradient");
-  return {};
+  GradRule rule = rules(args.node.op).grad;
+  assert(rule && "gradientOf called on an op without a gradient");
+  return rule(Rule{args});
 }
 
 } // namespace netc
