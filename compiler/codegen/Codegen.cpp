@@ -70,6 +70,7 @@ public:
       switch (k.kind) {
       case Kernel::Kind::Loop: emitLoopKernel(ctx, k); break;
       case Kernel::Kind::MatMul: emitMatMulKernel(ctx, k); break;
+      case Kernel::Kind::Rows: emitRowsKernel(ctx, k); break;
       case Kernel::Kind::Stack: emitStackKernel(ctx, k); break;
       case Kernel::Kind::Slice: emitSliceKernel(ctx, k); break;
       case Kernel::Kind::View: break;

@@ -15,6 +15,9 @@ void emitLoopKernel(const EmitContext &ctx, const Kernel &kernel);
 /// C = op(A) · op(B).
 void emitMatMulKernel(const EmitContext &ctx, const Kernel &kernel);
 
+/// Softmax and log-softmax along the last axis, numerically stable.
+void emitRowsKernel(const EmitContext &ctx, const Kernel &kernel);
+
 /// Stack and Slice along the last axis.
 void emitStackKernel(const EmitContext &ctx, const Kernel &kernel);
 void emitSliceKernel(const EmitContext &ctx, const Kernel &kernel);

@@ -22,7 +22,7 @@ enum class Op : uint8_t {
 #include "compiler/graph/Ops.def"
 };
 
-enum class OpKind : uint8_t { Leaf, Elementwise, Reduction, Shape, MatMul, Effect };
+enum class OpKind : uint8_t { Leaf, Elementwise, Reduction, Shape, Rows, MatMul, Effect };
 
 using ValueId = int32_t;
 constexpr ValueId kNoValue = -1;

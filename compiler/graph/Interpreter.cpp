@@ -2,6 +2,7 @@
 #include "compiler/graph/Interpreter.h"
 
 #include <cassert>
+#include <algorithm>
 #include <cmath>
 
 namespace netc {
@@ -156,6 +157,24 @@ Evaluation interpret(const Graph &g, int64_t batch,
       r.resize(static_cast<size_t>(count));
       for (size_t e = 0; e < r.size(); ++e)
         r[e] = in(0)[e * last + static_cast<size_t>(n.attrs.k)];
+      break;
+    }
+    case Op::Softmax:
+    case Op::LogSoftmax: {
+      auto cols = static_cast<size_t>(out.back());
+      r.resize(static_cast<size_t>(count));
+      for (size_t row = 0; row < r.size() / cols; ++row) {
+        const double *x = &in(0)[row * cols];
+        double max = x[0];
+        for (size_t j = 1; j < cols; ++j)
+          max = std::max(max, x[j]);
+        double sum = 0;
+        for (size_t j = 0; j < cols; ++j)
+          sum += std::exp(x[j] - max);
+        for (size_t j = 0; j < cols; ++j)
+          r[row * cols + j] = n.op == Op::Softmax ? std::exp(x[j] - max) / sum
+                                                   : x[j] - max - std::log(sum);
+      }
       break;
     }
     case Op::MatMul: {

@@ -242,6 +242,19 @@ ShapeResult broadcastShape(const std::vector<const Shape *> &in, const Attrs &) 
   return checked(*s);
 }
 ShapeResult scalarShape(const std::vector<const Shape *> &, const Attrs &) { return ok(Shape{}); }
+// Row ops work on the last axis, which must be a fixed size.
+ShapeResult rowShape(const std::vector<const Shape *> &in, const Attrs &) {
+  if (in[0]->rank() == 0 || in[0]->dims.back() == kBatch)
+    return fail(fmt::format("softmax works along the last axis, which {} does not have "
+                            "(or it is the batch)",
+                            in[0]->str()));
+  return ok(*in[0]);
+}
+/// The shape of a sum over the last axis, kept as size 1 for broadcasting.
+Shape rowSumShape(Shape s) {
+  s.dims.back() = 1;
+  return s;
+}
 Grads noGradient(Rule r) { return Grads(r.a.node.inputs.size(), kNoValue); }
 
 const OpRules kRules[] = {
@@ -347,6 +360,19 @@ const OpRules kRules[] = {
        for (int64_t j = 0; j < columns; ++j)
          parts.push_back(j == r.a.node.attrs.k ? r.a.dy : zero.id);
        return Grads{r.a.g.add(Op::Stack, parts)};
+     }},
+
+    // dx = y * (dy - rowsum(dy * y)).
+    {Op::Softmax, rowShape,
+     [](Rule r) {
+       V dyy = r.dy() * r.y();
+       return grads({r.y() * (r.dy() - withShape(Op::SumTo, dyy, rowSumShape(r.shapeOf(0))))});
+     }},
+    // dx = dy - softmax(x) * rowsum(dy), softmax(x) = exp(y).
+    {Op::LogSoftmax, rowShape,
+     [](Rule r) {
+       V rowsum = withShape(Op::SumTo, r.dy(), rowSumShape(r.shapeOf(0)));
+       return grads({r.dy() - apply(Op::Exp, r.y()) * rowsum});
      }},
 
     {Op::MatMul,

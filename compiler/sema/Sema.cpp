@@ -35,8 +35,10 @@ const std::vector<std::string> kElementwise = [] {
   return names;
 }();
 const std::vector<std::string> kActivationLayers = {"relu", "sigmoid", "tanh"};
-const std::vector<std::string> kLayers = {"linear", "flatten", "relu",
-                                          "sigmoid", "tanh"};
+const std::vector<std::string> kLayers = {"linear", "flatten", "relu", "sigmoid",
+                                          "tanh", "softmax", "log_softmax"};
+// Along one axis, which must be the last: softmax(x, dim = -1).
+const std::vector<std::string> kRowFunctions = {"softmax", "log_softmax"};
 const std::vector<std::string> kInitializers = {
     "randn", "rand", "normal", "uniform", "zeros", "ones", "kaiming_uniform"};
 
@@ -714,6 +716,18 @@ private:
       return c.callee == "sum" ? node(Op::Sum, {(*args)[0]}, {}, c.loc)
                                : mean((*args)[0], c.loc);
     }
+    if (contains(kRowFunctions, c.callee)) {
+      if (c.args.empty() || !c.args[0].key.empty()) {
+        diags_.error(c.loc, fmt::format("{}(x, dim = -1) needs a tensor first", c.callee));
+        return kNoValue;
+      }
+      ValueId x = expr(c.args[0].value);
+      std::vector<ast::Arg> rest(c.args.begin() + 1, c.args.end());
+      auto v = bindArgs(c.loc, c.callee, rest, Signature{{{"dim", -1.0}}});
+      if (!v)
+        return kNoValue;
+      return rowOp(c.callee, x, (*v)[0], c.loc);
+    }
     if (c.callee == "stack") {
       std::vector<ValueId> in;
       for (const auto &a : c.args) {
@@ -755,7 +769,8 @@ private:
     }
     diags_.error(c.loc, fmt::format("unknown function '{}'", c.callee));
     std::vector<std::string> names = kElementwise;
-    names.insert(names.end(), {"sum", "mean", "stack", "mse", "l1", "flatten"});
+    names.insert(names.end(),
+                 {"sum", "mean", "stack", "mse", "l1", "flatten", "softmax", "log_softmax"});
     suggest(c.callee, names);
     return kNoValue;
   }
@@ -891,6 +906,13 @@ private:
       layer.args = *v;
       return layer;
     }
+    if (contains(kRowFunctions, ref.name)) {
+      auto v = bindArgs(ref.loc, ref.name, ref.args, Signature{{{"dim", -1.0}}});
+      if (!v)
+        return std::nullopt;
+      layer.args = *v;
+      return layer;
+    }
     if (contains(kActivationLayers, ref.name)) {
       if (!bindArgs(ref.loc, ref.name, ref.args, Signature{}))
         return std::nullopt;
@@ -945,7 +967,23 @@ private:
     }
     if (l.kind == "flatten")
       return flatten(x, l.args[0], l.args[1], loc);
+    if (contains(kRowFunctions, l.kind))
+      return rowOp(l.kind, x, l.args[0], loc);
     return node(elementwiseOp(l.kind), {x}, {}, loc);
+  }
+
+  /// softmax / log_softmax of x along `dim`, which must be its last axis.
+  ValueId rowOp(const std::string &name, ValueId x, double dim, ast::Loc loc) {
+    if (x == kNoValue)
+      return kNoValue;
+    auto rank = static_cast<double>(model_.graph.shape(x).rank());
+    if (dim != std::floor(dim) || !(dim == -1 || dim == rank - 1)) {
+      diags_.error(loc, fmt::format("{} works along the last axis only (dim = -1 or {}), "
+                                    "not dim = {}",
+                                    name, rank - 1, dim));
+      return kNoValue;
+    }
+    return node(name == "softmax" ? Op::Softmax : Op::LogSoftmax, {x}, {}, loc);
   }
 
   /// torch.flatten semantics: merges dims start..end (negative counts from

@@ -59,7 +59,8 @@ private:
       return;
     auto domain = loopDomain(g_, n);
     if (!domain) {
-      Kernel::Kind kind = n.op == Op::MatMul  ? Kernel::Kind::MatMul
+      Kernel::Kind kind = n.op == Op::MatMul                ? Kernel::Kind::MatMul
+                          : opKind(n.op) == OpKind::Rows ? Kernel::Kind::Rows
                           : n.op == Op::Stack ? Kernel::Kind::Stack
                           : n.op == Op::Slice ? Kernel::Kind::Slice
                                               : Kernel::Kind::View;
@@ -147,6 +148,7 @@ const char *kindName(Kernel::Kind k) {
   switch (k) {
   case Kernel::Kind::Loop: return "loop";
   case Kernel::Kind::MatMul: return "matmul";
+  case Kernel::Kind::Rows: return "rows";
   case Kernel::Kind::Stack: return "stack";
   case Kernel::Kind::Slice: return "slice";
   case Kernel::Kind::View: return "view";

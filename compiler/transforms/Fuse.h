@@ -13,6 +13,7 @@ struct Kernel {
     Loop,   ///< one loop nest over `domain`: elementwise ops, broadcasts,
             ///< reductions of domain-shaped values, assigns
     MatMul, ///< one matrix product
+    Rows,   ///< softmax / log_softmax, row by row
     Stack,  ///< one stack
     Slice,  ///< one slice
     View,   ///< a reshape: no code, its result aliases its operand

@@ -144,6 +144,10 @@ std::vector<Case> cases() {
          a.k = 1;
          return g.add(Op::Slice, {param(g, "x", Shape{{kBatch, 3}})}, a);
        }},
+      {"softmax", [](Graph &g) { return unary(g, Op::Softmax, Shape{{kBatch, 4}}); }},
+      {"softmax rank 3", [](Graph &g) { return unary(g, Op::Softmax, Shape{{2, 3, 5}}); }},
+      {"log_softmax", [](Graph &g) { return unary(g, Op::LogSoftmax, Shape{{kBatch, 4}}); }},
+      {"log_softmax large logits", [](Graph &g) { return unary(g, Op::LogSoftmax, Shape{{kBatch, 3}}); }, -30, 30},
       {"matmul", [](Graph &g) { return matmul(g, false, false); }},
       {"matmul transA", [](Graph &g) { return matmul(g, true, false); }},
       {"matmul transB", [](Graph &g) { return matmul(g, false, true); }},

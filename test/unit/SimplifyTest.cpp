@@ -68,3 +68,27 @@ TEST(Simplify, RemovesDeadNodes) {
 
 } // namespace
 } // namespace netc::test
+
+namespace netc::test {
+namespace {
+
+// The reference semantics of the row ops stay finite for huge logits, and
+// softmax sums to one.
+TEST(Interpreter, SoftmaxIsStable) {
+  Graph g;
+  ValueId x = input(g, "x", Shape{{2, 3}});
+  ValueId sm = g.unary(Op::Softmax, x);
+  ValueId lsm = g.unary(Op::LogSoftmax, x);
+  std::map<ValueId, std::vector<double>> leaves{{x, {1000, 0, -1000, 1, 2, 3}}};
+  auto ev = interpret(g, 1, leaves);
+  const auto &p = ev.values[static_cast<size_t>(sm)];
+  const auto &lp = ev.values[static_cast<size_t>(lsm)];
+  EXPECT_DOUBLE_EQ(p[0], 1.0);
+  EXPECT_DOUBLE_EQ(lp[0], 0.0);
+  EXPECT_DOUBLE_EQ(lp[2], -2000.0);
+  EXPECT_NEAR(p[3] + p[4] + p[5], 1.0, 1e-15);
+  EXPECT_NEAR(lp[5], 3 - std::log(std::exp(1) + std::exp(2) + std::exp(3)), 1e-12);
+}
+
+} // namespace
+} // namespace netc::test

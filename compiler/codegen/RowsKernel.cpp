@@ -1,0 +1,56 @@
+// RowsKernel.cpp - softmax and log-softmax along the last axis.
+//
+// Per row: m = max(x); s = sum(exp(x - m)); then softmax = exp(x - m) / s,
+// log_softmax = x - m - log(s). Subtracting the maximum keeps exp() from
+// overflowing, so large logits are safe.
+#include "compiler/codegen/Kernels.h"
+
+#include <llvm/IR/Intrinsics.h>
+
+namespace netc {
+
+void emitRowsKernel(const EmitContext &ctx, const Kernel &kernel) {
+  auto &b = ctx.b;
+  ValueId out = kernel.nodes.front();
+  const Node &n = ctx.graph.node(out);
+  ValueId in = n.inputs[0];
+  int64_t cols = n.shape.dims.back();
+  llvm::Value *rows = b.CreateUDiv(ctx.numel(n.shape), ctx.i64(cols));
+  llvm::IRBuilder<> entry(&ctx.fn->getEntryBlock(), ctx.fn->getEntryBlock().begin());
+  llvm::AllocaInst *maxSlot = entry.CreateAlloca(ctx.f32());
+  llvm::AllocaInst *sumSlot = entry.CreateAlloca(ctx.f32());
+  auto exp = [&](llvm::Value *x) { return b.CreateUnaryIntrinsic(llvm::Intrinsic::exp, x); };
+
+  ctx.loop(rows, [&](llvm::Value *row) {
+    llvm::Value *base = b.CreateMul(row, ctx.i64(cols));
+    auto at = [&](llvm::Value *j) { return b.CreateAdd(base, j); };
+    b.CreateStore(ctx.load(in, base), maxSlot);
+    ctx.loop(ctx.i64(cols), [&](llvm::Value *j) {
+      llvm::Value *m = b.CreateMaxNum(b.CreateLoad(ctx.f32(), maxSlot), ctx.load(in, at(j)));
+      b.CreateStore(m, maxSlot);
+    }, "j");
+    llvm::Value *max = b.CreateLoad(ctx.f32(), maxSlot);
+    b.CreateStore(llvm::ConstantFP::get(ctx.f32(), 0.0), sumSlot);
+    ctx.loop(ctx.i64(cols), [&](llvm::Value *j) {
+      llvm::Value *e = exp(b.CreateFSub(ctx.load(in, at(j)), max));
+      auto *sum = llvm::cast<llvm::Instruction>(b.CreateFAdd(b.CreateLoad(ctx.f32(), sumSlot), e));
+      sum->setHasAllowReassoc(true);
+      b.CreateStore(sum, sumSlot);
+    }, "j");
+    llvm::Value *sum = b.CreateLoad(ctx.f32(), sumSlot);
+    llvm::Value *shift = n.op == Op::LogSoftmax
+                             ? b.CreateFAdd(max, b.CreateUnaryIntrinsic(llvm::Intrinsic::log, sum))
+                             : nullptr;
+    llvm::Value *inverse = n.op == Op::Softmax
+                               ? b.CreateFDiv(llvm::ConstantFP::get(ctx.f32(), 1.0), sum)
+                               : nullptr;
+    ctx.loop(ctx.i64(cols), [&](llvm::Value *j) {
+      llvm::Value *x = ctx.load(in, at(j));
+      llvm::Value *y = n.op == Op::LogSoftmax ? b.CreateFSub(x, shift)
+                                              : b.CreateFMul(exp(b.CreateFSub(x, max)), inverse);
+      ctx.store(out, at(j), y);
+    }, "j");
+  }, "row");
+}
+
+} // namespace netc
