@@ -212,9 +212,17 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
                       {"shape", shapeJson(f.shape)}});
   d["data"] = {{"source", m.data.source}, {"options", options},
                {"batch", m.data.batch}, {"fields", fields}};
-  d["hparams"] = json::array({{{"name", "lr"}, {"default", m.optimizer.lr}}});
-  d["optimizer"] = {{"kind", m.optimizer.kind}, {"lr", m.optimizer.lr},
-                    {"momentum", m.optimizer.momentum}, {"alpha", m.optimizer.alpha},
+  // hparams in index order (Optimizers.h); "base" marks 1 - base^step.
+  json hparams = json::array({{{"name", "lr"}, {"default", m.optimizer.lr}}});
+  if (m.optimizer.kind == "adam" || m.optimizer.kind == "adamw") {
+    hparams.push_back({{"name", "bias_correction1"}, {"base", m.optimizer.beta1}});
+    hparams.push_back({{"name", "bias_correction2"}, {"base", m.optimizer.beta2}});
+  }
+  d["hparams"] = hparams;
+  d["optimizer"] = {{"kind", m.optimizer.kind},       {"lr", m.optimizer.lr},
+                    {"momentum", m.optimizer.momentum}, {"nesterov", m.optimizer.nesterov},
+                    {"weight_decay", m.optimizer.weightDecay}, {"alpha", m.optimizer.alpha},
+                    {"beta1", m.optimizer.beta1},       {"beta2", m.optimizer.beta2},
                     {"eps", m.optimizer.eps}};
   d["train"] = {{"steps", m.train.steps}, {"report_every", m.train.reportEvery},
                 {"seed", m.train.seed}};

@@ -44,12 +44,17 @@ struct DataSpec {
   std::vector<FieldSpec> fields;
 };
 
+/// The optimizer and its options, with PyTorch 1.13's meaning and defaults.
 struct OptimizerSpec {
-  std::string kind; ///< "sgd" or "rmsprop"
+  std::string kind; ///< "sgd", "rmsprop", "adam" or "adamw"
   double lr = 0;
-  double momentum = 0;
-  double alpha = 0.99;
-  double eps = 1e-8;
+  double momentum = 0;    ///< sgd
+  bool nesterov = false;  ///< sgd
+  double weightDecay = 0; ///< all (adamw: decoupled)
+  double alpha = 0.99;    ///< rmsprop
+  double beta1 = 0.9;     ///< adam, adamw
+  double beta2 = 0.999;   ///< adam, adamw
+  double eps = 1e-8;      ///< rmsprop, adam, adamw
 };
 
 struct TrainSpec {

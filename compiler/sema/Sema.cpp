@@ -259,31 +259,57 @@ private:
     seenOptimizer_ = true;
     const ast::Call &c = s.config;
     OptimizerSpec &o = model_.optimizer;
+    auto bind = [&](Signature sig) { return bindArgs(c.loc, c.callee, c.args, sig); };
     if (c.callee == "sgd") {
-      auto v = bindArgs(c.loc, "sgd", c.args,
-                        Signature{{{"lr", std::nullopt}, {"momentum", 0.0}}});
+      auto v = bind({{{"lr", std::nullopt}, {"momentum", 0.0}, {"weight_decay", 0.0},
+                      {"nesterov", 0.0}}});
       if (!v)
         return;
-      o = {"sgd", (*v)[0], (*v)[1]};
+      o.kind = "sgd";
+      o.lr = (*v)[0];
+      o.momentum = (*v)[1];
+      o.weightDecay = (*v)[2];
+      o.nesterov = (*v)[3] != 0;
+      if (o.nesterov && o.momentum == 0)
+        diags_.error(c.loc, "nesterov needs a momentum above 0");
     } else if (c.callee == "rmsprop") {
-      auto v = bindArgs(c.loc, "rmsprop", c.args,
-                        Signature{{{"lr", 0.01}, {"alpha", 0.99}, {"eps", 1e-8}}});
+      auto v = bind({{{"lr", 0.01}, {"alpha", 0.99}, {"eps", 1e-8}, {"weight_decay", 0.0}}});
       if (!v)
         return;
-      o = {"rmsprop", (*v)[0], 0.0, (*v)[1], (*v)[2]};
+      o.kind = "rmsprop";
+      o.lr = (*v)[0];
+      o.alpha = (*v)[1];
+      o.eps = (*v)[2];
+      o.weightDecay = (*v)[3];
+    } else if (c.callee == "adam" || c.callee == "adamw") {
+      bool w = c.callee == "adamw";
+      auto v = bind({{{"lr", 1e-3}, {"beta1", 0.9}, {"beta2", 0.999}, {"eps", 1e-8},
+                      {"weight_decay", w ? 1e-2 : 0.0}}});
+      if (!v)
+        return;
+      o.kind = c.callee;
+      o.lr = (*v)[0];
+      o.beta1 = (*v)[1];
+      o.beta2 = (*v)[2];
+      o.eps = (*v)[3];
+      o.weightDecay = (*v)[4];
     } else {
       diags_.error(c.loc, fmt::format("unknown optimizer '{}'", c.callee));
-      suggest(c.callee, {"sgd", "rmsprop"});
+      suggest(c.callee, {"sgd", "rmsprop", "adam", "adamw"});
       return;
     }
+    auto check = [&](bool ok, const char *message) {
+      if (!ok)
+        diags_.error(c.loc, message);
+    };
     if (!(o.lr > 0) || !std::isfinite(o.lr))
       diags_.error(argLoc(c, "lr", 0), "the learning rate must be positive");
-    if (o.momentum < 0 || o.momentum >= 1)
-      diags_.error(c.loc, "momentum must be in [0, 1)");
-    if (o.alpha < 0 || o.alpha >= 1)
-      diags_.error(c.loc, "alpha must be in [0, 1)");
-    if (!(o.eps > 0))
-      diags_.error(c.loc, "eps must be positive");
+    check(o.momentum >= 0 && o.momentum < 1, "momentum must be in [0, 1)");
+    check(o.alpha >= 0 && o.alpha < 1, "alpha must be in [0, 1)");
+    check(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1,
+          "beta1 and beta2 must be in [0, 1)");
+    check(o.eps > 0, "eps must be positive");
+    check(o.weightDecay >= 0 && std::isfinite(o.weightDecay), "weight_decay must not be negative");
   }
 
   void statement(const ast::TrainDecl &s) {
@@ -563,6 +589,8 @@ private:
     std::optional<double> operator()(const ast::Ident &n) const {
       if (n.name == "pi")
         return kPi;
+      if (n.name == "true" || n.name == "false")
+        return n.name == "true" ? 1.0 : 0.0;
       return bad(n.loc, fmt::format("'{}' is not a constant", n.name));
     }
     std::optional<double> operator()(const ast::Unary &n) const {

@@ -1,4 +1,5 @@
-// Optimizers.cpp - SGD (with momentum) and RMSprop as graph ops.
+// Optimizers.cpp - SGD (momentum, Nesterov, weight decay), RMSprop, Adam and
+// AdamW as graph ops, following PyTorch 1.13's update rules.
 #include "compiler/transforms/Optimizers.h"
 
 #include <cassert>
@@ -10,24 +11,47 @@ namespace {
 class Updater {
 public:
   Updater(Graph &g, const OptimizerSpec &spec) : g_(g), spec_(spec) {
-    Attrs lr;
-    lr.name = "lr";
-    lr.k = kLearningRate;
-    lr_ = g_.add(Op::HParam, {}, lr);
+    lr_ = hparam("lr", kLearningRate);
+    if (spec_.kind == "adam" || spec_.kind == "adamw") {
+      bc1_ = hparam("bias_correction1", kBiasCorrection1);
+      bc2_ = hparam("bias_correction2", kBiasCorrection2);
+    }
   }
 
   void update(const ParamSpec &p, ValueId grad, std::vector<StateSpec> &states) {
     if (spec_.kind == "sgd")
       sgd(p, grad, states);
-    else
+    else if (spec_.kind == "rmsprop")
       rmsprop(p, grad, states);
+    else
+      adam(p, grad, states);
   }
 
 private:
+  // One node per statement: argument evaluation order is unspecified in
+  // C++, and the graph must not depend on the host compiler.
   ValueId c(double v) { return g_.constant(v); }
   ValueId mul(ValueId a, ValueId b) { return g_.binary(Op::Mul, a, b); }
   ValueId add(ValueId a, ValueId b) { return g_.binary(Op::Add, a, b); }
   ValueId sub(ValueId a, ValueId b) { return g_.binary(Op::Sub, a, b); }
+  ValueId div(ValueId a, ValueId b) { return g_.binary(Op::Div, a, b); }
+  ValueId scaled(double k, ValueId v) {
+    ValueId kc = c(k);
+    return mul(kc, v);
+  }
+  /// a * x + b * y for constants a, b.
+  ValueId blend(double a, ValueId x, double b, ValueId y) {
+    ValueId left = scaled(a, x);
+    ValueId right = scaled(b, y);
+    return add(left, right);
+  }
+
+  ValueId hparam(const char *name, int64_t index) {
+    Attrs a;
+    a.name = name;
+    a.k = index;
+    return g_.add(Op::HParam, {}, a);
+  }
 
   ValueId state(const ParamSpec &p, const char *slot, std::vector<StateSpec> &states) {
     Attrs a;
@@ -43,39 +67,85 @@ private:
     g_.effects.push_back(g_.add(Op::Assign, {target, value}));
   }
 
-  // p -= lr * g, or with momentum mu: buf = mu*buf + g; p -= lr * buf.
+  /// g + weight_decay * p (L2 regularisation, as PyTorch's optimizers do).
+  ValueId decayed(const ParamSpec &p, ValueId grad) {
+    if (spec_.weightDecay == 0)
+      return grad;
+    ValueId decay = scaled(spec_.weightDecay, p.value);
+    return add(grad, decay);
+  }
+
+  // buf = mu*buf + g; step = nesterov ? g + mu*buf : buf; p -= lr * step.
   // A zero-initialised buffer gives PyTorch's first step (buf = g) exactly.
   void sgd(const ParamSpec &p, ValueId grad, std::vector<StateSpec> &states) {
-    ValueId step = grad;
+    ValueId g = decayed(p, grad);
+    ValueId step = g;
     if (spec_.momentum != 0) {
       ValueId buf = state(p, "momentum_buffer", states);
-      step = add(mul(c(spec_.momentum), buf), grad);
-      assign(buf, step);
+      ValueId kept = scaled(spec_.momentum, buf);
+      ValueId next = add(kept, g);
+      assign(buf, next);
+      step = next;
+      if (spec_.nesterov) {
+        ValueId ahead = scaled(spec_.momentum, next);
+        step = add(g, ahead);
+      }
     }
-    assign(p.value, sub(p.value, mul(lr_, step)));
+    ValueId delta = mul(lr_, step);
+    assign(p.value, sub(p.value, delta));
   }
 
   // v = alpha*v + (1-alpha)*g^2; p -= lr * g / (sqrt(v) + eps).
   void rmsprop(const ParamSpec &p, ValueId grad, std::vector<StateSpec> &states) {
+    ValueId g = decayed(p, grad);
     ValueId avg = state(p, "square_avg", states);
     Attrs two;
     two.k = 2;
-    ValueId g2 = g_.add(Op::PowI, {grad}, two);
-    // One node per statement: argument evaluation order is unspecified in
-    // C++, and the graph must not depend on the host compiler.
-    ValueId kept = mul(c(spec_.alpha), avg);
-    ValueId added = mul(c(1 - spec_.alpha), g2);
-    ValueId v = add(kept, added);
+    ValueId g2 = g_.add(Op::PowI, {g}, two);
+    ValueId v = blend(spec_.alpha, avg, 1 - spec_.alpha, g2);
     assign(avg, v);
     ValueId root = g_.unary(Op::Sqrt, v);
     ValueId denom = add(root, c(spec_.eps));
-    ValueId step = g_.binary(Op::Div, grad, denom);
-    assign(p.value, sub(p.value, mul(lr_, step)));
+    ValueId step = div(g, denom);
+    ValueId delta = mul(lr_, step);
+    assign(p.value, sub(p.value, delta));
+  }
+
+  // m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
+  // p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps), bc = 1 - b^t given by
+  // the runtime. AdamW first shrinks p by (1 - lr * weight_decay); Adam adds
+  // weight_decay * p to the gradient instead.
+  void adam(const ParamSpec &p, ValueId grad, std::vector<StateSpec> &states) {
+    bool decoupled = spec_.kind == "adamw";
+    ValueId g = decoupled ? grad : decayed(p, grad);
+    ValueId param = p.value;
+    if (decoupled && spec_.weightDecay != 0) {
+      ValueId shrink = scaled(spec_.weightDecay, lr_);
+      ValueId factor = sub(c(1.0), shrink);
+      param = mul(factor, p.value);
+    }
+    ValueId m = state(p, "exp_avg", states);
+    ValueId v = state(p, "exp_avg_sq", states);
+    ValueId m1 = blend(spec_.beta1, m, 1 - spec_.beta1, g);
+    assign(m, m1);
+    Attrs two;
+    two.k = 2;
+    ValueId g2 = g_.add(Op::PowI, {g}, two);
+    ValueId v1 = blend(spec_.beta2, v, 1 - spec_.beta2, g2);
+    assign(v, v1);
+    ValueId root = g_.unary(Op::Sqrt, v1);
+    ValueId bc2root = g_.unary(Op::Sqrt, bc2_);
+    ValueId scaledRoot = div(root, bc2root);
+    ValueId denom = add(scaledRoot, c(spec_.eps));
+    ValueId stepSize = div(lr_, bc1_);
+    ValueId ratio = div(m1, denom);
+    ValueId delta = mul(stepSize, ratio);
+    assign(p.value, sub(param, delta));
   }
 
   Graph &g_;
   const OptimizerSpec &spec_;
-  ValueId lr_;
+  ValueId lr_ = kNoValue, bc1_ = kNoValue, bc2_ = kNoValue;
 };
 
 } // namespace

@@ -58,7 +58,10 @@ ModelInfo parseModelInfo(const char *text) {
     for (const auto &f : data.at("fields"))
       m.fields.push_back({f.at("name"), f.at("role"), f.at("dtype"),
                           f.at("shape").get<std::vector<int64_t>>()});
-    m.lr = d.at("hparams").at(0).at("default");
+    const json &hparams = d.at("hparams");
+    m.lr = hparams.at(0).at("default");
+    for (size_t i = 1; i < hparams.size(); ++i)
+      m.stepBases.push_back(hparams[i].at("base"));
     m.optimizer = d.at("optimizer").at("kind");
     m.steps = d.at("train").at("steps");
     m.reportEvery = d.at("train").at("report_every");

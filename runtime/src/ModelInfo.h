@@ -49,6 +49,8 @@ struct ModelInfo {
   int64_t batch = 0;
   std::vector<FieldInfo> fields;
   double lr = 0;
+  /// For each hparam after the learning rate: 1 - base^step, per step.
+  std::vector<double> stepBases;
   std::string optimizer;
   int64_t steps = 0;
   int64_t reportEvery = 0;

@@ -180,7 +180,8 @@ int run(int argc, char **argv) {
   std::vector<const float *> inputs;
   for (const auto &field : data.fields)
     inputs.push_back(field.data());
-  const float hparams[] = {static_cast<float>(f.lr)};
+  std::vector<float> hparams = {static_cast<float>(f.lr)};
+  hparams.resize(1 + m.stepBases.size(), 1.0f);
 
   std::printf("training %s: %lld parameters, %s, lr %g, %lld steps\n", m.name.c_str(),
               [&] {
@@ -194,7 +195,10 @@ int run(int argc, char **argv) {
   auto start = Clock::now();
   int width = static_cast<int>(std::to_string(f.steps).size());
   for (int64_t step = 1; step <= f.steps; ++step) {
-    float loss = netc_train_step(persist.get(), inputs.data(), scratch.get(), n, hparams);
+    // Step-dependent hyperparameters (Adam's bias corrections), in double.
+    for (size_t i = 0; i < m.stepBases.size(); ++i)
+      hparams[1 + i] = static_cast<float>(1.0 - std::pow(m.stepBases[i], static_cast<double>(step)));
+    float loss = netc_train_step(persist.get(), inputs.data(), scratch.get(), n, hparams.data());
     if (!std::isfinite(loss)) {
       std::fprintf(stderr,
                    "error: the loss became %s at step %lld; training stopped.\n"
@@ -210,7 +214,7 @@ int run(int argc, char **argv) {
       metrics.write({{"event", "report"}, {"step", step}, {"loss", loss}, {"seconds", seconds}});
     }
   }
-  float finalLoss = netc_forward(persist.get(), inputs.data(), scratch.get(), n, hparams);
+  float finalLoss = netc_forward(persist.get(), inputs.data(), scratch.get(), n, hparams.data());
   if (!std::isfinite(finalLoss)) {
     std::fprintf(stderr, "error: the final loss is not finite; the weights file was not written.\n");
     return 1;
