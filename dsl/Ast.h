@@ -32,6 +32,11 @@ struct Ident : Located {
   std::string name;
 };
 
+/// A double-quoted string; `text` holds it without the quotes.
+struct StringLit : Located {
+  std::string text;
+};
+
 struct Call;
 struct Unary;
 struct Power;
@@ -41,7 +46,7 @@ struct Paren;
 
 /// An expression. Binary operators of one precedence level are kept as a flat
 /// chain (`a + b - c`); sema folds them left to right.
-struct Expr : x3::variant<Number, Ident, x3::forward_ast<Call>,
+struct Expr : x3::variant<Number, Ident, StringLit, x3::forward_ast<Call>,
                           x3::forward_ast<Unary>, x3::forward_ast<Power>,
                           x3::forward_ast<Chain>, x3::forward_ast<Pipe>,
                           x3::forward_ast<Paren>> {
@@ -163,11 +168,6 @@ struct OptimizerDecl : Located {
 /// `train steps = 2000, report_every = 100, seed = 1`
 struct TrainDecl : Located {
   std::vector<Arg> settings;
-};
-
-/// A double-quoted string; `text` holds it without the quotes.
-struct StringLit : Located {
-  std::string text;
 };
 
 /// `report "Result: y = {a} + {b} x"`

@@ -41,6 +41,9 @@ private:
   void node(int d, const ast::Number &n) {
     line(d, fmt::format("number {}", n.value), n.loc);
   }
+  void node(int d, const ast::StringLit &n) {
+    line(d, fmt::format("string \"{}\"", n.text), n.loc);
+  }
   void node(int d, const ast::Ident &n) {
     line(d, fmt::format("ident {}", n.name), n.loc);
   }

@@ -71,6 +71,7 @@ public:
       case Kernel::Kind::Loop: emitLoopKernel(ctx, k); break;
       case Kernel::Kind::MatMul: emitMatMulKernel(ctx, k); break;
       case Kernel::Kind::Rows: emitRowsKernel(ctx, k); break;
+      case Kernel::Kind::Gather: emitGatherKernel(ctx, k); break;
       case Kernel::Kind::Stack: emitStackKernel(ctx, k); break;
       case Kernel::Kind::Slice: emitSliceKernel(ctx, k); break;
       case Kernel::Kind::View: break;
@@ -210,8 +211,20 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   for (const auto &f : m.data.fields)
     fields.push_back({{"name", f.name}, {"role", f.role}, {"dtype", dtypeName(f.dtype)},
                       {"shape", shapeJson(f.shape)}});
-  d["data"] = {{"source", m.data.source}, {"options", options},
-               {"batch", m.data.batch}, {"fields", fields}};
+  d["data"] = {{"source", m.data.source}, {"options", options}, {"dir", m.data.dir},
+               {"classes", m.data.classes}, {"batch", m.data.batch}, {"fields", fields}};
+  if (m.prediction.value != kNoValue) {
+    // Where forward leaves it: scratch + fixed + per_npad * Npad bytes.
+    const Buffer &b = cm.forward.plan.buffers[static_cast<size_t>(cm.forward.graph.output("prediction"))];
+    bool perBatch = b.region == Buffer::Region::Batch;
+    assert((perBatch || b.region == Buffer::Region::Fixed) && "prediction lives in scratch");
+    const char *kinds[] = {"logits", "probabilities", "log_probabilities"};
+    d["prediction"] = {
+        {"kind", kinds[static_cast<int>(m.prediction.kind)]},
+        {"shape", shapeJson(cm.forward.graph.shape(cm.forward.graph.output("prediction")))},
+        {"fixed", perBatch ? cm.forward.plan.fixedBytes + 0 : b.offset},
+        {"per_npad", perBatch ? b.offset : 0}};
+  }
   // hparams in index order (Optimizers.h); "base" marks 1 - base^step.
   json hparams = json::array({{{"name", "lr"}, {"default", m.optimizer.lr}}});
   if (m.optimizer.kind == "adam" || m.optimizer.kind == "adamw") {
@@ -224,8 +237,8 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
                     {"weight_decay", m.optimizer.weightDecay}, {"alpha", m.optimizer.alpha},
                     {"beta1", m.optimizer.beta1},       {"beta2", m.optimizer.beta2},
                     {"eps", m.optimizer.eps}};
-  d["train"] = {{"steps", m.train.steps}, {"report_every", m.train.reportEvery},
-                {"seed", m.train.seed}};
+  d["train"] = {{"steps", m.train.steps}, {"epochs", m.train.epochs},
+                {"report_every", m.train.reportEvery}, {"seed", m.train.seed}};
   json report = json::array();
   for (const auto &r : m.report) {
     if (r.param < 0)

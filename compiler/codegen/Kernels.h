@@ -18,6 +18,9 @@ void emitMatMulKernel(const EmitContext &ctx, const Kernel &kernel);
 /// Softmax and log-softmax along the last axis, numerically stable.
 void emitRowsKernel(const EmitContext &ctx, const Kernel &kernel);
 
+/// Pick (scores at the labels) and Scatter (its adjoint).
+void emitGatherKernel(const EmitContext &ctx, const Kernel &kernel);
+
 /// Stack and Slice along the last axis.
 void emitStackKernel(const EmitContext &ctx, const Kernel &kernel);
 void emitSliceKernel(const EmitContext &ctx, const Kernel &kernel);

@@ -1,4 +1,5 @@
-// RowsKernel.cpp - softmax and log-softmax along the last axis.
+// RowsKernel.cpp - softmax and log-softmax along the last axis, and the
+// pick/scatter of class labels.
 //
 // Per row: m = max(x); s = sum(exp(x - m)); then softmax = exp(x - m) / s,
 // log_softmax = x - m - log(s). Subtracting the maximum keeps exp() from
@@ -49,6 +50,34 @@ void emitRowsKernel(const EmitContext &ctx, const Kernel &kernel) {
       llvm::Value *y = n.op == Op::LogSoftmax ? b.CreateFSub(x, shift)
                                               : b.CreateFMul(exp(b.CreateFSub(x, max)), inverse);
       ctx.store(out, at(j), y);
+    }, "j");
+  }, "row");
+}
+
+void emitGatherKernel(const EmitContext &ctx, const Kernel &kernel) {
+  auto &b = ctx.b;
+  ValueId out = kernel.nodes.front();
+  const Node &n = ctx.graph.node(out);
+  ValueId values = n.inputs[0], labels = n.inputs[1];
+  auto label = [&](llvm::Value *row) {
+    return b.CreateLoad(ctx.i64(), b.CreateInBoundsGEP(ctx.i64(), ctx.pointer(labels), row));
+  };
+  if (n.op == Op::Pick) {
+    int64_t cols = ctx.graph.shape(values).dims.back();
+    ctx.loop(ctx.numel(n.shape), [&](llvm::Value *row) {
+      llvm::Value *at = b.CreateAdd(b.CreateMul(row, ctx.i64(cols)), label(row));
+      ctx.store(out, row, ctx.load(values, at));
+    }, "row");
+    return;
+  }
+  int64_t cols = n.attrs.k;
+  llvm::Value *zero = llvm::ConstantFP::get(ctx.f32(), 0.0);
+  ctx.loop(ctx.numel(ctx.graph.shape(values)), [&](llvm::Value *row) {
+    llvm::Value *hit = label(row);
+    llvm::Value *v = ctx.load(values, row);
+    llvm::Value *base = b.CreateMul(row, ctx.i64(cols));
+    ctx.loop(ctx.i64(cols), [&](llvm::Value *j) {
+      ctx.store(out, b.CreateAdd(base, j), b.CreateSelect(b.CreateICmpEQ(j, hit), v, zero));
     }, "j");
   }, "row");
 }

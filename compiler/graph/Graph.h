@@ -22,7 +22,7 @@ enum class Op : uint8_t {
 #include "compiler/graph/Ops.def"
 };
 
-enum class OpKind : uint8_t { Leaf, Elementwise, Reduction, Shape, Rows, MatMul, Effect };
+enum class OpKind : uint8_t { Leaf, Elementwise, Reduction, Shape, Rows, Gather, MatMul, Effect };
 
 using ValueId = int32_t;
 constexpr ValueId kNoValue = -1;
@@ -52,6 +52,7 @@ struct Attrs {
   bool transA = false;       ///< MatMul
   bool transB = false;       ///< MatMul
   std::string name;          ///< Input, Param, State, HParam
+  bool integer = false;      ///< Input: i64 elements (class labels)
   bool operator==(const Attrs &) const = default;
 };
 

@@ -177,6 +177,20 @@ Evaluation interpret(const Graph &g, int64_t batch,
       }
       break;
     }
+    case Op::Pick: {
+      auto cols = static_cast<size_t>(inDims(0).back());
+      r.resize(static_cast<size_t>(count));
+      for (size_t i = 0; i < r.size(); ++i)
+        r[i] = in(0)[i * cols + static_cast<size_t>(in(1)[i])];
+      break;
+    }
+    case Op::Scatter: {
+      auto cols = static_cast<size_t>(n.attrs.k);
+      r.assign(static_cast<size_t>(count), 0.0);
+      for (size_t i = 0; i < in(0).size(); ++i)
+        r[i * cols + static_cast<size_t>(in(1)[i])] = in(0)[i];
+      break;
+    }
     case Op::MatMul: {
       auto a = inDims(0), b = inDims(1);
       int64_t m = out[0], nn = out[1];

@@ -123,7 +123,8 @@ ValueId Graph::add(Op op, std::vector<ValueId> inputs, Attrs attrs,
   }
   ShapeResult r = inferShape(op, shapes, attrs);
   assert(r.error.empty() && "shape rule failed inside the compiler");
-  Node n{op, std::move(inputs), std::move(r.shape), DType::F32, std::move(attrs),
+  DType dtype = attrs.integer ? DType::I64 : DType::F32;
+  Node n{op, std::move(inputs), std::move(r.shape), dtype, std::move(attrs),
          loc};
   nodes_.push_back(std::move(n));
   return static_cast<ValueId>(nodes_.size() - 1);
@@ -373,6 +374,34 @@ const OpRules kRules[] = {
      [](Rule r) {
        V rowsum = withShape(Op::SumTo, r.dy(), rowSumShape(r.shapeOf(0)));
        return grads({r.dy() - apply(Op::Exp, r.y()) * rowsum});
+     }},
+
+    {Op::Pick,
+     [](const std::vector<const Shape *> &in, const Attrs &) {
+       Shape rows = *in[0];
+       if (rows.rank() == 0 || rows.dims.back() == kBatch)
+         return fail(fmt::format("cannot pick classes from {}", in[0]->str()));
+       rows.dims.pop_back();
+       if (!(rows == *in[1]))
+         return fail(fmt::format("labels of shape {} do not match scores of shape {}",
+                                 in[1]->str(), in[0]->str()));
+       return ok(rows);
+     },
+     [](Rule r) {
+       Attrs at;
+       at.k = r.shapeOf(0).dims.back();
+       return Grads{r.a.g.add(Op::Scatter, {r.a.dy, r.a.node.inputs[1]}, at), kNoValue};
+     }},
+    {Op::Scatter,
+     [](const std::vector<const Shape *> &in, const Attrs &at) {
+       if (!(*in[0] == *in[1]) || at.k < 1)
+         return fail(fmt::format("cannot scatter {} by labels {}", in[0]->str(), in[1]->str()));
+       Shape s = *in[0];
+       s.dims.push_back(at.k);
+       return checked(s);
+     },
+     [](Rule r) {
+       return Grads{r.a.g.add(Op::Pick, {r.a.dy, r.a.node.inputs[1]}), kNoValue};
      }},
 
     {Op::MatMul,

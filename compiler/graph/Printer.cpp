@@ -28,6 +28,7 @@ std::string formatNode(const Graph &graph, ValueId id) {
   switch (n.op) {
   case Op::PowI:
   case Op::Slice:
+  case Op::Scatter:
     s += fmt::format(", {}", n.attrs.k);
     break;
   case Op::SumTo:

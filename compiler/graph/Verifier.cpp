@@ -22,6 +22,11 @@ std::string verifyGraph(const Graph &graph) {
     if (!(r.shape == n.shape))
       return fmt::format("%{}: recorded shape {} but the rule gives {}", i,
                          n.shape.str(), r.shape.str());
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      bool labels = (n.op == Op::Pick || n.op == Op::Scatter) && k == 1;
+      if ((graph.node(n.inputs[k]).dtype == DType::I64) != labels)
+        return fmt::format("%{}: operand {} has the wrong element type", i, k);
+    }
     if (n.op == Op::Assign) {
       Op target = graph.node(n.inputs[0]).op;
       if (target != Op::Param && target != Op::State)

@@ -37,7 +37,9 @@ struct FieldSpec {
 };
 
 struct DataSpec {
-  std::string source; ///< "sine"
+  std::string source; ///< "sine" or "mnist"
+  std::string dir;    ///< mnist: where the IDX files are (run-time default)
+  std::vector<std::string> classes; ///< mnist: class names, by label
   /// The source's options with defaults filled in, in a fixed order.
   std::vector<std::pair<std::string, double>> options;
   int64_t batch = 0; ///< the default value of N
@@ -58,6 +60,7 @@ struct OptimizerSpec {
 };
 
 struct TrainSpec {
+  int64_t epochs = 0; ///< data sets with epochs (mnist): passes over the data
   int64_t steps = 1000;
   int64_t reportEvery = 100;
   uint64_t seed = 0;
@@ -70,11 +73,21 @@ struct ReportPiece {
   int64_t offset = 0; ///< flat element index within the parameter
 };
 
+/// What the model's output is, so evaluation can turn it into a class and a
+/// confidence.
+enum class PredictionKind { Logits, Probabilities, LogProbabilities };
+
+struct Prediction {
+  ValueId value = kNoValue; ///< output "prediction" of the forward graph
+  PredictionKind kind = PredictionKind::Logits;
+};
+
 struct Model {
   std::string name; ///< the file's stem, e.g. "sine"
   DataSpec data;
   std::vector<ParamSpec> params;
-  Graph graph; ///< the forward computation; output "loss"
+  Graph graph; ///< the forward computation; outputs "loss" and maybe "prediction"
+  Prediction prediction; ///< set by cross_entropy and nll
   OptimizerSpec optimizer;
   TrainSpec train;
   std::vector<ReportPiece> report;

@@ -114,15 +114,20 @@ private:
     seenData_ = true;
     dataLoc_ = s.loc;
     const ast::Call &c = s.source;
-    if (c.callee != "sine") {
-      diags_.error(c.loc, fmt::format("unknown data source '{}'", c.callee));
-      suggest(c.callee, {"sine"});
-      return;
-    }
+    if (c.callee == "sine")
+      return sineData(c);
+    if (c.callee == "mnist")
+      return mnistData(c);
+    diags_.error(c.loc, fmt::format("unknown data source '{}'", c.callee));
+    suggest(c.callee, {"sine", "mnist"});
+  }
+
+  // sine(points = 2000, from = -pi, to = pi): x and y = sin(x), one batch.
+  void sineData(const ast::Call &c) {
     // The fields exist even if the options are wrong, so later statements
     // do not cascade into "unknown name" errors.
     model_.data.source = "sine";
-    available_ = {{"x", Shape{{kBatch}}}, {"y", Shape{{kBatch}}}};
+    available_ = {{"x", {Shape{{kBatch}}, DType::F32}}, {"y", {Shape{{kBatch}}, DType::F32}}};
     Signature sig{{{"points", 2000}, {"from", -kPi}, {"to", kPi}}};
     auto values = bindArgs(c.loc, "sine", c.args, sig);
     if (!values)
@@ -137,6 +142,65 @@ private:
                            {"from", (*values)[1]},
                            {"to", (*values)[2]}};
     model_.data.batch = static_cast<int64_t>(points);
+  }
+
+  // mnist(dir = "data/mnist", batch = 64, classes = "0, 1, ..., 9"): images
+  // f32[N, 1, 28, 28] scaled to [0, 1] and labels i64[N], from IDX files.
+  void mnistData(const ast::Call &c) {
+    model_.data.source = "mnist";
+    available_ = {{"image", {Shape{{kBatch, 1, 28, 28}}, DType::F32}},
+                  {"label", {Shape{{kBatch}}, DType::I64}}};
+    model_.data.dir = "data/mnist";
+    model_.data.classes.clear();
+    for (int d = 0; d < 10; ++d)
+      model_.data.classes.push_back(std::to_string(d));
+    std::vector<ast::Arg> numeric;
+    for (const auto &a : c.args) {
+      const auto *text = boost::get<ast::StringLit>(&a.value);
+      if (!text) {
+        numeric.push_back(a);
+        continue;
+      }
+      if (a.key == "dir") {
+        model_.data.dir = text->text;
+      } else if (a.key == "classes") {
+        auto names = splitClasses(text->text);
+        if (names.size() != 10) {
+          diags_.error(a.loc, fmt::format("MNIST-format data has 10 classes; this names {}",
+                                          names.size()));
+          continue;
+        }
+        model_.data.classes = names;
+      } else {
+        diags_.error(a.loc, "only dir and classes are strings: "
+                            "mnist(dir = \"data/mnist\", batch = 64, classes = \"0, 1, ...\")");
+      }
+    }
+    auto values = bindArgs(c.loc, "mnist", numeric, Signature{{{"batch", 64.0}}});
+    if (!values)
+      return;
+    double batch = (*values)[0];
+    if (batch < 1 || batch > 65536 || batch != std::floor(batch)) {
+      diags_.error(argLoc(c, "batch", 0), "batch must be a whole number from 1 to 65536");
+      return;
+    }
+    model_.data.batch = static_cast<int64_t>(batch);
+  }
+
+  static std::vector<std::string> splitClasses(const std::string &text) {
+    std::vector<std::string> out;
+    size_t pos = 0;
+    while (pos <= text.size()) {
+      size_t comma = text.find(',', pos);
+      std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      item.erase(0, item.find_first_not_of(' '));
+      item.erase(item.find_last_not_of(' ') + 1);
+      out.push_back(item);
+      if (comma == std::string::npos)
+        break;
+      pos = comma + 1;
+    }
+    return out;
   }
 
   void statement(const ast::FieldDecl &s) {
@@ -160,17 +224,18 @@ private:
     auto shape = declaredShape(s.type, /*allowBatch=*/true);
     if (!shape)
       return;
-    if (s.type.dtype != "f32") {
-      diags_.error(s.type.loc, fmt::format("field '{}' of '{}' is f32, not '{}'",
-                                           s.name.name, model_.data.source,
+    const auto &[fieldShape, fieldType] = it->second;
+    if (s.type.dtype != dtypeName(fieldType)) {
+      diags_.error(s.type.loc, fmt::format("field '{}' of '{}' is {}, not '{}'", s.name.name,
+                                           model_.data.source, dtypeName(fieldType),
                                            s.type.dtype));
       return;
     }
-    if (!(*shape == it->second)) {
+    if (!(*shape == fieldShape)) {
       diags_.error(s.type.loc,
                    fmt::format("field '{}' of '{}' has shape {}, declared {}",
                                s.name.name, model_.data.source,
-                               it->second.str(), shape->str()));
+                               fieldShape.str(), shape->str()));
       return;
     }
     if (!declare(s.name))
@@ -179,8 +244,9 @@ private:
     a.name = s.name.name;
     a.shape = *shape;
     a.k = static_cast<int64_t>(model_.data.fields.size());
+    a.integer = fieldType == DType::I64;
     ValueId v = model_.graph.add(Op::Input, {}, a, s.name.loc);
-    model_.data.fields.push_back({s.name.name, s.role, DType::F32, *shape, v});
+    model_.data.fields.push_back({s.name.name, s.role, fieldType, *shape, v});
     scope_[s.name.name] = {Binding::Kind::Value, v, 0, s.name.loc};
   }
 
@@ -321,7 +387,8 @@ private:
     auto v = bindArgs(s.loc, "train", s.settings,
                       Signature{{{"steps", 1000.0},
                                  {"report_every", 100.0},
-                                 {"seed", 0.0}}});
+                                 {"seed", 0.0},
+                                 {"epochs", 0.0}}});
     if (!v)
       return;
     auto whole = [&](double x, double lo, const char *what) {
@@ -337,6 +404,8 @@ private:
       model_.train.reportEvery = static_cast<int64_t>((*v)[1]);
     if (whole((*v)[2], 0, "seed"))
       model_.train.seed = static_cast<uint64_t>((*v)[2]);
+    if (whole((*v)[3], 0, "epochs"))
+      model_.train.epochs = static_cast<int64_t>((*v)[3]);
   }
 
   void statement(const ast::ReportDecl &s) {
@@ -360,6 +429,8 @@ private:
       reportLine(r);
     if (loss_ != kNoValue)
       model_.graph.outputs.push_back({"loss", loss_});
+    if (model_.prediction.value != kNoValue)
+      model_.graph.outputs.push_back({"prediction", model_.prediction.value});
     if (!diags_.hasErrors() && model_.params.empty())
       diags_.error({0, 0}, "the model has no parameters to train");
   }
@@ -626,6 +697,9 @@ private:
     std::optional<double> operator()(const ast::Call &n) const {
       return bad(n.loc, "expected a constant here, not a call");
     }
+    std::optional<double> operator()(const ast::StringLit &n) const {
+      return bad(n.loc, "expected a number here, not a string");
+    }
     std::optional<double> operator()(const ast::Pipe &n) const {
       return bad(n.loc, "expected a constant here");
     }
@@ -658,6 +732,16 @@ private:
     for (ValueId v : in)
       if (v == kNoValue)
         return kNoValue;
+    for (size_t k = 0; k < in.size(); ++k) {
+      bool labels = (op == Op::Pick || op == Op::Scatter) && k == 1;
+      bool integer = model_.graph.node(in[k]).dtype == DType::I64;
+      if (integer != labels) {
+        diags_.error(loc, integer ? "class labels are integers: use them with "
+                                    "cross_entropy(scores, labels) or nll(log_probs, labels)"
+                                  : "expected integer class labels here");
+        return kNoValue;
+      }
+    }
     std::vector<const Shape *> shapes;
     for (ValueId v : in)
       shapes.push_back(&model_.graph.shape(v));
@@ -699,6 +783,11 @@ private:
   }
 
   ValueId lower(const ast::Paren &n) { return expr(n.inner); }
+
+  ValueId lower(const ast::StringLit &n) {
+    diags_.error(n.loc, "a string is not a tensor");
+    return kNoValue;
+  }
 
   ValueId lower(const ast::Unary &n) {
     ValueId v = expr(n.operand);
@@ -773,6 +862,8 @@ private:
     }
     if (c.callee == "mse" || c.callee == "l1")
       return builtinLoss(c);
+    if (c.callee == "cross_entropy" || c.callee == "nll")
+      return classificationLoss(c);
     if (c.callee == "flatten") {
       ValueId x = c.args.empty() ? kNoValue : expr(c.args[0].value);
       std::vector<ast::Arg> rest(c.args.begin() + (c.args.empty() ? 0 : 1), c.args.end());
@@ -797,8 +888,8 @@ private:
     }
     diags_.error(c.loc, fmt::format("unknown function '{}'", c.callee));
     std::vector<std::string> names = kElementwise;
-    names.insert(names.end(),
-                 {"sum", "mean", "stack", "mse", "l1", "flatten", "softmax", "log_softmax"});
+    names.insert(names.end(), {"sum", "mean", "stack", "mse", "l1", "cross_entropy", "nll",
+                               "flatten", "softmax", "log_softmax"});
     suggest(c.callee, names);
     return kNoValue;
   }
@@ -900,6 +991,57 @@ private:
     return reduction == "sum" ? g.unary(Op::Sum, err, c.loc) : mean(err, c.loc);
   }
 
+  /// cross_entropy(scores, labels): PyTorch's CrossEntropyLoss, mean over the
+  /// batch, through a fused, numerically stable log_softmax.
+  /// nll(log_probs, labels): NLLLoss, mean over the batch.
+  /// Both record `scores` as the model's prediction for evaluation.
+  ValueId classificationLoss(const ast::Call &c) {
+    if (c.args.size() != 2 || !c.args[0].key.empty() || !c.args[1].key.empty()) {
+      diags_.error(c.loc, fmt::format("{}(scores, labels) takes two tensors", c.callee));
+      return kNoValue;
+    }
+    ValueId scores = expr(c.args[0].value), labels = expr(c.args[1].value);
+    if (scores == kNoValue || labels == kNoValue)
+      return kNoValue;
+    const Shape s = model_.graph.shape(scores);
+    if (s.rank() != 2 || s.dims.back() == kBatch) {
+      diags_.error(locOf(c.args[0].value),
+                   fmt::format("{} needs scores of shape [N, classes], got {}", c.callee, s.str()));
+      return kNoValue;
+    }
+    auto classes = static_cast<int64_t>(model_.data.classes.size());
+    if (classes && s.dims.back() != classes) {
+      diags_.error(locOf(c.args[0].value),
+                   fmt::format("{} over {} classes, but the data set has {}", c.callee,
+                               s.dims.back(), classes));
+      return kNoValue;
+    }
+    Op producer = model_.graph.node(scores).op;
+    PredictionKind kind = PredictionKind::Logits;
+    ValueId logp = scores;
+    if (c.callee == "cross_entropy") {
+      if (producer == Op::Softmax) {
+        kind = PredictionKind::Probabilities;
+        diags_.warning(model_.graph.node(scores).loc,
+                       "cross_entropy applies log_softmax itself, so this softmax is "
+                       "applied twice");
+        diags_.note("the double softmax flattens the scores and costs accuracy "
+                    "(1-7 points on MNIST in PyTorch); pass the logits, i.e. remove "
+                    "this softmax, and apply softmax only when you want probabilities");
+      }
+      logp = node(Op::LogSoftmax, {scores}, {}, c.loc);
+    } else {
+      kind = PredictionKind::LogProbabilities;
+      if (producer != Op::LogSoftmax)
+        diags_.warning(c.loc, "nll expects log-probabilities, e.g. nll(x -> log_softmax, labels)");
+    }
+    ValueId picked = node(Op::Pick, {logp, labels}, {}, c.loc);
+    if (picked == kNoValue)
+      return kNoValue;
+    model_.prediction = {scores, kind};
+    return model_.graph.unary(Op::Neg, mean(picked, c.loc), c.loc);
+  }
+
   // ---- layers ----------------------------------------------------------------
 
   std::optional<Layer> makeLayer(const ast::LayerRef &ref, const std::string &prefix) {
@@ -955,6 +1097,9 @@ private:
     return std::nullopt;
   }
 
+  /// The layer's nodes carry the layer's own location (in a sequence: where
+  /// the sequence declares it); `loc` is where it is applied, for errors
+  /// about its input.
   ValueId applyLayer(const Layer &l, ValueId x, ast::Loc loc) {
     if (x == kNoValue)
       return kNoValue;
@@ -981,23 +1126,23 @@ private:
         // x [in] -> [1, in] · W^T -> [1, out] -> [out]
         Attrs row;
         row.shape = Shape{{1, in}};
-        ValueId x2 = node(Op::Reshape, {x}, row, loc);
-        ValueId y2 = node(Op::MatMul, {x2, l.params[0]}, nt, loc);
+        ValueId x2 = node(Op::Reshape, {x}, row, l.loc);
+        ValueId y2 = node(Op::MatMul, {x2, l.params[0]}, nt, l.loc);
         Attrs flat;
         flat.shape = Shape{{static_cast<int64_t>(l.args[1])}};
-        y = node(Op::Reshape, {y2}, flat, loc);
+        y = node(Op::Reshape, {y2}, flat, l.loc);
       } else {
-        y = node(Op::MatMul, {x, l.params[0]}, nt, loc);
+        y = node(Op::MatMul, {x, l.params[0]}, nt, l.loc);
       }
       if (l.params.size() > 1)
-        y = node(Op::Add, {y, l.params[1]}, {}, loc);
+        y = node(Op::Add, {y, l.params[1]}, {}, l.loc);
       return y;
     }
     if (l.kind == "flatten")
       return flatten(x, l.args[0], l.args[1], loc);
     if (contains(kRowFunctions, l.kind))
-      return rowOp(l.kind, x, l.args[0], loc);
-    return node(elementwiseOp(l.kind), {x}, {}, loc);
+      return rowOp(l.kind, x, l.args[0], l.loc);
+    return node(elementwiseOp(l.kind), {x}, {}, l.loc);
   }
 
   /// softmax / log_softmax of x along `dim`, which must be its last axis.
@@ -1158,7 +1303,8 @@ private:
   DiagnosticEngine &diags_;
   Model model_;
   std::map<std::string, Binding> scope_;
-  std::map<std::string, Shape> available_; ///< fields the data source offers
+  /// Fields the data source offers.
+  std::map<std::string, std::pair<Shape, DType>> available_;
   std::vector<Sequence> sequences_;
   std::vector<ast::Loc> paramLocs_;
   std::vector<ast::StringLit> reports_;

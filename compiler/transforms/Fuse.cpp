@@ -61,6 +61,7 @@ private:
     if (!domain) {
       Kernel::Kind kind = n.op == Op::MatMul                ? Kernel::Kind::MatMul
                           : opKind(n.op) == OpKind::Rows ? Kernel::Kind::Rows
+                          : opKind(n.op) == OpKind::Gather ? Kernel::Kind::Gather
                           : n.op == Op::Stack ? Kernel::Kind::Stack
                           : n.op == Op::Slice ? Kernel::Kind::Slice
                                               : Kernel::Kind::View;
@@ -149,6 +150,7 @@ const char *kindName(Kernel::Kind k) {
   case Kernel::Kind::Loop: return "loop";
   case Kernel::Kind::MatMul: return "matmul";
   case Kernel::Kind::Rows: return "rows";
+  case Kernel::Kind::Gather: return "gather";
   case Kernel::Kind::Stack: return "stack";
   case Kernel::Kind::Slice: return "slice";
   case Kernel::Kind::View: return "view";

@@ -14,6 +14,7 @@ struct Kernel {
             ///< reductions of domain-shaped values, assigns
     MatMul, ///< one matrix product
     Rows,   ///< softmax / log_softmax, row by row
+    Gather, ///< pick / scatter by class labels
     Stack,  ///< one stack
     Slice,  ///< one slice
     View,   ///< a reshape: no code, its result aliases its operand

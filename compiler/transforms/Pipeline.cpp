@@ -44,6 +44,8 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter,
   }
 
   Graph train = model.graph;
+  // The training step needs the loss only; predictions are forward's job.
+  std::erase_if(train.outputs, [](const Graph::Output &o) { return o.name != "loss"; });
   std::vector<ValueId> params;
   for (const auto &p : model.params)
     params.push_back(p.value);

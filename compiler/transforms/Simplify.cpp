@@ -51,7 +51,8 @@ private:
     std::vector<const Shape *> shapes;
     for (ValueId v : inputs)
       shapes.push_back(&shape(v));
-    Node n{op, std::move(inputs), inferShape(op, shapes, attrs).shape, DType::F32,
+    DType dtype = attrs.integer ? DType::I64 : DType::F32;
+    Node n{op, std::move(inputs), inferShape(op, shapes, attrs).shape, dtype,
            std::move(attrs), loc};
     return emit(std::move(n));
   }

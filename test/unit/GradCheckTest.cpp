@@ -148,6 +148,23 @@ std::vector<Case> cases() {
       {"softmax rank 3", [](Graph &g) { return unary(g, Op::Softmax, Shape{{2, 3, 5}}); }},
       {"log_softmax", [](Graph &g) { return unary(g, Op::LogSoftmax, Shape{{kBatch, 4}}); }},
       {"log_softmax large logits", [](Graph &g) { return unary(g, Op::LogSoftmax, Shape{{kBatch, 3}}); }, -30, 30},
+      {"pick", [](Graph &g) {
+         ValueId x = param(g, "x", Shape{{kBatch, 4}});
+         return g.add(Op::Pick, {x, labels(g, Shape{{kBatch}})});
+       }},
+      {"scatter", [](Graph &g) {
+         ValueId x = param(g, "x", Shape{{kBatch}});
+         Attrs at;
+         at.k = 3;
+         return g.add(Op::Scatter, {x, labels(g, Shape{{kBatch}})}, at);
+       }},
+      {"cross entropy", [](Graph &g) {
+         // -mean(pick(log_softmax(x), labels)), as sema builds it.
+         ValueId x = param(g, "x", Shape{{kBatch, 3}});
+         ValueId picked = g.add(Op::Pick, {g.unary(Op::LogSoftmax, x), labels(g, Shape{{kBatch}})});
+         ValueId n = g.add(Op::BatchSize, {});
+         return g.unary(Op::Neg, g.binary(Op::Div, g.unary(Op::Sum, picked), n));
+       }, -5, 5},
       {"matmul", [](Graph &g) { return matmul(g, false, false); }},
       {"matmul transA", [](Graph &g) { return matmul(g, true, false); }},
       {"matmul transB", [](Graph &g) { return matmul(g, false, true); }},

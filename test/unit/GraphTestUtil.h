@@ -25,6 +25,14 @@ inline ValueId input(Graph &g, const std::string &name, Shape shape) {
   return leaf(g, Op::Input, name, std::move(shape));
 }
 
+inline ValueId labels(Graph &g, Shape shape) {
+  Attrs a;
+  a.name = "labels";
+  a.shape = std::move(shape);
+  a.integer = true;
+  return g.add(Op::Input, {}, a);
+}
+
 inline ValueId withShape(Graph &g, Op op, ValueId x, Shape shape) {
   Attrs a;
   a.shape = std::move(shape);
@@ -43,6 +51,12 @@ randomLeaves(const Graph &g, int64_t batch, std::mt19937_64 &rng, double lo = -2
     if (n.op != Op::Param && n.op != Op::Input && n.op != Op::State)
       continue;
     std::vector<double> v(static_cast<size_t>(numel(n.shape, batch)));
+    if (n.dtype == DType::I64) { // class labels: 0, 1 or 2
+      for (double &x : v)
+        x = static_cast<double>(rng() % 3);
+      leaves[static_cast<ValueId>(i)] = v;
+      continue;
+    }
     for (double &x : v) {
       do
         x = dist(rng);
