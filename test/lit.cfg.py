@@ -39,3 +39,9 @@ if foreign_cpu:
 # Lets a sanitizer build of netc link programs with an uninstrumented runtime.
 if "NETC_RUNTIME_LIB" in os.environ:
     config.environment["NETC_RUNTIME_LIB"] = os.environ["NETC_RUNTIME_LIB"]
+
+# The real MNIST digits, when scripts/get-mnist.py has installed them.
+mnist_dir = os.path.join(config.netc_src_root, "data", "mnist")
+if os.path.exists(os.path.join(mnist_dir, "train-images-idx3-ubyte")):
+    config.available_features.add("mnist-data")
+    config.substitutions.append(("%mnist_data", mnist_dir))

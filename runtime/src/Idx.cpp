@@ -114,6 +114,10 @@ LabeledImages loadLabeledImages(const std::string &imagesPath, const std::string
 }
 
 std::string findIdxFile(const std::string &dir, const std::string &name) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw Error("the data directory '" + dir + "' does not exist (get the digits with "
+                "scripts/get-mnist.py, or give --data DIR)");
   std::string plain = dir + "/" + name;
   if (exists(plain))
     return plain;

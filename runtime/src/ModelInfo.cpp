@@ -55,6 +55,13 @@ ModelInfo parseModelInfo(const char *text) {
     for (const auto &[k, v] : data.at("options").items())
       m.dataOptions.emplace_back(k, v.get<double>());
     m.batch = data.at("batch");
+    m.dataDir = data.at("dir");
+    m.classes = data.at("classes").get<std::vector<std::string>>();
+    if (d.contains("prediction")) {
+      const json &p = d.at("prediction");
+      m.prediction = {true, p.at("kind"), p.at("shape").back().get<int64_t>(), p.at("fixed"),
+                      p.at("per_npad")};
+    }
     for (const auto &f : data.at("fields"))
       m.fields.push_back({f.at("name"), f.at("role"), f.at("dtype"),
                           f.at("shape").get<std::vector<int64_t>>()});
@@ -64,6 +71,7 @@ ModelInfo parseModelInfo(const char *text) {
       m.stepBases.push_back(hparams[i].at("base"));
     m.optimizer = d.at("optimizer").at("kind");
     m.steps = d.at("train").at("steps");
+    m.epochs = d.at("train").at("epochs");
     m.reportEvery = d.at("train").at("report_every");
     m.seed = d.at("train").at("seed");
     for (const auto &r : d.at("report")) {

@@ -47,12 +47,22 @@ struct ModelInfo {
   std::string dataSource;
   std::vector<std::pair<std::string, double>> dataOptions;
   int64_t batch = 0;
+  std::string dataDir;              ///< mnist: default --data
+  std::vector<std::string> classes; ///< mnist: names by label
   std::vector<FieldInfo> fields;
+  /// Where netc_forward leaves the model's output (mnist models).
+  struct Prediction {
+    bool present = false;
+    std::string kind; ///< logits, probabilities or log_probabilities
+    int64_t classes = 0;
+    int64_t fixedBytes = 0, perNpadBytes = 0; ///< scratch + fixed + perNpad * Npad
+  } prediction;
   double lr = 0;
   /// For each hparam after the learning rate: 1 - base^step, per step.
   std::vector<double> stepBases;
   std::string optimizer;
   int64_t steps = 0;
+  int64_t epochs = 0;
   int64_t reportEvery = 0;
   uint64_t seed = 0;
   std::vector<ReportPiece> report;

@@ -1,5 +1,9 @@
-// Trainer.cpp - netc_main: the emitted program's flags, training loop,
-// progress, metrics, weights and report line.
+// Trainer.cpp - netc_main: the emitted program's flags, training loops,
+// progress, evaluation, metrics, weights and report line.
+//
+// Two loops: a data set that is one batch (sine) trains for --steps steps;
+// an image set (mnist) trains in epochs of shuffled batches, evaluating on
+// the test split after each epoch.
 #include "Cpu.h"
 #include "Data.h"
 #include "ModelInfo.h"
@@ -18,19 +22,27 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <numeric>
 #include <unistd.h>
 
 namespace netc::rt {
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 struct Flags {
   int64_t steps = 0;
+  int64_t epochs = 0;
   double lr = 0;
   uint64_t seed = 0;
   std::string init;
   std::string save;
   std::string metrics;
+  std::string data;
+  int64_t batch = 0;
+  bool noShuffle = false;
+  bool stepsGiven = false;
 };
 
 /// Shortest text that reads back as the same float.
@@ -62,13 +74,14 @@ std::string programName(const char *argv0) {
 
 // Validators with messages that say what is wanted (CLI11's own print the
 // whole range of a double).
-CLI::Validator wholeNumber() {
+CLI::Validator wholeNumber(uint64_t min = 0) {
   return CLI::Validator(
-      [](std::string &text) -> std::string {
+      [min](std::string &text) -> std::string {
         uint64_t v = 0;
         auto r = std::from_chars(text.data(), text.data() + text.size(), v);
-        if (r.ec != std::errc() || r.ptr != text.data() + text.size() || v > (uint64_t(1) << 62))
-          return "expected a whole number >= 0, got '" + text + "'";
+        if (r.ec != std::errc() || r.ptr != text.data() + text.size() || v > (uint64_t(1) << 62) ||
+            v < min)
+          return "expected a whole number >= " + std::to_string(min) + ", got '" + text + "'";
         return {};
       },
       "");
@@ -94,6 +107,8 @@ void checkWritable(const std::string &path) {
     throw Error("cannot write the weights to '" + path + "': " + std::strerror(errno));
 }
 
+bool batched(const ModelInfo &m) { return m.dataSource == "mnist"; }
+
 /// Parses the flags; returns false (with the exit code in `exitCode`) when the
 /// program should stop, e.g. after --help or a bad flag.
 bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCode) {
@@ -101,14 +116,15 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
   CLI::App app{"Trains the model '" + m.name + "' compiled by netc."};
   app.name(name);
   f.steps = m.steps;
+  f.epochs = m.epochs > 0 ? m.epochs : 1;
   f.lr = m.lr;
   f.seed = m.seed;
   f.save = name + ".safetensors";
-  app.add_option("--steps", f.steps, "total training steps")
-      ->check(wholeNumber())
-      ->capture_default_str();
+  f.data = m.dataDir;
+  f.batch = m.batch;
+  auto *steps = app.add_option("--steps", f.steps, "total training steps")->check(wholeNumber());
   app.add_option("--lr", f.lr, "learning rate")->check(positiveNumber())->capture_default_str();
-  app.add_option("--seed", f.seed, "seed for parameter initialisation")
+  app.add_option("--seed", f.seed, "seed for initialisation and shuffling")
       ->check(wholeNumber())
       ->capture_default_str();
   app.add_option("--init", f.init, "load the parameters from this safetensors weights file")
@@ -116,6 +132,18 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
   app.add_option("--save", f.save, "where to write the trained weights (safetensors)")
       ->capture_default_str();
   app.add_option("--metrics", f.metrics, "append JSON Lines progress records to this file");
+  if (batched(m)) {
+    auto *epochs = app.add_option("--epochs", f.epochs, "total passes over the training data")
+                       ->check(wholeNumber(1))
+                       ->capture_default_str();
+    epochs->excludes(steps);
+    app.add_option("--batch", f.batch, "batch size")->check(wholeNumber(1))->capture_default_str();
+    app.add_option("--data", f.data, "directory with the MNIST-format IDX files")
+        ->capture_default_str();
+    app.add_flag("--no-shuffle", f.noShuffle, "batches in file order");
+  } else {
+    steps->capture_default_str();
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
@@ -127,6 +155,9 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
     exitCode = 1;
     return false;
   }
+  f.stepsGiven = steps->count() > 0;
+  if (f.batch > 65536)
+    throw Error("--batch: at most 65536");
   checkWritable(f.save);
   return true;
 }
@@ -159,6 +190,205 @@ std::string reportLine(const ModelInfo &m, const float *persist) {
   return line;
 }
 
+/// State shared by both training loops.
+struct Session {
+  const ModelInfo &m;
+  Flags f;
+  Aligned<float> persist;
+  Aligned<char> scratch;
+  std::vector<float> hparams;
+  MetricsLog metrics;
+  Clock::time_point start = Clock::now();
+
+  Session(const ModelInfo &model, Flags flags, int64_t maxBatch)
+      : m(model), f(std::move(flags)),
+        persist(allocate<float>(static_cast<size_t>(model.persistentFloats))),
+        scratch(allocate<char>(static_cast<size_t>(
+            model.scratchFixedBytes + model.scratchBatchBytesPerN * ((maxBatch + 15) / 16 * 16)))),
+        metrics(f.metrics) {
+    netc_init(persist.get(), f.seed);
+    if (!f.init.empty())
+      loadWeights(m, f.init, persist.get());
+    hparams = {static_cast<float>(f.lr)};
+    hparams.resize(1 + m.stepBases.size(), 1.0f);
+  }
+
+  double seconds() const { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+  /// One training step (1-based `step`); false if the loss diverged.
+  bool train(int64_t step, const float *const *inputs, int64_t n, float &loss) {
+    // Step-dependent hyperparameters (Adam's bias corrections), in double.
+    for (size_t i = 0; i < m.stepBases.size(); ++i)
+      hparams[1 + i] = static_cast<float>(1.0 - std::pow(m.stepBases[i], static_cast<double>(step)));
+    loss = netc_train_step(persist.get(), inputs, scratch.get(), n, hparams.data());
+    if (std::isfinite(loss))
+      return true;
+    std::fprintf(stderr,
+                 "error: the loss became %s at step %lld; training stopped.\n"
+                 "The weights file was not written. Try a smaller learning rate (--lr).\n",
+                 std::isnan(loss) ? "nan" : "infinite", static_cast<long long>(step));
+    return false;
+  }
+
+  void announce(const std::string &length) const {
+    long long count = 0;
+    for (const auto &p : m.params)
+      count += p.numel();
+    std::printf("training %s: %lld parameters, %s, lr %g, %s\n", m.name.c_str(), count,
+                m.optimizer.c_str(), f.lr, length.c_str());
+  }
+
+  void save() const { saveWeights(m, f.save, persist.get()); }
+};
+
+// ---- one batch: sine ---------------------------------------------------------
+
+int trainFullBatch(Session &s) {
+  FullBatch data = loadFullBatch(s.m);
+  std::vector<const float *> inputs;
+  for (const auto &field : data.fields)
+    inputs.push_back(field.data());
+  s.announce(std::to_string(s.f.steps) + " steps");
+  int width = static_cast<int>(std::to_string(s.f.steps).size());
+  for (int64_t step = 1; step <= s.f.steps; ++step) {
+    float loss;
+    if (!s.train(step, inputs.data(), data.n, loss))
+      return 1;
+    if (step % s.m.reportEvery == 0 || step == s.f.steps) {
+      double seconds = s.seconds();
+      std::printf("step %*lld/%lld  loss %s\n", width, static_cast<long long>(step),
+                  static_cast<long long>(s.f.steps), shortest(loss).c_str());
+      std::fflush(stdout);
+      s.metrics.write({{"event", "report"}, {"step", step}, {"loss", loss}, {"seconds", seconds}});
+    }
+  }
+  float finalLoss = netc_forward(s.persist.get(), inputs.data(), s.scratch.get(), data.n,
+                                 s.hparams.data());
+  if (!std::isfinite(finalLoss)) {
+    std::fprintf(stderr, "error: the final loss is not finite; the weights file was not written.\n");
+    return 1;
+  }
+  std::printf("final loss %s\n", shortest(finalLoss).c_str());
+  s.save();
+  std::printf("weights saved to %s\n", s.f.save.c_str());
+  if (!s.m.report.empty())
+    std::printf("%s\n", reportLine(s.m, s.persist.get()).c_str());
+  return 0;
+}
+
+// ---- epochs of batches: mnist ------------------------------------------------
+
+/// The order of the training examples in `epoch`: a permutation derived from
+/// the seed and the epoch number alone (Fisher-Yates over a counter-based
+/// generator), or file order.
+std::vector<int64_t> epochOrder(int64_t count, uint64_t seed, int64_t epoch, bool shuffle) {
+  std::vector<int64_t> order(static_cast<size_t>(count));
+  std::iota(order.begin(), order.end(), 0);
+  if (!shuffle)
+    return order;
+  for (int64_t i = count - 1; i > 0; --i) {
+    float u = netc_rt_uniform(seed, 0x5eed0000u + static_cast<uint64_t>(epoch), static_cast<uint64_t>(i));
+    auto j = std::min<int64_t>(i, static_cast<int64_t>(u * static_cast<float>(i + 1)));
+    std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(j)]);
+  }
+  return order;
+}
+
+struct Evaluation {
+  double loss = 0;
+  double accuracy = 0;
+};
+
+/// The test split in batches, in order: mean loss and accuracy (argmax).
+Evaluation evaluate(Session &s, const LabeledImages &test, Batch &batch) {
+  Evaluation e;
+  if (!s.m.prediction.present)
+    throw Error("this model has no prediction to evaluate");
+  int64_t correct = 0;
+  int64_t classes = s.m.prediction.classes;
+  std::vector<int64_t> rows(static_cast<size_t>(s.f.batch));
+  for (int64_t begin = 0; begin < test.count; begin += s.f.batch) {
+    int64_t n = std::min(s.f.batch, test.count - begin);
+    std::iota(rows.begin(), rows.begin() + n, begin);
+    batch.fill(test, rows.data(), n);
+    float loss = netc_forward(s.persist.get(), batch.inputs(), s.scratch.get(), n, s.hparams.data());
+    e.loss += static_cast<double>(loss) * static_cast<double>(n);
+    int64_t npad = (n + 15) / 16 * 16;
+    const auto *out = reinterpret_cast<const float *>(s.scratch.get() + s.m.prediction.fixedBytes +
+                                                      s.m.prediction.perNpadBytes * npad);
+    for (int64_t i = 0; i < n; ++i) {
+      const float *row = out + i * classes;
+      int64_t best = std::max_element(row, row + classes) - row;
+      correct += best == batch.labels()[i];
+    }
+  }
+  e.loss /= static_cast<double>(test.count);
+  e.accuracy = static_cast<double>(correct) / static_cast<double>(test.count);
+  return e;
+}
+
+int trainEpochs(Session &s) {
+  ImageSplits data = loadImageSplits(s.m, s.f.data);
+  Batch batch(s.m, s.f.batch);
+  int64_t perEpoch = (data.train.count + s.f.batch - 1) / s.f.batch; // last partial kept
+  int64_t total = s.f.stepsGiven ? s.f.steps : s.f.epochs * perEpoch;
+  int64_t epochs = (total + perEpoch - 1) / perEpoch;
+  s.announce(std::to_string(epochs) + " epochs of " + std::to_string(perEpoch) + " batches of " +
+             std::to_string(s.f.batch) + " (" + std::to_string(data.train.count) + " training, " +
+             std::to_string(data.test.count) + " test examples)");
+  bool live = ::isatty(STDOUT_FILENO);
+  double trainSeconds = 0;
+  int64_t step = 0;
+  for (int64_t epoch = 0; epoch < epochs && step < total; ++epoch) {
+    auto order = epochOrder(data.train.count, s.f.seed, epoch, !s.f.noShuffle);
+    auto epochStart = Clock::now();
+    double lossSum = 0;
+    int64_t seen = 0;
+    for (int64_t b = 0; b < perEpoch && step < total; ++b) {
+      int64_t begin = b * s.f.batch;
+      int64_t n = std::min(s.f.batch, data.train.count - begin);
+      batch.fill(data.train, order.data() + begin, n);
+      float loss;
+      if (!s.train(++step, batch.inputs(), n, loss))
+        return 1;
+      lossSum += static_cast<double>(loss) * static_cast<double>(n);
+      seen += n;
+      if (live && (b % 8 == 0 || b + 1 == perEpoch)) {
+        double elapsed = std::chrono::duration<double>(Clock::now() - epochStart).count();
+        double rate = static_cast<double>(seen) / std::max(elapsed, 1e-9);
+        double eta = static_cast<double>(data.train.count - seen) / std::max(rate, 1e-9);
+        std::printf("\repoch %lld/%lld  batch %lld/%lld  loss %.4f  %.0f samples/s  ETA %.1fs   ",
+                    static_cast<long long>(epoch + 1), static_cast<long long>(epochs),
+                    static_cast<long long>(b + 1), static_cast<long long>(perEpoch),
+                    lossSum / static_cast<double>(seen), rate, eta);
+        std::fflush(stdout);
+      }
+    }
+    double epochSeconds = std::chrono::duration<double>(Clock::now() - epochStart).count();
+    trainSeconds += epochSeconds;
+    Evaluation e = evaluate(s, data.test, batch);
+    double trainLoss = lossSum / static_cast<double>(std::max<int64_t>(seen, 1));
+    if (live)
+      std::printf("\r%*s\r", 100, "");
+    std::printf("epoch %lld/%lld  train loss %.4f  test loss %.4f  test accuracy %.2f%%  %.2fs\n",
+                static_cast<long long>(epoch + 1), static_cast<long long>(epochs), trainLoss,
+                e.loss, 100 * e.accuracy, epochSeconds);
+    std::fflush(stdout);
+    s.metrics.write({{"event", "epoch"},
+                     {"epoch", epoch + 1},
+                     {"step", step},
+                     {"train_loss", trainLoss},
+                     {"test_loss", e.loss},
+                     {"test_accuracy", e.accuracy},
+                     {"seconds", trainSeconds},
+                     {"epoch_seconds", epochSeconds},
+                     {"samples_per_second", static_cast<double>(seen) / std::max(epochSeconds, 1e-9)}});
+    s.save();
+  }
+  std::printf("weights saved to %s\n", s.f.save.c_str());
+  return 0;
+}
+
 int run(int argc, char **argv) {
   ModelInfo m = parseModelInfo(netc_model_json);
   checkCpu(m);
@@ -166,65 +396,12 @@ int run(int argc, char **argv) {
   int exitCode = 0;
   if (!parseFlags(argc, argv, m, f, exitCode))
     return exitCode;
-
-  MetricsLog metrics(f.metrics);
-  Dataset data = loadData(m);
-  auto persist = allocate<float>(static_cast<size_t>(m.persistentFloats));
-  netc_init(persist.get(), f.seed);
-  if (!f.init.empty())
-    loadWeights(m, f.init, persist.get());
-
-  int64_t n = data.n;
-  int64_t npad = (n + 15) / 16 * 16;
-  auto scratch = allocate<char>(static_cast<size_t>(m.scratchFixedBytes + m.scratchBatchBytesPerN * npad));
-  std::vector<const float *> inputs;
-  for (const auto &field : data.fields)
-    inputs.push_back(field.data());
-  std::vector<float> hparams = {static_cast<float>(f.lr)};
-  hparams.resize(1 + m.stepBases.size(), 1.0f);
-
-  std::printf("training %s: %lld parameters, %s, lr %g, %lld steps\n", m.name.c_str(),
-              [&] {
-                long long count = 0;
-                for (const auto &p : m.params)
-                  count += p.numel();
-                return count;
-              }(),
-              m.optimizer.c_str(), f.lr, static_cast<long long>(f.steps));
-  using Clock = std::chrono::steady_clock;
-  auto start = Clock::now();
-  int width = static_cast<int>(std::to_string(f.steps).size());
-  for (int64_t step = 1; step <= f.steps; ++step) {
-    // Step-dependent hyperparameters (Adam's bias corrections), in double.
-    for (size_t i = 0; i < m.stepBases.size(); ++i)
-      hparams[1 + i] = static_cast<float>(1.0 - std::pow(m.stepBases[i], static_cast<double>(step)));
-    float loss = netc_train_step(persist.get(), inputs.data(), scratch.get(), n, hparams.data());
-    if (!std::isfinite(loss)) {
-      std::fprintf(stderr,
-                   "error: the loss became %s at step %lld; training stopped.\n"
-                   "The weights file was not written. Try a smaller learning rate (--lr).\n",
-                   std::isnan(loss) ? "nan" : "infinite", static_cast<long long>(step));
-      return 1;
-    }
-    if (step % m.reportEvery == 0 || step == f.steps) {
-      double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-      std::printf("step %*lld/%lld  loss %s\n", width, static_cast<long long>(step),
-                  static_cast<long long>(f.steps), shortest(loss).c_str());
-      std::fflush(stdout);
-      metrics.write({{"event", "report"}, {"step", step}, {"loss", loss}, {"seconds", seconds}});
-    }
+  if (batched(m)) {
+    Session s(m, f, f.batch);
+    return trainEpochs(s);
   }
-  float finalLoss = netc_forward(persist.get(), inputs.data(), scratch.get(), n, hparams.data());
-  if (!std::isfinite(finalLoss)) {
-    std::fprintf(stderr, "error: the final loss is not finite; the weights file was not written.\n");
-    return 1;
-  }
-  std::printf("final loss %s\n", shortest(finalLoss).c_str());
-  saveWeights(m, f.save, persist.get());
-  std::printf("weights saved to %s\n", f.save.c_str());
-  if (!m.report.empty())
-    std::printf("%s\n", reportLine(m, persist.get()).c_str());
-  return 0;
+  Session s(m, f, m.batch);
+  return trainFullBatch(s);
 }
 
 } // namespace
