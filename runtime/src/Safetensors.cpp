@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
@@ -94,7 +95,8 @@ void writeSafetensors(const std::string &path, const std::vector<TensorView> &te
   }
 }
 
-std::map<std::string, LoadedTensor> readSafetensors(const std::string &path) {
+std::map<std::string, LoadedTensor>
+readSafetensors(const std::string &path, std::map<std::string, std::string> *metadata) {
   auto bad = [&](const std::string &what) {
     return Error("'" + path + "' is not a valid safetensors file: " + what);
   };
@@ -121,8 +123,15 @@ std::map<std::string, LoadedTensor> readSafetensors(const std::string &path) {
   uint64_t dataSize = fileSize - 8 - length;
   std::map<std::string, LoadedTensor> out;
   for (const auto &[name, entry] : header.items()) {
-    if (name == "__metadata__")
+    if (name == "__metadata__") {
+      if (!entry.is_object())
+        throw bad("__metadata__ is not an object");
+      if (metadata)
+        for (const auto &[k, v] : entry.items())
+          if (v.is_string())
+            (*metadata)[k] = v.get<std::string>();
       continue;
+    }
     if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") ||
         !entry.contains("data_offsets"))
       throw bad("tensor '" + name + "' lacks dtype, shape or data_offsets");
@@ -170,6 +179,68 @@ void loadWeights(const ModelInfo &model, const std::string &path, float *persist
   if (!tensors.empty())
     throw Error("'" + path + "' has tensor '" + tensors.begin()->first +
                 "', which is not a parameter of this model");
+}
+
+std::string modelFingerprint(const ModelInfo &m) {
+  std::string text = m.optimizer + "|" + m.dataSource;
+  for (const auto *list : {&m.params, &m.states})
+    for (const auto &t : *list)
+      text += "|" + t.name + t.shapeString();
+  uint64_t h = 0xcbf29ce484222325ULL; // FNV-1a
+  for (unsigned char c : text)
+    h = (h ^ c) * 0x100000001b3ULL;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
+void saveCheckpoint(const ModelInfo &m, const std::string &path, const float *persist,
+                    const CheckpointState &s) {
+  std::vector<TensorView> views;
+  for (const auto *list : {&m.params, &m.states})
+    for (const auto &t : *list)
+      views.push_back({t.name, t.shape, persist + t.offset});
+  char loss[40];
+  std::snprintf(loss, sizeof loss, "%.17g", s.epochLossSum);
+  writeSafetensors(path, views,
+                   {{"format", "netc-checkpoint"},
+                    {"model", m.name},
+                    {"fingerprint", modelFingerprint(m)},
+                    {"epoch", std::to_string(s.epoch)},
+                    {"position", std::to_string(s.position)},
+                    {"step", std::to_string(s.step)},
+                    {"seed", std::to_string(s.seed)},
+                    {"epoch_loss_sum", loss},
+                    {"epoch_seen", std::to_string(s.epochSeen)}});
+}
+
+CheckpointState loadCheckpoint(const ModelInfo &m, const std::string &path, float *persist) {
+  std::map<std::string, std::string> meta;
+  auto tensors = readSafetensors(path, &meta);
+  if (meta["format"] != "netc-checkpoint")
+    throw Error("'" + path + "' is not a netc training checkpoint (a weights file? use --init)");
+  if (meta["fingerprint"] != modelFingerprint(m))
+    throw Error("'" + path + "' is a checkpoint of another model ('" + meta["model"] +
+                "'); this program trains '" + m.name + "'");
+  for (const auto *list : {&m.params, &m.states})
+    for (const auto &t : *list) {
+      auto it = tensors.find(t.name);
+      if (it == tensors.end() || it->second.shape != t.shape)
+        throw Error("'" + path + "' lacks tensor '" + t.name + "' " + t.shapeString());
+      std::memcpy(persist + t.offset, it->second.data.data(), it->second.data.size() * 4);
+    }
+  try {
+    CheckpointState s;
+    s.epoch = std::stoll(meta.at("epoch"));
+    s.position = std::stoll(meta.at("position"));
+    s.step = std::stoll(meta.at("step"));
+    s.seed = std::stoull(meta.at("seed"));
+    s.epochLossSum = std::stod(meta.at("epoch_loss_sum"));
+    s.epochSeen = std::stoll(meta.at("epoch_seen"));
+    return s;
+  } catch (const std::exception &) {
+    throw Error("'" + path + "' has malformed training counters in its metadata");
+  }
 }
 
 void saveWeights(const ModelInfo &model, const std::string &path, const float *persist) {

@@ -29,7 +29,9 @@ struct LoadedTensor {
   std::vector<float> data;
 };
 
-std::map<std::string, LoadedTensor> readSafetensors(const std::string &path);
+/// The tensors of a file; its __metadata__ too if `metadata` is given.
+std::map<std::string, LoadedTensor>
+readSafetensors(const std::string &path, std::map<std::string, std::string> *metadata = nullptr);
 
 /// Copies the parameters of `model` from a weights file into `persist`. The
 /// file must hold exactly the model's parameters, with their shapes.
@@ -37,5 +39,24 @@ void loadWeights(const ModelInfo &model, const std::string &path, float *persist
 
 /// Writes the model's parameters (and nothing else) to `path`.
 void saveWeights(const ModelInfo &model, const std::string &path, const float *persist);
+
+/// A training checkpoint: parameters, optimizer state (optim.<param>.<slot>)
+/// and, as __metadata__, where training stands.
+struct CheckpointState {
+  int64_t epoch = 0;    ///< the epoch in progress (0-based)
+  int64_t position = 0; ///< batches of it already done
+  int64_t step = 0;     ///< training steps done
+  uint64_t seed = 0;
+  double epochLossSum = 0; ///< sum of batch loss * batch size so far this epoch
+  int64_t epochSeen = 0;   ///< examples so far this epoch
+};
+
+/// A fingerprint of the model's structure (tensor names and shapes,
+/// optimizer, data): checkpoints of other models are refused.
+std::string modelFingerprint(const ModelInfo &model);
+
+void saveCheckpoint(const ModelInfo &model, const std::string &path, const float *persist,
+                    const CheckpointState &state);
+CheckpointState loadCheckpoint(const ModelInfo &model, const std::string &path, float *persist);
 
 } // namespace netc::rt

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <charconv>
+#include <csignal>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -43,7 +44,15 @@ struct Flags {
   int64_t batch = 0;
   bool noShuffle = false;
   bool stepsGiven = false;
+  bool eval = false;
+  int64_t predict = 0;
+  std::string checkpoint;
+  std::string resume;
 };
+
+/// Set by SIGINT: the loop stops after the current step and checkpoints.
+volatile std::sig_atomic_t interrupted = 0;
+extern "C" void onInterrupt(int) { interrupted = 1; }
 
 /// Shortest text that reads back as the same float.
 std::string shortest(float v) {
@@ -141,6 +150,24 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
     app.add_option("--data", f.data, "directory with the MNIST-format IDX files")
         ->capture_default_str();
     app.add_flag("--no-shuffle", f.noShuffle, "batches in file order");
+    f.checkpoint = name + ".ckpt.safetensors";
+    app.add_option("--checkpoint", f.checkpoint,
+                   "training checkpoint, written after every epoch and on Ctrl-C")
+        ->capture_default_str();
+    app.add_option("--resume", f.resume, "continue the run saved in this checkpoint")
+        ->check(CLI::ExistingFile)
+        ->excludes("--init");
+    auto *eval = app.add_flag("--eval", f.eval,
+                              "no training: load the weights (--init FILE, else the --save "
+                              "path), print test accuracy and the confusion matrix");
+    auto *predict = app.add_option("--predict", f.predict,
+                                   "no training: load the weights as --eval does and show the "
+                                   "predictions for the first N test examples")
+                        ->check(wholeNumber(1));
+    for (auto *o : {eval, predict}) {
+      o->excludes(steps);
+      o->excludes(epochs);
+    }
   } else {
     steps->capture_default_str();
   }
@@ -156,9 +183,20 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
     return false;
   }
   f.stepsGiven = steps->count() > 0;
+  if (f.eval || f.predict) {
+    // Evaluation reads the weights: --init, else what training saved.
+    if (f.init.empty())
+      f.init = f.save;
+    if (::access(f.init.c_str(), R_OK) != 0)
+      throw Error("no weights to evaluate: '" + f.init + "' cannot be read (" +
+                  std::strerror(errno) + "); train first or give --init FILE");
+    return true;
+  }
   if (f.batch > 65536)
     throw Error("--batch: at most 65536");
   checkWritable(f.save);
+  if (!f.checkpoint.empty())
+    checkWritable(f.checkpoint);
   return true;
 }
 
@@ -299,16 +337,34 @@ struct Evaluation {
   double accuracy = 0;
 };
 
-/// The test split in batches, in order: mean loss and accuracy (argmax).
-Evaluation evaluate(Session &s, const LabeledImages &test, Batch &batch) {
+/// The model's confidence in class `k` of a row of its output.
+double confidence(const ModelInfo &m, const float *row, int64_t k) {
+  int64_t classes = m.prediction.classes;
+  if (m.prediction.kind == "probabilities")
+    return row[k];
+  if (m.prediction.kind == "log_probabilities")
+    return std::exp(static_cast<double>(row[k]));
+  double max = *std::max_element(row, row + classes), sum = 0; // softmax of logits
+  for (int64_t j = 0; j < classes; ++j)
+    sum += std::exp(static_cast<double>(row[j]) - max);
+  return std::exp(static_cast<double>(row[k]) - max) / sum;
+}
+
+/// Runs the first `limit` test examples in batches, in order; calls
+/// `visit(index, label, output row)` for each; returns mean loss and
+/// argmax accuracy.
+template <typename Visit>
+Evaluation evaluate(Session &s, const LabeledImages &test, Batch &batch, int64_t limit,
+                    Visit visit) {
   Evaluation e;
   if (!s.m.prediction.present)
     throw Error("this model has no prediction to evaluate");
+  int64_t count = std::min(limit, test.count);
   int64_t correct = 0;
   int64_t classes = s.m.prediction.classes;
   std::vector<int64_t> rows(static_cast<size_t>(s.f.batch));
-  for (int64_t begin = 0; begin < test.count; begin += s.f.batch) {
-    int64_t n = std::min(s.f.batch, test.count - begin);
+  for (int64_t begin = 0; begin < count; begin += s.f.batch) {
+    int64_t n = std::min(s.f.batch, count - begin);
     std::iota(rows.begin(), rows.begin() + n, begin);
     batch.fill(test, rows.data(), n);
     float loss = netc_forward(s.persist.get(), batch.inputs(), s.scratch.get(), n, s.hparams.data());
@@ -320,11 +376,70 @@ Evaluation evaluate(Session &s, const LabeledImages &test, Batch &batch) {
       const float *row = out + i * classes;
       int64_t best = std::max_element(row, row + classes) - row;
       correct += best == batch.labels()[i];
+      visit(begin + i, batch.labels()[i], row);
     }
   }
-  e.loss /= static_cast<double>(test.count);
-  e.accuracy = static_cast<double>(correct) / static_cast<double>(test.count);
+  e.loss /= static_cast<double>(count);
+  e.accuracy = static_cast<double>(correct) / static_cast<double>(count);
   return e;
+}
+
+Evaluation evaluate(Session &s, const LabeledImages &test, Batch &batch) {
+  return evaluate(s, test, batch, test.count, [](int64_t, int64_t, const float *) {});
+}
+
+int64_t argmax(const float *row, int64_t n) { return std::max_element(row, row + n) - row; }
+
+/// --eval: accuracy, loss and the confusion matrix of the test split.
+int evaluateOnly(Session &s) {
+  ImageSplits data = loadImageSplits(s.m, s.f.data);
+  Batch batch(s.m, s.f.batch);
+  auto classes = static_cast<size_t>(s.m.prediction.classes);
+  std::vector<std::vector<int64_t>> confusion(classes, std::vector<int64_t>(classes));
+  Evaluation e = evaluate(s, data.test, batch, data.test.count,
+                          [&](int64_t, int64_t label, const float *row) {
+                            ++confusion[static_cast<size_t>(label)]
+                                       [static_cast<size_t>(argmax(row, static_cast<int64_t>(classes)))];
+                          });
+  std::printf("weights %s, %lld test examples from %s\n", s.f.init.c_str(),
+              static_cast<long long>(data.test.count), s.f.data.c_str());
+  std::printf("test accuracy %.2f%%  test loss %.4f\n\n", 100 * e.accuracy, e.loss);
+  size_t width = 5;
+  for (const auto &name : s.m.classes)
+    width = std::max(width, name.size());
+  std::printf("confusion matrix (rows: true class, columns: predicted class)\n%*s", static_cast<int>(width + 4), "");
+  for (size_t j = 0; j < classes; ++j)
+    std::printf(" %5zu", j);
+  std::printf("\n");
+  for (size_t i = 0; i < classes; ++i) {
+    std::printf("%2zu %-*s ", i, static_cast<int>(width), s.m.classes[i].c_str());
+    for (size_t j = 0; j < classes; ++j)
+      std::printf(" %5lld", static_cast<long long>(confusion[i][j]));
+    std::printf("\n");
+  }
+  s.metrics.write({{"event", "eval"}, {"test_loss", e.loss}, {"test_accuracy", e.accuracy}});
+  return 0;
+}
+
+/// --predict N: the first N test examples, predicted and expected.
+int predictOnly(Session &s) {
+  ImageSplits data = loadImageSplits(s.m, s.f.data);
+  Batch batch(s.m, s.f.batch);
+  int64_t classes = s.m.prediction.classes;
+  std::printf("%6s  %-14s %-14s %s\n", "#", "predicted", "expected", "confidence");
+  Evaluation e = evaluate(s, data.test, batch, s.f.predict,
+                          [&](int64_t index, int64_t label, const float *row) {
+                            int64_t best = argmax(row, classes);
+                            std::printf("%6lld  %-14s %-14s %6.2f%%%s\n",
+                                        static_cast<long long>(index),
+                                        s.m.classes[static_cast<size_t>(best)].c_str(),
+                                        s.m.classes[static_cast<size_t>(label)].c_str(),
+                                        100 * confidence(s.m, row, best),
+                                        best == label ? "" : "  (wrong)");
+                          });
+  std::printf("%.2f%% of these %lld correct\n", 100 * e.accuracy,
+              static_cast<long long>(std::min(s.f.predict, data.test.count)));
+  return 0;
 }
 
 int trainEpochs(Session &s) {
@@ -333,57 +448,84 @@ int trainEpochs(Session &s) {
   int64_t perEpoch = (data.train.count + s.f.batch - 1) / s.f.batch; // last partial kept
   int64_t total = s.f.stepsGiven ? s.f.steps : s.f.epochs * perEpoch;
   int64_t epochs = (total + perEpoch - 1) / perEpoch;
+  CheckpointState at;
+  at.seed = s.f.seed;
+  if (!s.f.resume.empty()) {
+    at = loadCheckpoint(s.m, s.f.resume, s.persist.get());
+    std::printf("resuming %s at epoch %lld, batch %lld (step %lld)\n", s.f.resume.c_str(),
+                static_cast<long long>(at.epoch + 1), static_cast<long long>(at.position),
+                static_cast<long long>(at.step));
+  }
   s.announce(std::to_string(epochs) + " epochs of " + std::to_string(perEpoch) + " batches of " +
              std::to_string(s.f.batch) + " (" + std::to_string(data.train.count) + " training, " +
              std::to_string(data.test.count) + " test examples)");
   bool live = ::isatty(STDOUT_FILENO);
   double trainSeconds = 0;
-  int64_t step = 0;
-  for (int64_t epoch = 0; epoch < epochs && step < total; ++epoch) {
-    auto order = epochOrder(data.train.count, s.f.seed, epoch, !s.f.noShuffle);
+  std::signal(SIGINT, onInterrupt);
+  for (int64_t epoch = at.epoch; epoch < epochs && at.step < total; ++epoch) {
+    auto order = epochOrder(data.train.count, at.seed, epoch, !s.f.noShuffle);
     auto epochStart = Clock::now();
-    double lossSum = 0;
-    int64_t seen = 0;
-    for (int64_t b = 0; b < perEpoch && step < total; ++b) {
+    for (int64_t b = at.position; b < perEpoch && at.step < total; ++b) {
       int64_t begin = b * s.f.batch;
       int64_t n = std::min(s.f.batch, data.train.count - begin);
       batch.fill(data.train, order.data() + begin, n);
       float loss;
-      if (!s.train(++step, batch.inputs(), n, loss))
+      if (!s.train(++at.step, batch.inputs(), n, loss))
         return 1;
-      lossSum += static_cast<double>(loss) * static_cast<double>(n);
-      seen += n;
+      at.epochLossSum += static_cast<double>(loss) * static_cast<double>(n);
+      at.epochSeen += n;
+      at.position = b + 1;
+      if (interrupted) {
+        at.epoch = epoch;
+        if (!s.f.checkpoint.empty())
+          saveCheckpoint(s.m, s.f.checkpoint, s.persist.get(), at);
+        s.save();
+        std::printf("\ninterrupted at epoch %lld, batch %lld; weights saved to %s; continue with "
+                    "--resume %s\n",
+                    static_cast<long long>(epoch + 1), static_cast<long long>(b + 1),
+                    s.f.save.c_str(), s.f.checkpoint.c_str());
+        return 130;
+      }
       if (live && (b % 8 == 0 || b + 1 == perEpoch)) {
         double elapsed = std::chrono::duration<double>(Clock::now() - epochStart).count();
-        double rate = static_cast<double>(seen) / std::max(elapsed, 1e-9);
-        double eta = static_cast<double>(data.train.count - seen) / std::max(rate, 1e-9);
+        double rate = static_cast<double>(at.epochSeen) / std::max(elapsed, 1e-9);
+        double eta = static_cast<double>(data.train.count - at.epochSeen) / std::max(rate, 1e-9);
         std::printf("\repoch %lld/%lld  batch %lld/%lld  loss %.4f  %.0f samples/s  ETA %.1fs   ",
                     static_cast<long long>(epoch + 1), static_cast<long long>(epochs),
                     static_cast<long long>(b + 1), static_cast<long long>(perEpoch),
-                    lossSum / static_cast<double>(seen), rate, eta);
+                    at.epochLossSum / static_cast<double>(at.epochSeen), rate, eta);
         std::fflush(stdout);
       }
     }
     double epochSeconds = std::chrono::duration<double>(Clock::now() - epochStart).count();
     trainSeconds += epochSeconds;
+    bool complete = at.position == perEpoch;
+    double trainLoss = at.epochLossSum / static_cast<double>(std::max<int64_t>(at.epochSeen, 1));
+    int64_t seen = at.epochSeen;
+    if (complete) // the next epoch starts from scratch
+      at = {epoch + 1, 0, at.step, at.seed, 0, 0};
+    else
+      at.epoch = epoch;
+    if (!s.f.checkpoint.empty())
+      saveCheckpoint(s.m, s.f.checkpoint, s.persist.get(), at);
+    s.save();
     Evaluation e = evaluate(s, data.test, batch);
-    double trainLoss = lossSum / static_cast<double>(std::max<int64_t>(seen, 1));
     if (live)
       std::printf("\r%*s\r", 100, "");
-    std::printf("epoch %lld/%lld  train loss %.4f  test loss %.4f  test accuracy %.2f%%  %.2fs\n",
-                static_cast<long long>(epoch + 1), static_cast<long long>(epochs), trainLoss,
-                e.loss, 100 * e.accuracy, epochSeconds);
+    std::printf("epoch %lld/%lld%s  train loss %.4f  test loss %.4f  test accuracy %.2f%%  %.2fs\n",
+                static_cast<long long>(epoch + 1), static_cast<long long>(epochs),
+                complete ? "" : " (stopped mid-epoch)", trainLoss, e.loss, 100 * e.accuracy,
+                epochSeconds);
     std::fflush(stdout);
     s.metrics.write({{"event", "epoch"},
                      {"epoch", epoch + 1},
-                     {"step", step},
+                     {"step", at.step},
                      {"train_loss", trainLoss},
                      {"test_loss", e.loss},
                      {"test_accuracy", e.accuracy},
                      {"seconds", trainSeconds},
                      {"epoch_seconds", epochSeconds},
                      {"samples_per_second", static_cast<double>(seen) / std::max(epochSeconds, 1e-9)}});
-    s.save();
   }
   std::printf("weights saved to %s\n", s.f.save.c_str());
   return 0;
@@ -398,6 +540,10 @@ int run(int argc, char **argv) {
     return exitCode;
   if (batched(m)) {
     Session s(m, f, f.batch);
+    if (f.eval)
+      return evaluateOnly(s);
+    if (f.predict)
+      return predictOnly(s);
     return trainEpochs(s);
   }
   Session s(m, f, m.batch);
