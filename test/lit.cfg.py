@@ -45,3 +45,13 @@ mnist_dir = os.path.join(config.netc_src_root, "data", "mnist")
 if os.path.exists(os.path.join(mnist_dir, "train-images-idx3-ubyte")):
     config.available_features.add("mnist-data")
     config.substitutions.append(("%mnist_data", mnist_dir))
+
+# PyTorch (Debian's python3-torch, with /usr/bin/python3), for cross-checks.
+import subprocess
+try:
+    if subprocess.run(["/usr/bin/python3", "-c", "import torch"], capture_output=True,
+                      timeout=120).returncode == 0:
+        config.available_features.add("torch")
+        config.substitutions.append(("%torch_python", "/usr/bin/python3"))
+except (OSError, subprocess.TimeoutExpired):
+    pass
