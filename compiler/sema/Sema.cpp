@@ -51,6 +51,24 @@ Op elementwiseOp(std::string_view name) {
   return Op::Abs;
 }
 
+/// "a, b ,c" -> {"a", "b", "c"}: comma-separated items, spaces trimmed.
+std::vector<std::string> splitList(const std::string &text) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    std::string item =
+        text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    out.push_back(item);
+    if (comma == std::string::npos)
+      break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
 bool contains(const std::vector<std::string> &v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
@@ -164,7 +182,7 @@ private:
       if (a.key == "dir") {
         model_.data.dir = text->text;
       } else if (a.key == "classes") {
-        auto names = splitClasses(text->text);
+        auto names = splitList(text->text);
         if (names.size() != 10) {
           diags_.error(a.loc, fmt::format("MNIST-format data has 10 classes; this names {}",
                                           names.size()));
@@ -187,21 +205,7 @@ private:
     model_.data.batch = static_cast<int64_t>(batch);
   }
 
-  static std::vector<std::string> splitClasses(const std::string &text) {
-    std::vector<std::string> out;
-    size_t pos = 0;
-    while (pos <= text.size()) {
-      size_t comma = text.find(',', pos);
-      std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-      item.erase(0, item.find_first_not_of(' '));
-      item.erase(item.find_last_not_of(' ') + 1);
-      out.push_back(item);
-      if (comma == std::string::npos)
-        break;
-      pos = comma + 1;
-    }
-    return out;
-  }
+
 
   void statement(const ast::FieldDecl &s) {
     if (!seenData_) {
@@ -1250,22 +1254,13 @@ private:
         diags_.error(loc, "expected {name} or {name[i, j]}");
         return std::nullopt;
       }
-      std::string list = inside.substr(bracket + 1, close - bracket - 1);
-      size_t pos = 0;
-      while (pos <= list.size()) {
-        size_t comma = list.find(',', pos);
-        std::string item = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-        item.erase(0, item.find_first_not_of(' '));
-        item.erase(item.find_last_not_of(' ') + 1);
+      for (const std::string &item : splitList(inside.substr(bracket + 1, close - bracket - 1))) {
         if (item.empty() || item.size() > 12 ||
             item.find_first_not_of("0123456789") != std::string::npos) {
           diags_.error(loc, "indices in a report placeholder are whole numbers");
           return std::nullopt;
         }
         index.push_back(std::stoll(item));
-        if (comma == std::string::npos)
-          break;
-        pos = comma + 1;
       }
     }
     name.erase(0, name.find_first_not_of(' '));

@@ -46,6 +46,12 @@ private:
     return add(left, right);
   }
 
+  ValueId square(ValueId v) {
+    Attrs two;
+    two.k = 2;
+    return g_.add(Op::PowI, {v}, two);
+  }
+
   ValueId hparam(const char *name, int64_t index) {
     Attrs a;
     a.name = name;
@@ -99,9 +105,7 @@ private:
   void rmsprop(const ParamSpec &p, ValueId grad, std::vector<StateSpec> &states) {
     ValueId g = decayed(p, grad);
     ValueId avg = state(p, "square_avg", states);
-    Attrs two;
-    two.k = 2;
-    ValueId g2 = g_.add(Op::PowI, {g}, two);
+    ValueId g2 = square(g);
     ValueId v = blend(spec_.alpha, avg, 1 - spec_.alpha, g2);
     assign(avg, v);
     ValueId root = g_.unary(Op::Sqrt, v);
@@ -128,9 +132,7 @@ private:
     ValueId v = state(p, "exp_avg_sq", states);
     ValueId m1 = blend(spec_.beta1, m, 1 - spec_.beta1, g);
     assign(m, m1);
-    Attrs two;
-    two.k = 2;
-    ValueId g2 = g_.add(Op::PowI, {g}, two);
+    ValueId g2 = square(g);
     ValueId v1 = blend(spec_.beta2, v, 1 - spec_.beta2, g2);
     assign(v, v1);
     ValueId root = g_.unary(Op::Sqrt, v1);
