@@ -61,7 +61,7 @@ public:
     fmf.setAllowContract(true);
     b_.setFastMathFlags(fmf);
 
-    EmitContext ctx{b_, fn, entry_.graph, entry_.schedule, entry_.plan};
+    EmitContext ctx{b_, fn, entry_.graph, entry_.schedule, entry_.plan, nullptr, nullptr, {}};
     ctx.batch = fn->getArg(3);
     ctx.hparams = fn->getArg(4);
     ctx.pointers = pointers(ctx, fn);
@@ -140,7 +140,7 @@ void emitInit(llvm::Module &m, const CompiledModel &cm) {
   Graph empty;
   Schedule schedule;
   MemoryPlan plan;
-  EmitContext ctx{b, fn, empty, schedule, plan};
+  EmitContext ctx{b, fn, empty, schedule, plan, nullptr, nullptr, {}};
   auto fill = [&](int64_t offset, const Shape &shape, auto value) {
     llvm::Value *base = b.CreateConstInBoundsGEP1_64(b.getFloatTy(), fn->getArg(0),
                                                      static_cast<uint64_t>(offset));

@@ -160,7 +160,6 @@ struct V {
   Graph *g;
   ValueId id;
 };
-V operator+(V a, V b) { return {a.g, a.g->binary(Op::Add, a.id, b.id)}; }
 V operator-(V a, V b) { return {a.g, a.g->binary(Op::Sub, a.id, b.id)}; }
 V operator*(V a, V b) { return {a.g, a.g->binary(Op::Mul, a.id, b.id)}; }
 V operator/(V a, V b) { return {a.g, a.g->binary(Op::Div, a.id, b.id)}; }

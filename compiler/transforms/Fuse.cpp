@@ -166,7 +166,6 @@ void printSchedule(const Graph &g, const Schedule &s, std::string_view name,
                    std::ostream &out) {
   out << "graph " << name << " {\n";
   for (size_t i = 0; i < g.size(); ++i) {
-    const Node &n = g.node(static_cast<ValueId>(i));
     if (s.kernelOf[i] < 0)
       out << fmt::format("  %{} = {}\n", i, formatNode(g, static_cast<ValueId>(i)));
   }

@@ -51,9 +51,11 @@ TEST(Simplify, FoldsConstantArithmetic) {
   g.outputs.push_back({"y", g.binary(Op::Mul, c, x)});
   Graph s = simplify(g);
   ASSERT_EQ(count(s, Op::Const), 1u);
-  for (const auto &n : s.nodes())
-    if (n.op == Op::Const)
+  for (const auto &n : s.nodes()) {
+    if (n.op == Op::Const) {
       EXPECT_EQ(n.attrs.value, 3.0);
+    }
+  }
 }
 
 TEST(Simplify, RemovesDeadNodes) {
