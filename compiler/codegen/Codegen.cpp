@@ -37,16 +37,19 @@ const char *initKind(InitSpec::Kind k) {
 
 class FunctionEmitter {
 public:
-  FunctionEmitter(llvm::Module &m, const EntryPoint &entry)
-      : m_(m), entry_(entry), b_(m.getContext()) {}
+  FunctionEmitter(llvm::Module &m, const EntryPoint &entry,
+                  const PersistentLayout *gradLayout = nullptr)
+      : m_(m), entry_(entry), gradLayout_(gradLayout), b_(m.getContext()) {}
 
   // float netc_<name>(float *persist, const float *const *inputs,
   //                   char *scratch, int64_t n, const float *hparams)
   void emit() {
     llvm::LLVMContext &c = m_.getContext();
     auto *ptr = llvm::PointerType::getUnqual(c);
-    auto *type = llvm::FunctionType::get(b_.getFloatTy(),
-                                         {ptr, ptr, ptr, b_.getInt64Ty(), ptr}, false);
+    std::vector<llvm::Type *> params = {ptr, ptr, ptr, b_.getInt64Ty(), ptr};
+    if (gradLayout_) // float *grads: each parameter's gradient at its offset
+      params.push_back(ptr);
+    auto *type = llvm::FunctionType::get(b_.getFloatTy(), params, false);
     auto *fn = llvm::Function::Create(type, llvm::Function::ExternalLinkage,
                                       "netc_" + entry_.name, m_);
     const char *names[] = {"persist", "inputs", "scratch", "n", "hparams"};
@@ -77,12 +80,29 @@ public:
       case Kernel::Kind::View: break;
       }
     }
+    if (gradLayout_)
+      copyGradients(ctx, fn->getArg(5));
     ValueId loss = entry_.graph.output("loss");
     assert(loss != kNoValue && "every entry point computes the loss");
     b_.CreateRet(ctx.load(loss, b_.getInt64(0)));
   }
 
 private:
+  // Output "grad <i>" goes to grads + offset of parameter i.
+  void copyGradients(const EmitContext &ctx, llvm::Value *grads) {
+    for (size_t i = 0; i < gradLayout_->params.size(); ++i) {
+      const auto &p = gradLayout_->params[i];
+      ValueId g = entry_.graph.output("grad " + std::to_string(i));
+      llvm::Value *base = b_.CreateConstInBoundsGEP1_64(b_.getFloatTy(), grads,
+                                                        static_cast<uint64_t>(p.offset));
+      ctx.loop(ctx.i64(p.shape.constNumel()), [&](llvm::Value *e) {
+        // An inline scalar (a constant zero gradient) is the same everywhere.
+        llvm::Value *at = entry_.graph.shape(g).rank() == 0 ? ctx.i64(0) : e;
+        b_.CreateStore(ctx.load(g, at), b_.CreateInBoundsGEP(b_.getFloatTy(), base, e));
+      });
+    }
+  }
+
   std::vector<llvm::Value *> pointers(const EmitContext &ctx, llvm::Function *fn) {
     auto &b = b_;
     llvm::Value *persist = fn->getArg(0), *inputs = fn->getArg(1), *scratch = fn->getArg(2);
@@ -116,6 +136,7 @@ private:
 
   llvm::Module &m_;
   const EntryPoint &entry_;
+  const PersistentLayout *gradLayout_;
   llvm::IRBuilder<> b_;
 };
 
@@ -202,8 +223,10 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   d["states"] = states;
   d["persistent_floats"] = cm.persistent.totalFloats;
   d["scratch"] = {
-      {"fixed_bytes", std::max(cm.trainStep.plan.fixedBytes, cm.forward.plan.fixedBytes)},
-      {"batch_bytes_per_n", std::max(cm.trainStep.plan.batchBytesPerN, cm.forward.plan.batchBytesPerN)}};
+      {"fixed_bytes", std::max({cm.trainStep.plan.fixedBytes, cm.forward.plan.fixedBytes,
+                                cm.gradients.plan.fixedBytes})},
+      {"batch_bytes_per_n", std::max({cm.trainStep.plan.batchBytesPerN, cm.forward.plan.batchBytesPerN,
+                                      cm.gradients.plan.batchBytesPerN})}};
   json options = json::object();
   for (const auto &[k, v] : m.data.options)
     options[k] = v;
@@ -247,7 +270,7 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
       report.push_back({{"param", r.param}, {"offset", r.offset}});
   }
   d["report"] = report;
-  d["entry_points"] = {"init", "train_step", "forward"};
+  d["entry_points"] = {"init", "train_step", "forward", "gradients"};
   return d.dump();
 }
 
@@ -264,6 +287,7 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context,
   emitInit(*m, model);
   FunctionEmitter(*m, model.trainStep).emit();
   FunctionEmitter(*m, model.forward).emit();
+  FunctionEmitter(*m, model.gradients, &model.persistent).emit();
   assert(!llvm::verifyModule(*m, &llvm::errs()) && "codegen produced invalid IR");
   return m;
 }

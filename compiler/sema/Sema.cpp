@@ -136,8 +136,26 @@ private:
       return sineData(c);
     if (c.callee == "mnist")
       return mnistData(c);
+    if (c.callee == "inline")
+      return inlineData(c);
     diags_.error(c.loc, fmt::format("unknown data source '{}'", c.callee));
-    suggest(c.callee, {"sine", "mnist"});
+    suggest(c.callee, {"sine", "mnist", "inline"});
+  }
+
+  // inline(x = 1.5, y = 0.5): scalar fields given in the file, one example.
+  void inlineData(const ast::Call &c) {
+    model_.data.source = "inline";
+    model_.data.batch = 1;
+    for (const auto &a : c.args) {
+      if (a.key.empty()) {
+        diags_.error(a.loc, "inline data names each value: inline(x = 1.5, y = 0.5)");
+        continue;
+      }
+      auto v = constValue(a.value, /*quiet=*/false);
+      available_[a.key] = {Shape{}, DType::F32};
+      if (v)
+        model_.data.options.emplace_back(a.key, *v);
+    }
   }
 
   // sine(points = 2000, from = -pi, to = pi): x and y = sin(x), one batch.

@@ -51,6 +51,9 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter,
     params.push_back(p.value);
   std::vector<ValueId> grads = differentiate(train, train.output("loss"), params);
   verifyOrDie(train, "autodiff");
+  Graph gradients = train;
+  for (size_t i = 0; i < grads.size(); ++i)
+    gradients.outputs.push_back({"grad " + std::to_string(i), grads[i]});
   if (stopAfter == Stage::Grad) {
     // Gradient rules also produce adjoints of operands that need none (the
     // data, constants); show only what the outputs use.
@@ -78,8 +81,9 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter,
     return std::nullopt;
   }
   EntryPoint forward = finish("forward", model.graph, persistent);
+  EntryPoint raw = finish("gradients", gradients, persistent);
   return CompiledModel{std::move(model), std::move(states), std::move(persistent),
-                       std::move(step), std::move(forward)};
+                       std::move(step), std::move(forward), std::move(raw)};
 }
 
 } // namespace netc

@@ -14,7 +14,7 @@ namespace netc {
 
 /// One generated function: `netc_<name>`.
 struct EntryPoint {
-  std::string name; ///< "train_step" or "forward"
+  std::string name; ///< "train_step", "forward" or "gradients"
   Graph graph;
   Schedule schedule;
   MemoryPlan plan;
@@ -26,6 +26,9 @@ struct CompiledModel {
   PersistentLayout persistent;
   EntryPoint trainStep;
   EntryPoint forward;
+  /// The raw gradients, unfused with any update: outputs "grad <i>" per
+  /// parameter, for --grad-stats.
+  EntryPoint gradients;
 };
 
 /// Where the pipeline may stop and print (`--emit=`).

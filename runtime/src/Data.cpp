@@ -2,6 +2,7 @@
 //   sine:  `points` values of x evenly spaced over [from, to] (computed as
 //          torch.linspace does in float32), and y = sin(x); one batch.
 //   mnist: IDX files; images stay uint8 until a batch is filled.
+//   inline: scalars written in the .nn file, one example.
 #include "Data.h"
 
 #include <cmath>
@@ -25,6 +26,13 @@ constexpr int64_t kPixels = 28 * 28;
 } // namespace
 
 FullBatch loadFullBatch(const ModelInfo &m) {
+  if (m.dataSource == "inline") { // one example, each field a scalar
+    FullBatch d;
+    d.n = 1;
+    for (const auto &f : m.fields)
+      d.fields.push_back({static_cast<float>(m.option(f.name))});
+    return d;
+  }
   if (m.dataSource != "sine")
     throw Error("data source '" + m.dataSource + "' is not a single batch");
   auto points = static_cast<int64_t>(m.option("points"));

@@ -48,6 +48,7 @@ struct Flags {
   int64_t predict = 0;
   std::string checkpoint;
   std::string resume;
+  int64_t gradStats = 0; ///< every K steps; 0: off
 };
 
 /// Set by SIGINT: the loop stops after the current step and checkpoints.
@@ -141,6 +142,11 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
   app.add_option("--save", f.save, "where to write the trained weights (safetensors)")
       ->capture_default_str();
   app.add_option("--metrics", f.metrics, "append JSON Lines progress records to this file");
+  auto *stats = app.add_option("--grad-stats", f.gradStats,
+                               "every K steps (default: the report interval), print the norm "
+                               "of each parameter's gradient and of its update")
+                    ->expected(0, 1)
+                    ->check(wholeNumber(1));
   if (batched(m)) {
     auto *epochs = app.add_option("--epochs", f.epochs, "total passes over the training data")
                        ->check(wholeNumber(1))
@@ -183,6 +189,8 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
     return false;
   }
   f.stepsGiven = steps->count() > 0;
+  if (stats->count() > 0 && f.gradStats == 0)
+    f.gradStats = m.reportEvery;
   if (f.eval || f.predict) {
     // Evaluation reads the weights: --init, else what training saved.
     if (f.init.empty())
@@ -258,7 +266,12 @@ struct Session {
     // Step-dependent hyperparameters (Adam's bias corrections), in double.
     for (size_t i = 0; i < m.stepBases.size(); ++i)
       hparams[1 + i] = static_cast<float>(1.0 - std::pow(m.stepBases[i], static_cast<double>(step)));
+    bool stats = f.gradStats > 0 && step % f.gradStats == 0;
+    if (stats)
+      gradientsBefore(inputs, n);
     loss = netc_train_step(persist.get(), inputs, scratch.get(), n, hparams.data());
+    if (stats && std::isfinite(loss))
+      printGradStats(step);
     if (std::isfinite(loss))
       return true;
     std::fprintf(stderr,
@@ -277,6 +290,39 @@ struct Session {
   }
 
   void save() const { saveWeights(m, f.save, persist.get()); }
+
+  // --grad-stats: the raw gradients (netc_gradients) and the parameters
+  // before the step; their change after it is the update.
+  std::vector<float> grads, before;
+
+  void gradientsBefore(const float *const *inputs, int64_t n) {
+    grads.assign(static_cast<size_t>(m.persistentFloats), 0.0f);
+    before.assign(persist.get(), persist.get() + m.persistentFloats);
+    netc_gradients(persist.get(), inputs, scratch.get(), n, hparams.data(), grads.data());
+  }
+
+  void printGradStats(int64_t step) {
+    size_t width = 4;
+    for (const auto &p : m.params)
+      width = std::max(width, p.name.size());
+    std::printf("step %lld: gradient and update norms\n", static_cast<long long>(step));
+    nlohmann::json gradNorms, updateNorms;
+    for (const auto &p : m.params) {
+      double g2 = 0, u2 = 0;
+      for (int64_t i = 0; i < p.numel(); ++i) {
+        auto k = static_cast<size_t>(p.offset + i);
+        g2 += static_cast<double>(grads[k]) * grads[k];
+        double u = static_cast<double>(persist[p.offset + i]) - before[k];
+        u2 += u * u;
+      }
+      std::printf("  %-*s  |grad| %.3e  |update| %.3e\n", static_cast<int>(width), p.name.c_str(),
+                  std::sqrt(g2), std::sqrt(u2));
+      gradNorms[p.name] = std::sqrt(g2);
+      updateNorms[p.name] = std::sqrt(u2);
+    }
+    metrics.write({{"event", "grad_stats"}, {"step", step}, {"grad_norms", gradNorms},
+                   {"update_norms", updateNorms}});
+  }
 };
 
 // ---- one batch: sine ---------------------------------------------------------

@@ -44,6 +44,11 @@ float netc_train_step(float *persist, const float *const *inputs,
 float netc_forward(float *persist, const float *const *inputs, char *scratch,
                    int64_t n, const float *hparams);
 
+/* The loss and each parameter's gradient, with no update: the gradient of
+ * the parameter at persist + offset is written to grads + offset. */
+float netc_gradients(float *persist, const float *const *inputs, char *scratch,
+                     int64_t n, const float *hparams, float *grads);
+
 /* ---- defined by the runtime, called by generated code ----------------- */
 
 /* Counter-based random numbers: the same (seed, stream, index) always gives
