@@ -3,6 +3,7 @@
 #include "compiler/codegen/Codegen.h"
 #include "compiler/codegen/Target.h"
 #include "compiler/sema/Sema.h"
+#include "compiler/transforms/Explain.h"
 #include "compiler/transforms/Pipeline.h"
 #include "dsl/Parser.h"
 
@@ -33,6 +34,7 @@ struct Options {
   std::string emit = "exe";
   std::string cpu = "native";
   int optLevel = 3;
+  std::string explainGrad;
 };
 
 int fail(const std::string &message) {
@@ -160,7 +162,7 @@ int compile(Options o, const char *argv0) {
   if (!text)
     return fail(error);
   if (o.output.empty())
-    o.output = defaultOutput(o);
+    o.output = o.explainGrad.empty() ? defaultOutput(o) : "-";
 
   SourceFile file(o.input, std::move(*text));
   DiagnosticEngine diags(file, std::cerr);
@@ -176,6 +178,12 @@ int compile(Options o, const char *argv0) {
   if (!model)
     return 1;
 
+  if (!o.explainGrad.empty()) {
+    std::ostringstream out;
+    if (!explainGradient(*model, o.explainGrad, out, error))
+      return fail(error);
+    return emitText(o, out.str());
+  }
   auto stage = middleStage(o.emit);
   std::ostringstream dump;
   auto compiled = runPipeline(std::move(*model), stage.value_or(Stage::Done), dump);
@@ -226,6 +234,9 @@ int main(int argc, char **argv) {
   app.add_option("--cpu", o.cpu,
                  "target CPU: 'native' (this machine, the default) or an LLVM "
                  "CPU name such as x86-64-v3");
+  app.add_option("--explain-grad", o.explainGrad,
+                 "print the derivative of the loss with respect to parameter NAME as a "
+                 "formula in the model's own names");
   app.add_option("-O", o.optLevel, "optimization level 0-3 (default 3)")
       ->check(CLI::Range(0, 3));
   app.footer("Stages for --emit: ast, graph (forward), grad (with gradients), step "

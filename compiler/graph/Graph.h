@@ -63,6 +63,7 @@ struct Node {
   DType dtype = DType::F32;
   Attrs attrs;
   ast::Loc loc;
+  std::string label; ///< the .nn name bound to this value (`z1 = ...`), if any
 };
 
 const char *opName(Op);
@@ -97,6 +98,13 @@ public:
   std::vector<ValueId> effects;
 
   ValueId output(std::string_view name) const;
+
+  /// Names a value after the .nn binding it came from (first name wins).
+  void setLabel(ValueId id, const std::string &label) {
+    std::string &l = nodes_[static_cast<size_t>(id)].label;
+    if (l.empty())
+      l = label;
+  }
 
 private:
   std::vector<Node> nodes_;

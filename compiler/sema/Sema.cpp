@@ -317,6 +317,8 @@ private:
     ValueId v = expr(s.value);
     if (!declare(s.name))
       return;
+    if (v != kNoValue && opKind(model_.graph.node(v).op) != OpKind::Leaf)
+      model_.graph.setLabel(v, s.name.name);
     scope_[s.name.name] = {Binding::Kind::Value, v, 0, s.name.loc};
   }
 

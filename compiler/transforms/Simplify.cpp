@@ -25,7 +25,10 @@ public:
       Node n = in_.node(static_cast<ValueId>(i));
       for (ValueId &v : n.inputs)
         v = map[static_cast<size_t>(v)];
+      std::string label = n.label;
       map[i] = emit(std::move(n));
+      if (!label.empty())
+        out_.setLabel(map[i], label);
     }
     for (const auto &o : in_.outputs)
       out_.outputs.push_back({o.name, map[static_cast<size_t>(o.value)]});
@@ -233,6 +236,8 @@ Graph removeDeadNodes(const Graph &g) {
     for (ValueId &v : n.inputs)
       v = map[static_cast<size_t>(v)];
     map[i] = out.add(n.op, std::move(n.inputs), std::move(n.attrs), n.loc);
+    if (!n.label.empty())
+      out.setLabel(map[i], n.label);
   }
   for (const auto &o : g.outputs)
     out.outputs.push_back({o.name, map[static_cast<size_t>(o.value)]});
