@@ -521,6 +521,9 @@ int trainEpochs(Session &s) {
       at.epochLossSum += static_cast<double>(loss) * static_cast<double>(n);
       at.epochSeen += n;
       at.position = b + 1;
+      if (at.step % s.m.reportEvery == 0)
+        s.metrics.write(
+            {{"event", "report"}, {"step", at.step}, {"loss", loss}, {"seconds", s.seconds()}});
       if (interrupted) {
         at.epoch = epoch;
         if (!s.f.checkpoint.empty())
