@@ -37,21 +37,26 @@ const char *initKind(InitSpec::Kind k) {
 
 class FunctionEmitter {
 public:
-  FunctionEmitter(llvm::Module &m, const EntryPoint &entry,
-                  const PersistentLayout *gradLayout = nullptr)
-      : m_(m), entry_(entry), gradLayout_(gradLayout), b_(m.getContext()) {}
+  /// `gradLayout`: also write each parameter's gradient to a grads array
+  /// laid out like the persistent block. `f64`: compute in double (the
+  /// twin --gradcheck compares against), with `plan` made for 8-byte
+  /// elements.
+  FunctionEmitter(llvm::Module &m, const EntryPoint &entry, const MemoryPlan &plan,
+                  std::string name, const PersistentLayout *gradLayout = nullptr,
+                  bool f64 = false)
+      : m_(m), entry_(entry), plan_(plan), name_(std::move(name)), gradLayout_(gradLayout),
+        b_(m.getContext()), elem_(f64 ? b_.getDoubleTy() : b_.getFloatTy()) {}
 
-  // float netc_<name>(float *persist, const float *const *inputs,
-  //                   char *scratch, int64_t n, const float *hparams)
+  // T netc_<name>(T *persist, const T *const *inputs, char *scratch,
+  //               int64_t n, const T *hparams [, T *grads]), T float or double
   void emit() {
     llvm::LLVMContext &c = m_.getContext();
     auto *ptr = llvm::PointerType::getUnqual(c);
     std::vector<llvm::Type *> params = {ptr, ptr, ptr, b_.getInt64Ty(), ptr};
     if (gradLayout_) // float *grads: each parameter's gradient at its offset
       params.push_back(ptr);
-    auto *type = llvm::FunctionType::get(b_.getFloatTy(), params, false);
-    auto *fn = llvm::Function::Create(type, llvm::Function::ExternalLinkage,
-                                      "netc_" + entry_.name, m_);
+    auto *type = llvm::FunctionType::get(elem_, params, false);
+    auto *fn = llvm::Function::Create(type, llvm::Function::ExternalLinkage, "netc_" + name_, m_);
     const char *names[] = {"persist", "inputs", "scratch", "n", "hparams"};
     for (unsigned i = 0; i < 5; ++i)
       fn->getArg(i)->setName(names[i]);
@@ -64,7 +69,7 @@ public:
     fmf.setAllowContract(true);
     b_.setFastMathFlags(fmf);
 
-    EmitContext ctx{b_, fn, entry_.graph, entry_.schedule, entry_.plan, nullptr, nullptr, {}};
+    EmitContext ctx{b_, fn, entry_.graph, entry_.schedule, plan_, nullptr, nullptr, {}, elem_};
     ctx.batch = fn->getArg(3);
     ctx.hparams = fn->getArg(4);
     ctx.pointers = pointers(ctx, fn);
@@ -93,12 +98,12 @@ private:
     for (size_t i = 0; i < gradLayout_->params.size(); ++i) {
       const auto &p = gradLayout_->params[i];
       ValueId g = entry_.graph.output("grad " + std::to_string(i));
-      llvm::Value *base = b_.CreateConstInBoundsGEP1_64(b_.getFloatTy(), grads,
+      llvm::Value *base = b_.CreateConstInBoundsGEP1_64(elem_, grads,
                                                         static_cast<uint64_t>(p.offset));
       ctx.loop(ctx.i64(p.shape.constNumel()), [&](llvm::Value *e) {
         // An inline scalar (a constant zero gradient) is the same everywhere.
         llvm::Value *at = entry_.graph.shape(g).rank() == 0 ? ctx.i64(0) : e;
-        b_.CreateStore(ctx.load(g, at), b_.CreateInBoundsGEP(b_.getFloatTy(), base, e));
+        b_.CreateStore(ctx.load(g, at), b_.CreateInBoundsGEP(elem_, base, e));
       });
     }
   }
@@ -109,14 +114,14 @@ private:
     // Npad = N rounded up to 16: keeps per-batch buffers 64-byte aligned.
     llvm::Value *npad = b.CreateAnd(b.CreateAdd(ctx.batch, b.getInt64(15)), b.getInt64(~int64_t(15)));
     llvm::Value *batchBase = b.CreateInBoundsGEP(b.getInt8Ty(), scratch,
-                                                 b.getInt64(static_cast<uint64_t>(entry_.plan.fixedBytes)), "batch_region");
+                                                 b.getInt64(static_cast<uint64_t>(plan_.fixedBytes)), "batch_region");
     std::vector<llvm::Value *> out(entry_.graph.size(), nullptr);
     for (size_t i = 0; i < out.size(); ++i) {
-      const Buffer &buf = entry_.plan.buffers[i];
+      const Buffer &buf = plan_.buffers[i];
       auto off = static_cast<uint64_t>(buf.offset);
       switch (buf.region) {
       case Buffer::Region::Persistent:
-        out[i] = b.CreateConstInBoundsGEP1_64(b.getFloatTy(), persist, off);
+        out[i] = b.CreateConstInBoundsGEP1_64(elem_, persist, off);
         break;
       case Buffer::Region::Input:
         out[i] = b.CreateLoad(b.getPtrTy(), b.CreateConstInBoundsGEP1_64(b.getPtrTy(), inputs, off));
@@ -136,8 +141,11 @@ private:
 
   llvm::Module &m_;
   const EntryPoint &entry_;
+  const MemoryPlan &plan_;
+  std::string name_;
   const PersistentLayout *gradLayout_;
   llvm::IRBuilder<> b_;
+  llvm::Type *elem_;
 };
 
 // void netc_init(float *persist, uint64_t seed): every parameter from its
@@ -161,7 +169,7 @@ void emitInit(llvm::Module &m, const CompiledModel &cm) {
   Graph empty;
   Schedule schedule;
   MemoryPlan plan;
-  EmitContext ctx{b, fn, empty, schedule, plan, nullptr, nullptr, {}};
+  EmitContext ctx{b, fn, empty, schedule, plan, nullptr, nullptr, {}, b.getFloatTy()};
   auto fill = [&](int64_t offset, const Shape &shape, auto value) {
     llvm::Value *base = b.CreateConstInBoundsGEP1_64(b.getFloatTy(), fn->getArg(0),
                                                      static_cast<uint64_t>(offset));
@@ -222,6 +230,8 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
     states.push_back({{"name", s.name}, {"shape", shapeJson(s.shape)}, {"offset", s.offset}});
   d["states"] = states;
   d["persistent_floats"] = cm.persistent.totalFloats;
+  d["scratch_f64"] = {{"fixed_bytes", cm.gradientsPlan64.fixedBytes},
+                      {"batch_bytes_per_n", cm.gradientsPlan64.batchBytesPerN}};
   d["scratch"] = {
       {"fixed_bytes", std::max({cm.trainStep.plan.fixedBytes, cm.forward.plan.fixedBytes,
                                 cm.gradients.plan.fixedBytes})},
@@ -270,7 +280,7 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
       report.push_back({{"param", r.param}, {"offset", r.offset}});
   }
   d["report"] = report;
-  d["entry_points"] = {"init", "train_step", "forward", "gradients"};
+  d["entry_points"] = {"init", "train_step", "forward", "gradients", "gradients_f64"};
   return d.dump();
 }
 
@@ -285,9 +295,12 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context,
                                           "netc_model_json");
   global->setAlignment(llvm::Align(1));
   emitInit(*m, model);
-  FunctionEmitter(*m, model.trainStep).emit();
-  FunctionEmitter(*m, model.forward).emit();
-  FunctionEmitter(*m, model.gradients, &model.persistent).emit();
+  FunctionEmitter(*m, model.trainStep, model.trainStep.plan, "train_step").emit();
+  FunctionEmitter(*m, model.forward, model.forward.plan, "forward").emit();
+  FunctionEmitter(*m, model.gradients, model.gradients.plan, "gradients", &model.persistent).emit();
+  FunctionEmitter(*m, model.gradients, model.gradientsPlan64, "gradients_f64", &model.persistent,
+                  /*f64=*/true)
+      .emit();
   assert(!llvm::verifyModule(*m, &llvm::errs()) && "codegen produced invalid IR");
   return m;
 }

@@ -21,11 +21,11 @@ llvm::Value *EmitContext::inlineScalar(ValueId v) const {
   const Node &n = graph.node(v);
   switch (n.op) {
   case Op::Const:
-    return llvm::ConstantFP::get(f32(), n.attrs.value);
+    return llvm::ConstantFP::get(fp(), n.attrs.value);
   case Op::BatchSize:
-    return b.CreateSIToFP(batch, f32());
+    return b.CreateSIToFP(batch, fp());
   case Op::HParam:
-    return b.CreateLoad(f32(), b.CreateConstInBoundsGEP1_64(f32(), hparams,
+    return b.CreateLoad(fp(), b.CreateConstInBoundsGEP1_64(fp(), hparams,
                                                             static_cast<uint64_t>(n.attrs.k)));
   default:
     break;
@@ -39,13 +39,13 @@ llvm::Value *EmitContext::load(ValueId v, llvm::Value *index) const {
     return inlineScalar(v);
   llvm::Value *base = pointer(v);
   assert(base && "load from a value that is not in memory");
-  return b.CreateLoad(f32(), b.CreateInBoundsGEP(f32(), base, index));
+  return b.CreateLoad(fp(), b.CreateInBoundsGEP(fp(), base, index));
 }
 
 void EmitContext::store(ValueId v, llvm::Value *index, llvm::Value *value) const {
   llvm::Value *base = pointer(v);
   assert(base && "store to a value that is not in memory");
-  b.CreateStore(value, b.CreateInBoundsGEP(f32(), base, index));
+  b.CreateStore(value, b.CreateInBoundsGEP(fp(), base, index));
 }
 
 void EmitContext::loop(llvm::Value *count,

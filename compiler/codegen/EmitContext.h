@@ -23,10 +23,11 @@ struct EmitContext {
   const Schedule &schedule;
   const MemoryPlan &plan;
   llvm::Value *batch = nullptr;   ///< N, i64
-  llvm::Value *hparams = nullptr; ///< const float*
+  llvm::Value *hparams = nullptr; ///< const T*, T the element type
   std::vector<llvm::Value *> pointers; ///< per node, base address or null
 
-  llvm::Type *f32() const { return b.getFloatTy(); }
+  llvm::Type *elementType = nullptr; ///< float, or double for the f64 twin
+  llvm::Type *fp() const { return elementType; }
   llvm::Type *i64() const { return b.getInt64Ty(); }
   llvm::Value *i64(int64_t v) const { return b.getInt64(static_cast<uint64_t>(v)); }
 

@@ -29,15 +29,16 @@ llvm::Value *elementwise(const EmitContext &ctx, const Node &n, llvm::Value *a,
     return b.CreateUnaryIntrinsic(id, x);
   };
   auto libm = [&](const char *name, llvm::Value *x) {
+    std::string fn = ctx.fp()->isDoubleTy() ? std::string(name) : std::string(name) + "f";
     auto callee = m->getOrInsertFunction(
-        name, llvm::FunctionType::get(ctx.f32(), {ctx.f32()}, false));
+        fn, llvm::FunctionType::get(ctx.fp(), {ctx.fp()}, false));
     auto *call = b.CreateCall(callee, {x});
     call->setDoesNotThrow();
     call->setOnlyReadsMemory();
     return call;
   };
-  llvm::Value *zero = llvm::ConstantFP::get(ctx.f32(), 0.0);
-  llvm::Value *one = llvm::ConstantFP::get(ctx.f32(), 1.0);
+  llvm::Value *zero = llvm::ConstantFP::get(ctx.fp(), 0.0);
+  llvm::Value *one = llvm::ConstantFP::get(ctx.fp(), 1.0);
   switch (n.op) {
   case Op::Neg: return b.CreateFNeg(a);
   case Op::Exp: return intrinsic(llvm::Intrinsic::exp, a);
@@ -46,14 +47,14 @@ llvm::Value *elementwise(const EmitContext &ctx, const Node &n, llvm::Value *a,
   case Op::Cos: return intrinsic(llvm::Intrinsic::cos, a);
   case Op::Sqrt: return intrinsic(llvm::Intrinsic::sqrt, a);
   case Op::Abs: return intrinsic(llvm::Intrinsic::fabs, a);
-  case Op::Tanh: return libm("tanhf", a);
+  case Op::Tanh: return libm("tanh", a);
   case Op::Sigmoid:
     return b.CreateFDiv(one, b.CreateFAdd(one, intrinsic(llvm::Intrinsic::exp, b.CreateFNeg(a))));
   case Op::Relu: return b.CreateSelect(b.CreateFCmpOGT(a, zero), a, zero);
   case Op::Step: return b.CreateSelect(b.CreateFCmpOGT(a, zero), one, zero);
   case Op::Sign:
-    return b.CreateFSub(b.CreateUIToFP(b.CreateFCmpOGT(a, zero), ctx.f32()),
-                        b.CreateUIToFP(b.CreateFCmpOLT(a, zero), ctx.f32()));
+    return b.CreateFSub(b.CreateUIToFP(b.CreateFCmpOGT(a, zero), ctx.fp()),
+                        b.CreateUIToFP(b.CreateFCmpOLT(a, zero), ctx.fp()));
   case Op::PowI: {
     // Square-and-multiply; a negative exponent is 1 / x^|k|.
     int64_t k = n.attrs.k < 0 ? -n.attrs.k : n.attrs.k;
@@ -95,7 +96,7 @@ public:
       nest(0, {});
     }
     for (auto &[v, acc] : sums_)
-      ctx_.store(v, ctx_.i64(0), ctx_.b.CreateLoad(ctx_.f32(), acc));
+      ctx_.store(v, ctx_.i64(0), ctx_.b.CreateLoad(ctx_.fp(), acc));
   }
 
 private:
@@ -124,12 +125,12 @@ private:
       if (n.op == Op::Sum) {
         llvm::IRBuilder<> entry(&ctx_.fn->getEntryBlock(),
                                 ctx_.fn->getEntryBlock().begin());
-        llvm::AllocaInst *acc = entry.CreateAlloca(ctx_.f32());
-        b.CreateStore(llvm::ConstantFP::get(ctx_.f32(), 0.0), acc);
+        llvm::AllocaInst *acc = entry.CreateAlloca(ctx_.fp());
+        b.CreateStore(llvm::ConstantFP::get(ctx_.fp(), 0.0), acc);
         sums_.emplace_back(id, acc);
       } else if (n.op == Op::SumTo) {
         ctx_.loop(ctx_.numel(n.shape), [&](llvm::Value *i) {
-          ctx_.store(id, i, llvm::ConstantFP::get(ctx_.f32(), 0.0));
+          ctx_.store(id, i, llvm::ConstantFP::get(ctx_.fp(), 0.0));
         });
       }
       // Scalars from outside the kernel: load once.
@@ -196,7 +197,7 @@ private:
         result = operand(n.inputs[0], idx);
       } else if (n.op == Op::Sum) {
         llvm::AllocaInst *acc = accumulator(id);
-        llvm::Value *sum = b.CreateFAdd(b.CreateLoad(ctx_.f32(), acc), operand(n.inputs[0], idx));
+        llvm::Value *sum = b.CreateFAdd(b.CreateLoad(ctx_.fp(), acc), operand(n.inputs[0], idx));
         llvm::cast<llvm::Instruction>(sum)->setHasAllowReassoc(true);
         b.CreateStore(sum, acc);
         continue;

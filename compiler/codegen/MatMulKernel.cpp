@@ -36,24 +36,24 @@ void emitMatMulKernel(const EmitContext &ctx, const Kernel &kernel) {
 
   if (n.attrs.transB && !n.attrs.transA) {
     llvm::IRBuilder<> entry(&ctx.fn->getEntryBlock(), ctx.fn->getEntryBlock().begin());
-    llvm::AllocaInst *acc = entry.CreateAlloca(ctx.f32());
+    llvm::AllocaInst *acc = entry.CreateAlloca(ctx.fp());
     ctx.loop(m, [&](llvm::Value *i) {
       ctx.loop(cols, [&](llvm::Value *j) {
-        b.CreateStore(llvm::ConstantFP::get(ctx.f32(), 0.0), acc);
+        b.CreateStore(llvm::ConstantFP::get(ctx.fp(), 0.0), acc);
         ctx.loop(depth, [&](llvm::Value *k) {
-          llvm::Value *sum = b.CreateFAdd(b.CreateLoad(ctx.f32(), acc),
+          llvm::Value *sum = b.CreateFAdd(b.CreateLoad(ctx.fp(), acc),
                                           b.CreateFMul(loadA(i, k), loadB(k, j)));
           llvm::cast<llvm::Instruction>(sum)->setHasAllowReassoc(true);
           b.CreateStore(sum, acc);
         }, "k");
-        ctx.store(c, cIndex(i, j), b.CreateLoad(ctx.f32(), acc));
+        ctx.store(c, cIndex(i, j), b.CreateLoad(ctx.fp(), acc));
       }, "j");
     }, "i");
     return;
   }
   ctx.loop(m, [&](llvm::Value *i) {
     ctx.loop(cols, [&](llvm::Value *j) {
-      ctx.store(c, cIndex(i, j), llvm::ConstantFP::get(ctx.f32(), 0.0));
+      ctx.store(c, cIndex(i, j), llvm::ConstantFP::get(ctx.fp(), 0.0));
     }, "j");
     ctx.loop(depth, [&](llvm::Value *k) {
       llvm::Value *aik = loadA(i, k);

@@ -18,8 +18,8 @@ void emitRowsKernel(const EmitContext &ctx, const Kernel &kernel) {
   int64_t cols = n.shape.dims.back();
   llvm::Value *rows = b.CreateUDiv(ctx.numel(n.shape), ctx.i64(cols));
   llvm::IRBuilder<> entry(&ctx.fn->getEntryBlock(), ctx.fn->getEntryBlock().begin());
-  llvm::AllocaInst *maxSlot = entry.CreateAlloca(ctx.f32());
-  llvm::AllocaInst *sumSlot = entry.CreateAlloca(ctx.f32());
+  llvm::AllocaInst *maxSlot = entry.CreateAlloca(ctx.fp());
+  llvm::AllocaInst *sumSlot = entry.CreateAlloca(ctx.fp());
   auto exp = [&](llvm::Value *x) { return b.CreateUnaryIntrinsic(llvm::Intrinsic::exp, x); };
 
   ctx.loop(rows, [&](llvm::Value *row) {
@@ -27,23 +27,23 @@ void emitRowsKernel(const EmitContext &ctx, const Kernel &kernel) {
     auto at = [&](llvm::Value *j) { return b.CreateAdd(base, j); };
     b.CreateStore(ctx.load(in, base), maxSlot);
     ctx.loop(ctx.i64(cols), [&](llvm::Value *j) {
-      llvm::Value *m = b.CreateMaxNum(b.CreateLoad(ctx.f32(), maxSlot), ctx.load(in, at(j)));
+      llvm::Value *m = b.CreateMaxNum(b.CreateLoad(ctx.fp(), maxSlot), ctx.load(in, at(j)));
       b.CreateStore(m, maxSlot);
     }, "j");
-    llvm::Value *max = b.CreateLoad(ctx.f32(), maxSlot);
-    b.CreateStore(llvm::ConstantFP::get(ctx.f32(), 0.0), sumSlot);
+    llvm::Value *max = b.CreateLoad(ctx.fp(), maxSlot);
+    b.CreateStore(llvm::ConstantFP::get(ctx.fp(), 0.0), sumSlot);
     ctx.loop(ctx.i64(cols), [&](llvm::Value *j) {
       llvm::Value *e = exp(b.CreateFSub(ctx.load(in, at(j)), max));
-      auto *sum = llvm::cast<llvm::Instruction>(b.CreateFAdd(b.CreateLoad(ctx.f32(), sumSlot), e));
+      auto *sum = llvm::cast<llvm::Instruction>(b.CreateFAdd(b.CreateLoad(ctx.fp(), sumSlot), e));
       sum->setHasAllowReassoc(true);
       b.CreateStore(sum, sumSlot);
     }, "j");
-    llvm::Value *sum = b.CreateLoad(ctx.f32(), sumSlot);
+    llvm::Value *sum = b.CreateLoad(ctx.fp(), sumSlot);
     llvm::Value *shift = n.op == Op::LogSoftmax
                              ? b.CreateFAdd(max, b.CreateUnaryIntrinsic(llvm::Intrinsic::log, sum))
                              : nullptr;
     llvm::Value *inverse = n.op == Op::Softmax
-                               ? b.CreateFDiv(llvm::ConstantFP::get(ctx.f32(), 1.0), sum)
+                               ? b.CreateFDiv(llvm::ConstantFP::get(ctx.fp(), 1.0), sum)
                                : nullptr;
     ctx.loop(ctx.i64(cols), [&](llvm::Value *j) {
       llvm::Value *x = ctx.load(in, at(j));
@@ -71,7 +71,7 @@ void emitGatherKernel(const EmitContext &ctx, const Kernel &kernel) {
     return;
   }
   int64_t cols = n.attrs.k;
-  llvm::Value *zero = llvm::ConstantFP::get(ctx.f32(), 0.0);
+  llvm::Value *zero = llvm::ConstantFP::get(ctx.fp(), 0.0);
   ctx.loop(ctx.numel(ctx.graph.shape(values)), [&](llvm::Value *row) {
     llvm::Value *hit = label(row);
     llvm::Value *v = ctx.load(values, row);

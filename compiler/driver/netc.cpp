@@ -2,6 +2,7 @@
 // linking the generated object with the runtime into an executable.
 #include "compiler/codegen/Codegen.h"
 #include "compiler/codegen/Target.h"
+#include "compiler/graph/Ops.h"
 #include "compiler/sema/Sema.h"
 #include "compiler/transforms/Explain.h"
 #include "compiler/transforms/Pipeline.h"
@@ -35,6 +36,7 @@ struct Options {
   std::string cpu = "native";
   int optLevel = 3;
   std::string explainGrad;
+  std::string gradientFault; ///< test-only
 };
 
 int fail(const std::string &message) {
@@ -158,6 +160,8 @@ int emitText(const Options &o, const std::string &text) {
 
 int compile(Options o, const char *argv0) {
   std::string error;
+  if (!o.gradientFault.empty() && !injectGradientFault(o.gradientFault))
+    return fail("--inject-gradient-fault: no op '" + o.gradientFault + "' with a gradient rule");
   auto text = readFile(o.input, error);
   if (!text)
     return fail(error);
@@ -237,6 +241,9 @@ int main(int argc, char **argv) {
   app.add_option("--explain-grad", o.explainGrad,
                  "print the derivative of the loss with respect to parameter NAME as a "
                  "formula in the model's own names");
+  // Test-only and hidden (no group): makes one op's gradient rule wrong, so
+  // the tests can show that --gradcheck catches it.
+  app.add_option("--inject-gradient-fault", o.gradientFault)->group("");
   app.add_option("-O", o.optLevel, "optimization level 0-3 (default 3)")
       ->check(CLI::Range(0, 3));
   app.footer("Stages for --emit: ast, graph (forward), grad (with gradients), step "

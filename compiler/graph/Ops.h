@@ -25,4 +25,10 @@ std::vector<ValueId> gradientOf(GradArgs args);
 /// True when the op has a gradient rule (leaves and effects do not need one).
 bool isDifferentiable(Op op);
 
+/// Test-only (netc --inject-gradient-fault=OP): from now on the gradient
+/// rule of `op` returns 1.5 times the right contribution, so tests can
+/// show that --gradcheck catches a wrong rule. Returns false for an op
+/// name that does not exist or has no gradient rule.
+bool injectGradientFault(const std::string &opName);
+
 } // namespace netc

@@ -48,7 +48,7 @@ PersistentLayout layoutPersistent(const Model &model,
 }
 
 MemoryPlan planMemory(const Graph &g, const Schedule &s,
-                      const PersistentLayout &persistent) {
+                      const PersistentLayout &persistent, int64_t elementBytes) {
   MemoryPlan plan;
   plan.buffers.resize(g.size());
   // Lifetimes in kernel order.
@@ -111,7 +111,7 @@ MemoryPlan planMemory(const Graph &g, const Schedule &s,
     }
     bool perBatch = n.shape.hasBatch();
     b.region = perBatch ? Buffer::Region::Batch : Buffer::Region::Fixed;
-    b.bytes = alignUp(n.shape.constNumel() * 4, perBatch ? 4 : kAlign);
+    b.bytes = alignUp(n.shape.constNumel() * elementBytes, perBatch ? elementBytes : kAlign);
     auto &placed = perBatch ? batch : fixed;
     std::vector<std::pair<int64_t, int64_t>> busy;
     for (const Placed &p : placed)
@@ -119,7 +119,7 @@ MemoryPlan planMemory(const Graph &g, const Schedule &s,
         busy.push_back({p.offset, p.size});
     // Batch offsets are scaled by Npad (a multiple of 16), so 4-byte units
     // already give 64-byte aligned addresses.
-    b.offset = firstFit(std::move(busy), b.bytes, perBatch ? 4 : kAlign);
+    b.offset = firstFit(std::move(busy), b.bytes, perBatch ? elementBytes : kAlign);
     placed.push_back({b.offset, b.bytes, b.firstKernel, b.lastKernel});
     int64_t &top = perBatch ? plan.batchBytesPerN : plan.fixedBytes;
     top = std::max(top, b.offset + b.bytes);

@@ -52,9 +52,10 @@ struct MemoryPlan {
   int64_t batchBytesPerN = 0;
 };
 
-/// Plans `graph`'s memory given its schedule and the persistent layout.
+/// Plans `graph`'s memory given its schedule and the persistent layout;
+/// `elementBytes` is 4 (f32), or 8 for the double-precision twin.
 MemoryPlan planMemory(const Graph &graph, const Schedule &schedule,
-                      const PersistentLayout &persistent);
+                      const PersistentLayout &persistent, int64_t elementBytes = 4);
 
 /// `--emit=plan`: every buffer, its lifetime and the peak.
 void printPlan(const Graph &graph, const Schedule &schedule,

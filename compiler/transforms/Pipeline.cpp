@@ -82,8 +82,10 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter,
   }
   EntryPoint forward = finish("forward", model.graph, persistent);
   EntryPoint raw = finish("gradients", gradients, persistent);
-  return CompiledModel{std::move(model), std::move(states), std::move(persistent),
-                       std::move(step), std::move(forward), std::move(raw)};
+  MemoryPlan plan64 = planMemory(raw.graph, raw.schedule, persistent, 8);
+  return CompiledModel{std::move(model),   std::move(states), std::move(persistent),
+                       std::move(step),    std::move(forward), std::move(raw),
+                       std::move(plan64)};
 }
 
 } // namespace netc

@@ -29,6 +29,9 @@ struct CompiledModel {
   /// The raw gradients, unfused with any update: outputs "grad <i>" per
   /// parameter, for --grad-stats.
   EntryPoint gradients;
+  /// The gradients' plan in double precision, for the f64 twin
+  /// netc_gradients_f64 that --gradcheck compares against.
+  MemoryPlan gradientsPlan64;
 };
 
 /// Where the pipeline may stop and print (`--emit=`).

@@ -50,6 +50,8 @@ ModelInfo parseModelInfo(const char *text) {
     m.persistentFloats = d.at("persistent_floats");
     m.scratchFixedBytes = d.at("scratch").at("fixed_bytes");
     m.scratchBatchBytesPerN = d.at("scratch").at("batch_bytes_per_n");
+    m.scratch64FixedBytes = d.at("scratch_f64").at("fixed_bytes");
+    m.scratch64BatchBytesPerN = d.at("scratch_f64").at("batch_bytes_per_n");
     const json &data = d.at("data");
     m.dataSource = data.at("source");
     for (const auto &[k, v] : data.at("options").items())

@@ -44,6 +44,8 @@ struct ModelInfo {
   int64_t persistentFloats = 0;
   int64_t scratchFixedBytes = 0;
   int64_t scratchBatchBytesPerN = 0;
+  int64_t scratch64FixedBytes = 0; ///< for netc_gradients_f64
+  int64_t scratch64BatchBytesPerN = 0;
   std::string dataSource;
   std::vector<std::pair<std::string, double>> dataOptions;
   int64_t batch = 0;

@@ -6,6 +6,7 @@
 // the test split after each epoch.
 #include "Cpu.h"
 #include "Data.h"
+#include "GradCheck.h"
 #include "ModelInfo.h"
 #include "Safetensors.h"
 #include "netc/runtime.h"
@@ -49,6 +50,7 @@ struct Flags {
   std::string checkpoint;
   std::string resume;
   int64_t gradStats = 0; ///< every K steps; 0: off
+  int64_t gradCheck = 0; ///< entries per tensor; 0: off
 };
 
 /// Set by SIGINT: the loop stops after the current step and checkpoints.
@@ -147,6 +149,12 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
                                "of each parameter's gradient and of its update")
                     ->expected(0, 1)
                     ->check(wholeNumber(1));
+  auto *check = app.add_option("--gradcheck", f.gradCheck,
+                               "no training: check the compiled gradients on K random entries "
+                               "per parameter (default 20) against finite differences and a "
+                               "double-precision twin")
+                    ->expected(0, 1)
+                    ->check(wholeNumber(1));
   if (batched(m)) {
     auto *epochs = app.add_option("--epochs", f.epochs, "total passes over the training data")
                        ->check(wholeNumber(1))
@@ -189,6 +197,8 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
     return false;
   }
   f.stepsGiven = steps->count() > 0;
+  if (check->count() > 0 && f.gradCheck == 0)
+    f.gradCheck = 20;
   if (stats->count() > 0 && f.gradStats == 0)
     f.gradStats = m.reportEvery;
   if (f.eval || f.predict) {
@@ -580,6 +590,43 @@ int trainEpochs(Session &s) {
   return 0;
 }
 
+/// --gradcheck: the first batch (two for batched data) at the initial (or
+/// --init) parameters.
+int gradientCheck(Session &s) {
+  GradCheckOptions o;
+  o.entries = s.f.gradCheck;
+  o.seed = s.f.seed;
+  bool ok = true;
+  if (batched(s.m)) {
+    ImageSplits data = loadImageSplits(s.m, s.f.data);
+    Batch batch(s.m, s.f.batch);
+    std::vector<int64_t> rows(static_cast<size_t>(data.train.count));
+    std::iota(rows.begin(), rows.end(), 0);
+    for (int64_t b = 0; b < 2 && b * s.f.batch < data.train.count; ++b) {
+      int64_t n = std::min(s.f.batch, data.train.count - b * s.f.batch);
+      batch.fill(data.train, rows.data() + b * s.f.batch, n);
+      std::printf("gradient check, batch %lld (%lld examples):\n", static_cast<long long>(b + 1),
+                  static_cast<long long>(n));
+      ok = checkGradients(s.m, s.persist.get(), batch.inputs(), n, s.scratch.get(), o) && ok;
+    }
+  } else {
+    FullBatch data = loadFullBatch(s.m);
+    std::vector<const float *> inputs;
+    for (const auto &field : data.fields)
+      inputs.push_back(field.data());
+    std::printf("gradient check (%lld examples):\n", static_cast<long long>(data.n));
+    ok = checkGradients(s.m, s.persist.get(), inputs.data(), data.n, s.scratch.get(), o);
+  }
+  if (!ok) {
+    std::printf("gradcheck FAILED (tolerances: %.0e against finite differences, %.0e for f32)\n",
+                o.tolFiniteDifferences, o.tolSinglePrecision);
+    return 1;
+  }
+  std::printf("gradcheck passed (tolerances: %.0e against finite differences, %.0e for f32)\n",
+              o.tolFiniteDifferences, o.tolSinglePrecision);
+  return 0;
+}
+
 int run(int argc, char **argv) {
   ModelInfo m = parseModelInfo(netc_model_json);
   checkCpu(m);
@@ -587,6 +634,10 @@ int run(int argc, char **argv) {
   int exitCode = 0;
   if (!parseFlags(argc, argv, m, f, exitCode))
     return exitCode;
+  if (f.gradCheck) {
+    Session s(m, f, batched(m) ? f.batch : m.batch);
+    return gradientCheck(s);
+  }
   if (batched(m)) {
     Session s(m, f, f.batch);
     if (f.eval)

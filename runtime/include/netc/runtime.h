@@ -49,6 +49,12 @@ float netc_forward(float *persist, const float *const *inputs, char *scratch,
 float netc_gradients(float *persist, const float *const *inputs, char *scratch,
                      int64_t n, const float *hparams, float *grads);
 
+/* The same in double precision, everything (persist, inputs other than
+ * integer labels, hparams, grads) as double, with a scratch area of the
+ * size "scratch_f64" gives. --gradcheck compares against it. */
+double netc_gradients_f64(double *persist, const double *const *inputs, char *scratch,
+                          int64_t n, const double *hparams, double *grads);
+
 /* ---- defined by the runtime, called by generated code ----------------- */
 
 /* Counter-based random numbers: the same (seed, stream, index) always gives

@@ -1,0 +1,31 @@
+// GradCheck.h - --gradcheck: the compiled gradients against finite
+// differences and against their double-precision twin.
+#pragma once
+
+#include "ModelInfo.h"
+
+namespace netc::rt {
+
+struct GradCheckOptions {
+  int64_t entries = 20; ///< random entries checked per parameter tensor
+  uint64_t seed = 0;
+  double tolFiniteDifferences = 1e-6; ///< f64 gradient vs central differences
+  double tolSinglePrecision = 1e-3;   ///< f32 gradient vs f64 gradient
+};
+
+/// Checks one batch at the current parameters. Prints the worst error per
+/// tensor; returns true if every error is within tolerance.
+///   1. netc_gradients_f64 gives the loss and the gradient in double.
+///   2. For `entries` random entries per tensor, and along one random
+///      direction over all parameters, fourth-order central differences of
+///      the double loss at steps 1e-3..1e-6 (times max(1, |p|)) against it;
+///      the best-agreeing step counts (a step across a ReLU kink, or one
+///      lost in roundoff, says nothing about the rule). The error of an entry is
+///      |fd - g| / max(|fd|, |g|, 1e-6 * max|g of the tensor|): entries far
+///      below the tensor's scale are judged on that scale.
+///   3. The f32 gradient (netc_gradients) against the double one:
+///      |g32 - g64| / |g64| per tensor (Euclidean norms).
+bool checkGradients(const ModelInfo &m, const float *persist, const float *const *inputs,
+                    int64_t n, char *scratch, const GradCheckOptions &options);
+
+} // namespace netc::rt
