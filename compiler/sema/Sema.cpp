@@ -884,7 +884,8 @@ private:
       }
       return node(Op::Stack, in, {}, c.loc);
     }
-    if (c.callee == "mse" || c.callee == "l1")
+    if (c.callee == "mse" || c.callee == "l1" || c.callee == "bce" ||
+        c.callee == "bce_with_logits")
       return builtinLoss(c);
     if (c.callee == "cross_entropy" || c.callee == "nll")
       return classificationLoss(c);
@@ -912,7 +913,8 @@ private:
     }
     diags_.error(c.loc, fmt::format("unknown function '{}'", c.callee));
     std::vector<std::string> names = kElementwise;
-    names.insert(names.end(), {"sum", "mean", "stack", "mse", "l1", "cross_entropy", "nll",
+    names.insert(names.end(), {"sum", "mean", "stack", "mse", "l1", "bce", "bce_with_logits",
+                               "cross_entropy", "nll",
                                "flatten", "softmax", "log_softmax"});
     suggest(c.callee, names);
     return kNoValue;
@@ -1003,16 +1005,40 @@ private:
       return kNoValue;
     }
     Graph &g = model_.graph;
-    ValueId diff = g.binary(Op::Sub, p, t, c.loc);
-    ValueId err;
-    if (c.callee == "mse") {
+    ValueId err = pointwiseLoss(c.callee, p, t, c.loc);
+    return reduction == "sum" ? g.unary(Op::Sum, err, c.loc) : mean(err, c.loc);
+  }
+
+  /// The per-element loss, as PyTorch defines it:
+  ///   mse (p - t)^2, l1 |p - t|, bce -(t log p + (1 - t) log(1 - p)) (PyTorch
+  ///   also clamps the logs at -100), bce_with_logits on x:
+  ///   relu(x) - x t + log(1 + exp(-|x|)), stable for large |x|.
+  ValueId pointwiseLoss(const std::string &kind, ValueId p, ValueId t, ast::Loc loc) {
+    Graph &g = model_.graph;
+    if (kind == "mse" || kind == "l1") {
+      ValueId diff = g.binary(Op::Sub, p, t, loc);
+      if (kind == "l1")
+        return g.unary(Op::Abs, diff, loc);
       Attrs two;
       two.k = 2;
-      err = g.add(Op::PowI, {diff}, two, c.loc);
-    } else {
-      err = g.unary(Op::Abs, diff, c.loc);
+      return g.add(Op::PowI, {diff}, two, loc);
     }
-    return reduction == "sum" ? g.unary(Op::Sum, err, c.loc) : mean(err, c.loc);
+    ValueId one = g.constant(1.0, loc);
+    ValueId notT = g.binary(Op::Sub, one, t, loc);
+    if (kind == "bce") {
+      ValueId logP = g.unary(Op::Log, p, loc);
+      ValueId notP = g.binary(Op::Sub, one, p, loc);
+      ValueId logNotP = g.unary(Op::Log, notP, loc);
+      ValueId hit = g.binary(Op::Mul, t, logP, loc);
+      ValueId miss = g.binary(Op::Mul, notT, logNotP, loc);
+      return g.unary(Op::Neg, g.binary(Op::Add, hit, miss, loc), loc);
+    }
+    ValueId positive = g.unary(Op::Relu, p, loc);
+    ValueId xt = g.binary(Op::Mul, p, t, loc);
+    ValueId negAbs = g.unary(Op::Neg, g.unary(Op::Abs, p, loc), loc);
+    ValueId softplus = g.unary(Op::Log, g.binary(Op::Add, one, g.unary(Op::Exp, negAbs, loc), loc), loc);
+    ValueId linear = g.binary(Op::Sub, positive, xt, loc);
+    return g.binary(Op::Add, linear, softplus, loc);
   }
 
   /// cross_entropy(scores, labels): PyTorch's CrossEntropyLoss, mean over the

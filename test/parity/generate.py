@@ -32,6 +32,14 @@ LOSSES = {
                lambda: torch.nn.L1Loss(reduction="sum"), lambda p: torch.optim.SGD(p, lr=1e-5)),
     "l1_mean": ("l1(y_pred, y)", "adam(lr = 1e-2)", lambda: torch.nn.L1Loss(),
                 lambda p: torch.optim.Adam(p, lr=1e-2)),
+    # Binary cross-entropy against the soft target (1 + sin x) / 2.
+    "bce": ("bce(sigmoid(y_pred), (1 + y) / 2)", "adam(lr = 1e-2)",
+            lambda: lambda out, t: torch.nn.functional.binary_cross_entropy(torch.sigmoid(out), (1 + t) / 2),
+            lambda p: torch.optim.Adam(p, lr=1e-2)),
+    "bce_with_logits_sum": ("bce_with_logits(y_pred, (1 + y) / 2, reduction = sum)", "sgd(lr = 1e-5)",
+                            lambda: lambda out, t: torch.nn.functional.binary_cross_entropy_with_logits(
+                                out, (1 + t) / 2, reduction="sum"),
+                            lambda p: torch.optim.SGD(p, lr=1e-5)),
 }
 
 CONFIGS = {
