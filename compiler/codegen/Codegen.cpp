@@ -258,15 +258,16 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
         {"fixed", perBatch ? cm.forward.plan.fixedBytes + 0 : b.offset},
         {"per_npad", perBatch ? b.offset : 0}};
   }
-  // hparams in index order (Optimizers.h); "base" marks 1 - base^step.
+  // hparams in index order (Optimizers.h); "base" and "offset" mark a
+  // value of 1 - base^(step + offset).
   json hparams = json::array({{{"name", "lr"}, {"default", m.optimizer.lr}}});
-  if (m.optimizer.kind == "adam" || m.optimizer.kind == "adamw") {
-    hparams.push_back({{"name", "bias_correction1"}, {"base", m.optimizer.beta1}});
-    hparams.push_back({{"name", "bias_correction2"}, {"base", m.optimizer.beta2}});
-  }
+  for (const StepHParam &h : stepHParams(m.optimizer))
+    hparams.push_back({{"name", h.name}, {"base", h.base}, {"offset", h.offset}});
   d["hparams"] = hparams;
   d["optimizer"] = {{"kind", m.optimizer.kind},       {"lr", m.optimizer.lr},
                     {"momentum", m.optimizer.momentum}, {"nesterov", m.optimizer.nesterov},
+                    {"dampening", m.optimizer.dampening}, {"centered", m.optimizer.centered},
+                    {"amsgrad", m.optimizer.amsgrad},
                     {"weight_decay", m.optimizer.weightDecay}, {"alpha", m.optimizer.alpha},
                     {"beta1", m.optimizer.beta1},       {"beta2", m.optimizer.beta2},
                     {"eps", m.optimizer.eps}};

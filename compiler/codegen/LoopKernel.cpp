@@ -73,6 +73,7 @@ llvm::Value *elementwise(const EmitContext &ctx, const Node &n, llvm::Value *a,
   case Op::Sub: return b.CreateFSub(a, bv);
   case Op::Mul: return b.CreateFMul(a, bv);
   case Op::Div: return b.CreateFDiv(a, bv);
+  case Op::Max: return b.CreateSelect(b.CreateFCmpOGT(a, bv), a, bv);
   default: break;
   }
   assert(false && "not an elementwise op");

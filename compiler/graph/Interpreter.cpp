@@ -36,6 +36,7 @@ double applyElementwise(Op op, const Attrs &attrs, double a, double b) {
   case Op::Sub: return a - b;
   case Op::Mul: return a * b;
   case Op::Div: return a / b;
+  case Op::Max: return a > b ? a : b;
   default: break;
   }
   assert(false && "not an elementwise op");

@@ -292,6 +292,13 @@ const OpRules kRules[] = {
     {Op::Mul, broadcastShape, [](Rule r) { return grads({r.dy() * r.x(1), r.dy() * r.x(0)}); }},
     {Op::Div, broadcastShape,
      [](Rule r) { return grads({r.dy() / r.x(1), -(r.dy() * r.y() / r.x(1))}); }},
+    // The larger operand gets the adjoint; a tie goes to the second.
+    {Op::Max, broadcastShape,
+     [](Rule r) {
+       V first = apply(Op::Step, r.x(0) - r.x(1));
+       V toFirst = r.dy() * first;
+       return grads({toFirst, r.dy() - toFirst});
+     }},
 
     {Op::Sum, scalarShape,
      [](Rule r) { return grads({withShape(Op::BroadcastTo, r.dy(), r.shapeOf(0))}); }},

@@ -50,8 +50,11 @@ struct DataSpec {
 struct OptimizerSpec {
   std::string kind; ///< "sgd", "rmsprop", "adam" or "adamw"
   double lr = 0;
-  double momentum = 0;    ///< sgd
+  double momentum = 0;    ///< sgd, rmsprop
+  double dampening = 0;   ///< sgd
   bool nesterov = false;  ///< sgd
+  bool centered = false;  ///< rmsprop
+  bool amsgrad = false;   ///< adam, adamw
   double weightDecay = 0; ///< all (adamw: decoupled)
   double alpha = 0.99;    ///< rmsprop
   double beta1 = 0.9;     ///< adam, adamw

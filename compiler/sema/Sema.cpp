@@ -352,7 +352,7 @@ private:
     auto bind = [&](Signature sig) { return bindArgs(c.loc, c.callee, c.args, sig); };
     if (c.callee == "sgd") {
       auto v = bind({{{"lr", std::nullopt}, {"momentum", 0.0}, {"weight_decay", 0.0},
-                      {"nesterov", 0.0}}});
+                      {"nesterov", 0.0}, {"dampening", 0.0}}});
       if (!v)
         return;
       o.kind = "sgd";
@@ -360,10 +360,14 @@ private:
       o.momentum = (*v)[1];
       o.weightDecay = (*v)[2];
       o.nesterov = (*v)[3] != 0;
-      if (o.nesterov && o.momentum == 0)
-        diags_.error(c.loc, "nesterov needs a momentum above 0");
+      o.dampening = (*v)[4];
+      if (o.nesterov && (o.momentum == 0 || o.dampening != 0))
+        diags_.error(c.loc, "nesterov needs a momentum above 0 and no dampening");
+      if (o.dampening < 0 || o.dampening > 1)
+        diags_.error(c.loc, "dampening must be in [0, 1]");
     } else if (c.callee == "rmsprop") {
-      auto v = bind({{{"lr", 0.01}, {"alpha", 0.99}, {"eps", 1e-8}, {"weight_decay", 0.0}}});
+      auto v = bind({{{"lr", 0.01}, {"alpha", 0.99}, {"eps", 1e-8}, {"weight_decay", 0.0},
+                      {"momentum", 0.0}, {"centered", 0.0}}});
       if (!v)
         return;
       o.kind = "rmsprop";
@@ -371,10 +375,12 @@ private:
       o.alpha = (*v)[1];
       o.eps = (*v)[2];
       o.weightDecay = (*v)[3];
+      o.momentum = (*v)[4];
+      o.centered = (*v)[5] != 0;
     } else if (c.callee == "adam" || c.callee == "adamw") {
       bool w = c.callee == "adamw";
       auto v = bind({{{"lr", 1e-3}, {"beta1", 0.9}, {"beta2", 0.999}, {"eps", 1e-8},
-                      {"weight_decay", w ? 1e-2 : 0.0}}});
+                      {"weight_decay", w ? 1e-2 : 0.0}, {"amsgrad", 0.0}}});
       if (!v)
         return;
       o.kind = c.callee;
@@ -383,6 +389,7 @@ private:
       o.beta2 = (*v)[2];
       o.eps = (*v)[3];
       o.weightDecay = (*v)[4];
+      o.amsgrad = (*v)[5] != 0;
     } else {
       diags_.error(c.loc, fmt::format("unknown optimizer '{}'", c.callee));
       suggest(c.callee, {"sgd", "rmsprop", "adam", "adamw"});

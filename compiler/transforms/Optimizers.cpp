@@ -12,10 +12,9 @@ class Updater {
 public:
   Updater(Graph &g, const OptimizerSpec &spec) : g_(g), spec_(spec) {
     lr_ = hparam("lr", kLearningRate);
-    if (spec_.kind == "adam" || spec_.kind == "adamw") {
-      bc1_ = hparam("bias_correction1", kBiasCorrection1);
-      bc2_ = hparam("bias_correction2", kBiasCorrection2);
-    }
+    auto steps = stepHParams(spec);
+    for (size_t i = 0; i < steps.size(); ++i)
+      stepValues_.push_back(hparam(steps[i].name.c_str(), static_cast<int64_t>(i + 1)));
   }
 
   void update(const ParamSpec &p, ValueId grad, std::vector<StateSpec> &states) {
@@ -81,15 +80,23 @@ private:
     return add(grad, decay);
   }
 
-  // buf = mu*buf + g; step = nesterov ? g + mu*buf : buf; p -= lr * step.
-  // A zero-initialised buffer gives PyTorch's first step (buf = g) exactly.
+  // buf = mu*buf + (1 - dampening)*g; step = nesterov ? g + mu*buf : buf;
+  // p -= lr * step. PyTorch's first step sets buf = g: a zero buffer gives
+  // that, and dampening is switched off on the first step by the "after the
+  // first step" hyperparameter (0 on step 1, then 1).
   void sgd(const ParamSpec &p, ValueId grad, std::vector<StateSpec> &states) {
     ValueId g = decayed(p, grad);
     ValueId step = g;
     if (spec_.momentum != 0) {
       ValueId buf = state(p, "momentum_buffer", states);
       ValueId kept = scaled(spec_.momentum, buf);
-      ValueId next = add(kept, g);
+      ValueId incoming = g;
+      if (spec_.dampening != 0) {
+        ValueId damp = scaled(spec_.dampening, stepValues_[0]);
+        ValueId factor = sub(c(1.0), damp);
+        incoming = mul(factor, g);
+      }
+      ValueId next = add(kept, incoming);
       assign(buf, next);
       step = next;
       if (spec_.nesterov) {
@@ -101,16 +108,32 @@ private:
     assign(p.value, sub(p.value, delta));
   }
 
-  // v = alpha*v + (1-alpha)*g^2; p -= lr * g / (sqrt(v) + eps).
+  // v = alpha*v + (1-alpha)*g^2; centered: ga = alpha*ga + (1-alpha)*g and
+  // v - ga^2 in place of v; step = g / (sqrt(v) + eps); momentum:
+  // buf = mu*buf + step, step = buf; p -= lr * step.
   void rmsprop(const ParamSpec &p, ValueId grad, std::vector<StateSpec> &states) {
     ValueId g = decayed(p, grad);
     ValueId avg = state(p, "square_avg", states);
     ValueId g2 = square(g);
     ValueId v = blend(spec_.alpha, avg, 1 - spec_.alpha, g2);
     assign(avg, v);
-    ValueId root = g_.unary(Op::Sqrt, v);
+    ValueId spread = v;
+    if (spec_.centered) {
+      ValueId gavg = state(p, "grad_avg", states);
+      ValueId ga = blend(spec_.alpha, gavg, 1 - spec_.alpha, g);
+      assign(gavg, ga);
+      ValueId ga2 = square(ga);
+      spread = sub(v, ga2);
+    }
+    ValueId root = g_.unary(Op::Sqrt, spread);
     ValueId denom = add(root, c(spec_.eps));
     ValueId step = div(g, denom);
+    if (spec_.momentum != 0) {
+      ValueId buf = state(p, "momentum_buffer", states);
+      ValueId kept = scaled(spec_.momentum, buf);
+      step = add(kept, step);
+      assign(buf, step);
+    }
     ValueId delta = mul(lr_, step);
     assign(p.value, sub(p.value, delta));
   }
@@ -135,22 +158,40 @@ private:
     ValueId g2 = square(g);
     ValueId v1 = blend(spec_.beta2, v, 1 - spec_.beta2, g2);
     assign(v, v1);
-    ValueId root = g_.unary(Op::Sqrt, v1);
-    ValueId bc2root = g_.unary(Op::Sqrt, bc2_);
+    ValueId second = v1;
+    if (spec_.amsgrad) { // the largest second moment so far
+      ValueId vmax = state(p, "max_exp_avg_sq", states);
+      second = g_.binary(Op::Max, vmax, v1);
+      assign(vmax, second);
+    }
+    ValueId root = g_.unary(Op::Sqrt, second);
+    ValueId bc2root = g_.unary(Op::Sqrt, bc2_());
     ValueId scaledRoot = div(root, bc2root);
     ValueId denom = add(scaledRoot, c(spec_.eps));
-    ValueId stepSize = div(lr_, bc1_);
+    ValueId stepSize = div(lr_, bc1_());
     ValueId ratio = div(m1, denom);
     ValueId delta = mul(stepSize, ratio);
     assign(p.value, sub(param, delta));
   }
 
+  ValueId bc1_() const { return stepValues_[0]; }
+  ValueId bc2_() const { return stepValues_[1]; }
+
   Graph &g_;
   const OptimizerSpec &spec_;
-  ValueId lr_ = kNoValue, bc1_ = kNoValue, bc2_ = kNoValue;
+  ValueId lr_ = kNoValue;
+  std::vector<ValueId> stepValues_; ///< HParams 1.., as stepHParams lists them
 };
 
 } // namespace
+
+std::vector<StepHParam> stepHParams(const OptimizerSpec &spec) {
+  if (spec.kind == "adam" || spec.kind == "adamw")
+    return {{"bias_correction1", spec.beta1, 0}, {"bias_correction2", spec.beta2, 0}};
+  if (spec.kind == "sgd" && spec.momentum != 0 && spec.dampening != 0)
+    return {{"after_first_step", 0.0, -1}};
+  return {};
+}
 
 std::vector<StateSpec> addOptimizerUpdates(Graph &graph, const Model &model,
                                            const std::vector<ValueId> &grads) {

@@ -15,19 +15,32 @@ struct StateSpec {
   ValueId value = kNoValue;
 };
 
-/// Run-time hyperparameters (the `hparams` of the entry points). The
-/// learning rate comes from --lr; Adam's bias corrections 1 - beta^t are
-/// computed by the runtime in double precision for each step t (1-based),
-/// as PyTorch does, so no float cancellation spoils the first steps.
+/// Run-time hyperparameters (the `hparams` of the entry points): first the
+/// learning rate (from --lr), then the step-dependent ones below.
 constexpr int64_t kLearningRate = 0;
-constexpr int64_t kBiasCorrection1 = 1;
-constexpr int64_t kBiasCorrection2 = 2;
+
+/// A hyperparameter the runtime computes for each step t (1-based) as
+/// 1 - base^(t + offset), in double precision as PyTorch does: Adam's bias
+/// corrections 1 - beta^t lose 1e-4 of their value to cancellation in float
+/// on the first steps.
+struct StepHParam {
+  std::string name;
+  double base = 0;
+  int offset = 0;
+};
+
+/// The step-dependent hyperparameters of `spec`, in hparam order (index 1
+/// onwards): Adam's bias corrections; SGD's "after the first step" flag,
+/// 1 - 0^(t-1), for dampening (PyTorch's first step does not dampen).
+std::vector<StepHParam> stepHParams(const OptimizerSpec &spec);
 
 /// Appends the update of every parameter of `model` given its gradient in
 /// `grads` (same order as model.params): new State leaves for optimizer
 /// state, the arithmetic of `model.optimizer`, and Assign effects. The
 /// learning rate is the HParam kLearningRate, so `--lr` needs no recompile.
-/// Updates follow PyTorch 1.13's SGD, RMSprop, Adam and AdamW.
+/// Updates follow PyTorch 1.13's SGD (momentum, dampening, Nesterov,
+/// weight decay), RMSprop (momentum, centered, weight decay), Adam (with
+/// amsgrad, weight decay) and AdamW.
 std::vector<StateSpec> addOptimizerUpdates(Graph &graph, const Model &model,
                                            const std::vector<ValueId> &grads);
 

@@ -70,7 +70,7 @@ ModelInfo parseModelInfo(const char *text) {
     const json &hparams = d.at("hparams");
     m.lr = hparams.at(0).at("default");
     for (size_t i = 1; i < hparams.size(); ++i)
-      m.stepBases.push_back(hparams[i].at("base"));
+      m.stepHParams.push_back({hparams[i].at("base"), hparams[i].at("offset")});
     m.optimizer = d.at("optimizer").at("kind");
     m.steps = d.at("train").at("steps");
     m.epochs = d.at("train").at("epochs");

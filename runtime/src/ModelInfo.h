@@ -60,8 +60,12 @@ struct ModelInfo {
     int64_t fixedBytes = 0, perNpadBytes = 0; ///< scratch + fixed + perNpad * Npad
   } prediction;
   double lr = 0;
-  /// For each hparam after the learning rate: 1 - base^step, per step.
-  std::vector<double> stepBases;
+  /// Each hparam after the learning rate is 1 - base^(step + offset).
+  struct StepHParam {
+    double base = 0;
+    int offset = 0;
+  };
+  std::vector<StepHParam> stepHParams;
   std::string optimizer;
   int64_t steps = 0;
   int64_t epochs = 0;

@@ -266,7 +266,7 @@ struct Session {
     if (!f.init.empty())
       loadWeights(m, f.init, persist.get());
     hparams = {static_cast<float>(f.lr)};
-    hparams.resize(1 + m.stepBases.size(), 1.0f);
+    hparams.resize(1 + m.stepHParams.size(), 1.0f);
   }
 
   double seconds() const { return std::chrono::duration<double>(Clock::now() - start).count(); }
@@ -274,8 +274,10 @@ struct Session {
   /// One training step (1-based `step`); false if the loss diverged.
   bool train(int64_t step, const float *const *inputs, int64_t n, float &loss) {
     // Step-dependent hyperparameters (Adam's bias corrections), in double.
-    for (size_t i = 0; i < m.stepBases.size(); ++i)
-      hparams[1 + i] = static_cast<float>(1.0 - std::pow(m.stepBases[i], static_cast<double>(step)));
+    for (size_t i = 0; i < m.stepHParams.size(); ++i) {
+      const auto &h = m.stepHParams[i];
+      hparams[1 + i] = static_cast<float>(1.0 - std::pow(h.base, static_cast<double>(step + h.offset)));
+    }
     bool stats = f.gradStats > 0 && step % f.gradStats == 0;
     if (stats)
       gradientsBefore(inputs, n);

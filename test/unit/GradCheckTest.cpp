@@ -130,6 +130,7 @@ std::vector<Case> cases() {
       {"mul broadcast", [](Graph &g) { return binary(g, Op::Mul, Shape{{2}}, kNx2); }},
       {"div", [](Graph &g) { return binary(g, Op::Div, kNx2, Shape{}); }, -2, 2, 0.5},
       {"div both", [](Graph &g) { return binary(g, Op::Div, kNx2, kNx2); }, -2, 2, 0.5},
+      {"max", [](Graph &g) { return binary(g, Op::Max, kNx2, Shape{{2}}); }},
       {"sum", [](Graph &g) { return g.unary(Op::Sum, param(g, "x", kNx2)); }},
       {"sum_to", [](Graph &g) { return withShape(g, Op::SumTo, param(g, "x", Shape{{kBatch, 3}}), Shape{{3}}); }},
       {"sum_to keepdim", [](Graph &g) { return withShape(g, Op::SumTo, param(g, "x", Shape{{2, 3}}), Shape{{2, 1}}); }},
