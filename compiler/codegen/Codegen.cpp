@@ -245,6 +245,7 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
     fields.push_back({{"name", f.name}, {"role", f.role}, {"dtype", dtypeName(f.dtype)},
                       {"shape", shapeJson(f.shape)}});
   d["data"] = {{"source", m.data.source}, {"options", options}, {"dir", m.data.dir},
+               {"file", m.data.file},
                {"classes", m.data.classes}, {"batch", m.data.batch}, {"fields", fields}};
   if (m.prediction.value != kNoValue) {
     // Where forward leaves it: scratch + fixed + per_npad * Npad bytes.

@@ -39,6 +39,7 @@ struct FieldSpec {
 struct DataSpec {
   std::string source; ///< "sine" or "mnist"
   std::string dir;    ///< mnist: where the IDX files are (run-time default)
+  std::string file;   ///< tensors: the safetensors file (run-time default)
   std::vector<std::string> classes; ///< mnist: class names, by label
   /// The source's options with defaults filled in, in a fixed order.
   std::vector<std::pair<std::string, double>> options;

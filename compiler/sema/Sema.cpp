@@ -138,8 +138,28 @@ private:
       return mnistData(c);
     if (c.callee == "inline")
       return inlineData(c);
+    if (c.callee == "tensors")
+      return tensorData(c);
     diags_.error(c.loc, fmt::format("unknown data source '{}'", c.callee));
-    suggest(c.callee, {"sine", "mnist", "inline"});
+    suggest(c.callee, {"sine", "mnist", "inline", "tensors"});
+  }
+
+  // tensors(file = "data.safetensors"): the named tensors of a safetensors
+  // file, the whole file one batch. The input/target declarations say which
+  // tensors and their shapes; the runtime checks the file against them.
+  void tensorData(const ast::Call &c) {
+    model_.data.source = "tensors";
+    openFields_ = true;
+    for (const auto &a : c.args) {
+      const auto *text = boost::get<ast::StringLit>(&a.value);
+      if ((a.key == "file" || a.key.empty()) && text) {
+        model_.data.file = text->text;
+        continue;
+      }
+      diags_.error(a.loc, "tensors takes one argument: tensors(file = \"data.safetensors\")");
+    }
+    if (model_.data.file.empty())
+      diags_.error(c.loc, "tensors needs the file: tensors(file = \"data.safetensors\")");
   }
 
   // inline(x = 1.5, y = 0.5): scalar fields given in the file, one example.
@@ -233,6 +253,11 @@ private:
     }
     if (available_.empty() && model_.data.source.empty())
       return; // the data declaration itself was wrong
+    auto shape = declaredShape(s.type, /*allowBatch=*/true);
+    if (!shape)
+      return;
+    if (openFields_) // any tensor of the file, as declared
+      available_[s.name.name] = {*shape, s.type.dtype == "i64" ? DType::I64 : DType::F32};
     auto it = available_.find(s.name.name);
     if (it == available_.end()) {
       std::vector<std::string> names;
@@ -243,9 +268,6 @@ private:
       suggest(s.name.name, names);
       return;
     }
-    auto shape = declaredShape(s.type, /*allowBatch=*/true);
-    if (!shape)
-      return;
     const auto &[fieldShape, fieldType] = it->second;
     if (s.type.dtype != dtypeName(fieldType)) {
       diags_.error(s.type.loc, fmt::format("field '{}' of '{}' is {}, not '{}'", s.name.name,
@@ -1356,6 +1378,7 @@ private:
   std::vector<Sequence> sequences_;
   std::vector<ast::Loc> paramLocs_;
   std::vector<ast::StringLit> reports_;
+  bool openFields_ = false; ///< the data source takes any declared field
   std::string batchName_;
   size_t unnamedIndex_ = 0;
   ValueId loss_ = kNoValue;

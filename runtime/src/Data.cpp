@@ -3,7 +3,10 @@
 //          torch.linspace does in float32), and y = sin(x); one batch.
 //   mnist: IDX files; images stay uint8 until a batch is filled.
 //   inline: scalars written in the .nn file, one example.
+//   tensors: named tensors of a safetensors file, one batch.
 #include "Data.h"
+
+#include "Safetensors.h"
 
 #include <cmath>
 
@@ -25,16 +28,9 @@ constexpr int64_t kPixels = 28 * 28;
 
 } // namespace
 
-FullBatch loadFullBatch(const ModelInfo &m) {
-  if (m.dataSource == "inline") { // one example, each field a scalar
-    FullBatch d;
-    d.n = 1;
-    for (const auto &f : m.fields)
-      d.fields.push_back({static_cast<float>(m.option(f.name))});
-    return d;
-  }
-  if (m.dataSource != "sine")
-    throw Error("data source '" + m.dataSource + "' is not a single batch");
+namespace {
+
+FullBatch sine(const ModelInfo &m) {
   auto points = static_cast<int64_t>(m.option("points"));
   std::vector<float> x = linspace(static_cast<float>(m.option("from")),
                                   static_cast<float>(m.option("to")), points);
@@ -44,13 +40,81 @@ FullBatch loadFullBatch(const ModelInfo &m) {
   FullBatch d;
   d.n = points;
   for (const auto &f : m.fields) {
-    if (f.name == "x")
-      d.fields.push_back(x);
-    else if (f.name == "y")
-      d.fields.push_back(y);
-    else
+    if (f.name != "x" && f.name != "y")
       throw Error("data source 'sine' has no field '" + f.name + "'");
+    d.floats.push_back(f.name == "x" ? x : y);
   }
+  return d;
+}
+
+// Every declared field from the file: dtype and shape as declared, the
+// batch dimension the same in all.
+FullBatch tensors(const ModelInfo &m, const std::string &file) {
+  auto all = readSafetensors(file);
+  FullBatch d;
+  d.n = -1;
+  for (const auto &f : m.fields) {
+    auto it = all.find(f.name);
+    if (it == all.end())
+      throw Error("'" + file + "' has no tensor '" + f.name + "'");
+    LoadedTensor &t = it->second;
+    bool integer = f.dtype == "i64";
+    if (t.dtype != (integer ? "I64" : "F32"))
+      throw Error("'" + file + "': tensor '" + f.name + "' is " + t.dtype + ", the model declares " +
+                  f.dtype);
+    bool fits = t.shape.size() == f.shape.size();
+    for (size_t i = 0; fits && i < f.shape.size(); ++i) {
+      if (f.shape[i] != kBatch) {
+        fits = t.shape[i] == f.shape[i];
+      } else if (d.n < 0 || d.n == t.shape[i]) {
+        d.n = t.shape[i];
+      } else {
+        throw Error("'" + file + "': tensor '" + f.name + "' has " + std::to_string(t.shape[i]) +
+                    " rows, the others " + std::to_string(d.n));
+      }
+    }
+    if (!fits)
+      throw Error("'" + file + "': tensor '" + f.name + "' has shape " +
+                  TensorInfo{"", t.shape, 0}.shapeString() + ", the model declares " +
+                  TensorInfo{"", f.shape, 0}.shapeString());
+    if (integer) {
+      // Class labels index the scores: each must name a class.
+      int64_t classes = m.prediction.present ? m.prediction.classes : 0;
+      for (size_t i = 0; i < t.ints.size(); ++i)
+        if (t.ints[i] < 0 || t.ints[i] >= classes)
+          throw Error("'" + file + "': label " + std::to_string(t.ints[i]) + " of item " +
+                      std::to_string(i) + " of '" + f.name + "' is not a class of this model (0 to " +
+                      std::to_string(classes - 1) + ")");
+      d.ints.push_back(std::move(t.ints));
+    }
+    else
+      d.floats.push_back(std::move(t.data));
+  }
+  if (d.n < 1)
+    throw Error("'" + file + "': no tensor has the batch dimension N, or it is empty");
+  return d;
+}
+
+} // namespace
+
+FullBatch loadFullBatch(const ModelInfo &m, const std::string &file) {
+  FullBatch d;
+  if (m.dataSource == "inline") { // one example, each field a scalar
+    d.n = 1;
+    for (const auto &f : m.fields)
+      d.floats.push_back({static_cast<float>(m.option(f.name))});
+  } else if (m.dataSource == "sine") {
+    d = sine(m);
+  } else if (m.dataSource == "tensors") {
+    d = tensors(m, file);
+  } else {
+    throw Error("data source '" + m.dataSource + "' is not a single batch");
+  }
+  // Pointers in declaration order; integer fields come from `ints`.
+  size_t nf = 0, ni = 0;
+  for (const auto &f : m.fields)
+    d.inputs.push_back(f.dtype == "i64" ? reinterpret_cast<const float *>(d.ints[ni++].data())
+                                        : d.floats[nf++].data());
   return d;
 }
 

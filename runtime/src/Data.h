@@ -8,14 +8,18 @@
 
 namespace netc::rt {
 
-/// A data set the whole of which is one batch (sine): every field in full.
+/// A data set the whole of which is one batch (sine, inline, tensors):
+/// every field in full.
 struct FullBatch {
-  int64_t n = 0;                          ///< rows (the batch dimension)
-  std::vector<std::vector<float>> fields; ///< in declaration order
+  int64_t n = 0; ///< rows (the batch dimension)
+  std::vector<std::vector<float>> floats;
+  std::vector<std::vector<int64_t>> ints;
+  std::vector<const float *> inputs; ///< one per field, in declaration order
 };
 
-/// Builds the sine data set. Throws Error for bad options.
-FullBatch loadFullBatch(const ModelInfo &model);
+/// Builds or reads the data set (`file`: the tensors source's file). Throws
+/// Error for bad options and for a file that does not match the model.
+FullBatch loadFullBatch(const ModelInfo &model, const std::string &file);
 
 /// An image classification set (mnist): the training and test splits, kept
 /// as bytes and converted batch by batch.

@@ -58,6 +58,7 @@ ModelInfo parseModelInfo(const char *text) {
       m.dataOptions.emplace_back(k, v.get<double>());
     m.batch = data.at("batch");
     m.dataDir = data.at("dir");
+    m.dataFile = data.at("file");
     m.classes = data.at("classes").get<std::vector<std::string>>();
     if (d.contains("prediction")) {
       const json &p = d.at("prediction");

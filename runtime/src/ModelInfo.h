@@ -50,6 +50,7 @@ struct ModelInfo {
   std::vector<std::pair<std::string, double>> dataOptions;
   int64_t batch = 0;
   std::string dataDir;              ///< mnist: default --data
+  std::string dataFile;             ///< tensors: default --data
   std::vector<std::string> classes; ///< mnist: names by label
   std::vector<FieldInfo> fields;
   /// Where netc_forward leaves the model's output (mnist models).

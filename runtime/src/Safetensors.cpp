@@ -135,10 +135,12 @@ readSafetensors(const std::string &path, std::map<std::string, std::string> *met
     if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") ||
         !entry.contains("data_offsets"))
       throw bad("tensor '" + name + "' lacks dtype, shape or data_offsets");
-    if (entry["dtype"] != "F32")
+    if (entry["dtype"] != "F32" && entry["dtype"] != "I64")
       throw Error("'" + path + "': tensor '" + name + "' has dtype " +
-                  entry["dtype"].dump() + "; netc reads F32 tensors");
+                  entry["dtype"].dump() + "; netc reads F32 tensors (and I64 class labels)");
     LoadedTensor t;
+    t.dtype = entry["dtype"];
+    uint64_t width = t.dtype == "I64" ? 8 : 4;
     uint64_t numel = 1;
     for (const auto &d : entry["shape"]) {
       if (!d.is_number_unsigned() || d.get<uint64_t>() > (1ull << 40))
@@ -151,11 +153,18 @@ readSafetensors(const std::string &path, std::map<std::string, std::string> *met
         !offsets[1].is_number_unsigned())
       throw bad("tensor '" + name + "' has malformed data_offsets");
     uint64_t begin = offsets[0], end = offsets[1];
-    if (begin > end || end > dataSize || end - begin != numel * 4)
+    if (begin > end || end > dataSize || end - begin != numel * width)
       throw bad("tensor '" + name + "' has data_offsets outside the file or of the wrong size");
-    t.data.resize(numel);
     in.seekg(static_cast<std::streamoff>(8 + length + begin));
-    in.read(reinterpret_cast<char *>(t.data.data()), static_cast<std::streamsize>(numel * 4));
+    char *dst;
+    if (width == 8) {
+      t.ints.resize(numel);
+      dst = reinterpret_cast<char *>(t.ints.data());
+    } else {
+      t.data.resize(numel);
+      dst = reinterpret_cast<char *>(t.data.data());
+    }
+    in.read(dst, static_cast<std::streamsize>(numel * width));
     if (!in)
       throw bad("cannot read the data of tensor '" + name + "'");
     out.emplace(name, std::move(t));
@@ -170,6 +179,9 @@ void loadWeights(const ModelInfo &model, const std::string &path, float *persist
     if (it == tensors.end())
       throw Error("'" + path + "' has no tensor '" + p.name + "' (the model's parameter " +
                   p.name + ": f32" + p.shapeString() + ")");
+    if (it->second.dtype != "F32")
+      throw Error("'" + path + "': tensor '" + p.name + "' is " + it->second.dtype +
+                  ", parameters are F32");
     if (it->second.shape != p.shape)
       throw Error("'" + path + "': tensor '" + p.name + "' has shape " +
                   shapeString(it->second.shape) + ", the model needs " + p.shapeString());
@@ -225,7 +237,7 @@ CheckpointState loadCheckpoint(const ModelInfo &m, const std::string &path, floa
   for (const auto *list : {&m.params, &m.states})
     for (const auto &t : *list) {
       auto it = tensors.find(t.name);
-      if (it == tensors.end() || it->second.shape != t.shape)
+      if (it == tensors.end() || it->second.shape != t.shape || it->second.dtype != "F32")
         throw Error("'" + path + "' lacks tensor '" + t.name + "' " + t.shapeString());
       std::memcpy(persist + t.offset, it->second.data.data(), it->second.data.size() * 4);
     }

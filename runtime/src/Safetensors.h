@@ -26,7 +26,9 @@ void writeSafetensors(const std::string &path, const std::vector<TensorView> &te
 
 struct LoadedTensor {
   std::vector<int64_t> shape;
-  std::vector<float> data;
+  std::string dtype;         ///< "F32" or "I64"
+  std::vector<float> data;   ///< F32
+  std::vector<int64_t> ints; ///< I64
 };
 
 /// The tensors of a file; its __metadata__ too if `metadata` is given.

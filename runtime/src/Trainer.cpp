@@ -184,6 +184,10 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
     }
   } else {
     steps->capture_default_str();
+    if (m.dataSource == "tensors") {
+      f.data = m.dataFile;
+      app.add_option("--data", f.data, "the safetensors file with the data")->capture_default_str();
+    }
   }
   try {
     app.parse(argc, argv);
@@ -339,11 +343,8 @@ struct Session {
 
 // ---- one batch: sine ---------------------------------------------------------
 
-int trainFullBatch(Session &s) {
-  FullBatch data = loadFullBatch(s.m);
-  std::vector<const float *> inputs;
-  for (const auto &field : data.fields)
-    inputs.push_back(field.data());
+int trainFullBatch(Session &s, const FullBatch &data) {
+  const std::vector<const float *> &inputs = data.inputs;
   s.announce(std::to_string(s.f.steps) + " steps");
   int width = static_cast<int>(std::to_string(s.f.steps).size());
   for (int64_t step = 1; step <= s.f.steps; ++step) {
@@ -612,12 +613,9 @@ int gradientCheck(Session &s) {
       ok = checkGradients(s.m, s.persist.get(), batch.inputs(), n, s.scratch.get(), o) && ok;
     }
   } else {
-    FullBatch data = loadFullBatch(s.m);
-    std::vector<const float *> inputs;
-    for (const auto &field : data.fields)
-      inputs.push_back(field.data());
+    FullBatch data = loadFullBatch(s.m, s.f.data);
     std::printf("gradient check (%lld examples):\n", static_cast<long long>(data.n));
-    ok = checkGradients(s.m, s.persist.get(), inputs.data(), data.n, s.scratch.get(), o);
+    ok = checkGradients(s.m, s.persist.get(), data.inputs.data(), data.n, s.scratch.get(), o);
   }
   if (!ok) {
     std::printf("gradcheck FAILED (tolerances: %.0e against finite differences, %.0e for f32)\n",
@@ -636,8 +634,8 @@ int run(int argc, char **argv) {
   int exitCode = 0;
   if (!parseFlags(argc, argv, m, f, exitCode))
     return exitCode;
-  if (f.gradCheck) {
-    Session s(m, f, batched(m) ? f.batch : m.batch);
+  if (f.gradCheck && batched(m)) {
+    Session s(m, f, f.batch);
     return gradientCheck(s);
   }
   if (batched(m)) {
@@ -648,8 +646,11 @@ int run(int argc, char **argv) {
       return predictOnly(s);
     return trainEpochs(s);
   }
-  Session s(m, f, m.batch);
-  return trainFullBatch(s);
+  FullBatch data = loadFullBatch(m, f.data); // its size sets the scratch size
+  Session s(m, f, data.n);
+  if (f.gradCheck)
+    return gradientCheck(s);
+  return trainFullBatch(s, data);
 }
 
 } // namespace
