@@ -124,8 +124,7 @@ ValueId Graph::add(Op op, std::vector<ValueId> inputs, Attrs attrs,
   ShapeResult r = inferShape(op, shapes, attrs);
   assert(r.error.empty() && "shape rule failed inside the compiler");
   DType dtype = attrs.integer ? DType::I64 : DType::F32;
-  Node n{op, std::move(inputs), std::move(r.shape), dtype, std::move(attrs),
-         loc};
+  Node n{op, std::move(inputs), std::move(r.shape), dtype, std::move(attrs), loc, {}};
   nodes_.push_back(std::move(n));
   return static_cast<ValueId>(nodes_.size() - 1);
 }

@@ -55,8 +55,8 @@ private:
     for (ValueId v : inputs)
       shapes.push_back(&shape(v));
     DType dtype = attrs.integer ? DType::I64 : DType::F32;
-    Node n{op, std::move(inputs), inferShape(op, shapes, attrs).shape, dtype,
-           std::move(attrs), loc};
+    Node n{op,    std::move(inputs), inferShape(op, shapes, attrs).shape, dtype,
+           std::move(attrs), loc, {}};
     return emit(std::move(n));
   }
   ValueId constant(double v, ast::Loc loc) {
