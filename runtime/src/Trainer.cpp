@@ -520,7 +520,6 @@ int trainEpochs(Session &s) {
              std::to_string(data.test.count) + " test examples)");
   bool live = ::isatty(STDOUT_FILENO);
   double trainSeconds = 0;
-  std::signal(SIGINT, onInterrupt);
   for (int64_t epoch = at.epoch; epoch < epochs && at.step < total; ++epoch) {
     auto order = epochOrder(data.train.count, at.seed, epoch, !s.f.noShuffle);
     auto epochStart = Clock::now();
@@ -594,8 +593,8 @@ int trainEpochs(Session &s) {
 }
 
 /// --gradcheck: the first batch (two for batched data) at the initial (or
-/// --init) parameters.
-int gradientCheck(Session &s) {
+/// --init) parameters; `full` is the data of a single-batch source.
+int gradientCheck(Session &s, const FullBatch *full) {
   GradCheckOptions o;
   o.entries = s.f.gradCheck;
   o.seed = s.f.seed;
@@ -613,9 +612,8 @@ int gradientCheck(Session &s) {
       ok = checkGradients(s.m, s.persist.get(), batch.inputs(), n, s.scratch.get(), o) && ok;
     }
   } else {
-    FullBatch data = loadFullBatch(s.m, s.f.data);
-    std::printf("gradient check (%lld examples):\n", static_cast<long long>(data.n));
-    ok = checkGradients(s.m, s.persist.get(), data.inputs.data(), data.n, s.scratch.get(), o);
+    std::printf("gradient check (%lld examples):\n", static_cast<long long>(full->n));
+    ok = checkGradients(s.m, s.persist.get(), full->inputs.data(), full->n, s.scratch.get(), o);
   }
   if (!ok) {
     std::printf("gradcheck FAILED (tolerances: %.0e against finite differences, %.0e for f32)\n",
@@ -634,9 +632,11 @@ int run(int argc, char **argv) {
   int exitCode = 0;
   if (!parseFlags(argc, argv, m, f, exitCode))
     return exitCode;
+  // Ctrl-C from here on stops training cleanly with a checkpoint.
+  std::signal(SIGINT, onInterrupt);
   if (f.gradCheck && batched(m)) {
     Session s(m, f, f.batch);
-    return gradientCheck(s);
+    return gradientCheck(s, nullptr);
   }
   if (batched(m)) {
     Session s(m, f, f.batch);
@@ -649,7 +649,7 @@ int run(int argc, char **argv) {
   FullBatch data = loadFullBatch(m, f.data); // its size sets the scratch size
   Session s(m, f, data.n);
   if (f.gradCheck)
-    return gradientCheck(s);
+    return gradientCheck(s, &data);
   return trainFullBatch(s, data);
 }
 
