@@ -351,6 +351,12 @@ int trainFullBatch(Session &s, const FullBatch &data) {
     float loss;
     if (!s.train(step, inputs.data(), data.n, loss))
       return 1;
+    if (interrupted) {
+      s.save();
+      std::printf("\ninterrupted at step %lld; weights saved to %s\n",
+                  static_cast<long long>(step), s.f.save.c_str());
+      return 130;
+    }
     if (step % s.m.reportEvery == 0 || step == s.f.steps) {
       double seconds = s.seconds();
       std::printf("step %*lld/%lld  loss %s\n", width, static_cast<long long>(step),
