@@ -43,13 +43,14 @@ struct Power;
 struct Chain;
 struct Pipe;
 struct Paren;
+struct List;
 
 /// An expression. Binary operators of one precedence level are kept as a flat
 /// chain (`a + b - c`); sema folds them left to right.
 struct Expr : x3::variant<Number, Ident, StringLit, x3::forward_ast<Call>,
                           x3::forward_ast<Unary>, x3::forward_ast<Power>,
                           x3::forward_ast<Chain>, x3::forward_ast<Pipe>,
-                          x3::forward_ast<Paren>> {
+                          x3::forward_ast<Paren>, x3::forward_ast<List>> {
   using base_type::base_type;
   using base_type::operator=;
 };
@@ -89,6 +90,11 @@ struct Link : Located {
 struct Chain : Located {
   Expr first;
   std::vector<Link> rest;
+};
+
+/// `[a, b, c]`: a constant tensor (lists of lists for more dimensions).
+struct List : Located {
+  std::vector<Expr> items;
 };
 
 /// `(expr)`; kept so locations of parenthesised expressions include the parens.

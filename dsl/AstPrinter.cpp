@@ -68,6 +68,11 @@ private:
       expr(d + 2, link.operand);
     }
   }
+  void node(int d, const ast::List &n) {
+    line(d, "list", n.loc);
+    for (const auto &item : n.items)
+      expr(d + 1, item);
+  }
   void node(int d, const ast::Paren &n) {
     line(d, "paren", n.loc);
     expr(d + 1, n.inner);

@@ -24,6 +24,7 @@ BOOST_FUSION_ADAPT_STRUCT(netc::ast::Call, callee, args)
 BOOST_FUSION_ADAPT_STRUCT(netc::ast::Unary, op, operand)
 BOOST_FUSION_ADAPT_STRUCT(netc::ast::Link, op, operand)
 BOOST_FUSION_ADAPT_STRUCT(netc::ast::Paren, inner)
+BOOST_FUSION_ADAPT_STRUCT(netc::ast::List, items)
 BOOST_FUSION_ADAPT_STRUCT(netc::ast::LayerRef, name, args)
 BOOST_FUSION_ADAPT_STRUCT(netc::ast::Dim, symbol, size)
 BOOST_FUSION_ADAPT_STRUCT(netc::ast::TensorType, dtype, dims)
@@ -166,6 +167,7 @@ struct unary_class : annotate {};
 struct add_link_class : annotate {};
 struct mul_link_class : annotate {};
 struct paren_class : annotate {};
+struct list_class : annotate {};
 struct dim_class : annotate {};
 struct type_class : annotate {};
 struct data_class : annotate {};
@@ -197,6 +199,7 @@ x3::rule<unary_class, ast::Unary> const unary = "an operand";
 x3::rule<add_link_class, ast::Link> const add_link = "an operand";
 x3::rule<mul_link_class, ast::Link> const mul_link = "an operand";
 x3::rule<paren_class, ast::Paren> const paren = "'('";
+x3::rule<list_class, ast::List> const list = "'['";
 x3::rule<expr_class, ast::Expr> const expr = "an expression";
 x3::rule<pipe_class, ast::Expr> const pipe = "an expression";
 x3::rule<sum_class, ast::Expr> const sum = "an expression";
@@ -261,8 +264,10 @@ auto const call_def = name >> '(' > -(arg % ',') > ')';
 auto const layer_def = name >> -('(' > -(arg % ',') > ')');
 // paren   = "(" expr ")"
 auto const paren_def = '(' > expr > ')';
-// primary = call | ident | number | string | paren
-auto const primary_def = call | ident | number | string_lit | paren;
+// list    = "[" [expr {"," expr}] "]"
+auto const list_def = '[' > -(expr % ',') > ']';
+// primary = call | ident | number | string | paren | list
+auto const primary_def = call | ident | number | string_lit | paren | list;
 // power   = primary ["^" factor]            (right associative)
 auto const power_def = primary[setFirst] >> -(('^' > factor)[makePower]);
 // unary   = "-" factor
@@ -316,7 +321,7 @@ auto const statement_def = data_decl | field_decl | param_decl |
                            train_decl | report_decl | let_decl;
 
 BOOST_SPIRIT_DEFINE(number, ident, name, string_lit, arg, call, layer, unary,
-                    add_link, mul_link, paren, expr, pipe, sum, product,
+                    add_link, mul_link, paren, list, expr, pipe, sum, product,
                     factor, power, primary, dim, tensor_type, data_decl,
                     field_decl, param_decl, sequence_decl, let_decl, loss_decl,
                     optimizer_decl, train_decl, report_decl, statement)

@@ -244,8 +244,11 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   for (const auto &f : m.data.fields)
     fields.push_back({{"name", f.name}, {"role", f.role}, {"dtype", dtypeName(f.dtype)},
                       {"shape", shapeJson(f.shape)}});
+  json inlined = json::object();
+  for (const auto &t : m.data.inlineTensors)
+    inlined[t.name] = {{"shape", shapeJson(t.shape)}, {"values", t.values}};
   d["data"] = {{"source", m.data.source}, {"options", options}, {"dir", m.data.dir},
-               {"file", m.data.file},
+               {"file", m.data.file}, {"inline", inlined},
                {"classes", m.data.classes}, {"batch", m.data.batch}, {"fields", fields}};
   if (m.prediction.value != kNoValue) {
     // Where forward leaves it: scratch + fixed + per_npad * Npad bytes.

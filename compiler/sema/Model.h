@@ -36,10 +36,18 @@ struct FieldSpec {
   ValueId value = kNoValue;
 };
 
+/// A tensor written in the .nn file (data inline(x = [1, 2, 3])).
+struct InlineTensor {
+  std::string name;
+  Shape shape; ///< as written; its first dimension is the batch
+  std::vector<double> values;
+};
+
 struct DataSpec {
   std::string source; ///< "sine" or "mnist"
   std::string dir;    ///< mnist: where the IDX files are (run-time default)
   std::string file;   ///< tensors: the safetensors file (run-time default)
+  std::vector<InlineTensor> inlineTensors; ///< inline
   std::vector<std::string> classes; ///< mnist: class names, by label
   /// The source's options with defaults filled in, in a fixed order.
   std::vector<std::pair<std::string, double>> options;

@@ -163,19 +163,67 @@ private:
   }
 
   // inline(x = 1.5, y = 0.5): scalar fields given in the file, one example.
+  // Lists are tensors: `x = [1, 2, 3]` is f32[N] with N = 3 (the first
+  // dimension of every list is the batch, the same in all of them).
   void inlineData(const ast::Call &c) {
     model_.data.source = "inline";
     model_.data.batch = 1;
+    int64_t rows = -1;
     for (const auto &a : c.args) {
       if (a.key.empty()) {
-        diags_.error(a.loc, "inline data names each value: inline(x = 1.5, y = 0.5)");
+        diags_.error(a.loc, "inline data names each value: inline(x = 1.5, y = [0, 1])");
         continue;
       }
-      auto v = constValue(a.value, /*quiet=*/false);
-      available_[a.key] = {Shape{}, DType::F32};
-      if (v)
-        model_.data.options.emplace_back(a.key, *v);
+      InlineTensor t{a.key, {}, {}};
+      if (!constTensor(a.value, t.shape, t.values, 0)) {
+        brokenFields_.insert(a.key); // reported; its declaration stays quiet
+        continue;
+      }
+      Shape declared = t.shape;
+      if (declared.rank() > 0) {
+        if (rows >= 0 && rows != declared.dims[0])
+          diags_.error(a.loc, fmt::format("'{}' has {} rows, the other inline tensors {}", a.key,
+                                          declared.dims[0], rows));
+        rows = declared.dims[0];
+        declared.dims[0] = kBatch;
+      }
+      available_[a.key] = {declared, DType::F32};
+      model_.data.inlineTensors.push_back(std::move(t));
     }
+    if (rows > 0)
+      model_.data.batch = rows;
+  }
+
+  /// A number or a (nested, rectangular) list of numbers: its shape and its
+  /// values, row-major.
+  bool constTensor(const ast::Expr &e, Shape &shape, std::vector<double> &values, size_t depth) {
+    const auto *list = boost::get<boost::spirit::x3::forward_ast<ast::List>>(&e);
+    if (!list) {
+      auto v = constValue(e, /*quiet=*/false);
+      if (!v)
+        return false;
+      if (shape.rank() != depth) {
+        diags_.error(locOf(e), "the rows of this list have different shapes");
+        return false;
+      }
+      values.push_back(*v);
+      return true;
+    }
+    const auto &items = list->get().items;
+    if (items.empty()) {
+      diags_.error(list->get().loc, "an empty list is not a tensor");
+      return false;
+    }
+    if (shape.rank() == depth)
+      shape.dims.push_back(static_cast<int64_t>(items.size()));
+    else if (shape.rank() < depth || shape.dims[depth] != static_cast<int64_t>(items.size())) {
+      diags_.error(list->get().loc, "the rows of this list have different lengths");
+      return false;
+    }
+    for (const auto &item : items)
+      if (!constTensor(item, shape, values, depth + 1))
+        return false;
+    return true;
   }
 
   // sine(points = 2000, from = -pi, to = pi): x and y = sin(x), one batch.
@@ -253,6 +301,8 @@ private:
     }
     if (available_.empty() && model_.data.source.empty())
       return; // the data declaration itself was wrong
+    if (brokenFields_.count(s.name.name))
+      return;
     auto shape = declaredShape(s.type, /*allowBatch=*/true);
     if (!shape)
       return;
@@ -753,6 +803,9 @@ private:
     std::optional<double> operator()(const ast::StringLit &n) const {
       return bad(n.loc, "expected a number here, not a string");
     }
+    std::optional<double> operator()(const ast::List &n) const {
+      return bad(n.loc, "expected a number here, not a list");
+    }
     std::optional<double> operator()(const ast::Pipe &n) const {
       return bad(n.loc, "expected a constant here");
     }
@@ -839,6 +892,12 @@ private:
 
   ValueId lower(const ast::StringLit &n) {
     diags_.error(n.loc, "a string is not a tensor");
+    return kNoValue;
+  }
+
+  ValueId lower(const ast::List &n) {
+    diags_.error(n.loc, "constant tensors are written in the data declaration: "
+                        "data inline(x = [1, 2, 3])");
     return kNoValue;
   }
 
@@ -1379,6 +1438,7 @@ private:
   std::vector<ast::Loc> paramLocs_;
   std::vector<ast::StringLit> reports_;
   bool openFields_ = false; ///< the data source takes any declared field
+  std::set<std::string> brokenFields_; ///< inline tensors already reported
   std::string batchName_;
   size_t unnamedIndex_ = 0;
   ValueId loss_ = kNoValue;

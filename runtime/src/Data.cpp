@@ -99,10 +99,14 @@ FullBatch tensors(const ModelInfo &m, const std::string &file) {
 
 FullBatch loadFullBatch(const ModelInfo &m, const std::string &file) {
   FullBatch d;
-  if (m.dataSource == "inline") { // one example, each field a scalar
-    d.n = 1;
+  if (m.dataSource == "inline") { // written in the .nn file
+    d.n = m.batch;
     for (const auto &f : m.fields)
-      d.floats.push_back({static_cast<float>(m.option(f.name))});
+      for (const auto &[name, values] : m.inlineTensors)
+        if (name == f.name)
+          d.floats.push_back(values);
+    if (d.floats.size() != m.fields.size())
+      throw Error("the model description lacks inline data");
   } else if (m.dataSource == "sine") {
     d = sine(m);
   } else if (m.dataSource == "tensors") {

@@ -59,6 +59,8 @@ ModelInfo parseModelInfo(const char *text) {
     m.batch = data.at("batch");
     m.dataDir = data.at("dir");
     m.dataFile = data.at("file");
+    for (const auto &[name, t] : data.at("inline").items())
+      m.inlineTensors.emplace_back(name, t.at("values").get<std::vector<float>>());
     m.classes = data.at("classes").get<std::vector<std::string>>();
     if (d.contains("prediction")) {
       const json &p = d.at("prediction");

@@ -51,6 +51,8 @@ struct ModelInfo {
   int64_t batch = 0;
   std::string dataDir;              ///< mnist: default --data
   std::string dataFile;             ///< tensors: default --data
+  /// inline: the tensors written in the .nn file, by name.
+  std::vector<std::pair<std::string, std::vector<float>>> inlineTensors;
   std::vector<std::string> classes; ///< mnist: names by label
   std::vector<FieldInfo> fields;
   /// Where netc_forward leaves the model's output (mnist models).
