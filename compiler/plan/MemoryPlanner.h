@@ -62,7 +62,4 @@ void printPlan(const Graph &graph, const Schedule &schedule,
                const MemoryPlan &plan, const PersistentLayout &persistent,
                std::string_view name, std::ostream &out);
 
-/// Padded batch: N rounded up to a multiple of 16.
-constexpr int64_t padBatch(int64_t n) { return (n + 15) / 16 * 16; }
-
 } // namespace netc

@@ -130,7 +130,6 @@ private:
       return;
     }
     seenData_ = true;
-    dataLoc_ = s.loc;
     const ast::Call &c = s.source;
     if (c.callee == "sine")
       return sineData(c);
@@ -616,7 +615,6 @@ private:
     a.k = static_cast<int64_t>(model_.params.size());
     ValueId v = model_.graph.add(Op::Param, {}, a, loc);
     model_.params.push_back({name, shape, init, v});
-    paramLocs_.push_back(loc);
     return v;
   }
 
@@ -1435,7 +1433,6 @@ private:
   /// Fields the data source offers.
   std::map<std::string, std::pair<Shape, DType>> available_;
   std::vector<Sequence> sequences_;
-  std::vector<ast::Loc> paramLocs_;
   std::vector<ast::StringLit> reports_;
   bool openFields_ = false; ///< the data source takes any declared field
   std::set<std::string> brokenFields_; ///< inline tensors already reported
@@ -1443,7 +1440,6 @@ private:
   size_t unnamedIndex_ = 0;
   ValueId loss_ = kNoValue;
   ast::Loc lossLoc_;
-  ast::Loc dataLoc_;
   bool seenData_ = false;
   bool seenOptimizer_ = false;
   bool seenTrain_ = false;
