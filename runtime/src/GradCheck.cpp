@@ -38,7 +38,7 @@ public:
       pointers_.push_back(data_.back().data());
     }
     size_t bytes = static_cast<size_t>(m.scratch64FixedBytes +
-                                       m.scratch64BatchBytesPerN * ((n + 15) / 16 * 16)) + 64;
+                                       m.scratch64BatchBytesPerN * paddedBatch(n)) + 64;
     scratch_.reset(static_cast<char *>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
     if (!scratch_)
       throw Error("out of memory for the gradient check");

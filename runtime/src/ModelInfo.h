@@ -16,6 +16,10 @@ struct Error : std::runtime_error {
 
 constexpr int64_t kBatch = -1;
 
+/// Npad of the contract (runtime.h): the batch rounded up to a multiple of
+/// 16, by which per-example scratch offsets are scaled.
+constexpr int64_t paddedBatch(int64_t n) { return (n + 15) / 16 * 16; }
+
 struct TensorInfo {
   std::string name;
   std::vector<int64_t> shape; ///< kBatch for the batch dimension

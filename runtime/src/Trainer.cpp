@@ -264,7 +264,7 @@ struct Session {
       : m(model), f(std::move(flags)),
         persist(allocate<float>(static_cast<size_t>(model.persistentFloats))),
         scratch(allocate<char>(static_cast<size_t>(
-            model.scratchFixedBytes + model.scratchBatchBytesPerN * ((maxBatch + 15) / 16 * 16)))),
+            model.scratchFixedBytes + model.scratchBatchBytesPerN * paddedBatch(maxBatch)))),
         metrics(f.metrics) {
     netc_init(persist.get(), f.seed);
     if (!f.init.empty())
@@ -434,7 +434,7 @@ Evaluation evaluate(Session &s, const LabeledImages &test, Batch &batch, int64_t
     batch.fill(test, rows.data(), n);
     float loss = netc_forward(s.persist.get(), batch.inputs(), s.scratch.get(), n, s.hparams.data());
     e.loss += static_cast<double>(loss) * static_cast<double>(n);
-    int64_t npad = (n + 15) / 16 * 16;
+    int64_t npad = paddedBatch(n);
     const auto *out = reinterpret_cast<const float *>(s.scratch.get() + s.m.prediction.fixedBytes +
                                                       s.m.prediction.perNpadBytes * npad);
     for (int64_t i = 0; i < n; ++i) {
