@@ -42,10 +42,11 @@ public:
   /// twin --gradcheck compares against), with `plan` made for 8-byte
   /// elements.
   FunctionEmitter(llvm::Module &m, const EntryPoint &entry, const MemoryPlan &plan,
-                  std::string name, const PersistentLayout *gradLayout = nullptr,
-                  bool f64 = false)
-      : m_(m), entry_(entry), plan_(plan), name_(std::move(name)), gradLayout_(gradLayout),
-        b_(m.getContext()), elem_(f64 ? b_.getDoubleTy() : b_.getFloatTy()) {}
+                  std::string name, const TargetInfo &target,
+                  const PersistentLayout *gradLayout = nullptr, bool f64 = false)
+      : m_(m), entry_(entry), plan_(plan), name_(std::move(name)), target_(target),
+        gradLayout_(gradLayout), b_(m.getContext()),
+        elem_(f64 ? b_.getDoubleTy() : b_.getFloatTy()) {}
 
   // T netc_<name>(T *persist, const T *const *inputs, char *scratch,
   //               int64_t n, const T *hparams [, T *grads]), T float or double
@@ -70,6 +71,8 @@ public:
     b_.setFastMathFlags(fmf);
 
     EmitContext ctx{b_, fn, entry_.graph, entry_.schedule, plan_, nullptr, nullptr, {}, elem_};
+    ctx.vectorBytes = target_.vectorBytes();
+    ctx.vectorRegisters = target_.vectorRegisters();
     ctx.batch = fn->getArg(3);
     ctx.hparams = fn->getArg(4);
     ctx.pointers = pointers(ctx, fn);
@@ -143,6 +146,7 @@ private:
   const EntryPoint &entry_;
   const MemoryPlan &plan_;
   std::string name_;
+  const TargetInfo &target_;
   const PersistentLayout *gradLayout_;
   llvm::IRBuilder<> b_;
   llvm::Type *elem_;
@@ -300,11 +304,13 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context,
                                           "netc_model_json");
   global->setAlignment(llvm::Align(1));
   emitInit(*m, model);
-  FunctionEmitter(*m, model.trainStep, model.trainStep.plan, "train_step").emit();
-  FunctionEmitter(*m, model.forward, model.forward.plan, "forward").emit();
-  FunctionEmitter(*m, model.gradients, model.gradients.plan, "gradients", &model.persistent).emit();
-  FunctionEmitter(*m, model.gradients, model.gradientsPlan64, "gradients_f64", &model.persistent,
-                  /*f64=*/true)
+  FunctionEmitter(*m, model.trainStep, model.trainStep.plan, "train_step", target).emit();
+  FunctionEmitter(*m, model.forward, model.forward.plan, "forward", target).emit();
+  FunctionEmitter(*m, model.gradients, model.gradients.plan, "gradients", target,
+                  &model.persistent)
+      .emit();
+  FunctionEmitter(*m, model.gradients, model.gradientsPlan64, "gradients_f64", target,
+                  &model.persistent, /*f64=*/true)
       .emit();
   assert(!llvm::verifyModule(*m, &llvm::errs()) && "codegen produced invalid IR");
   return m;

@@ -27,6 +27,8 @@ struct EmitContext {
   std::vector<llvm::Value *> pointers; ///< per node, base address or null
 
   llvm::Type *elementType = nullptr; ///< float, or double for the f64 twin
+  unsigned vectorBytes = 16;         ///< SIMD register width of the target
+  unsigned vectorRegisters = 16;     ///< SIMD registers a kernel may keep live
   llvm::Type *fp() const { return elementType; }
   llvm::Type *i64() const { return b.getInt64Ty(); }
   llvm::Value *i64(int64_t v) const { return b.getInt64(static_cast<uint64_t>(v)); }

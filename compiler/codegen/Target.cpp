@@ -20,6 +20,14 @@ bool TargetInfo::hasFeature(std::string_view f) const {
   return std::find(features.begin(), features.end(), f) != features.end();
 }
 
+unsigned TargetInfo::vectorBytes() const {
+  if (hasFeature("avx512f"))
+    return 64;
+  return hasFeature("avx") ? 32 : 16;
+}
+
+unsigned TargetInfo::vectorRegisters() const { return hasFeature("avx512f") ? 32 : 16; }
+
 llvm::Expected<TargetInfo> createTarget(const std::string &cpuName) {
   static bool initialized = [] {
     llvm::InitializeNativeTarget();

@@ -18,6 +18,11 @@ struct TargetInfo {
   std::vector<std::string> features; ///< enabled features, without '+'
   std::unique_ptr<llvm::TargetMachine> machine;
   bool hasFeature(std::string_view f) const;
+  /// Bytes in one SIMD register the generated kernels use: 64 with AVX-512,
+  /// 32 with AVX, else 16.
+  unsigned vectorBytes() const;
+  /// SIMD registers available to a kernel: 32 with AVX-512, else 16.
+  unsigned vectorRegisters() const;
 };
 
 /// A TargetMachine for `cpu` ("" or "native": this machine's CPU and its
