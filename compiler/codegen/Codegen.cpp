@@ -17,7 +17,7 @@ namespace netc {
 namespace {
 
 /// Version of the contract in runtime.h; the runtime refuses other versions.
-constexpr int kAbiVersion = 1;
+constexpr int kAbiVersion = 2;
 
 nlohmann::json shapeJson(const Shape &s) {
   nlohmann::json dims = nlohmann::json::array();
@@ -70,17 +70,18 @@ public:
     fmf.setAllowContract(true);
     b_.setFastMathFlags(fmf);
 
-    EmitContext ctx{b_, fn, entry_.graph, entry_.schedule, plan_, nullptr, nullptr, {}, elem_};
-    ctx.vectorBytes = target_.vectorBytes();
-    ctx.vectorRegisters = target_.vectorRegisters();
-    ctx.batch = fn->getArg(3);
-    ctx.hparams = fn->getArg(4);
-    ctx.pointers = pointers(ctx, fn);
+    // The arguments in one struct, for the functions of chunked kernels.
+    args_ = b_.CreateAlloca(argsType(), nullptr, "args");
+    for (unsigned i = 0; i < 5; ++i)
+      b_.CreateStore(fn->getArg(i), b_.CreateStructGEP(argsType(), args_, i));
+    EmitContext ctx = context(b_, fn, fn->getArg(0), fn->getArg(1), fn->getArg(2),
+                              fn->getArg(3), fn->getArg(4));
 
-    for (const Kernel &k : entry_.schedule.kernels) {
+    for (size_t i = 0; i < entry_.schedule.kernels.size(); ++i) {
+      const Kernel &k = entry_.schedule.kernels[i];
       switch (k.kind) {
       case Kernel::Kind::Loop: emitLoopKernel(ctx, k); break;
-      case Kernel::Kind::MatMul: emitMatMulKernel(ctx, k); break;
+      case Kernel::Kind::MatMul: emitChunkedMatMul(ctx, k, i); break;
       case Kernel::Kind::Rows: emitRowsKernel(ctx, k); break;
       case Kernel::Kind::Gather: emitGatherKernel(ctx, k); break;
       case Kernel::Kind::Stack: emitStackKernel(ctx, k); break;
@@ -96,6 +97,49 @@ public:
   }
 
 private:
+  /// { persist, inputs, scratch, n, hparams }
+  llvm::StructType *argsType() {
+    auto *ptr = b_.getPtrTy();
+    return llvm::StructType::get(m_.getContext(), {ptr, ptr, ptr, b_.getInt64Ty(), ptr});
+  }
+
+  EmitContext context(llvm::IRBuilder<> &b, llvm::Function *fn, llvm::Value *persist,
+                      llvm::Value *inputs, llvm::Value *scratch, llvm::Value *n,
+                      llvm::Value *hparams) {
+    EmitContext ctx{b, fn, entry_.graph, entry_.schedule, plan_, n, hparams, {}, elem_};
+    ctx.vectorBytes = target_.vectorBytes();
+    ctx.vectorRegisters = target_.vectorRegisters();
+    ctx.pointers = pointers(ctx, persist, inputs, scratch);
+    return ctx;
+  }
+
+  // A matrix product as `void <entry>.kernel<i>(const args *, i64 chunk)`,
+  // run through netc_rt_parallel_for: the runtime's threads take chunks.
+  void emitChunkedMatMul(const EmitContext &ctx, const Kernel &k, size_t index) {
+    llvm::LLVMContext &c = m_.getContext();
+    auto *ptr = b_.getPtrTy();
+    auto *chunkType = llvm::FunctionType::get(b_.getVoidTy(), {ptr, b_.getInt64Ty()}, false);
+    auto *body = llvm::Function::Create(chunkType, llvm::Function::InternalLinkage,
+                                        ctx.fn->getName() + ".kernel" + std::to_string(index), m_);
+    body->addFnAttr(llvm::Attribute::NoUnwind);
+    llvm::IRBuilder<> ib(llvm::BasicBlock::Create(c, "entry", body));
+    ib.setFastMathFlags(b_.getFastMathFlags());
+    llvm::Value *args = body->getArg(0);
+    auto field = [&](unsigned i) {
+      return ib.CreateLoad(argsType()->getElementType(i), ib.CreateStructGEP(argsType(), args, i));
+    };
+    llvm::Value *persist = field(0), *inputs = field(1), *scratch = field(2), *n = field(3),
+                *hparams = field(4);
+    EmitContext inner = context(ib, body, persist, inputs, scratch, n, hparams);
+    emitMatMulChunk(inner, k, body->getArg(1), matMulChunkCount(inner, k));
+    ib.CreateRetVoid();
+
+    auto parallelFor = m_.getOrInsertFunction(
+        "netc_rt_parallel_for",
+        llvm::FunctionType::get(b_.getVoidTy(), {ptr, ptr, b_.getInt64Ty()}, false));
+    b_.CreateCall(parallelFor, {body, args_, matMulChunkCount(ctx, k)});
+  }
+
   // Output "grad <i>" goes to grads + offset of parameter i.
   void copyGradients(const EmitContext &ctx, llvm::Value *grads) {
     for (size_t i = 0; i < gradLayout_->params.size(); ++i) {
@@ -111,9 +155,9 @@ private:
     }
   }
 
-  std::vector<llvm::Value *> pointers(const EmitContext &ctx, llvm::Function *fn) {
-    auto &b = b_;
-    llvm::Value *persist = fn->getArg(0), *inputs = fn->getArg(1), *scratch = fn->getArg(2);
+  std::vector<llvm::Value *> pointers(const EmitContext &ctx, llvm::Value *persist,
+                                      llvm::Value *inputs, llvm::Value *scratch) {
+    auto &b = ctx.b;
     // Npad = N rounded up to 16: keeps per-batch buffers 64-byte aligned.
     llvm::Value *npad = b.CreateAnd(b.CreateAdd(ctx.batch, b.getInt64(15)), b.getInt64(~int64_t(15)));
     llvm::Value *batchBase = b.CreateInBoundsGEP(b.getInt8Ty(), scratch,
@@ -150,6 +194,7 @@ private:
   const PersistentLayout *gradLayout_;
   llvm::IRBuilder<> b_;
   llvm::Type *elem_;
+  llvm::Value *args_ = nullptr;
 };
 
 // void netc_init(float *persist, uint64_t seed): every parameter from its

@@ -14,6 +14,12 @@ void emitLoopKernel(const EmitContext &ctx, const Kernel &kernel);
 
 /// C = op(A) · op(B).
 void emitMatMulKernel(const EmitContext &ctx, const Kernel &kernel);
+/// The same product in independent chunks along C's outer dimension, for
+/// netc_rt_parallel_for: how many (a function of the shapes and N, never
+/// of the thread count), and chunk `chunk` of them.
+llvm::Value *matMulChunkCount(const EmitContext &ctx, const Kernel &kernel);
+void emitMatMulChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
+                     llvm::Value *chunks);
 
 /// Softmax and log-softmax along the last axis, numerically stable.
 void emitRowsKernel(const EmitContext &ctx, const Kernel &kernel);

@@ -52,6 +52,30 @@ public:
   /// scheme, its rows otherwise.
   llvm::Value *outerExtent() const { return broadcastScheme() ? cols_ : rows_; }
 
+  /// How many chunks: one per ~2 MFLOP of work, at most 16, and no chunk
+  /// smaller than one tile. Depends on the shapes and N only.
+  llvm::Value *chunkCount() {
+    llvm::Value *blocks = b_.CreateUDiv(b_.CreateAdd(outerExtent(), ctx_.i64(granule() - 1)),
+                                        ctx_.i64(granule()));
+    llvm::Value *flops = b_.CreateMul(b_.CreateMul(rows_, cols_), b_.CreateMul(depth_, ctx_.i64(2)));
+    llvm::Value *byWork = b_.CreateLShr(flops, ctx_.i64(21));
+    llvm::Value *count = umin(umin(blocks, byWork), ctx_.i64(16));
+    return b_.CreateBinaryIntrinsic(llvm::Intrinsic::umax, count, ctx_.i64(1));
+  }
+
+  /// Chunk `chunk` of `chunks`: whole tiles [c·B/C, (c+1)·B/C) of the B
+  /// blocks of the outer dimension.
+  void emitChunk(llvm::Value *chunk, llvm::Value *chunks) {
+    llvm::Value *extent = outerExtent();
+    llvm::Value *g = ctx_.i64(granule());
+    llvm::Value *blocks = b_.CreateUDiv(b_.CreateAdd(extent, ctx_.i64(granule() - 1)), g);
+    auto edge = [&](llvm::Value *c) {
+      llvm::Value *block = b_.CreateUDiv(b_.CreateMul(c, blocks), chunks);
+      return umin(b_.CreateMul(block, g), extent);
+    };
+    emit(edge(chunk), edge(b_.CreateAdd(chunk, ctx_.i64(1))));
+  }
+
   /// Computes the part of C whose outer index lies in [lo, hi).
   void emit(llvm::Value *lo, llvm::Value *hi) {
     if (broadcastScheme())
@@ -63,6 +87,23 @@ public:
 
 private:
   bool broadcastScheme() const { return !n_.attrs.transB; }
+  bool wide() const { return ctx_.vectorRegisters == 32; }
+  /// Accumulators the register file holds beside the operands.
+  int64_t accumulatorBudget() const { return wide() ? 24 : 12; }
+  // Broadcast tiles: MR rows x 3 vectors; dot tiles: MR x NR dot products.
+  int64_t broadcastRows() const { return accumulatorBudget() / 3; }
+  static constexpr int64_t kBroadcastVectors = 3;
+  std::vector<int64_t> dotRows() const { return wide() ? std::vector<int64_t>{4, 2, 1} : std::vector<int64_t>{3, 2, 1}; }
+  std::vector<int64_t> dotCols() const { return wide() ? std::vector<int64_t>{6, 4, 2, 1} : std::vector<int64_t>{4, 2, 1}; }
+  /// The outer dimension's tile: chunks start at multiples of it.
+  int64_t granule() const {
+    if (broadcastScheme())
+      return kBroadcastVectors * lanes_;
+    return n_.attrs.transA ? 1 : dotRows().front();
+  }
+  llvm::Value *umin(llvm::Value *x, llvm::Value *y) {
+    return b_.CreateBinaryIntrinsic(llvm::Intrinsic::umin, x, y);
+  }
 
   // ---- loops -------------------------------------------------------------
 
@@ -180,14 +221,11 @@ private:
     return delta == 0 ? base : b_.CreateAdd(base, ctx_.i64(delta));
   }
 
-  /// Accumulators the register file holds beside the operands.
-  int64_t accumulatorBudget() const { return ctx_.vectorRegisters == 32 ? 24 : 12; }
-
   // ---- 1. broadcast scheme -------------------------------------------------
 
   void emitBroadcast(llvm::Value *lo, llvm::Value *hi) {
     // 24 accumulators: 8 rows x 3 vectors; 12: 4 x 3.
-    int64_t mr = accumulatorBudget() / 3, nv = 3;
+    int64_t mr = broadcastRows(), nv = kBroadcastVectors;
     std::vector<int64_t> rowSizes;
     for (int64_t s = mr; s >= 1; s /= 2)
       rowSizes.push_back(s);
@@ -235,11 +273,8 @@ private:
 
   void emitDot(llvm::Value *lo, llvm::Value *hi) {
     // 24 accumulators: 4 rows x 6 columns; 12: 3 x 4.
-    bool wide = accumulatorBudget() == 24;
-    std::vector<int64_t> rowSizes = wide ? std::vector<int64_t>{4, 2, 1} : std::vector<int64_t>{3, 2, 1};
-    std::vector<int64_t> colSizes = wide ? std::vector<int64_t>{6, 4, 2, 1} : std::vector<int64_t>{4, 2, 1};
-    tiled(lo, hi, rowSizes, [&](llvm::Value *i, int64_t rows) {
-      tiled(ctx_.i64(0), cols_, colSizes, [&](llvm::Value *j, int64_t cols) {
+    tiled(lo, hi, dotRows(), [&](llvm::Value *i, int64_t rows) {
+      tiled(ctx_.i64(0), cols_, dotCols(), [&](llvm::Value *j, int64_t cols) {
         dotTile(i, rows, j, cols);
       }, "j");
     }, "i");
@@ -329,6 +364,15 @@ private:
 void emitMatMulKernel(const EmitContext &ctx, const Kernel &kernel) {
   GemmEmitter gemm(ctx, kernel);
   gemm.emit(ctx.i64(0), gemm.outerExtent());
+}
+
+llvm::Value *matMulChunkCount(const EmitContext &ctx, const Kernel &kernel) {
+  return GemmEmitter(ctx, kernel).chunkCount();
+}
+
+void emitMatMulChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
+                     llvm::Value *chunks) {
+  GemmEmitter(ctx, kernel).emitChunk(chunk, chunks);
 }
 
 } // namespace netc

@@ -9,6 +9,7 @@
 #include "GradCheck.h"
 #include "ModelInfo.h"
 #include "Safetensors.h"
+#include "ThreadPool.h"
 #include "netc/runtime.h"
 
 #include <CLI/CLI.hpp>
@@ -51,6 +52,7 @@ struct Flags {
   std::string resume;
   int64_t gradStats = 0; ///< every K steps; 0: off
   int64_t gradCheck = 0; ///< entries per tensor; 0: off
+  int64_t threads = 1;
 };
 
 /// Set by SIGINT: the loop stops after the current step and checkpoints.
@@ -134,6 +136,7 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
   f.save = name + ".safetensors";
   f.data = m.dataDir;
   f.batch = m.batch;
+  f.threads = availableCores();
   auto *steps = app.add_option("--steps", f.steps, "total training steps")->check(wholeNumber());
   app.add_option("--lr", f.lr, "learning rate")->check(positiveNumber())->capture_default_str();
   app.add_option("--seed", f.seed, "seed for initialisation and shuffling")
@@ -144,6 +147,11 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
   app.add_option("--save", f.save, "where to write the trained weights (safetensors)")
       ->capture_default_str();
   app.add_option("--metrics", f.metrics, "append JSON Lines progress records to this file");
+  app.add_option("--threads", f.threads,
+                 "threads for the big kernels (default: the cores this process may use); "
+                 "results are the same bits for every count")
+      ->check(wholeNumber(1))
+      ->capture_default_str();
   auto *stats = app.add_option("--grad-stats", f.gradStats,
                                "every K steps (default: the report interval), print the norm "
                                "of each parameter's gradient and of its update")
@@ -592,7 +600,9 @@ int trainEpochs(Session &s) {
                      {"test_accuracy", e.accuracy},
                      {"seconds", trainSeconds},
                      {"epoch_seconds", epochSeconds},
-                     {"samples_per_second", static_cast<double>(seen) / std::max(epochSeconds, 1e-9)}});
+                     {"samples_per_second", static_cast<double>(seen) / std::max(epochSeconds, 1e-9)},
+                     {"threads", s.f.threads},
+                     {"worker_chunks", workerChunks()}});
   }
   std::printf("weights saved to %s\n", s.f.save.c_str());
   return 0;
@@ -638,6 +648,7 @@ int run(int argc, char **argv) {
   int exitCode = 0;
   if (!parseFlags(argc, argv, m, f, exitCode))
     return exitCode;
+  setThreads(static_cast<int>(f.threads));
   // Ctrl-C from here on stops training cleanly with a checkpoint.
   std::signal(SIGINT, onInterrupt);
   if (f.gradCheck && batched(m)) {

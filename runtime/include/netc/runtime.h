@@ -24,7 +24,7 @@ extern "C" {
 #endif
 
 /* Version of this contract; netc_model_json's "abi" must equal it. */
-#define NETC_ABI_VERSION 1
+#define NETC_ABI_VERSION 2
 
 /* ---- defined by the generated object ---------------------------------- */
 
@@ -61,6 +61,13 @@ double netc_gradients_f64(double *persist, const double *const *inputs, char *sc
  * the same value, whatever the order of calls. */
 float netc_rt_normal(uint64_t seed, uint64_t stream, uint64_t index);  /* N(0, 1) */
 float netc_rt_uniform(uint64_t seed, uint64_t stream, uint64_t index); /* [0, 1) */
+
+/* Runs fn(args, c) for every chunk c in [0, chunks) on the runtime's
+ * threads (--threads) and returns when all have run. Chunks are independent
+ * and their count depends only on the shapes, so results do not depend on
+ * the number of threads. Called by the generated code of big kernels. */
+void netc_rt_parallel_for(void (*fn)(const void *args, int64_t chunk),
+                          const void *args, int64_t chunks);
 
 /* The emitted program's main: flags, data, training, reporting. A program
  * that embeds a model and has its own main() may still call it. */

@@ -1,0 +1,112 @@
+// ThreadPool.cpp - a spin-then-sleep pool behind netc_rt_parallel_for.
+#include "ThreadPool.h"
+
+#include <netc/runtime.h>
+
+#include <sched.h>
+
+#include <chrono>
+#include <memory>
+
+namespace netc::rt {
+
+namespace {
+
+/// How long an idle worker spins before it sleeps. Kernels of a training
+/// step come far more often; a sleeping worker costs a futex wake-up.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+inline void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+std::unique_ptr<ThreadPool> &pool() {
+  static std::unique_ptr<ThreadPool> p;
+  return p;
+}
+
+} // namespace
+
+int availableCores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    return CPU_COUNT(&set);
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? static_cast<int>(n) : 1;
+}
+
+void setThreads(int threads) {
+  pool().reset();
+  if (threads > 1)
+    pool() = std::make_unique<ThreadPool>(threads);
+}
+
+int64_t workerChunks() { return pool() ? pool()->workerChunks() : 0; }
+
+ThreadPool::ThreadPool(int threads) {
+  for (int i = 1; i < threads; ++i)
+    workers_.emplace_back([this] { work(); });
+}
+
+ThreadPool::~ThreadPool() {
+  stop_.store(true, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
+  generation_.notify_all();
+  for (auto &t : workers_)
+    t.join();
+}
+
+int64_t ThreadPool::drain() {
+  int64_t ran = 0;
+  for (int64_t c; (c = next_.fetch_add(1, std::memory_order_relaxed)) < chunks_; ++ran)
+    fn_(args_, c);
+  return ran;
+}
+
+void ThreadPool::run(ChunkFn fn, const void *args, int64_t chunks) {
+  fn_ = fn;
+  args_ = args;
+  chunks_ = chunks;
+  next_.store(0, std::memory_order_relaxed);
+  finished_.store(0, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
+  generation_.notify_all();
+  drain();
+  // Every worker has left drain() before the next run resets the counter.
+  int expected = static_cast<int>(workers_.size());
+  while (finished_.load(std::memory_order_acquire) != expected)
+    pause();
+}
+
+void ThreadPool::work() {
+  uint64_t seen = 0;
+  for (;;) {
+    auto start = std::chrono::steady_clock::now();
+    uint64_t g;
+    for (int spins = 0; (g = generation_.load(std::memory_order_acquire)) == seen; ++spins) {
+      pause();
+      if ((spins & 1023) == 1023 && std::chrono::steady_clock::now() - start > kSpin)
+        generation_.wait(seen, std::memory_order_acquire);
+    }
+    seen = g;
+    if (stop_.load(std::memory_order_relaxed))
+      return;
+    workerChunks_.fetch_add(drain(), std::memory_order_relaxed);
+    finished_.fetch_add(1, std::memory_order_release);
+  }
+}
+
+} // namespace netc::rt
+
+extern "C" void netc_rt_parallel_for(void (*fn)(const void *, int64_t), const void *args,
+                                     int64_t chunks) {
+  auto &p = netc::rt::pool();
+  if (!p || chunks <= 1) {
+    for (int64_t c = 0; c < chunks; ++c)
+      fn(args, c);
+    return;
+  }
+  p->run(fn, args, chunks);
+}

@@ -1,0 +1,102 @@
+// ThreadPoolTest.cpp - the runtime's pool behind netc_rt_parallel_for: every
+// chunk runs exactly once, workers really run chunks at the same time as the
+// caller, and one thread runs the chunks in order on the calling thread.
+#include "ThreadPool.h"
+
+#include <netc/runtime.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+namespace netc::rt {
+namespace {
+
+struct Counts {
+  std::vector<std::atomic<int>> ran;
+  explicit Counts(size_t n) : ran(n) {}
+};
+
+void count(const void *args, int64_t chunk) {
+  auto *c = static_cast<Counts *>(const_cast<void *>(args));
+  c->ran[static_cast<size_t>(chunk)].fetch_add(1);
+}
+
+TEST(ThreadPool, EveryChunkRunsExactlyOnce) {
+  ThreadPool pool(3);
+  for (int64_t chunks = 0; chunks <= 40; ++chunks) {
+    for (int repeat = 0; repeat < 50; ++repeat) {
+      Counts c(static_cast<size_t>(chunks));
+      pool.run(count, &c, chunks);
+      for (int64_t i = 0; i < chunks; ++i)
+        ASSERT_EQ(c.ran[static_cast<size_t>(i)].load(), 1) << chunks << " chunks, chunk " << i;
+    }
+  }
+}
+
+// Each of two chunks waits until both have started: only two threads running
+// at once can finish (a 20 s limit turns a hang into a failure).
+struct Rendezvous {
+  std::atomic<int> started{0};
+  std::atomic<bool> timedOut{false};
+};
+
+void meet(const void *args, int64_t) {
+  auto *r = static_cast<Rendezvous *>(const_cast<void *>(args));
+  r->started.fetch_add(1);
+  auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (r->started.load() < 2)
+    if (std::chrono::steady_clock::now() > limit) {
+      r->timedOut = true;
+      return;
+    }
+}
+
+TEST(ThreadPool, WorkersRunChunksConcurrently) {
+  ThreadPool pool(2);
+  for (int i = 0; i < 20; ++i) {
+    Rendezvous r;
+    pool.run(meet, &r, 2);
+    ASSERT_FALSE(r.timedOut) << "run " << i;
+  }
+  EXPECT_GE(pool.workerChunks(), 20);
+}
+
+struct Order {
+  std::vector<int64_t> seen;
+  std::thread::id thread;
+  bool sameThread = true;
+};
+
+void record(const void *args, int64_t chunk) {
+  auto *o = static_cast<Order *>(const_cast<void *>(args));
+  o->seen.push_back(chunk);
+  o->sameThread = o->sameThread && std::this_thread::get_id() == o->thread;
+}
+
+TEST(ThreadPool, OneThreadRunsChunksInOrderOnTheCaller) {
+  setThreads(1);
+  Order o;
+  o.thread = std::this_thread::get_id();
+  netc_rt_parallel_for(record, &o, 5);
+  EXPECT_EQ(o.seen, (std::vector<int64_t>{0, 1, 2, 3, 4}));
+  EXPECT_TRUE(o.sameThread);
+  EXPECT_EQ(workerChunks(), 0);
+}
+
+TEST(ThreadPool, ParallelForSharesWorkAfterSetThreads) {
+  setThreads(2);
+  for (int i = 0; i < 20; ++i) {
+    Rendezvous r;
+    netc_rt_parallel_for(meet, &r, 2);
+    ASSERT_FALSE(r.timedOut);
+  }
+  EXPECT_GE(workerChunks(), 20);
+  setThreads(1);
+}
+
+} // namespace
+} // namespace netc::rt
