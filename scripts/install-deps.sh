@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian package netc needs to build and test. Idempotent.
 # Usage: scripts/install-deps.sh [--with-reference]   (as root or with sudo)
-#   --with-reference  also installs PyTorch and NumPy (golden values, bench/ only).
+#   --with-reference  also installs PyTorch, NumPy and OpenBLAS (golden values;
+#                     bench/ compares against PyTorch on OpenBLAS).
 set -euo pipefail
 
 packages=(
@@ -11,7 +12,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
 )
 if [[ "${1:-}" == "--with-reference" ]]; then
-  packages+=(python3-torch python3-numpy)
+  packages+=(python3-torch python3-numpy libopenblas0-openmp)
 fi
 
 sudo_cmd=()
