@@ -16,13 +16,21 @@
 // (each runs at most a few times); a partial vector uses masked loads and
 // stores. The rare Aᵀ·Bᵀ stays a scalar loop nest.
 //
+// Each scheme is one function per element type, shared by every product of
+// the module (`netc_gemm.<scheme>.<type>`, shapes as arguments): emitting
+// the tiles once per product made compile time grow with the model. A
+// product's kernel computes its operands and calls it for a range of C's
+// outer dimension, so the chunks the runtime's threads take are ranges.
+//
 // Every output element is a sum over the full K in a fixed order that
 // depends only on the shapes, so splitting the outer loop into chunks
 // (threads) cannot change a result bit.
 #include "compiler/codegen/Kernels.h"
 
 #include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/Module.h>
 
+#include <string>
 #include <vector>
 
 namespace netc {
@@ -31,79 +39,87 @@ namespace {
 
 using Values = std::vector<llvm::Value *>;
 
-class GemmEmitter {
+enum class Scheme { Broadcast, Dot, Scalar };
+
+/// What a GEMM function is specialised on: scheme, layout of A, element
+/// type and the target's SIMD width and register count.
+struct GemmKind {
+  Scheme scheme = Scheme::Broadcast;
+  bool transA = false;
+  llvm::Type *fp = nullptr;
+  unsigned lanes = 1;
+  bool wide = false; ///< 32 SIMD registers
+
+  GemmKind(const EmitContext &ctx, const Node &n) : transA(n.attrs.transA), fp(ctx.fp()) {
+    scheme = !n.attrs.transB ? Scheme::Broadcast : !transA ? Scheme::Dot : Scheme::Scalar;
+    lanes = ctx.vectorBytes / (fp->getPrimitiveSizeInBits() / 8);
+    wide = ctx.vectorRegisters == 32;
+  }
+
+  std::string name() const {
+    const char *schemes[] = {"broadcast", "dot", "scalar"};
+    std::string n = std::string("netc_gemm.") + schemes[static_cast<int>(scheme)];
+    if (scheme == Scheme::Broadcast && transA)
+      n += "_ta";
+    return n + (fp->isDoubleTy() ? ".f64" : ".f32");
+  }
+
+  // Broadcast tiles: MR rows x 3 vectors (24 or 12 accumulators); dot
+  // tiles: MR x NR dot products (4 x 6 or 3 x 4).
+  static constexpr int64_t kBroadcastVectors = 3;
+  int64_t broadcastRows() const { return wide ? 8 : 4; }
+  std::vector<int64_t> dotRows() const { return wide ? std::vector<int64_t>{4, 2, 1} : std::vector<int64_t>{3, 2, 1}; }
+  std::vector<int64_t> dotCols() const { return wide ? std::vector<int64_t>{6, 4, 2, 1} : std::vector<int64_t>{4, 2, 1}; }
+
+  /// The outer dimension's tile: chunks start at multiples of it.
+  int64_t granule() const {
+    switch (scheme) {
+    case Scheme::Broadcast: return kBroadcastVectors * lanes;
+    case Scheme::Dot: return dotRows().front();
+    case Scheme::Scalar: return 1;
+    }
+    return 1;
+  }
+};
+
+/// The body of one GEMM function:
+///   void (const T *A, const T *B, T *C, i64 rows, i64 cols, i64 depth,
+///         i64 lda, i64 ldb, i64 lo, i64 hi)
+/// computes the part of C (rows x cols, row-major) whose outer index — a
+/// column for the broadcast scheme, else a row — lies in [lo, hi).
+class GemmBody {
 public:
-  GemmEmitter(const EmitContext &ctx, const Kernel &kernel)
-      : ctx_(ctx), b_(ctx.b), c_(kernel.nodes.front()), n_(ctx.graph.node(c_)) {
-    a_ = n_.inputs[0];
-    bm_ = n_.inputs[1];
-    const Shape &as = ctx.graph.shape(a_), &bs = ctx.graph.shape(bm_);
-    rows_ = ctx.extent(n_.shape.dims[0]);
-    cols_ = ctx.extent(n_.shape.dims[1]);
-    depth_ = ctx.extent(n_.attrs.transA ? as.dims[0] : as.dims[1]);
-    lda_ = ctx.extent(as.dims[1]);
-    ldb_ = ctx.extent(bs.dims[1]);
-    unsigned elemBytes = ctx.fp()->getPrimitiveSizeInBits() / 8;
-    lanes_ = ctx.vectorBytes / elemBytes;
-    vec_ = llvm::FixedVectorType::get(ctx.fp(), lanes_);
+  GemmBody(const GemmKind &kind, llvm::Function *fn)
+      : k_(kind), fn_(fn), b_(llvm::BasicBlock::Create(fn->getContext(), "entry", fn)) {
+    llvm::FastMathFlags fmf;
+    fmf.setAllowContract(true);
+    b_.setFastMathFlags(fmf);
+    const char *names[] = {"a", "b", "c", "rows", "cols", "depth", "lda", "ldb", "lo", "hi"};
+    for (unsigned i = 0; i < 10; ++i)
+      fn->getArg(i)->setName(names[i]);
+    a_ = fn->getArg(0);
+    bm_ = fn->getArg(1);
+    c_ = fn->getArg(2);
+    rows_ = fn->getArg(3);
+    cols_ = fn->getArg(4);
+    depth_ = fn->getArg(5);
+    lda_ = fn->getArg(6);
+    ldb_ = fn->getArg(7);
+    vec_ = llvm::FixedVectorType::get(k_.fp, k_.lanes);
   }
 
-  /// The outer dimension split into chunks: C's columns for the broadcast
-  /// scheme, its rows otherwise.
-  llvm::Value *outerExtent() const { return broadcastScheme() ? cols_ : rows_; }
-
-  /// How many chunks: one per ~2 MFLOP of work, at most 16, and no chunk
-  /// smaller than one tile. Depends on the shapes and N only.
-  llvm::Value *chunkCount() {
-    llvm::Value *blocks = b_.CreateUDiv(b_.CreateAdd(outerExtent(), ctx_.i64(granule() - 1)),
-                                        ctx_.i64(granule()));
-    llvm::Value *flops = b_.CreateMul(b_.CreateMul(rows_, cols_), b_.CreateMul(depth_, ctx_.i64(2)));
-    llvm::Value *byWork = b_.CreateLShr(flops, ctx_.i64(21));
-    llvm::Value *count = umin(umin(blocks, byWork), ctx_.i64(16));
-    return b_.CreateBinaryIntrinsic(llvm::Intrinsic::umax, count, ctx_.i64(1));
-  }
-
-  /// Chunk `chunk` of `chunks`: whole tiles [c·B/C, (c+1)·B/C) of the B
-  /// blocks of the outer dimension.
-  void emitChunk(llvm::Value *chunk, llvm::Value *chunks) {
-    llvm::Value *extent = outerExtent();
-    llvm::Value *g = ctx_.i64(granule());
-    llvm::Value *blocks = b_.CreateUDiv(b_.CreateAdd(extent, ctx_.i64(granule() - 1)), g);
-    auto edge = [&](llvm::Value *c) {
-      llvm::Value *block = b_.CreateUDiv(b_.CreateMul(c, blocks), chunks);
-      return umin(b_.CreateMul(block, g), extent);
-    };
-    emit(edge(chunk), edge(b_.CreateAdd(chunk, ctx_.i64(1))));
-  }
-
-  /// Computes the part of C whose outer index lies in [lo, hi).
-  void emit(llvm::Value *lo, llvm::Value *hi) {
-    if (broadcastScheme())
-      return emitBroadcast(lo, hi);
-    if (!n_.attrs.transA)
-      return emitDot(lo, hi);
-    emitScalar(lo, hi);
+  void emit() {
+    llvm::Value *lo = fn_->getArg(8), *hi = fn_->getArg(9);
+    switch (k_.scheme) {
+    case Scheme::Broadcast: emitBroadcast(lo, hi); break;
+    case Scheme::Dot: emitDot(lo, hi); break;
+    case Scheme::Scalar: emitScalar(lo, hi); break;
+    }
+    b_.CreateRetVoid();
   }
 
 private:
-  bool broadcastScheme() const { return !n_.attrs.transB; }
-  bool wide() const { return ctx_.vectorRegisters == 32; }
-  /// Accumulators the register file holds beside the operands.
-  int64_t accumulatorBudget() const { return wide() ? 24 : 12; }
-  // Broadcast tiles: MR rows x 3 vectors; dot tiles: MR x NR dot products.
-  int64_t broadcastRows() const { return accumulatorBudget() / 3; }
-  static constexpr int64_t kBroadcastVectors = 3;
-  std::vector<int64_t> dotRows() const { return wide() ? std::vector<int64_t>{4, 2, 1} : std::vector<int64_t>{3, 2, 1}; }
-  std::vector<int64_t> dotCols() const { return wide() ? std::vector<int64_t>{6, 4, 2, 1} : std::vector<int64_t>{4, 2, 1}; }
-  /// The outer dimension's tile: chunks start at multiples of it.
-  int64_t granule() const {
-    if (broadcastScheme())
-      return kBroadcastVectors * lanes_;
-    return n_.attrs.transA ? 1 : dotRows().front();
-  }
-  llvm::Value *umin(llvm::Value *x, llvm::Value *y) {
-    return b_.CreateBinaryIntrinsic(llvm::Intrinsic::umin, x, y);
-  }
+  llvm::Value *i64(int64_t v) { return b_.getInt64(static_cast<uint64_t>(v)); }
 
   // ---- loops -------------------------------------------------------------
 
@@ -111,13 +127,13 @@ private:
   llvm::Value *stepLoop(llvm::Value *from, llvm::Value *to, int64_t step,
                         const std::function<void(llvm::Value *)> &body, const char *name) {
     llvm::LLVMContext &c = b_.getContext();
-    llvm::Value *stepV = ctx_.i64(step);
+    llvm::Value *stepV = i64(step);
     llvm::BasicBlock *pre = b_.GetInsertBlock();
-    auto *header = llvm::BasicBlock::Create(c, std::string(name) + ".loop", ctx_.fn);
-    auto *exit = llvm::BasicBlock::Create(c, std::string(name) + ".exit", ctx_.fn);
+    auto *header = llvm::BasicBlock::Create(c, std::string(name) + ".loop", fn_);
+    auto *exit = llvm::BasicBlock::Create(c, std::string(name) + ".exit", fn_);
     b_.CreateCondBr(b_.CreateICmpSLE(b_.CreateAdd(from, stepV), to), header, exit);
     b_.SetInsertPoint(header);
-    llvm::PHINode *iv = b_.CreatePHI(ctx_.i64(), 2, name);
+    llvm::PHINode *iv = b_.CreatePHI(b_.getInt64Ty(), 2, name);
     iv->addIncoming(from, pre);
     body(iv);
     llvm::Value *next = b_.CreateAdd(iv, stepV, "", true, true);
@@ -125,7 +141,7 @@ private:
     iv->addIncoming(next, latch);
     b_.CreateCondBr(b_.CreateICmpSLE(b_.CreateAdd(next, stepV), to), header, exit);
     b_.SetInsertPoint(exit);
-    llvm::PHINode *end = b_.CreatePHI(ctx_.i64(), 2, std::string(name) + ".end");
+    llvm::PHINode *end = b_.CreatePHI(b_.getInt64Ty(), 2, std::string(name) + ".end");
     end->addIncoming(from, pre);
     end->addIncoming(next, latch);
     return end;
@@ -145,14 +161,14 @@ private:
   Values carriedLoop(llvm::Value *count, int64_t step, const Values &init,
                      const std::function<Values(llvm::Value *, const Values &)> &body) {
     llvm::LLVMContext &c = b_.getContext();
-    llvm::Value *stepV = ctx_.i64(step);
+    llvm::Value *stepV = i64(step);
     llvm::BasicBlock *pre = b_.GetInsertBlock();
-    auto *header = llvm::BasicBlock::Create(c, "k.loop", ctx_.fn);
-    auto *exit = llvm::BasicBlock::Create(c, "k.exit", ctx_.fn);
+    auto *header = llvm::BasicBlock::Create(c, "k.loop", fn_);
+    auto *exit = llvm::BasicBlock::Create(c, "k.exit", fn_);
     b_.CreateCondBr(b_.CreateICmpSLE(stepV, count), header, exit);
     b_.SetInsertPoint(header);
-    llvm::PHINode *k = b_.CreatePHI(ctx_.i64(), 2, "k");
-    k->addIncoming(ctx_.i64(0), pre);
+    llvm::PHINode *k = b_.CreatePHI(b_.getInt64Ty(), 2, "k");
+    k->addIncoming(i64(0), pre);
     Values current;
     for (llvm::Value *v : init) {
       llvm::PHINode *phi = b_.CreatePHI(v->getType(), 2, "acc");
@@ -177,30 +193,52 @@ private:
     return out;
   }
 
+  /// if (cond) then(); returns then()'s values merged with `otherwise`.
+  Values ifThen(llvm::Value *cond, const Values &otherwise,
+                const std::function<Values()> &then) {
+    llvm::LLVMContext &c = b_.getContext();
+    llvm::BasicBlock *pre = b_.GetInsertBlock();
+    auto *thenBlock = llvm::BasicBlock::Create(c, "tail", fn_);
+    auto *done = llvm::BasicBlock::Create(c, "tail.done", fn_);
+    b_.CreateCondBr(cond, thenBlock, done);
+    b_.SetInsertPoint(thenBlock);
+    Values values = then();
+    llvm::BasicBlock *thenEnd = b_.GetInsertBlock();
+    b_.CreateBr(done);
+    b_.SetInsertPoint(done);
+    Values out;
+    for (size_t i = 0; i < otherwise.size(); ++i) {
+      llvm::PHINode *phi = b_.CreatePHI(otherwise[i]->getType(), 2);
+      phi->addIncoming(otherwise[i], pre);
+      phi->addIncoming(values[i], thenEnd);
+      out.push_back(phi);
+    }
+    return out;
+  }
+
   // ---- memory ------------------------------------------------------------
 
-  llvm::Value *address(ValueId v, llvm::Value *index) {
-    return b_.CreateInBoundsGEP(ctx_.fp(), ctx_.pointer(v), index);
+  llvm::Value *address(llvm::Value *base, llvm::Value *index) {
+    return b_.CreateInBoundsGEP(k_.fp, base, index);
   }
-  llvm::Align elemAlign() const {
-    return llvm::Align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
-  }
+  llvm::Align elemAlign() const { return llvm::Align(k_.fp->getPrimitiveSizeInBits() / 8); }
   /// Lanes [0, count) on, the rest off.
   llvm::Value *laneMask(llvm::Value *count) {
     llvm::SmallVector<llvm::Constant *, 16> lanes;
-    for (unsigned i = 0; i < lanes_; ++i)
+    for (unsigned i = 0; i < k_.lanes; ++i)
       lanes.push_back(b_.getInt64(i));
     return b_.CreateICmpULT(llvm::ConstantVector::get(lanes),
-                            b_.CreateVectorSplat(lanes_, count));
+                            b_.CreateVectorSplat(k_.lanes, count));
   }
-  llvm::Value *loadVector(ValueId v, llvm::Value *index, llvm::Value *mask) {
-    llvm::Value *at = address(v, index);
+  llvm::Value *loadVector(llvm::Value *base, llvm::Value *index, llvm::Value *mask) {
+    llvm::Value *at = address(base, index);
     if (!mask)
       return b_.CreateAlignedLoad(vec_, at, elemAlign());
     return b_.CreateMaskedLoad(vec_, at, elemAlign(), mask, llvm::Constant::getNullValue(vec_));
   }
-  void storeVector(ValueId v, llvm::Value *index, llvm::Value *value, llvm::Value *mask) {
-    llvm::Value *at = address(v, index);
+  void storeVector(llvm::Value *base, llvm::Value *index, llvm::Value *value,
+                   llvm::Value *mask) {
+    llvm::Value *at = address(base, index);
     if (!mask) {
       b_.CreateAlignedStore(value, at, elemAlign());
       return;
@@ -214,32 +252,33 @@ private:
 
   /// Element (row, k) of op(A).
   llvm::Value *indexA(llvm::Value *row, llvm::Value *k) {
-    return n_.attrs.transA ? b_.CreateAdd(b_.CreateMul(k, lda_), row)
-                           : b_.CreateAdd(b_.CreateMul(row, lda_), k);
+    return k_.transA ? b_.CreateAdd(b_.CreateMul(k, lda_), row)
+                     : b_.CreateAdd(b_.CreateMul(row, lda_), k);
   }
   llvm::Value *offset(llvm::Value *base, int64_t delta) {
-    return delta == 0 ? base : b_.CreateAdd(base, ctx_.i64(delta));
+    return delta == 0 ? base : b_.CreateAdd(base, i64(delta));
   }
 
   // ---- 1. broadcast scheme -------------------------------------------------
 
   void emitBroadcast(llvm::Value *lo, llvm::Value *hi) {
-    // 24 accumulators: 8 rows x 3 vectors; 12: 4 x 3.
-    int64_t mr = broadcastRows(), nv = kBroadcastVectors;
     std::vector<int64_t> rowSizes;
-    for (int64_t s = mr; s >= 1; s /= 2)
+    for (int64_t s = k_.broadcastRows(); s >= 1; s /= 2)
       rowSizes.push_back(s);
     auto columnBlock = [&](llvm::Value *j, int64_t vectors, llvm::Value *mask) {
-      tiled(ctx_.i64(0), rows_, rowSizes, [&](llvm::Value *i, int64_t rows) {
+      tiled(i64(0), rows_, rowSizes, [&](llvm::Value *i, int64_t rows) {
         broadcastTile(i, rows, j, vectors, mask);
       }, "i");
     };
-    int64_t width = nv * lanes_;
-    llvm::Value *j = stepLoop(lo, hi, width, [&](llvm::Value *j0) { columnBlock(j0, nv, nullptr); }, "j");
-    j = stepLoop(j, hi, lanes_, [&](llvm::Value *j0) { columnBlock(j0, 1, nullptr); }, "j");
+    int64_t nv = GemmKind::kBroadcastVectors;
+    llvm::Value *j = stepLoop(lo, hi, nv * k_.lanes, [&](llvm::Value *j0) { columnBlock(j0, nv, nullptr); }, "j");
+    j = stepLoop(j, hi, k_.lanes, [&](llvm::Value *j0) { columnBlock(j0, 1, nullptr); }, "j");
     // The last partial vector, if any.
     llvm::Value *left = b_.CreateSub(hi, j);
-    ifThen(b_.CreateICmpSGT(left, ctx_.i64(0)), [&] { columnBlock(j, 1, laneMask(left)); });
+    ifThen(b_.CreateICmpSGT(left, i64(0)), {}, [&] {
+      columnBlock(j, 1, laneMask(left));
+      return Values{};
+    });
   }
 
   void broadcastTile(llvm::Value *i0, int64_t rows, llvm::Value *j0, int64_t vectors,
@@ -250,10 +289,10 @@ private:
       Values out = in, bv;
       llvm::Value *bRow = b_.CreateMul(k, ldb_);
       for (int64_t v = 0; v < vectors; ++v)
-        bv.push_back(loadVector(bm_, b_.CreateAdd(bRow, offset(j0, v * lanes_)), mask));
+        bv.push_back(loadVector(bm_, b_.CreateAdd(bRow, offset(j0, v * k_.lanes)), mask));
       for (int64_t r = 0; r < rows; ++r) {
-        llvm::Value *a = b_.CreateLoad(ctx_.fp(), address(a_, indexA(offset(i0, r), k)));
-        llvm::Value *splat = b_.CreateVectorSplat(lanes_, a);
+        llvm::Value *a = b_.CreateLoad(k_.fp, address(a_, indexA(offset(i0, r), k)));
+        llvm::Value *splat = b_.CreateVectorSplat(k_.lanes, a);
         for (int64_t v = 0; v < vectors; ++v) {
           size_t at = static_cast<size_t>(r * vectors + v);
           out[at] = fma(splat, bv[static_cast<size_t>(v)], out[at]);
@@ -264,7 +303,7 @@ private:
     for (int64_t r = 0; r < rows; ++r) {
       llvm::Value *cRow = b_.CreateMul(offset(i0, r), cols_);
       for (int64_t v = 0; v < vectors; ++v)
-        storeVector(c_, b_.CreateAdd(cRow, offset(j0, v * lanes_)),
+        storeVector(c_, b_.CreateAdd(cRow, offset(j0, v * k_.lanes)),
                     acc[static_cast<size_t>(r * vectors + v)], mask);
     }
   }
@@ -272,27 +311,25 @@ private:
   // ---- 2. dot scheme -------------------------------------------------------
 
   void emitDot(llvm::Value *lo, llvm::Value *hi) {
-    // 24 accumulators: 4 rows x 6 columns; 12: 3 x 4.
-    tiled(lo, hi, dotRows(), [&](llvm::Value *i, int64_t rows) {
-      tiled(ctx_.i64(0), cols_, dotCols(), [&](llvm::Value *j, int64_t cols) {
+    tiled(lo, hi, k_.dotRows(), [&](llvm::Value *i, int64_t rows) {
+      tiled(i64(0), cols_, k_.dotCols(), [&](llvm::Value *j, int64_t cols) {
         dotTile(i, rows, j, cols);
       }, "j");
     }, "i");
   }
 
   void dotTile(llvm::Value *i0, int64_t rows, llvm::Value *j0, int64_t cols) {
-    llvm::Value *aBase[8], *bBase[8];
+    Values aBase, bBase;
     for (int64_t r = 0; r < rows; ++r)
-      aBase[r] = b_.CreateMul(offset(i0, r), lda_);
+      aBase.push_back(b_.CreateMul(offset(i0, r), lda_));
     for (int64_t s = 0; s < cols; ++s)
-      bBase[s] = b_.CreateMul(offset(j0, s), ldb_);
+      bBase.push_back(b_.CreateMul(offset(j0, s), ldb_));
     auto step = [&](llvm::Value *k, const Values &in, llvm::Value *mask) {
-      Values out = in;
-      Values av;
+      Values out = in, av;
       for (int64_t r = 0; r < rows; ++r)
-        av.push_back(loadVector(a_, b_.CreateAdd(aBase[r], k), mask));
+        av.push_back(loadVector(a_, b_.CreateAdd(aBase[static_cast<size_t>(r)], k), mask));
       for (int64_t s = 0; s < cols; ++s) {
-        llvm::Value *bv = loadVector(bm_, b_.CreateAdd(bBase[s], k), mask);
+        llvm::Value *bv = loadVector(bm_, b_.CreateAdd(bBase[static_cast<size_t>(s)], k), mask);
         for (int64_t r = 0; r < rows; ++r) {
           size_t at = static_cast<size_t>(r * cols + s);
           out[at] = fma(av[static_cast<size_t>(r)], bv, out[at]);
@@ -301,19 +338,17 @@ private:
       return out;
     };
     Values init(static_cast<size_t>(rows * cols), zeroVector());
-    Values acc = carriedLoop(depth_, lanes_, init, [&](llvm::Value *k, const Values &in) {
+    Values acc = carriedLoop(depth_, k_.lanes, init, [&](llvm::Value *k, const Values &in) {
       return step(k, in, nullptr);
     });
-    // The partial vector at the end of K: masked lanes load as zero.
-    llvm::Value *kTail = b_.CreateAnd(depth_, ctx_.i64(~static_cast<int64_t>(lanes_ - 1)));
+    // The partial vector at the end of K, if any: masked lanes load as zero.
+    llvm::Value *kTail = b_.CreateAnd(depth_, i64(~static_cast<int64_t>(k_.lanes - 1)));
     llvm::Value *left = b_.CreateSub(depth_, kTail);
-    bool constantDepth = llvm::isa<llvm::ConstantInt>(depth_);
-    if (!constantDepth || llvm::cast<llvm::ConstantInt>(left)->getSExtValue() != 0)
-      acc = step(kTail, acc, laneMask(left));
+    acc = ifThen(b_.CreateICmpSGT(left, i64(0)), acc, [&] { return step(kTail, acc, laneMask(left)); });
     for (int64_t r = 0; r < rows; ++r) {
       llvm::Value *cRow = b_.CreateMul(offset(i0, r), cols_);
       for (int64_t s = 0; s < cols; ++s) {
-        auto *sum = b_.CreateFAddReduce(llvm::ConstantFP::getNegativeZero(ctx_.fp()),
+        auto *sum = b_.CreateFAddReduce(llvm::ConstantFP::getNegativeZero(k_.fp),
                                         acc[static_cast<size_t>(r * cols + s)]);
         llvm::cast<llvm::Instruction>(sum)->setHasAllowReassoc(true);
         b_.CreateStore(sum, address(c_, b_.CreateAdd(cRow, offset(j0, s))));
@@ -325,12 +360,11 @@ private:
 
   void emitScalar(llvm::Value *lo, llvm::Value *hi) {
     stepLoop(lo, hi, 1, [&](llvm::Value *i) {
-      ctx_.loop(cols_, [&](llvm::Value *j) {
-        Values acc = carriedLoop(depth_, 1, {llvm::ConstantFP::get(ctx_.fp(), 0.0)},
+      stepLoop(i64(0), cols_, 1, [&](llvm::Value *j) {
+        Values acc = carriedLoop(depth_, 1, {llvm::ConstantFP::get(k_.fp, 0.0)},
                                  [&](llvm::Value *k, const Values &in) -> Values {
-          llvm::Value *a = b_.CreateLoad(ctx_.fp(), address(a_, indexA(i, k)));
-          llvm::Value *bv = b_.CreateLoad(
-              ctx_.fp(), address(bm_, b_.CreateAdd(b_.CreateMul(j, ldb_), k)));
+          llvm::Value *a = b_.CreateLoad(k_.fp, address(a_, indexA(i, k)));
+          llvm::Value *bv = b_.CreateLoad(k_.fp, address(bm_, b_.CreateAdd(b_.CreateMul(j, ldb_), k)));
           return {fma(a, bv, in[0])};
         });
         b_.CreateStore(acc[0], address(c_, b_.CreateAdd(b_.CreateMul(i, cols_), j)));
@@ -338,41 +372,97 @@ private:
     }, "i");
   }
 
-  void ifThen(llvm::Value *cond, const std::function<void()> &body) {
-    llvm::LLVMContext &c = b_.getContext();
-    auto *then = llvm::BasicBlock::Create(c, "tail", ctx_.fn);
-    auto *done = llvm::BasicBlock::Create(c, "tail.done", ctx_.fn);
-    b_.CreateCondBr(cond, then, done);
-    b_.SetInsertPoint(then);
-    body();
-    b_.CreateBr(done);
-    b_.SetInsertPoint(done);
-  }
-
-  const EmitContext &ctx_;
-  llvm::IRBuilder<> &b_;
-  ValueId c_;
-  const Node &n_;
-  ValueId a_ = kNoValue, bm_ = kNoValue;
-  llvm::Value *rows_, *cols_, *depth_, *lda_, *ldb_;
-  unsigned lanes_ = 1;
+  const GemmKind &k_;
+  llvm::Function *fn_;
+  llvm::IRBuilder<> b_;
+  llvm::Value *a_, *bm_, *c_, *rows_, *cols_, *depth_, *lda_, *ldb_;
   llvm::FixedVectorType *vec_;
 };
+
+/// The module's function for `kind`, emitted on first use. Not inlined: one
+/// body serves every product, which is what keeps compile time flat.
+llvm::Function *gemmFunction(llvm::Module &m, const GemmKind &kind) {
+  std::string name = kind.name();
+  if (llvm::Function *f = m.getFunction(name))
+    return f;
+  auto *ptr = llvm::PointerType::getUnqual(m.getContext());
+  auto *i64 = llvm::Type::getInt64Ty(m.getContext());
+  auto *type = llvm::FunctionType::get(llvm::Type::getVoidTy(m.getContext()),
+                                       {ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, i64}, false);
+  auto *f = llvm::Function::Create(type, llvm::Function::InternalLinkage, name, m);
+  f->addFnAttr(llvm::Attribute::NoUnwind);
+  f->addFnAttr(llvm::Attribute::NoInline);
+  GemmBody(kind, f).emit();
+  return f;
+}
+
+/// One product's operands and extents in the function being emitted.
+struct Product {
+  GemmKind kind;
+  llvm::Value *a, *b, *c, *rows, *cols, *depth, *lda, *ldb;
+
+  Product(const EmitContext &ctx, const Kernel &kernel)
+      : kind(ctx, ctx.graph.node(kernel.nodes.front())) {
+    ValueId cv = kernel.nodes.front();
+    const Node &n = ctx.graph.node(cv);
+    const Shape &as = ctx.graph.shape(n.inputs[0]), &bs = ctx.graph.shape(n.inputs[1]);
+    a = ctx.pointer(n.inputs[0]);
+    b = ctx.pointer(n.inputs[1]);
+    c = ctx.pointer(cv);
+    rows = ctx.extent(n.shape.dims[0]);
+    cols = ctx.extent(n.shape.dims[1]);
+    depth = ctx.extent(n.attrs.transA ? as.dims[0] : as.dims[1]);
+    lda = ctx.extent(as.dims[1]);
+    ldb = ctx.extent(bs.dims[1]);
+  }
+
+  llvm::Value *outer() const { return kind.scheme == Scheme::Broadcast ? cols : rows; }
+
+  llvm::Value *blocks(llvm::IRBuilder<> &b) const {
+    return b.CreateUDiv(b.CreateAdd(outer(), b.getInt64(kind.granule() - 1)),
+                        b.getInt64(kind.granule()));
+  }
+
+  void call(const EmitContext &ctx, llvm::Value *lo, llvm::Value *hi) const {
+    llvm::Function *f = gemmFunction(*ctx.fn->getParent(), kind);
+    ctx.b.CreateCall(f, {a, b, c, rows, cols, depth, lda, ldb, lo, hi});
+  }
+};
+
+llvm::Value *umin(llvm::IRBuilder<> &b, llvm::Value *x, llvm::Value *y) {
+  return b.CreateBinaryIntrinsic(llvm::Intrinsic::umin, x, y);
+}
 
 } // namespace
 
 void emitMatMulKernel(const EmitContext &ctx, const Kernel &kernel) {
-  GemmEmitter gemm(ctx, kernel);
-  gemm.emit(ctx.i64(0), gemm.outerExtent());
+  Product p(ctx, kernel);
+  p.call(ctx, ctx.i64(0), p.outer());
 }
 
+// One chunk per ~2 MFLOP of work, at most 16, none smaller than a tile.
 llvm::Value *matMulChunkCount(const EmitContext &ctx, const Kernel &kernel) {
-  return GemmEmitter(ctx, kernel).chunkCount();
+  Product p(ctx, kernel);
+  auto &b = ctx.b;
+  llvm::Value *flops = b.CreateMul(b.CreateMul(p.rows, p.cols), b.CreateMul(p.depth, ctx.i64(2)));
+  llvm::Value *byWork = b.CreateLShr(flops, ctx.i64(21));
+  llvm::Value *count = umin(b, umin(b, p.blocks(b), byWork), ctx.i64(16));
+  return b.CreateBinaryIntrinsic(llvm::Intrinsic::umax, count, ctx.i64(1));
 }
 
+// Chunk c of C: whole tiles [c·B/C, (c+1)·B/C) of the B blocks of the outer
+// dimension.
 void emitMatMulChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
                      llvm::Value *chunks) {
-  GemmEmitter(ctx, kernel).emitChunk(chunk, chunks);
+  Product p(ctx, kernel);
+  auto &b = ctx.b;
+  llvm::Value *blocks = p.blocks(b);
+  llvm::Value *granule = ctx.i64(p.kind.granule());
+  auto edge = [&](llvm::Value *c) {
+    llvm::Value *block = b.CreateUDiv(b.CreateMul(c, blocks), chunks);
+    return umin(b, b.CreateMul(block, granule), p.outer());
+  };
+  p.call(ctx, edge(chunk), edge(b.CreateAdd(chunk, ctx.i64(1))));
 }
 
 } // namespace netc
