@@ -80,8 +80,13 @@ public:
     for (size_t i = 0; i < entry_.schedule.kernels.size(); ++i) {
       const Kernel &k = entry_.schedule.kernels[i];
       switch (k.kind) {
-      case Kernel::Kind::Loop: emitLoopKernel(ctx, k); break;
-      case Kernel::Kind::MatMul: emitChunkedMatMul(ctx, k, i); break;
+      case Kernel::Kind::Loop:
+        if (loopKernelSplits(entry_.graph, k))
+          emitChunked(ctx, k, i, loopChunkCount, emitLoopChunk);
+        else
+          emitLoopKernel(ctx, k);
+        break;
+      case Kernel::Kind::MatMul: emitChunked(ctx, k, i, matMulChunkCount, emitMatMulChunk); break;
       case Kernel::Kind::Rows: emitRowsKernel(ctx, k); break;
       case Kernel::Kind::Gather: emitGatherKernel(ctx, k); break;
       case Kernel::Kind::Stack: emitStackKernel(ctx, k); break;
@@ -113,9 +118,13 @@ private:
     return ctx;
   }
 
-  // A matrix product as `void <entry>.kernel<i>(const args *, i64 chunk)`,
-  // run through netc_rt_parallel_for: the runtime's threads take chunks.
-  void emitChunkedMatMul(const EmitContext &ctx, const Kernel &k, size_t index) {
+  using ChunkCount = llvm::Value *(*)(const EmitContext &, const Kernel &);
+  using EmitChunk = void (*)(const EmitContext &, const Kernel &, llvm::Value *, llvm::Value *);
+
+  // A kernel as `void <entry>.kernel<i>(const args *, i64 chunk)`, run
+  // through netc_rt_parallel_for: the runtime's threads take chunks.
+  void emitChunked(const EmitContext &ctx, const Kernel &k, size_t index, ChunkCount count,
+                   EmitChunk emitChunk) {
     llvm::LLVMContext &c = m_.getContext();
     auto *ptr = b_.getPtrTy();
     auto *chunkType = llvm::FunctionType::get(b_.getVoidTy(), {ptr, b_.getInt64Ty()}, false);
@@ -131,13 +140,13 @@ private:
     llvm::Value *persist = field(0), *inputs = field(1), *scratch = field(2), *n = field(3),
                 *hparams = field(4);
     EmitContext inner = context(ib, body, persist, inputs, scratch, n, hparams);
-    emitMatMulChunk(inner, k, body->getArg(1), matMulChunkCount(inner, k));
+    emitChunk(inner, k, body->getArg(1), count(inner, k));
     ib.CreateRetVoid();
 
     auto parallelFor = m_.getOrInsertFunction(
         "netc_rt_parallel_for",
         llvm::FunctionType::get(b_.getVoidTy(), {ptr, ptr, b_.getInt64Ty()}, false));
-    b_.CreateCall(parallelFor, {body, args_, matMulChunkCount(ctx, k)});
+    b_.CreateCall(parallelFor, {body, args_, count(ctx, k)});
   }
 
   // Output "grad <i>" goes to grads + offset of parameter i.

@@ -11,6 +11,12 @@ namespace netc {
 
 /// Fused elementwise ops, broadcasts, reductions and assigns over one domain.
 void emitLoopKernel(const EmitContext &ctx, const Kernel &kernel);
+/// Whether a loop kernel can run as independent chunks (no reductions), how
+/// many (from the domain's size only), and chunk `chunk` of them.
+bool loopKernelSplits(const Graph &graph, const Kernel &kernel);
+llvm::Value *loopChunkCount(const EmitContext &ctx, const Kernel &kernel);
+void emitLoopChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
+                   llvm::Value *chunks);
 
 /// C = op(A) · op(B).
 void emitMatMulKernel(const EmitContext &ctx, const Kernel &kernel);

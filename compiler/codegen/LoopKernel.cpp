@@ -86,21 +86,41 @@ public:
     inKernel_.insert(k.nodes.begin(), k.nodes.end());
   }
 
-  void run() {
+  void run() { runRange(nullptr, nullptr); }
+
+  /// Only the part of the domain whose outer index (the flat index, or the
+  /// first dimension's) lies in [lo, hi); the whole domain without a range.
+  void runRange(llvm::Value *lo, llvm::Value *hi) {
     prepare();
     const Shape &d = k_.domain;
     if (d.rank() == 0) {
       body({});
     } else if (flat()) {
-      ctx_.loop(ctx_.numel(d), [&](llvm::Value *e) { body({e}); }, "e");
+      outerLoop(ctx_.numel(d), lo, hi, [&](llvm::Value *e) { body({e}); }, "e");
     } else {
-      nest(0, {});
+      outerLoop(ctx_.extent(d.dims[0]), lo, hi, [&](llvm::Value *i) { nest(1, {i}); }, "i");
     }
     for (auto &[v, acc] : sums_)
       ctx_.store(v, ctx_.i64(0), ctx_.b.CreateLoad(ctx_.fp(), acc));
   }
 
+  /// The extent of the outer loop: elements, or the first dimension.
+  llvm::Value *outerExtent() const {
+    const Shape &d = k_.domain;
+    return flat() ? ctx_.numel(d) : ctx_.extent(d.dims[0]);
+  }
+  bool isFlat() const { return flat(); }
+
 private:
+  void outerLoop(llvm::Value *extent, llvm::Value *lo, llvm::Value *hi,
+                 const std::function<void(llvm::Value *)> &f, const char *name) {
+    if (!lo) {
+      ctx_.loop(extent, f, name);
+      return;
+    }
+    ctx_.loop(ctx_.b.CreateSub(hi, lo), [&](llvm::Value *i) { f(ctx_.b.CreateAdd(lo, i)); }, name);
+  }
+
   const Graph &g() const { return ctx_.graph; }
   bool local(ValueId v) const { return inKernel_.count(v) != 0; }
 
@@ -236,6 +256,54 @@ private:
 
 void emitLoopKernel(const EmitContext &ctx, const Kernel &kernel) {
   LoopEmitter(ctx, kernel).run();
+}
+
+// Elementwise work and assigns only: every element is computed from the same
+// index of domain-shaped tensors (or from scalars and broadcasts nothing in
+// the kernel writes), so disjoint ranges are independent. Sums are not split:
+// partial sums would change the order of additions with the chunk count.
+bool loopKernelSplits(const Graph &graph, const Kernel &kernel) {
+  if (kernel.domain.rank() == 0)
+    return false;
+  std::set<ValueId> written;
+  for (ValueId id : kernel.nodes) {
+    const Node &n = graph.node(id);
+    if (n.op == Op::Sum || n.op == Op::SumTo)
+      return false;
+    if (opKind(n.op) == OpKind::Effect)
+      written.insert(n.inputs[0]);
+  }
+  for (ValueId id : kernel.nodes)
+    for (ValueId v : graph.node(id).inputs)
+      if (written.count(v) && !(graph.shape(v) == kernel.domain))
+        return false;
+  return true;
+}
+
+// One chunk per 16K elements, at most 16.
+llvm::Value *loopChunkCount(const EmitContext &ctx, const Kernel &kernel) {
+  auto &b = ctx.b;
+  LoopEmitter e(ctx, kernel);
+  llvm::Value *byWork = b.CreateLShr(ctx.numel(kernel.domain), ctx.i64(14));
+  llvm::Value *count = b.CreateBinaryIntrinsic(llvm::Intrinsic::umin, byWork, ctx.i64(16));
+  count = b.CreateBinaryIntrinsic(llvm::Intrinsic::umin, count, e.outerExtent());
+  return b.CreateBinaryIntrinsic(llvm::Intrinsic::umax, count, ctx.i64(1));
+}
+
+// Chunk c: outer indices [c·E/C, (c+1)·E/C), in whole 16-element groups for
+// a flat loop so every chunk but the last starts and ends on a vector.
+void emitLoopChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
+                   llvm::Value *chunks) {
+  auto &b = ctx.b;
+  LoopEmitter e(ctx, kernel);
+  int64_t group = e.isFlat() ? 16 : 1;
+  llvm::Value *extent = e.outerExtent();
+  llvm::Value *groups = b.CreateUDiv(b.CreateAdd(extent, ctx.i64(group - 1)), ctx.i64(group));
+  auto edge = [&](llvm::Value *c) {
+    llvm::Value *at = b.CreateMul(b.CreateUDiv(b.CreateMul(c, groups), chunks), ctx.i64(group));
+    return b.CreateBinaryIntrinsic(llvm::Intrinsic::umin, at, extent);
+  };
+  e.runRange(edge(chunk), edge(b.CreateAdd(chunk, ctx.i64(1))));
 }
 
 } // namespace netc
