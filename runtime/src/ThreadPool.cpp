@@ -47,7 +47,7 @@ int64_t workerChunks() { return pool() ? pool()->workerChunks() : 0; }
 
 ThreadPool::ThreadPool(int threads) {
   for (int i = 1; i < threads; ++i)
-    workers_.emplace_back([this] { work(); });
+    workers_.emplace_back([this, i] { work(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -58,29 +58,29 @@ ThreadPool::~ThreadPool() {
     t.join();
 }
 
-int64_t ThreadPool::drain() {
-  int64_t ran = 0;
-  for (int64_t c; (c = next_.fetch_add(1, std::memory_order_relaxed)) < chunks_; ++ran)
+int64_t ThreadPool::share(int index) {
+  int64_t t = threads();
+  int64_t begin = chunks_ * index / t, end = chunks_ * (index + 1) / t;
+  for (int64_t c = begin; c < end; ++c)
     fn_(args_, c);
-  return ran;
+  return end - begin;
 }
 
 void ThreadPool::run(ChunkFn fn, const void *args, int64_t chunks) {
   fn_ = fn;
   args_ = args;
   chunks_ = chunks;
-  next_.store(0, std::memory_order_relaxed);
   finished_.store(0, std::memory_order_relaxed);
   generation_.fetch_add(1, std::memory_order_release);
   generation_.notify_all();
-  drain();
-  // Every worker has left drain() before the next run resets the counter.
+  share(0);
+  // Every worker has run its share before the next run changes the job.
   int expected = static_cast<int>(workers_.size());
   while (finished_.load(std::memory_order_acquire) != expected)
     pause();
 }
 
-void ThreadPool::work() {
+void ThreadPool::work(int index) {
   uint64_t seen = 0;
   for (;;) {
     auto start = std::chrono::steady_clock::now();
@@ -93,7 +93,7 @@ void ThreadPool::work() {
     seen = g;
     if (stop_.load(std::memory_order_relaxed))
       return;
-    workerChunks_.fetch_add(drain(), std::memory_order_relaxed);
+    workerChunks_.fetch_add(share(index), std::memory_order_relaxed);
     finished_.fetch_add(1, std::memory_order_release);
   }
 }

@@ -2,10 +2,14 @@
 //
 // Generated code splits a big kernel into a fixed number of independent
 // chunks (the count depends on the shapes, never on the threads) and hands
-// them here; any thread may run any chunk, so results are the same bits for
-// every thread count. Workers spin briefly between kernels (a training step
-// posts a few every millisecond) and then sleep on the generation counter.
-// Not reentrant: one parallel_for at a time, from one thread.
+// them here; whichever thread runs a chunk, the results are the same bits
+// for every thread count. Thread t of T runs chunks [t·C/T, (t+1)·C/T): the
+// same thread gets the same part of a tensor every step, so the part stays
+// in that core's cache (with chunks taken first-come, Adam's state bounced
+// between the cores and the update ran 5x slower on 2 threads). Workers spin
+// briefly between kernels (a training step posts several per millisecond)
+// and then sleep on the generation counter. Not reentrant: one parallel_for
+// at a time, from one thread.
 #pragma once
 
 #include <atomic>
@@ -32,13 +36,12 @@ public:
   int64_t workerChunks() const { return workerChunks_.load(std::memory_order_relaxed); }
 
 private:
-  void work();
-  /// Runs chunks until none is left; returns how many it ran.
-  int64_t drain();
+  void work(int index);
+  /// Runs participant `index`'s share of the chunks; returns how many.
+  int64_t share(int index);
 
   std::vector<std::thread> workers_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int64_t> next_{0};
   std::atomic<int> finished_{0};
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> workerChunks_{0};
