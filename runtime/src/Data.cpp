@@ -7,9 +7,12 @@
 #include "Data.h"
 
 #include "Safetensors.h"
+#include "netc/runtime.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
+#include <type_traits>
 
 namespace netc::rt {
 
@@ -154,7 +157,19 @@ Batch::Batch(const ModelInfo &m, int64_t capacity)
   }
 }
 
-void Batch::fill(const LabeledImages &split, const int64_t *rows, int64_t n) {
+namespace {
+
+/// One fill, split into groups of examples for netc_rt_parallel_for.
+struct FillJob {
+  const LabeledImages *split;
+  const int64_t *rows;
+  int64_t n;
+  float *pixels;
+  int64_t *labels;
+  static constexpr int64_t kGroup = 32; ///< examples per chunk
+};
+
+void fillChunk(const void *args, int64_t chunk) {
   // value / 255 as torchvision's ToTensor computes it, looked up: a division
   // per pixel cost as much as a tenth of a training step.
   static const std::array<float, 256> scaled = [] {
@@ -163,18 +178,29 @@ void Batch::fill(const LabeledImages &split, const int64_t *rows, int64_t n) {
       t[v] = static_cast<float>(v) / 255.0f;
     return t;
   }();
-  n_ = n;
-  for (int64_t i = 0; i < n; ++i) {
-    const uint8_t *src = split.pixels.data() + rows[i] * kPixels;
-    float *dst = pixels_.data() + i * kPixels;
+  const auto &job = *static_cast<const FillJob *>(args);
+  const uint8_t *pixels = job.split->pixels.data();
+  int64_t end = std::min(job.n, (chunk + 1) * FillJob::kGroup);
+  for (int64_t i = chunk * FillJob::kGroup; i < end; ++i) {
+    const uint8_t *src = pixels + job.rows[i] * kPixels;
+    float *dst = job.pixels + i * kPixels;
     // Shuffled rows are scattered over the set: fetch a few ahead.
-    if (i + 4 < n)
+    if (i + 4 < end)
       for (int64_t line = 0; line < kPixels; line += 64)
-        __builtin_prefetch(split.pixels.data() + rows[i + 4] * kPixels + line);
+        __builtin_prefetch(pixels + job.rows[i + 4] * kPixels + line);
     for (int64_t p = 0; p < kPixels; ++p)
       dst[p] = scaled[src[p]];
-    labels_[static_cast<size_t>(i)] = split.labels[static_cast<size_t>(rows[i])];
+    job.labels[i] = job.split->labels[static_cast<size_t>(job.rows[i])];
   }
+}
+
+} // namespace
+
+void Batch::fill(const LabeledImages &split, const int64_t *rows, int64_t n) {
+  n_ = n;
+  static_assert(std::is_same_v<decltype(labels_)::value_type, int64_t>);
+  FillJob job{&split, rows, n, pixels_.data(), labels_.data()};
+  netc_rt_parallel_for(fillChunk, &job, (n + FillJob::kGroup - 1) / FillJob::kGroup);
 }
 
 } // namespace netc::rt
