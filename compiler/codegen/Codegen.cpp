@@ -65,6 +65,10 @@ public:
     for (unsigned i : {0u, 2u})
       fn->addParamAttr(i, llvm::Attribute::NoAlias);
     fn->addFnAttr(llvm::Attribute::NoUnwind);
+    // The gradient entry points serve --gradcheck and --grad-stats, not
+    // training: optimized for size, they cost a fraction of the compile time.
+    if (gradLayout_)
+      fn->addFnAttr(llvm::Attribute::OptimizeForSize);
     b_.SetInsertPoint(llvm::BasicBlock::Create(c, "entry", fn));
     llvm::FastMathFlags fmf;
     fmf.setAllowContract(true);
@@ -131,6 +135,8 @@ private:
     auto *body = llvm::Function::Create(chunkType, llvm::Function::InternalLinkage,
                                         ctx.fn->getName() + ".kernel" + std::to_string(index), m_);
     body->addFnAttr(llvm::Attribute::NoUnwind);
+    if (gradLayout_)
+      body->addFnAttr(llvm::Attribute::OptimizeForSize);
     llvm::IRBuilder<> ib(llvm::BasicBlock::Create(c, "entry", body));
     ib.setFastMathFlags(b_.getFastMathFlags());
     llvm::Value *args = body->getArg(0);

@@ -9,6 +9,10 @@
 
 namespace netc {
 
+/// One elementwise op on scalars or vectors of the element type.
+llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value *a,
+                             llvm::Value *b);
+
 /// Fused elementwise ops, broadcasts, reductions and assigns over one domain.
 void emitLoopKernel(const EmitContext &ctx, const Kernel &kernel);
 /// Whether a loop kernel can run as independent chunks (no reductions), how

@@ -21,8 +21,11 @@ namespace netc {
 
 namespace {
 
-llvm::Value *elementwise(const EmitContext &ctx, const Node &n, llvm::Value *a,
-                         llvm::Value *bv) {
+} // namespace
+
+// Scalars or vectors alike: constants take the operand's type.
+llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value *a,
+                             llvm::Value *bv) {
   auto &b = ctx.b;
   llvm::Module *m = ctx.fn->getParent();
   auto intrinsic = [&](llvm::Intrinsic::ID id, llvm::Value *x) {
@@ -37,8 +40,9 @@ llvm::Value *elementwise(const EmitContext &ctx, const Node &n, llvm::Value *a,
     call->setOnlyReadsMemory();
     return call;
   };
-  llvm::Value *zero = llvm::ConstantFP::get(ctx.fp(), 0.0);
-  llvm::Value *one = llvm::ConstantFP::get(ctx.fp(), 1.0);
+  llvm::Type *type = a->getType();
+  llvm::Value *zero = llvm::ConstantFP::get(type, 0.0);
+  llvm::Value *one = llvm::ConstantFP::get(type, 1.0);
   switch (n.op) {
   case Op::Neg: return b.CreateFNeg(a);
   case Op::Exp: return intrinsic(llvm::Intrinsic::exp, a);
@@ -53,8 +57,8 @@ llvm::Value *elementwise(const EmitContext &ctx, const Node &n, llvm::Value *a,
   case Op::Relu: return b.CreateSelect(b.CreateFCmpOGT(a, zero), a, zero);
   case Op::Step: return b.CreateSelect(b.CreateFCmpOGT(a, zero), one, zero);
   case Op::Sign:
-    return b.CreateFSub(b.CreateUIToFP(b.CreateFCmpOGT(a, zero), ctx.fp()),
-                        b.CreateUIToFP(b.CreateFCmpOLT(a, zero), ctx.fp()));
+    return b.CreateFSub(b.CreateUIToFP(b.CreateFCmpOGT(a, zero), type),
+                        b.CreateUIToFP(b.CreateFCmpOLT(a, zero), type));
   case Op::PowI: {
     // Square-and-multiply; a negative exponent is 1 / x^|k|.
     int64_t k = n.attrs.k < 0 ? -n.attrs.k : n.attrs.k;
@@ -79,6 +83,8 @@ llvm::Value *elementwise(const EmitContext &ctx, const Node &n, llvm::Value *a,
   assert(false && "not an elementwise op");
   return nullptr;
 }
+
+namespace {
 
 class LoopEmitter {
 public:
@@ -205,7 +211,7 @@ private:
       llvm::Value *result = nullptr;
       switch (opKind(n.op)) {
       case OpKind::Elementwise:
-        result = elementwise(ctx_, n, operand(n.inputs[0], idx),
+        result = emitElementwise(ctx_, n, operand(n.inputs[0], idx),
                              n.inputs.size() > 1 ? operand(n.inputs[1], idx) : nullptr);
         break;
       case OpKind::Effect:

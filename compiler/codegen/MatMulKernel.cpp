@@ -30,6 +30,7 @@
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/Module.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -82,40 +83,45 @@ struct GemmKind {
   }
 };
 
-/// The body of one GEMM function:
+/// Where a finished value of C goes: (value, row, column, mask); the value
+/// is a vector of columns [column, column + lanes) (lanes on in `mask`, all
+/// without one) for the broadcast scheme, one element otherwise.
+using StoreC = std::function<void(llvm::Value *, llvm::Value *, llvm::Value *, llvm::Value *)>;
+
+/// The tiles of one product, emitted at a builder's insertion point:
+/// computes the part of C (rows x cols, row-major) whose outer index — a
+/// column for the broadcast scheme, else a row — lies in [lo, hi). Used for
+/// the shared GEMM functions
 ///   void (const T *A, const T *B, T *C, i64 rows, i64 cols, i64 depth,
 ///         i64 lda, i64 ldb, i64 lo, i64 hi)
-/// computes the part of C (rows x cols, row-major) whose outer index — a
-/// column for the broadcast scheme, else a row — lies in [lo, hi).
+/// and inline for a product with an epilogue.
 class GemmBody {
 public:
-  GemmBody(const GemmKind &kind, llvm::Function *fn)
-      : k_(kind), fn_(fn), b_(llvm::BasicBlock::Create(fn->getContext(), "entry", fn)) {
-    llvm::FastMathFlags fmf;
-    fmf.setAllowContract(true);
-    b_.setFastMathFlags(fmf);
-    const char *names[] = {"a", "b", "c", "rows", "cols", "depth", "lda", "ldb", "lo", "hi"};
-    for (unsigned i = 0; i < 10; ++i)
-      fn->getArg(i)->setName(names[i]);
-    a_ = fn->getArg(0);
-    bm_ = fn->getArg(1);
-    c_ = fn->getArg(2);
-    rows_ = fn->getArg(3);
-    cols_ = fn->getArg(4);
-    depth_ = fn->getArg(5);
-    lda_ = fn->getArg(6);
-    ldb_ = fn->getArg(7);
+  struct Operands {
+    llvm::Value *a, *b, *c, *rows, *cols, *depth, *lda, *ldb;
+  };
+
+  GemmBody(const GemmKind &kind, llvm::Function *fn, llvm::IRBuilder<> &b, const Operands &o,
+           StoreC store = nullptr)
+      : k_(kind), fn_(fn), b_(b), a_(o.a), bm_(o.b), c_(o.c), rows_(o.rows), cols_(o.cols),
+        depth_(o.depth), lda_(o.lda), ldb_(o.ldb), store_(std::move(store)) {
     vec_ = llvm::FixedVectorType::get(k_.fp, k_.lanes);
+    if (!store_)
+      store_ = [this](llvm::Value *value, llvm::Value *row, llvm::Value *col, llvm::Value *mask) {
+        llvm::Value *at = b_.CreateAdd(b_.CreateMul(row, cols_), col);
+        if (value->getType()->isVectorTy())
+          storeVector(c_, at, value, mask);
+        else
+          b_.CreateStore(value, address(c_, at));
+      };
   }
 
-  void emit() {
-    llvm::Value *lo = fn_->getArg(8), *hi = fn_->getArg(9);
+  void emit(llvm::Value *lo, llvm::Value *hi) {
     switch (k_.scheme) {
     case Scheme::Broadcast: emitBroadcast(lo, hi); break;
     case Scheme::Dot: emitDot(lo, hi); break;
     case Scheme::Scalar: emitScalar(lo, hi); break;
     }
-    b_.CreateRetVoid();
   }
 
 private:
@@ -300,12 +306,10 @@ private:
       }
       return out;
     });
-    for (int64_t r = 0; r < rows; ++r) {
-      llvm::Value *cRow = b_.CreateMul(offset(i0, r), cols_);
+    for (int64_t r = 0; r < rows; ++r)
       for (int64_t v = 0; v < vectors; ++v)
-        storeVector(c_, b_.CreateAdd(cRow, offset(j0, v * k_.lanes)),
-                    acc[static_cast<size_t>(r * vectors + v)], mask);
-    }
+        store_(acc[static_cast<size_t>(r * vectors + v)], offset(i0, r), offset(j0, v * k_.lanes),
+               mask);
   }
 
   // ---- 2. dot scheme -------------------------------------------------------
@@ -346,12 +350,11 @@ private:
     llvm::Value *left = b_.CreateSub(depth_, kTail);
     acc = ifThen(b_.CreateICmpSGT(left, i64(0)), acc, [&] { return step(kTail, acc, laneMask(left)); });
     for (int64_t r = 0; r < rows; ++r) {
-      llvm::Value *cRow = b_.CreateMul(offset(i0, r), cols_);
       for (int64_t s = 0; s < cols; ++s) {
         auto *sum = b_.CreateFAddReduce(llvm::ConstantFP::getNegativeZero(k_.fp),
                                         acc[static_cast<size_t>(r * cols + s)]);
         llvm::cast<llvm::Instruction>(sum)->setHasAllowReassoc(true);
-        b_.CreateStore(sum, address(c_, b_.CreateAdd(cRow, offset(j0, s))));
+        store_(sum, offset(i0, r), offset(j0, s), nullptr);
       }
     }
   }
@@ -367,15 +370,16 @@ private:
           llvm::Value *bv = b_.CreateLoad(k_.fp, address(bm_, b_.CreateAdd(b_.CreateMul(j, ldb_), k)));
           return {fma(a, bv, in[0])};
         });
-        b_.CreateStore(acc[0], address(c_, b_.CreateAdd(b_.CreateMul(i, cols_), j)));
+        store_(acc[0], i, j, nullptr);
       }, "j");
     }, "i");
   }
 
   const GemmKind &k_;
   llvm::Function *fn_;
-  llvm::IRBuilder<> b_;
+  llvm::IRBuilder<> &b_;
   llvm::Value *a_, *bm_, *c_, *rows_, *cols_, *depth_, *lda_, *ldb_;
+  StoreC store_;
   llvm::FixedVectorType *vec_;
 };
 
@@ -392,9 +396,99 @@ llvm::Function *gemmFunction(llvm::Module &m, const GemmKind &kind) {
   auto *f = llvm::Function::Create(type, llvm::Function::InternalLinkage, name, m);
   f->addFnAttr(llvm::Attribute::NoUnwind);
   f->addFnAttr(llvm::Attribute::NoInline);
-  GemmBody(kind, f).emit();
+  // Only the double-precision twin (--gradcheck) uses f64: size over speed.
+  if (kind.fp->isDoubleTy())
+    f->addFnAttr(llvm::Attribute::OptimizeForSize);
+  const char *names[] = {"a", "b", "c", "rows", "cols", "depth", "lda", "ldb", "lo", "hi"};
+  for (unsigned i = 0; i < 10; ++i)
+    f->getArg(i)->setName(names[i]);
+  llvm::IRBuilder<> b(llvm::BasicBlock::Create(m.getContext(), "entry", f));
+  llvm::FastMathFlags fmf;
+  fmf.setAllowContract(true);
+  b.setFastMathFlags(fmf);
+  GemmBody::Operands o{f->getArg(0), f->getArg(1), f->getArg(2), f->getArg(3), f->getArg(4),
+                       f->getArg(5), f->getArg(6), f->getArg(7)};
+  GemmBody(kind, f, b, o).emit(f->getArg(8), f->getArg(9));
+  b.CreateRetVoid();
   return f;
 }
+
+/// A product's epilogue (the kernel's nodes after the product), applied to
+/// each finished value of C — a vector of columns or one element — while it
+/// is in registers. Operands are read at the same element (C's shape), at
+/// the column (a bias row) or as scalars; only materialized values and
+/// assigns are stored.
+class Epilogue {
+public:
+  Epilogue(const EmitContext &ctx, const Kernel &kernel)
+      : ctx_(ctx), kernel_(kernel), product_(kernel.nodes.front()),
+        domain_(ctx.graph.node(product_).shape) {}
+
+  void operator()(llvm::Value *value, llvm::Value *row, llvm::Value *col, llvm::Value *mask) {
+    auto &b = ctx_.b;
+    auto *vecType = llvm::dyn_cast<llvm::FixedVectorType>(value->getType());
+    unsigned width = vecType ? vecType->getNumElements() : 1;
+    llvm::Value *at = b.CreateAdd(b.CreateMul(row, ctx_.extent(domain_.dims[1])), col);
+    std::map<ValueId, llvm::Value *> values{{product_, value}};
+    auto operand = [&](ValueId v) -> llvm::Value * {
+      if (auto it = values.find(v); it != values.end())
+        return it->second;
+      const Shape &s = ctx_.graph.shape(v);
+      if (s.rank() > 0)
+        return load(v, s == domain_ ? at : col, width, mask);
+      llvm::Value *x = ctx_.isInline(v) ? ctx_.inlineScalar(v) : ctx_.load(v, ctx_.i64(0));
+      return width > 1 ? b.CreateVectorSplat(width, x) : x;
+    };
+    for (size_t i = 1; i < kernel_.nodes.size(); ++i) {
+      ValueId id = kernel_.nodes[i];
+      const Node &n = ctx_.graph.node(id);
+      if (n.op == Op::Assign) {
+        store(n.inputs[0], at, operand(n.inputs[1]), mask);
+        continue;
+      }
+      llvm::Value *x = operand(n.inputs[0]);
+      llvm::Value *y = n.inputs.size() > 1 ? operand(n.inputs[1]) : nullptr;
+      values[id] = emitElementwise(ctx_, n, x, y);
+      if (ctx_.schedule.materialized[static_cast<size_t>(id)])
+        store(id, at, values[id], mask);
+    }
+    if (ctx_.schedule.materialized[static_cast<size_t>(product_)])
+      store(product_, at, value, mask);
+  }
+
+private:
+  llvm::Align align() const { return llvm::Align(ctx_.fp()->getPrimitiveSizeInBits() / 8); }
+
+  llvm::Value *load(ValueId v, llvm::Value *index, unsigned width, llvm::Value *mask) {
+    auto &b = ctx_.b;
+    if (width == 1)
+      return ctx_.load(v, index);
+    llvm::Value *at = b.CreateInBoundsGEP(ctx_.fp(), ctx_.pointer(v), index);
+    auto *type = llvm::FixedVectorType::get(ctx_.fp(), width);
+    if (!mask)
+      return b.CreateAlignedLoad(type, at, align());
+    return b.CreateMaskedLoad(type, at, align(), mask, llvm::Constant::getNullValue(type));
+  }
+
+  void store(ValueId v, llvm::Value *index, llvm::Value *x, llvm::Value *mask) {
+    auto &b = ctx_.b;
+    if (!x->getType()->isVectorTy()) {
+      ctx_.store(v, index, x);
+      return;
+    }
+    llvm::Value *at = b.CreateInBoundsGEP(ctx_.fp(), ctx_.pointer(v), index);
+    if (!mask) {
+      b.CreateAlignedStore(x, at, align());
+      return;
+    }
+    b.CreateMaskedStore(x, at, align(), mask);
+  }
+
+  const EmitContext &ctx_;
+  const Kernel &kernel_;
+  ValueId product_;
+  Shape domain_;
+};
 
 /// One product's operands and extents in the function being emitted.
 struct Product {
@@ -423,9 +517,21 @@ struct Product {
                         b.getInt64(kind.granule()));
   }
 
-  void call(const EmitContext &ctx, llvm::Value *lo, llvm::Value *hi) const {
-    llvm::Function *f = gemmFunction(*ctx.fn->getParent(), kind);
-    ctx.b.CreateCall(f, {a, b, c, rows, cols, depth, lda, ldb, lo, hi});
+  /// The part [lo, hi) of the outer dimension: a call of the shared
+  /// function, or the tiles inline when an epilogue takes C's values.
+  void emit(const EmitContext &ctx, const Kernel &kernel, llvm::Value *lo,
+            llvm::Value *hi) const {
+    if (kernel.nodes.size() == 1) {
+      llvm::Function *f = gemmFunction(*ctx.fn->getParent(), kind);
+      ctx.b.CreateCall(f, {a, b, c, rows, cols, depth, lda, ldb, lo, hi});
+      return;
+    }
+    Epilogue epilogue(ctx, kernel);
+    GemmBody(kind, ctx.fn, ctx.b, {a, b, c, rows, cols, depth, lda, ldb},
+             [&](llvm::Value *v, llvm::Value *row, llvm::Value *col, llvm::Value *mask) {
+               epilogue(v, row, col, mask);
+             })
+        .emit(lo, hi);
   }
 };
 
@@ -437,7 +543,7 @@ llvm::Value *umin(llvm::IRBuilder<> &b, llvm::Value *x, llvm::Value *y) {
 
 void emitMatMulKernel(const EmitContext &ctx, const Kernel &kernel) {
   Product p(ctx, kernel);
-  p.call(ctx, ctx.i64(0), p.outer());
+  p.emit(ctx, kernel, ctx.i64(0), p.outer());
 }
 
 // One chunk per ~2 MFLOP of work, at most 16, none smaller than a tile.
@@ -462,7 +568,7 @@ void emitMatMulChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *
     llvm::Value *block = b.CreateUDiv(b.CreateMul(c, blocks), chunks);
     return umin(b, b.CreateMul(block, granule), p.outer());
   };
-  p.call(ctx, edge(chunk), edge(b.CreateAdd(chunk, ctx.i64(1))));
+  p.emit(ctx, kernel, edge(chunk), edge(b.CreateAdd(chunk, ctx.i64(1))));
 }
 
 } // namespace netc

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cassert>
 #include <ostream>
 
@@ -38,7 +39,7 @@ std::optional<Shape> loopDomain(const Graph &g, const Node &n) {
 
 class Fuser {
 public:
-  explicit Fuser(const Graph &g) : g_(g) {
+  Fuser(const Graph &g, bool epilogues) : g_(g), epilogues_(epilogues) {
     s_.kernelOf.assign(g.size(), -1);
     s_.materialized.assign(g.size(), false);
   }
@@ -46,6 +47,8 @@ public:
   Schedule run() {
     for (size_t i = 0; i < g_.size(); ++i)
       place(static_cast<ValueId>(i));
+    if (epilogues_)
+      absorbEpilogues();
     markMaterialized();
     return std::move(s_);
   }
@@ -107,6 +110,94 @@ private:
     return true;
   }
 
+  // A loop kernel right after a matrix product, over the product's shape,
+  // becomes its epilogue: applied to each tile of C while it is in
+  // registers (bias, activation, its gradient mask, an optimizer update),
+  // so C need not make a trip through memory. When the loop also sums (a
+  // bias gradient), only the elementwise part before the first sum moves;
+  // the sum reads it from memory.
+  void absorbEpilogues() {
+    for (size_t l = 1; l < s_.kernels.size(); ++l) {
+      if (s_.kernels[l].kind != Kernel::Kind::Loop)
+        continue;
+      // The latest product the loop reads; kernels in between may not be
+      // skipped by assigns, and every operand must be ready at the product.
+      int k = -1;
+      for (ValueId id : s_.kernels[l].nodes)
+        for (ValueId v : g_.node(id).inputs)
+          if (kernelOf(v) >= 0 && s_.kernels[static_cast<size_t>(kernelOf(v))].kind == Kernel::Kind::MatMul &&
+              s_.kernels[static_cast<size_t>(kernelOf(v))].nodes.front() == v)
+            k = std::max(k, kernelOf(v));
+      if (k < 0)
+        continue;
+      Kernel &mm = s_.kernels[static_cast<size_t>(k)];
+      Kernel &loop = s_.kernels[l];
+      size_t count = epiloguePrefix(mm.nodes.front(), loop, l == static_cast<size_t>(k) + 1);
+      for (size_t i = 0; i < count; ++i)
+        for (ValueId v : g_.node(loop.nodes[i]).inputs)
+          if (kernelOf(v) > k && kernelOf(v) != static_cast<int>(l))
+            count = 0;
+      for (size_t i = 0; i < count; ++i) {
+        mm.nodes.push_back(loop.nodes[i]);
+        s_.kernelOf[static_cast<size_t>(loop.nodes[i])] = k;
+      }
+      loop.nodes.erase(loop.nodes.begin(), loop.nodes.begin() + static_cast<std::ptrdiff_t>(count));
+      if (!loop.nodes.empty())
+        continue;
+      s_.kernels.erase(s_.kernels.begin() + static_cast<std::ptrdiff_t>(l));
+      for (int &owner : s_.kernelOf)
+        if (owner > static_cast<int>(l))
+          --owner;
+      --l;
+    }
+  }
+
+  // How many leading nodes of `loop` can be `product`'s epilogue: cheap
+  // elementwise ops over C's shape reading C and other values at the same
+  // element, rows of C's width (a bias) or scalars; assigns only when the
+  // whole kernel moves and no kernel lies between, never to what the
+  // product reads.
+  size_t epiloguePrefix(ValueId product, const Kernel &loop, bool adjacent) const {
+    const Node &p = g_.node(product);
+    const Shape &domain = p.shape;
+    if (!(loop.domain == domain) || domain.rank() != 2)
+      return 0;
+    // A small C stays in cache anyway; its own copy of the tiles would cost
+    // more compile time than the pass it saves. Big: 256 values per example
+    // or 64K in all.
+    int64_t fixed = 1;
+    for (int64_t d : domain.dims)
+      fixed *= d == kBatch ? 1 : d;
+    if (fixed < (domain.hasBatch() ? 256 : 65536))
+      return 0;
+    bool sums = std::any_of(loop.nodes.begin(), loop.nodes.end(),
+                            [&](ValueId id) { return isReduction(g_.node(id).op); });
+    size_t count = 0;
+    for (ValueId id : loop.nodes) {
+      const Node &n = g_.node(id);
+      switch (n.op) {
+      case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Neg: case Op::Max:
+      case Op::Relu: case Op::Step: case Op::Sqrt: case Op::Abs: case Op::PowI: case Op::Sign:
+        break;
+      case Op::Assign:
+        if (sums || !adjacent || !(g_.shape(n.inputs[0]) == domain) || n.inputs[0] == p.inputs[0] ||
+            n.inputs[0] == p.inputs[1])
+          return 0;
+        break;
+      default:
+        return count;
+      }
+      for (ValueId v : n.inputs) {
+        const Shape &s = g_.shape(v);
+        bool row = s.rank() == 1 && s.dims[0] == domain.dims[1];
+        if (!(s.rank() == 0 || s == domain || row))
+          return sums ? count : 0;
+      }
+      ++count;
+    }
+    return count;
+  }
+
   void start(Kernel::Kind kind, Shape domain, ValueId id) {
     s_.kernels.push_back({kind, std::move(domain), {id}});
     s_.kernelOf[static_cast<size_t>(id)] = static_cast<int>(s_.kernels.size() - 1);
@@ -128,8 +219,12 @@ private:
         if (isInlineLeaf(g_.node(v).op))
           continue;
         bool otherKernel = kernelOf(v) != s_.kernelOf[i];
-        bool loopUser = s_.kernelOf[i] >= 0 &&
-                        s_.kernels[static_cast<size_t>(s_.kernelOf[i])].kind == Kernel::Kind::Loop;
+        // Loop kernels and matrix-product epilogues keep values in registers.
+        const Kernel *user = s_.kernelOf[i] >= 0 ? &s_.kernels[static_cast<size_t>(s_.kernelOf[i])]
+                                                 : nullptr;
+        bool loopUser = user && (user->kind == Kernel::Kind::Loop ||
+                                 (user->kind == Kernel::Kind::MatMul &&
+                                  user->nodes.front() != static_cast<ValueId>(i)));
         if (otherKernel || !loopUser)
           s_.materialized[static_cast<size_t>(v)] = true;
       }
@@ -142,6 +237,7 @@ private:
   }
 
   const Graph &g_;
+  bool epilogues_;
   Schedule s_;
 };
 
@@ -160,7 +256,7 @@ const char *kindName(Kernel::Kind k) {
 
 } // namespace
 
-Schedule fuse(const Graph &graph) { return Fuser(graph).run(); }
+Schedule fuse(const Graph &graph, bool epilogues) { return Fuser(graph, epilogues).run(); }
 
 void printSchedule(const Graph &g, const Schedule &s, std::string_view name,
                    std::ostream &out) {

@@ -12,7 +12,8 @@ struct Kernel {
   enum class Kind {
     Loop,   ///< one loop nest over `domain`: elementwise ops, broadcasts,
             ///< reductions of domain-shaped values, assigns
-    MatMul, ///< one matrix product
+    MatMul, ///< one matrix product, then its epilogue: elementwise nodes
+            ///< and assigns over the product's shape, applied per tile
     Rows,   ///< softmax / log_softmax, row by row
     Gather, ///< pick / scatter by class labels
     Stack,  ///< one stack
@@ -37,8 +38,12 @@ struct Schedule {
 /// results excepted: they are complete only after the loop) or in earlier
 /// kernels; otherwise it starts a kernel. An Assign joins the kernel
 /// computing its value when nothing after that kernel reads the old value.
-/// Const, HParam and BatchSize are computed inline where used.
-Schedule fuse(const Graph &graph);
+/// Const, HParam and BatchSize are computed inline where used. Then a loop
+/// kernel right after a matrix product, over its shape and made of cheap
+/// elementwise ops and assigns, becomes that product's epilogue (unless
+/// `epilogues` is false: the raw-gradients entry point stays unfused, a
+/// reference for --gradcheck and --grad-stats).
+Schedule fuse(const Graph &graph, bool epilogues = true);
 
 /// `--emit=opt`: the graph grouped by kernel.
 void printSchedule(const Graph &graph, const Schedule &schedule,

@@ -24,11 +24,11 @@ void verifyOrDie(const Graph &g, std::string_view stage) {
   std::abort();
 }
 
-EntryPoint finish(std::string name, const Graph &graph,
-                  const PersistentLayout &persistent) {
+EntryPoint finish(std::string name, const Graph &graph, const PersistentLayout &persistent,
+                  bool epilogues = true) {
   EntryPoint e{std::move(name), simplify(graph), {}, {}};
   verifyOrDie(e.graph, "simplify");
-  e.schedule = fuse(e.graph);
+  e.schedule = fuse(e.graph, epilogues);
   e.plan = planMemory(e.graph, e.schedule, persistent);
   return e;
 }
@@ -81,7 +81,8 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter,
     return std::nullopt;
   }
   EntryPoint forward = finish("forward", model.graph, persistent);
-  EntryPoint raw = finish("gradients", gradients, persistent);
+  // Unfused: the reference the fused step is checked against.
+  EntryPoint raw = finish("gradients", gradients, persistent, /*epilogues=*/false);
   MemoryPlan plan64 = planMemory(raw.graph, raw.schedule, persistent, 8);
   return CompiledModel{std::move(model),   std::move(states), std::move(persistent),
                        std::move(step),    std::move(forward), std::move(raw),
