@@ -309,8 +309,9 @@ struct Session {
     long long count = 0;
     for (const auto &p : m.params)
       count += p.numel();
-    std::printf("training %s: %lld parameters, %s, lr %g, %s\n", m.name.c_str(), count,
-                m.optimizer.c_str(), f.lr, length.c_str());
+    std::printf("training %s: %lld parameters, %s, lr %g, %s, %lld thread%s\n", m.name.c_str(),
+                count, m.optimizer.c_str(), f.lr, length.c_str(),
+                static_cast<long long>(f.threads), f.threads == 1 ? "" : "s");
   }
 
   void save() const { saveWeights(m, f.save, persist.get()); }
