@@ -10,7 +10,9 @@
 #include "netc/runtime.h"
 
 #include <algorithm>
-#include <array>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <cmath>
 #include <type_traits>
 
@@ -169,27 +171,38 @@ struct FillJob {
   static constexpr int64_t kGroup = 32; ///< examples per chunk
 };
 
+// value / 255 as torchvision's ToTensor computes it (a division: times
+// 1/255 differs in the last bit for 126 of the 256 values), 16 pixels at a
+// time with SSE2, which every x86-64 CPU has; the scalar loop elsewhere.
+void scale(const uint8_t *src, float *dst, int64_t count) {
+  int64_t p = 0;
+#if defined(__SSE2__)
+  const __m128i zero = _mm_setzero_si128();
+  const __m128 divisor = _mm_set1_ps(255.0f);
+  for (; p + 16 <= count; p += 16) {
+    __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i *>(src + p));
+    __m128i halves[2] = {_mm_unpacklo_epi8(bytes, zero), _mm_unpackhi_epi8(bytes, zero)};
+    for (int h = 0; h < 2; ++h) {
+      __m128i lo = _mm_unpacklo_epi16(halves[h], zero), hi = _mm_unpackhi_epi16(halves[h], zero);
+      _mm_storeu_ps(dst + p + 8 * h, _mm_div_ps(_mm_cvtepi32_ps(lo), divisor));
+      _mm_storeu_ps(dst + p + 8 * h + 4, _mm_div_ps(_mm_cvtepi32_ps(hi), divisor));
+    }
+  }
+#endif
+  for (; p < count; ++p)
+    dst[p] = static_cast<float>(src[p]) / 255.0f;
+}
+
 void fillChunk(const void *args, int64_t chunk) {
-  // value / 255 as torchvision's ToTensor computes it, looked up: a division
-  // per pixel cost as much as a tenth of a training step.
-  static const std::array<float, 256> scaled = [] {
-    std::array<float, 256> t{};
-    for (size_t v = 0; v < t.size(); ++v)
-      t[v] = static_cast<float>(v) / 255.0f;
-    return t;
-  }();
   const auto &job = *static_cast<const FillJob *>(args);
   const uint8_t *pixels = job.split->pixels.data();
   int64_t end = std::min(job.n, (chunk + 1) * FillJob::kGroup);
   for (int64_t i = chunk * FillJob::kGroup; i < end; ++i) {
-    const uint8_t *src = pixels + job.rows[i] * kPixels;
-    float *dst = job.pixels + i * kPixels;
     // Shuffled rows are scattered over the set: fetch a few ahead.
     if (i + 4 < end)
       for (int64_t line = 0; line < kPixels; line += 64)
         __builtin_prefetch(pixels + job.rows[i + 4] * kPixels + line);
-    for (int64_t p = 0; p < kPixels; ++p)
-      dst[p] = scaled[src[p]];
+    scale(pixels + job.rows[i] * kPixels, job.pixels + i * kPixels, kPixels);
     job.labels[i] = job.split->labels[static_cast<size_t>(job.rows[i])];
   }
 }
