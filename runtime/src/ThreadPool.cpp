@@ -76,8 +76,13 @@ void ThreadPool::run(ChunkFn fn, const void *args, int64_t chunks) {
   share(0);
   // Every worker has run its share before the next run changes the job.
   int expected = static_cast<int>(workers_.size());
-  while (finished_.load(std::memory_order_acquire) != expected)
+  // Spin (a share takes microseconds), but give the core away now and then:
+  // with more threads than cores the worker may be waiting for it.
+  for (int spins = 1; finished_.load(std::memory_order_acquire) != expected; ++spins) {
     pause();
+    if (spins % 4096 == 0)
+      std::this_thread::yield();
+  }
 }
 
 void ThreadPool::work(int index) {

@@ -649,6 +649,11 @@ int run(int argc, char **argv) {
   int exitCode = 0;
   if (!parseFlags(argc, argv, m, f, exitCode))
     return exitCode;
+  if (int cores = availableCores(); f.threads > cores)
+    std::fprintf(stderr,
+                 "warning: --threads %lld is more than the %d cores this process may use; "
+                 "the threads will wait for each other (results are the same, only slower)\n",
+                 static_cast<long long>(f.threads), cores);
   setThreads(static_cast<int>(f.threads));
   // Ctrl-C from here on stops training cleanly with a checkpoint.
   std::signal(SIGINT, onInterrupt);
