@@ -28,9 +28,12 @@ nlohmann::json shapeJson(const Shape &s) {
 
 const char *initKind(InitSpec::Kind k) {
   switch (k) {
-  case InitSpec::Kind::Constant: return "constant";
-  case InitSpec::Kind::Normal: return "normal";
-  case InitSpec::Kind::Uniform: return "uniform";
+  case InitSpec::Kind::Constant:
+    return "constant";
+  case InitSpec::Kind::Normal:
+    return "normal";
+  case InitSpec::Kind::Uniform:
+    return "uniform";
   }
   return "constant";
 }
@@ -78,8 +81,8 @@ public:
     args_ = b_.CreateAlloca(argsType(), nullptr, "args");
     for (unsigned i = 0; i < 5; ++i)
       b_.CreateStore(fn->getArg(i), b_.CreateStructGEP(argsType(), args_, i));
-    EmitContext ctx = context(b_, fn, fn->getArg(0), fn->getArg(1), fn->getArg(2),
-                              fn->getArg(3), fn->getArg(4));
+    EmitContext ctx =
+        context(b_, fn, fn->getArg(0), fn->getArg(1), fn->getArg(2), fn->getArg(3), fn->getArg(4));
 
     for (size_t i = 0; i < entry_.schedule.kernels.size(); ++i) {
       const Kernel &k = entry_.schedule.kernels[i];
@@ -90,12 +93,23 @@ public:
         else
           emitLoopKernel(ctx, k);
         break;
-      case Kernel::Kind::MatMul: emitChunked(ctx, k, i, matMulChunkCount, emitMatMulChunk); break;
-      case Kernel::Kind::Rows: emitRowsKernel(ctx, k); break;
-      case Kernel::Kind::Gather: emitGatherKernel(ctx, k); break;
-      case Kernel::Kind::Stack: emitStackKernel(ctx, k); break;
-      case Kernel::Kind::Slice: emitSliceKernel(ctx, k); break;
-      case Kernel::Kind::View: break;
+      case Kernel::Kind::MatMul:
+        emitChunked(ctx, k, i, matMulChunkCount, emitMatMulChunk);
+        break;
+      case Kernel::Kind::Rows:
+        emitRowsKernel(ctx, k);
+        break;
+      case Kernel::Kind::Gather:
+        emitGatherKernel(ctx, k);
+        break;
+      case Kernel::Kind::Stack:
+        emitStackKernel(ctx, k);
+        break;
+      case Kernel::Kind::Slice:
+        emitSliceKernel(ctx, k);
+        break;
+      case Kernel::Kind::View:
+        break;
       }
     }
     if (gradLayout_)
@@ -160,8 +174,8 @@ private:
     for (size_t i = 0; i < gradLayout_->params.size(); ++i) {
       const auto &p = gradLayout_->params[i];
       ValueId g = entry_.graph.output("grad " + std::to_string(i));
-      llvm::Value *base = b_.CreateConstInBoundsGEP1_64(elem_, grads,
-                                                        static_cast<uint64_t>(p.offset));
+      llvm::Value *base =
+          b_.CreateConstInBoundsGEP1_64(elem_, grads, static_cast<uint64_t>(p.offset));
       ctx.loop(ctx.i64(p.shape.constNumel()), [&](llvm::Value *e) {
         // An inline scalar (a constant zero gradient) is the same everywhere.
         llvm::Value *at = entry_.graph.shape(g).rank() == 0 ? ctx.i64(0) : e;
@@ -174,9 +188,11 @@ private:
                                       llvm::Value *inputs, llvm::Value *scratch) {
     auto &b = ctx.b;
     // Npad = N rounded up to 16: keeps per-batch buffers 64-byte aligned.
-    llvm::Value *npad = b.CreateAnd(b.CreateAdd(ctx.batch, b.getInt64(15)), b.getInt64(~int64_t(15)));
-    llvm::Value *batchBase = b.CreateInBoundsGEP(b.getInt8Ty(), scratch,
-                                                 b.getInt64(static_cast<uint64_t>(plan_.fixedBytes)), "batch_region");
+    llvm::Value *npad =
+        b.CreateAnd(b.CreateAdd(ctx.batch, b.getInt64(15)), b.getInt64(~int64_t(15)));
+    llvm::Value *batchBase =
+        b.CreateInBoundsGEP(b.getInt8Ty(), scratch,
+                            b.getInt64(static_cast<uint64_t>(plan_.fixedBytes)), "batch_region");
     std::vector<llvm::Value *> out(entry_.graph.size(), nullptr);
     for (size_t i = 0; i < out.size(); ++i) {
       const Buffer &buf = plan_.buffers[i];
@@ -186,7 +202,8 @@ private:
         out[i] = b.CreateConstInBoundsGEP1_64(elem_, persist, off);
         break;
       case Buffer::Region::Input:
-        out[i] = b.CreateLoad(b.getPtrTy(), b.CreateConstInBoundsGEP1_64(b.getPtrTy(), inputs, off));
+        out[i] =
+            b.CreateLoad(b.getPtrTy(), b.CreateConstInBoundsGEP1_64(b.getPtrTy(), inputs, off));
         break;
       case Buffer::Region::Fixed:
         out[i] = b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), scratch, off);
@@ -219,9 +236,9 @@ void emitInit(llvm::Module &m, const CompiledModel &cm) {
   llvm::LLVMContext &c = m.getContext();
   llvm::IRBuilder<> b(c);
   auto *ptr = llvm::PointerType::getUnqual(c);
-  auto *fn = llvm::Function::Create(
-      llvm::FunctionType::get(b.getVoidTy(), {ptr, b.getInt64Ty()}, false),
-      llvm::Function::ExternalLinkage, "netc_init", m);
+  auto *fn =
+      llvm::Function::Create(llvm::FunctionType::get(b.getVoidTy(), {ptr, b.getInt64Ty()}, false),
+                             llvm::Function::ExternalLinkage, "netc_init", m);
   fn->getArg(0)->setName("persist");
   fn->getArg(1)->setName("seed");
   b.SetInsertPoint(llvm::BasicBlock::Create(c, "entry", fn));
@@ -235,8 +252,8 @@ void emitInit(llvm::Module &m, const CompiledModel &cm) {
   MemoryPlan plan;
   EmitContext ctx{b, fn, empty, schedule, plan, nullptr, nullptr, {}, b.getFloatTy()};
   auto fill = [&](int64_t offset, const Shape &shape, auto value) {
-    llvm::Value *base = b.CreateConstInBoundsGEP1_64(b.getFloatTy(), fn->getArg(0),
-                                                     static_cast<uint64_t>(offset));
+    llvm::Value *base =
+        b.CreateConstInBoundsGEP1_64(b.getFloatTy(), fn->getArg(0), static_cast<uint64_t>(offset));
     ctx.loop(b.getInt64(static_cast<uint64_t>(shape.constNumel())), [&](llvm::Value *i) {
       b.CreateStore(value(i), b.CreateInBoundsGEP(b.getFloatTy(), base, i));
     });
@@ -266,7 +283,8 @@ void emitInit(llvm::Module &m, const CompiledModel &cm) {
     });
   }
   for (const auto &s : cm.persistent.states)
-    fill(s.offset, s.shape, [&](llvm::Value *) { return llvm::ConstantFP::get(b.getFloatTy(), 0.0); });
+    fill(s.offset, s.shape,
+         [&](llvm::Value *) { return llvm::ConstantFP::get(b.getFloatTy(), 0.0); });
   b.CreateRetVoid();
 }
 
@@ -283,10 +301,11 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   json params = json::array();
   for (size_t i = 0; i < m.params.size(); ++i) {
     const auto &p = m.params[i];
-    params.push_back({{"name", p.name},
-                      {"shape", shapeJson(p.shape)},
-                      {"offset", cm.persistent.params[i].offset},
-                      {"init", {{"kind", initKind(p.init.kind)}, {"a", p.init.a}, {"b", p.init.b}}}});
+    params.push_back(
+        {{"name", p.name},
+         {"shape", shapeJson(p.shape)},
+         {"offset", cm.persistent.params[i].offset},
+         {"init", {{"kind", initKind(p.init.kind)}, {"a", p.init.a}, {"b", p.init.b}}}});
   }
   d["params"] = params;
   json states = json::array();
@@ -299,24 +318,28 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   d["scratch"] = {
       {"fixed_bytes", std::max({cm.trainStep.plan.fixedBytes, cm.forward.plan.fixedBytes,
                                 cm.gradients.plan.fixedBytes})},
-      {"batch_bytes_per_n", std::max({cm.trainStep.plan.batchBytesPerN, cm.forward.plan.batchBytesPerN,
-                                      cm.gradients.plan.batchBytesPerN})}};
+      {"batch_bytes_per_n",
+       std::max({cm.trainStep.plan.batchBytesPerN, cm.forward.plan.batchBytesPerN,
+                 cm.gradients.plan.batchBytesPerN})}};
   json options = json::object();
   for (const auto &[k, v] : m.data.options)
     options[k] = v;
   json fields = json::array();
   for (const auto &f : m.data.fields)
-    fields.push_back({{"name", f.name}, {"role", f.role}, {"dtype", dtypeName(f.dtype)},
+    fields.push_back({{"name", f.name},
+                      {"role", f.role},
+                      {"dtype", dtypeName(f.dtype)},
                       {"shape", shapeJson(f.shape)}});
   json inlined = json::object();
   for (const auto &t : m.data.inlineTensors)
     inlined[t.name] = {{"shape", shapeJson(t.shape)}, {"values", t.values}};
   d["data"] = {{"source", m.data.source}, {"options", options}, {"dir", m.data.dir},
-               {"file", m.data.file}, {"inline", inlined},
-               {"classes", m.data.classes}, {"batch", m.data.batch}, {"fields", fields}};
+               {"file", m.data.file},     {"inline", inlined},  {"classes", m.data.classes},
+               {"batch", m.data.batch},   {"fields", fields}};
   if (m.prediction.value != kNoValue) {
     // Where forward leaves it: scratch + fixed + per_npad * Npad bytes.
-    const Buffer &b = cm.forward.plan.buffers[static_cast<size_t>(cm.forward.graph.output("prediction"))];
+    const Buffer &b =
+        cm.forward.plan.buffers[static_cast<size_t>(cm.forward.graph.output("prediction"))];
     bool perBatch = b.region == Buffer::Region::Batch;
     assert((perBatch || b.region == Buffer::Region::Fixed) && "prediction lives in scratch");
     const char *kinds[] = {"logits", "probabilities", "log_probabilities"};
@@ -332,15 +355,16 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   for (const StepHParam &h : stepHParams(m.optimizer))
     hparams.push_back({{"name", h.name}, {"base", h.base}, {"offset", h.offset}});
   d["hparams"] = hparams;
-  d["optimizer"] = {{"kind", m.optimizer.kind},       {"lr", m.optimizer.lr},
-                    {"momentum", m.optimizer.momentum}, {"nesterov", m.optimizer.nesterov},
+  d["optimizer"] = {{"kind", m.optimizer.kind},           {"lr", m.optimizer.lr},
+                    {"momentum", m.optimizer.momentum},   {"nesterov", m.optimizer.nesterov},
                     {"dampening", m.optimizer.dampening}, {"centered", m.optimizer.centered},
-                    {"amsgrad", m.optimizer.amsgrad},
-                    {"weight_decay", m.optimizer.weightDecay}, {"alpha", m.optimizer.alpha},
-                    {"beta1", m.optimizer.beta1},       {"beta2", m.optimizer.beta2},
-                    {"eps", m.optimizer.eps}};
-  d["train"] = {{"steps", m.train.steps}, {"epochs", m.train.epochs},
-                {"report_every", m.train.reportEvery}, {"seed", m.train.seed}};
+                    {"amsgrad", m.optimizer.amsgrad},     {"weight_decay", m.optimizer.weightDecay},
+                    {"alpha", m.optimizer.alpha},         {"beta1", m.optimizer.beta1},
+                    {"beta2", m.optimizer.beta2},         {"eps", m.optimizer.eps}};
+  d["train"] = {{"steps", m.train.steps},
+                {"epochs", m.train.epochs},
+                {"report_every", m.train.reportEvery},
+                {"seed", m.train.seed}};
   json report = json::array();
   for (const auto &r : m.report) {
     if (r.param < 0)
@@ -353,21 +377,19 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   return d.dump();
 }
 
-std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context,
-                                         const CompiledModel &model,
+std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context, const CompiledModel &model,
                                          const TargetInfo &target) {
   auto m = std::make_unique<llvm::Module>(model.model.name, context);
   std::string json = describeModel(model, target);
   auto *data = llvm::ConstantDataArray::getString(context, json, /*AddNull=*/true);
-  auto *global = new llvm::GlobalVariable(*m, data->getType(), /*isConstant=*/true,
-                                          llvm::GlobalValue::ExternalLinkage, data,
-                                          "netc_model_json");
+  auto *global =
+      new llvm::GlobalVariable(*m, data->getType(), /*isConstant=*/true,
+                               llvm::GlobalValue::ExternalLinkage, data, "netc_model_json");
   global->setAlignment(llvm::Align(1));
   emitInit(*m, model);
   FunctionEmitter(*m, model.trainStep, model.trainStep.plan, "train_step", target).emit();
   FunctionEmitter(*m, model.forward, model.forward.plan, "forward", target).emit();
-  FunctionEmitter(*m, model.gradients, model.gradients.plan, "gradients", target,
-                  &model.persistent)
+  FunctionEmitter(*m, model.gradients, model.gradients.plan, "gradients", target, &model.persistent)
       .emit();
   FunctionEmitter(*m, model.gradients, model.gradientsPlan64, "gradients_f64", target,
                   &model.persistent, /*f64=*/true)

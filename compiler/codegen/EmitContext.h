@@ -22,8 +22,8 @@ struct EmitContext {
   const Graph &graph;
   const Schedule &schedule;
   const MemoryPlan &plan;
-  llvm::Value *batch = nullptr;   ///< N, i64
-  llvm::Value *hparams = nullptr; ///< const T*, T the element type
+  llvm::Value *batch = nullptr;        ///< N, i64
+  llvm::Value *hparams = nullptr;      ///< const T*, T the element type
   std::vector<llvm::Value *> pointers; ///< per node, base address or null
 
   llvm::Type *elementType = nullptr; ///< float, or double for the f64 twin

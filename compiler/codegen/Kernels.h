@@ -10,8 +10,7 @@
 namespace netc {
 
 /// One elementwise op on scalars or vectors of the element type.
-llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value *a,
-                             llvm::Value *b);
+llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value *a, llvm::Value *b);
 
 /// Fused elementwise ops, broadcasts, reductions and assigns over one domain.
 void emitLoopKernel(const EmitContext &ctx, const Kernel &kernel);

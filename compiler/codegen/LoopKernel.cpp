@@ -19,9 +19,7 @@
 
 namespace netc {
 
-namespace {
-
-} // namespace
+namespace {} // namespace
 
 // Scalars or vectors alike: constants take the operand's type.
 llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value *a,
@@ -33,8 +31,7 @@ llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value 
   };
   auto libm = [&](const char *name, llvm::Value *x) {
     std::string fn = ctx.fp()->isDoubleTy() ? std::string(name) : std::string(name) + "f";
-    auto callee = m->getOrInsertFunction(
-        fn, llvm::FunctionType::get(ctx.fp(), {ctx.fp()}, false));
+    auto callee = m->getOrInsertFunction(fn, llvm::FunctionType::get(ctx.fp(), {ctx.fp()}, false));
     auto *call = b.CreateCall(callee, {x});
     call->setDoesNotThrow();
     call->setOnlyReadsMemory();
@@ -44,18 +41,28 @@ llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value 
   llvm::Value *zero = llvm::ConstantFP::get(type, 0.0);
   llvm::Value *one = llvm::ConstantFP::get(type, 1.0);
   switch (n.op) {
-  case Op::Neg: return b.CreateFNeg(a);
-  case Op::Exp: return intrinsic(llvm::Intrinsic::exp, a);
-  case Op::Log: return intrinsic(llvm::Intrinsic::log, a);
-  case Op::Sin: return intrinsic(llvm::Intrinsic::sin, a);
-  case Op::Cos: return intrinsic(llvm::Intrinsic::cos, a);
-  case Op::Sqrt: return intrinsic(llvm::Intrinsic::sqrt, a);
-  case Op::Abs: return intrinsic(llvm::Intrinsic::fabs, a);
-  case Op::Tanh: return libm("tanh", a);
+  case Op::Neg:
+    return b.CreateFNeg(a);
+  case Op::Exp:
+    return intrinsic(llvm::Intrinsic::exp, a);
+  case Op::Log:
+    return intrinsic(llvm::Intrinsic::log, a);
+  case Op::Sin:
+    return intrinsic(llvm::Intrinsic::sin, a);
+  case Op::Cos:
+    return intrinsic(llvm::Intrinsic::cos, a);
+  case Op::Sqrt:
+    return intrinsic(llvm::Intrinsic::sqrt, a);
+  case Op::Abs:
+    return intrinsic(llvm::Intrinsic::fabs, a);
+  case Op::Tanh:
+    return libm("tanh", a);
   case Op::Sigmoid:
     return b.CreateFDiv(one, b.CreateFAdd(one, intrinsic(llvm::Intrinsic::exp, b.CreateFNeg(a))));
-  case Op::Relu: return b.CreateSelect(b.CreateFCmpOGT(a, zero), a, zero);
-  case Op::Step: return b.CreateSelect(b.CreateFCmpOGT(a, zero), one, zero);
+  case Op::Relu:
+    return b.CreateSelect(b.CreateFCmpOGT(a, zero), a, zero);
+  case Op::Step:
+    return b.CreateSelect(b.CreateFCmpOGT(a, zero), one, zero);
   case Op::Sign:
     return b.CreateFSub(b.CreateUIToFP(b.CreateFCmpOGT(a, zero), type),
                         b.CreateUIToFP(b.CreateFCmpOLT(a, zero), type));
@@ -73,12 +80,18 @@ llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value 
       result = one;
     return n.attrs.k < 0 ? b.CreateFDiv(one, result) : result;
   }
-  case Op::Add: return b.CreateFAdd(a, bv);
-  case Op::Sub: return b.CreateFSub(a, bv);
-  case Op::Mul: return b.CreateFMul(a, bv);
-  case Op::Div: return b.CreateFDiv(a, bv);
-  case Op::Max: return b.CreateSelect(b.CreateFCmpOGT(a, bv), a, bv);
-  default: break;
+  case Op::Add:
+    return b.CreateFAdd(a, bv);
+  case Op::Sub:
+    return b.CreateFSub(a, bv);
+  case Op::Mul:
+    return b.CreateFMul(a, bv);
+  case Op::Div:
+    return b.CreateFDiv(a, bv);
+  case Op::Max:
+    return b.CreateSelect(b.CreateFCmpOGT(a, bv), a, bv);
+  default:
+    break;
   }
   assert(false && "not an elementwise op");
   return nullptr;
@@ -102,9 +115,11 @@ public:
     if (d.rank() == 0) {
       body({});
     } else if (flat()) {
-      outerLoop(ctx_.numel(d), lo, hi, [&](llvm::Value *e) { body({e}); }, "e");
+      outerLoop(
+          ctx_.numel(d), lo, hi, [&](llvm::Value *e) { body({e}); }, "e");
     } else {
-      outerLoop(ctx_.extent(d.dims[0]), lo, hi, [&](llvm::Value *i) { nest(1, {i}); }, "i");
+      outerLoop(
+          ctx_.extent(d.dims[0]), lo, hi, [&](llvm::Value *i) { nest(1, {i}); }, "i");
     }
     for (auto &[v, acc] : sums_)
       ctx_.store(v, ctx_.i64(0), ctx_.b.CreateLoad(ctx_.fp(), acc));
@@ -124,7 +139,8 @@ private:
       ctx_.loop(extent, f, name);
       return;
     }
-    ctx_.loop(ctx_.b.CreateSub(hi, lo), [&](llvm::Value *i) { f(ctx_.b.CreateAdd(lo, i)); }, name);
+    ctx_.loop(
+        ctx_.b.CreateSub(hi, lo), [&](llvm::Value *i) { f(ctx_.b.CreateAdd(lo, i)); }, name);
   }
 
   const Graph &g() const { return ctx_.graph; }
@@ -150,8 +166,7 @@ private:
     for (ValueId id : k_.nodes) {
       const Node &n = g().node(id);
       if (n.op == Op::Sum) {
-        llvm::IRBuilder<> entry(&ctx_.fn->getEntryBlock(),
-                                ctx_.fn->getEntryBlock().begin());
+        llvm::IRBuilder<> entry(&ctx_.fn->getEntryBlock(), ctx_.fn->getEntryBlock().begin());
         llvm::AllocaInst *acc = entry.CreateAlloca(ctx_.fp());
         b.CreateStore(llvm::ConstantFP::get(ctx_.fp(), 0.0), acc);
         sums_.emplace_back(id, acc);
@@ -212,7 +227,7 @@ private:
       switch (opKind(n.op)) {
       case OpKind::Elementwise:
         result = emitElementwise(ctx_, n, operand(n.inputs[0], idx),
-                             n.inputs.size() > 1 ? operand(n.inputs[1], idx) : nullptr);
+                                 n.inputs.size() > 1 ? operand(n.inputs[1], idx) : nullptr);
         break;
       case OpKind::Effect:
         ctx_.store(n.inputs[0], here, operand(n.inputs[1], idx));

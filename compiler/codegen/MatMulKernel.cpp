@@ -69,15 +69,22 @@ struct GemmKind {
   // tiles: MR x NR dot products (4 x 6 or 3 x 4).
   static constexpr int64_t kBroadcastVectors = 3;
   int64_t broadcastRows() const { return wide ? 8 : 4; }
-  std::vector<int64_t> dotRows() const { return wide ? std::vector<int64_t>{4, 2, 1} : std::vector<int64_t>{3, 2, 1}; }
-  std::vector<int64_t> dotCols() const { return wide ? std::vector<int64_t>{6, 4, 2, 1} : std::vector<int64_t>{4, 2, 1}; }
+  std::vector<int64_t> dotRows() const {
+    return wide ? std::vector<int64_t>{4, 2, 1} : std::vector<int64_t>{3, 2, 1};
+  }
+  std::vector<int64_t> dotCols() const {
+    return wide ? std::vector<int64_t>{6, 4, 2, 1} : std::vector<int64_t>{4, 2, 1};
+  }
 
   /// The outer dimension's tile: chunks start at multiples of it.
   int64_t granule() const {
     switch (scheme) {
-    case Scheme::Broadcast: return kBroadcastVectors * lanes;
-    case Scheme::Dot: return dotRows().front();
-    case Scheme::Scalar: return 1;
+    case Scheme::Broadcast:
+      return kBroadcastVectors * lanes;
+    case Scheme::Dot:
+      return dotRows().front();
+    case Scheme::Scalar:
+      return 1;
     }
     return 1;
   }
@@ -118,9 +125,15 @@ public:
 
   void emit(llvm::Value *lo, llvm::Value *hi) {
     switch (k_.scheme) {
-    case Scheme::Broadcast: emitBroadcast(lo, hi); break;
-    case Scheme::Dot: emitDot(lo, hi); break;
-    case Scheme::Scalar: emitScalar(lo, hi); break;
+    case Scheme::Broadcast:
+      emitBroadcast(lo, hi);
+      break;
+    case Scheme::Dot:
+      emitDot(lo, hi);
+      break;
+    case Scheme::Scalar:
+      emitScalar(lo, hi);
+      break;
     }
   }
 
@@ -159,7 +172,8 @@ private:
              const std::function<void(llvm::Value *, int64_t)> &body, const char *name) {
     llvm::Value *at = from;
     for (int64_t size : sizes)
-      at = stepLoop(at, to, size, [&](llvm::Value *i) { body(i, size); }, name);
+      at = stepLoop(
+          at, to, size, [&](llvm::Value *i) { body(i, size); }, name);
   }
 
   /// A loop over k in [0, count) step `step` carrying `init`; body returns
@@ -200,8 +214,7 @@ private:
   }
 
   /// if (cond) then(); returns then()'s values merged with `otherwise`.
-  Values ifThen(llvm::Value *cond, const Values &otherwise,
-                const std::function<Values()> &then) {
+  Values ifThen(llvm::Value *cond, const Values &otherwise, const std::function<Values()> &then) {
     llvm::LLVMContext &c = b_.getContext();
     llvm::BasicBlock *pre = b_.GetInsertBlock();
     auto *thenBlock = llvm::BasicBlock::Create(c, "tail", fn_);
@@ -242,8 +255,7 @@ private:
       return b_.CreateAlignedLoad(vec_, at, elemAlign());
     return b_.CreateMaskedLoad(vec_, at, elemAlign(), mask, llvm::Constant::getNullValue(vec_));
   }
-  void storeVector(llvm::Value *base, llvm::Value *index, llvm::Value *value,
-                   llvm::Value *mask) {
+  void storeVector(llvm::Value *base, llvm::Value *index, llvm::Value *value, llvm::Value *mask) {
     llvm::Value *at = address(base, index);
     if (!mask) {
       b_.CreateAlignedStore(value, at, elemAlign());
@@ -272,13 +284,15 @@ private:
     for (int64_t s = k_.broadcastRows(); s >= 1; s /= 2)
       rowSizes.push_back(s);
     auto columnBlock = [&](llvm::Value *j, int64_t vectors, llvm::Value *mask) {
-      tiled(i64(0), rows_, rowSizes, [&](llvm::Value *i, int64_t rows) {
-        broadcastTile(i, rows, j, vectors, mask);
-      }, "i");
+      tiled(
+          i64(0), rows_, rowSizes,
+          [&](llvm::Value *i, int64_t rows) { broadcastTile(i, rows, j, vectors, mask); }, "i");
     };
     int64_t nv = GemmKind::kBroadcastVectors;
-    llvm::Value *j = stepLoop(lo, hi, nv * k_.lanes, [&](llvm::Value *j0) { columnBlock(j0, nv, nullptr); }, "j");
-    j = stepLoop(j, hi, k_.lanes, [&](llvm::Value *j0) { columnBlock(j0, 1, nullptr); }, "j");
+    llvm::Value *j = stepLoop(
+        lo, hi, nv * k_.lanes, [&](llvm::Value *j0) { columnBlock(j0, nv, nullptr); }, "j");
+    j = stepLoop(
+        j, hi, k_.lanes, [&](llvm::Value *j0) { columnBlock(j0, 1, nullptr); }, "j");
     // The last partial vector, if any.
     llvm::Value *left = b_.CreateSub(hi, j);
     ifThen(b_.CreateICmpSGT(left, i64(0)), {}, [&] {
@@ -321,15 +335,19 @@ private:
   void emitDot(llvm::Value *lo, llvm::Value *hi) {
     int64_t tile = k_.dotCols().front();
     llvm::Value *rowBytes = b_.CreateMul(depth_, i64(k_.fp->getPrimitiveSizeInBits() / 8));
-    llvm::Value *fit = b_.CreateUDiv(i64(256 * 1024), b_.CreateBinaryIntrinsic(llvm::Intrinsic::umax, rowBytes, i64(1)));
+    llvm::Value *fit = b_.CreateUDiv(
+        i64(256 * 1024), b_.CreateBinaryIntrinsic(llvm::Intrinsic::umax, rowBytes, i64(1)));
     llvm::Value *block = b_.CreateMul(b_.CreateUDiv(fit, i64(tile)), i64(tile));
     block = b_.CreateBinaryIntrinsic(llvm::Intrinsic::umax, block, i64(tile));
     blockLoop(cols_, block, [&](llvm::Value *j0, llvm::Value *j1) {
-      tiled(lo, hi, k_.dotRows(), [&](llvm::Value *i, int64_t rows) {
-        tiled(j0, j1, k_.dotCols(), [&](llvm::Value *j, int64_t cols) {
-          dotTile(i, rows, j, cols);
-        }, "j");
-      }, "i");
+      tiled(
+          lo, hi, k_.dotRows(),
+          [&](llvm::Value *i, int64_t rows) {
+            tiled(
+                j0, j1, k_.dotCols(),
+                [&](llvm::Value *j, int64_t cols) { dotTile(i, rows, j, cols); }, "j");
+          },
+          "i");
     });
   }
 
@@ -344,7 +362,8 @@ private:
     b_.SetInsertPoint(header);
     llvm::PHINode *j0 = b_.CreatePHI(b_.getInt64Ty(), 2, "jb");
     j0->addIncoming(i64(0), pre);
-    llvm::Value *j1 = b_.CreateBinaryIntrinsic(llvm::Intrinsic::smin, b_.CreateAdd(j0, block), extent);
+    llvm::Value *j1 =
+        b_.CreateBinaryIntrinsic(llvm::Intrinsic::smin, b_.CreateAdd(j0, block), extent);
     body(j0, j1);
     j0->addIncoming(j1, b_.GetInsertBlock());
     b_.CreateCondBr(b_.CreateICmpSLT(j1, extent), header, exit);
@@ -377,7 +396,8 @@ private:
     // The partial vector at the end of K, if any: masked lanes load as zero.
     llvm::Value *kTail = b_.CreateAnd(depth_, i64(~static_cast<int64_t>(k_.lanes - 1)));
     llvm::Value *left = b_.CreateSub(depth_, kTail);
-    acc = ifThen(b_.CreateICmpSGT(left, i64(0)), acc, [&] { return step(kTail, acc, laneMask(left)); });
+    acc = ifThen(b_.CreateICmpSGT(left, i64(0)), acc,
+                 [&] { return step(kTail, acc, laneMask(left)); });
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t s = 0; s < cols; ++s) {
         auto *sum = b_.CreateFAddReduce(llvm::ConstantFP::getNegativeZero(k_.fp),
@@ -391,17 +411,25 @@ private:
   // ---- 3. Aᵀ·Bᵀ: scalar ----------------------------------------------------
 
   void emitScalar(llvm::Value *lo, llvm::Value *hi) {
-    stepLoop(lo, hi, 1, [&](llvm::Value *i) {
-      stepLoop(i64(0), cols_, 1, [&](llvm::Value *j) {
-        Values acc = carriedLoop(depth_, 1, {llvm::ConstantFP::get(k_.fp, 0.0)},
-                                 [&](llvm::Value *k, const Values &in) -> Values {
-          llvm::Value *a = b_.CreateLoad(k_.fp, address(a_, indexA(i, k)));
-          llvm::Value *bv = b_.CreateLoad(k_.fp, address(bm_, b_.CreateAdd(b_.CreateMul(j, ldb_), k)));
-          return {fma(a, bv, in[0])};
-        });
-        store_(acc[0], i, j, nullptr);
-      }, "j");
-    }, "i");
+    stepLoop(
+        lo, hi, 1,
+        [&](llvm::Value *i) {
+          stepLoop(
+              i64(0), cols_, 1,
+              [&](llvm::Value *j) {
+                Values acc =
+                    carriedLoop(depth_, 1, {llvm::ConstantFP::get(k_.fp, 0.0)},
+                                [&](llvm::Value *k, const Values &in) -> Values {
+                                  llvm::Value *a = b_.CreateLoad(k_.fp, address(a_, indexA(i, k)));
+                                  llvm::Value *bv = b_.CreateLoad(
+                                      k_.fp, address(bm_, b_.CreateAdd(b_.CreateMul(j, ldb_), k)));
+                                  return {fma(a, bv, in[0])};
+                                });
+                store_(acc[0], i, j, nullptr);
+              },
+              "j");
+        },
+        "i");
   }
 
   const GemmKind &k_;
@@ -435,8 +463,8 @@ llvm::Function *gemmFunction(llvm::Module &m, const GemmKind &kind) {
   llvm::FastMathFlags fmf;
   fmf.setAllowContract(true);
   b.setFastMathFlags(fmf);
-  GemmBody::Operands o{f->getArg(0), f->getArg(1), f->getArg(2), f->getArg(3), f->getArg(4),
-                       f->getArg(5), f->getArg(6), f->getArg(7)};
+  GemmBody::Operands o{f->getArg(0), f->getArg(1), f->getArg(2), f->getArg(3),
+                       f->getArg(4), f->getArg(5), f->getArg(6), f->getArg(7)};
   GemmBody(kind, f, b, o).emit(f->getArg(8), f->getArg(9));
   b.CreateRetVoid();
   return f;
@@ -548,8 +576,7 @@ struct Product {
 
   /// The part [lo, hi) of the outer dimension: a call of the shared
   /// function, or the tiles inline when an epilogue takes C's values.
-  void emit(const EmitContext &ctx, const Kernel &kernel, llvm::Value *lo,
-            llvm::Value *hi) const {
+  void emit(const EmitContext &ctx, const Kernel &kernel, llvm::Value *lo, llvm::Value *hi) const {
     if (kernel.nodes.size() == 1) {
       llvm::Function *f = gemmFunction(*ctx.fn->getParent(), kind);
       ctx.b.CreateCall(f, {a, b, c, rows, cols, depth, lda, ldb, lo, hi});

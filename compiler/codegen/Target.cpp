@@ -54,9 +54,9 @@ llvm::Expected<TargetInfo> createTarget(const std::string &cpuName) {
     std::unique_ptr<llvm::MCSubtargetInfo> sti(
         target->createMCSubtargetInfo(info.triple, cpuName, ""));
     if (!sti || !sti->isCPUStringValid(cpuName))
-      return llvm::createStringError(
-          llvm::inconvertibleErrorCode(),
-          "unknown CPU '" + cpuName + "' (try x86-64, x86-64-v3, skylake-avx512 or native)");
+      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                     "unknown CPU '" + cpuName +
+                                         "' (try x86-64, x86-64-v3, skylake-avx512 or native)");
     for (const auto &kv : sti->getAllProcessorFeatures())
       if (sti->checkFeatures(std::string("+") + kv.Key))
         features.AddFeature(kv.Key);
@@ -67,9 +67,9 @@ llvm::Expected<TargetInfo> createTarget(const std::string &cpuName) {
   std::sort(info.features.begin(), info.features.end());
 
   llvm::TargetOptions options;
-  info.machine.reset(target->createTargetMachine(
-      info.triple, info.cpu, features.getString(), options, llvm::Reloc::PIC_,
-      std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+  info.machine.reset(target->createTargetMachine(info.triple, info.cpu, features.getString(),
+                                                 options, llvm::Reloc::PIC_, std::nullopt,
+                                                 llvm::CodeGenOptLevel::Aggressive));
   if (!info.machine)
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    "cannot create a target machine for " + info.cpu);
@@ -113,14 +113,12 @@ void optimizeModule(llvm::Module &module, const TargetInfo &target, int level) {
   mpm.run(module, mam);
 }
 
-llvm::Expected<std::string> emitMachineCode(llvm::Module &module,
-                                            const TargetInfo &target,
+llvm::Expected<std::string> emitMachineCode(llvm::Module &module, const TargetInfo &target,
                                             bool assembly) {
   llvm::SmallVector<char, 0> buffer;
   llvm::raw_svector_ostream os(buffer);
   llvm::legacy::PassManager pm;
-  auto type = assembly ? llvm::CodeGenFileType::AssemblyFile
-                       : llvm::CodeGenFileType::ObjectFile;
+  auto type = assembly ? llvm::CodeGenFileType::AssemblyFile : llvm::CodeGenFileType::ObjectFile;
   if (target.machine->addPassesToEmitFile(pm, os, nullptr, type))
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    "the target cannot emit this file type");

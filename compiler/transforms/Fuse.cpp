@@ -12,12 +12,8 @@ namespace netc {
 
 namespace {
 
-bool isInlineLeaf(Op op) {
-  return op == Op::Const || op == Op::HParam || op == Op::BatchSize;
-}
-bool isMemoryLeaf(Op op) {
-  return op == Op::Input || op == Op::Param || op == Op::State;
-}
+bool isInlineLeaf(Op op) { return op == Op::Const || op == Op::HParam || op == Op::BatchSize; }
+bool isMemoryLeaf(Op op) { return op == Op::Input || op == Op::Param || op == Op::State; }
 bool isReduction(Op op) { return op == Op::Sum || op == Op::SumTo; }
 
 /// The iteration space of a node that can live in a loop kernel.
@@ -62,12 +58,12 @@ private:
       return;
     auto domain = loopDomain(g_, n);
     if (!domain) {
-      Kernel::Kind kind = n.op == Op::MatMul                ? Kernel::Kind::MatMul
-                          : opKind(n.op) == OpKind::Rows ? Kernel::Kind::Rows
+      Kernel::Kind kind = n.op == Op::MatMul               ? Kernel::Kind::MatMul
+                          : opKind(n.op) == OpKind::Rows   ? Kernel::Kind::Rows
                           : opKind(n.op) == OpKind::Gather ? Kernel::Kind::Gather
-                          : n.op == Op::Stack ? Kernel::Kind::Stack
-                          : n.op == Op::Slice ? Kernel::Kind::Slice
-                                              : Kernel::Kind::View;
+                          : n.op == Op::Stack              ? Kernel::Kind::Stack
+                          : n.op == Op::Slice              ? Kernel::Kind::Slice
+                                                           : Kernel::Kind::View;
       start(kind, {}, id);
       return;
     }
@@ -125,7 +121,8 @@ private:
       int k = -1;
       for (ValueId id : s_.kernels[l].nodes)
         for (ValueId v : g_.node(id).inputs)
-          if (kernelOf(v) >= 0 && s_.kernels[static_cast<size_t>(kernelOf(v))].kind == Kernel::Kind::MatMul &&
+          if (kernelOf(v) >= 0 &&
+              s_.kernels[static_cast<size_t>(kernelOf(v))].kind == Kernel::Kind::MatMul &&
               s_.kernels[static_cast<size_t>(kernelOf(v))].nodes.front() == v)
             k = std::max(k, kernelOf(v));
       if (k < 0)
@@ -176,8 +173,18 @@ private:
     for (ValueId id : loop.nodes) {
       const Node &n = g_.node(id);
       switch (n.op) {
-      case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Neg: case Op::Max:
-      case Op::Relu: case Op::Step: case Op::Sqrt: case Op::Abs: case Op::PowI: case Op::Sign:
+      case Op::Add:
+      case Op::Sub:
+      case Op::Mul:
+      case Op::Div:
+      case Op::Neg:
+      case Op::Max:
+      case Op::Relu:
+      case Op::Step:
+      case Op::Sqrt:
+      case Op::Abs:
+      case Op::PowI:
+      case Op::Sign:
         break;
       case Op::Assign:
         if (sums || !adjacent || !(g_.shape(n.inputs[0]) == domain) || n.inputs[0] == p.inputs[0] ||
@@ -220,8 +227,8 @@ private:
           continue;
         bool otherKernel = kernelOf(v) != s_.kernelOf[i];
         // Loop kernels and matrix-product epilogues keep values in registers.
-        const Kernel *user = s_.kernelOf[i] >= 0 ? &s_.kernels[static_cast<size_t>(s_.kernelOf[i])]
-                                                 : nullptr;
+        const Kernel *user =
+            s_.kernelOf[i] >= 0 ? &s_.kernels[static_cast<size_t>(s_.kernelOf[i])] : nullptr;
         bool loopUser = user && (user->kind == Kernel::Kind::Loop ||
                                  (user->kind == Kernel::Kind::MatMul &&
                                   user->nodes.front() != static_cast<ValueId>(i)));
@@ -243,13 +250,20 @@ private:
 
 const char *kindName(Kernel::Kind k) {
   switch (k) {
-  case Kernel::Kind::Loop: return "loop";
-  case Kernel::Kind::MatMul: return "matmul";
-  case Kernel::Kind::Rows: return "rows";
-  case Kernel::Kind::Gather: return "gather";
-  case Kernel::Kind::Stack: return "stack";
-  case Kernel::Kind::Slice: return "slice";
-  case Kernel::Kind::View: return "view";
+  case Kernel::Kind::Loop:
+    return "loop";
+  case Kernel::Kind::MatMul:
+    return "matmul";
+  case Kernel::Kind::Rows:
+    return "rows";
+  case Kernel::Kind::Gather:
+    return "gather";
+  case Kernel::Kind::Stack:
+    return "stack";
+  case Kernel::Kind::Slice:
+    return "slice";
+  case Kernel::Kind::View:
+    return "view";
   }
   return "?";
 }
@@ -258,8 +272,7 @@ const char *kindName(Kernel::Kind k) {
 
 Schedule fuse(const Graph &graph, bool epilogues) { return Fuser(graph, epilogues).run(); }
 
-void printSchedule(const Graph &g, const Schedule &s, std::string_view name,
-                   std::ostream &out) {
+void printSchedule(const Graph &g, const Schedule &s, std::string_view name, std::ostream &out) {
   out << "graph " << name << " {\n";
   for (size_t i = 0; i < g.size(); ++i) {
     if (s.kernelOf[i] < 0)

@@ -46,7 +46,7 @@ struct Schedule {
 Schedule fuse(const Graph &graph, bool epilogues = true);
 
 /// `--emit=opt`: the graph grouped by kernel.
-void printSchedule(const Graph &graph, const Schedule &schedule,
-                   std::string_view name, std::ostream &out);
+void printSchedule(const Graph &graph, const Schedule &schedule, std::string_view name,
+                   std::ostream &out);
 
 } // namespace netc

@@ -19,8 +19,7 @@ void verifyOrDie(const Graph &g, std::string_view stage) {
   std::string problem = verifyGraph(g);
   if (problem.empty())
     return;
-  std::cerr << fmt::format("netc: internal error: invalid graph after {}: {}\n",
-                           stage, problem);
+  std::cerr << fmt::format("netc: internal error: invalid graph after {}: {}\n", stage, problem);
   std::abort();
 }
 
@@ -35,8 +34,7 @@ EntryPoint finish(std::string name, const Graph &graph, const PersistentLayout &
 
 } // namespace
 
-std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter,
-                                         std::ostream &out) {
+std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostream &out) {
   verifyOrDie(model.graph, "sema");
   if (stopAfter == Stage::Graph) {
     printGraph(model.graph, "forward", out);
@@ -84,8 +82,8 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter,
   // Unfused: the reference the fused step is checked against.
   EntryPoint raw = finish("gradients", gradients, persistent, /*epilogues=*/false);
   MemoryPlan plan64 = planMemory(raw.graph, raw.schedule, persistent, 8);
-  return CompiledModel{std::move(model),   std::move(states), std::move(persistent),
-                       std::move(step),    std::move(forward), std::move(raw),
+  return CompiledModel{std::move(model), std::move(states),  std::move(persistent),
+                       std::move(step),  std::move(forward), std::move(raw),
                        std::move(plan64)};
 }
 

@@ -16,9 +16,9 @@
 #include <nlohmann/json.hpp>
 
 #include <charconv>
-#include <csignal>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -253,8 +253,9 @@ private:
 std::string reportLine(const ModelInfo &m, const float *persist) {
   std::string line;
   for (const auto &p : m.report)
-    line += p.param < 0 ? p.text
-                        : shortest(persist[m.params[static_cast<size_t>(p.param)].offset + p.offset]);
+    line += p.param < 0
+                ? p.text
+                : shortest(persist[m.params[static_cast<size_t>(p.param)].offset + p.offset]);
   return line;
 }
 
@@ -288,7 +289,8 @@ struct Session {
     // Step-dependent hyperparameters (Adam's bias corrections), in double.
     for (size_t i = 0; i < m.stepHParams.size(); ++i) {
       const auto &h = m.stepHParams[i];
-      hparams[1 + i] = static_cast<float>(1.0 - std::pow(h.base, static_cast<double>(step + h.offset)));
+      hparams[1 + i] =
+          static_cast<float>(1.0 - std::pow(h.base, static_cast<double>(step + h.offset)));
     }
     bool stats = f.gradStats > 0 && step % f.gradStats == 0;
     if (stats)
@@ -310,8 +312,8 @@ struct Session {
     for (const auto &p : m.params)
       count += p.numel();
     std::printf("training %s: %lld parameters, %s, lr %g, %s, %lld thread%s\n", m.name.c_str(),
-                count, m.optimizer.c_str(), f.lr, length.c_str(),
-                static_cast<long long>(f.threads), f.threads == 1 ? "" : "s");
+                count, m.optimizer.c_str(), f.lr, length.c_str(), static_cast<long long>(f.threads),
+                f.threads == 1 ? "" : "s");
   }
 
   void save() const { saveWeights(m, f.save, persist.get()); }
@@ -345,7 +347,9 @@ struct Session {
       gradNorms[p.name] = std::sqrt(g2);
       updateNorms[p.name] = std::sqrt(u2);
     }
-    metrics.write({{"event", "grad_stats"}, {"step", step}, {"grad_norms", gradNorms},
+    metrics.write({{"event", "grad_stats"},
+                   {"step", step},
+                   {"grad_norms", gradNorms},
                    {"update_norms", updateNorms}});
   }
 };
@@ -362,8 +366,8 @@ int trainFullBatch(Session &s, const FullBatch &data) {
       return 1;
     if (interrupted) {
       s.save();
-      std::printf("\ninterrupted at step %lld; weights saved to %s\n",
-                  static_cast<long long>(step), s.f.save.c_str());
+      std::printf("\ninterrupted at step %lld; weights saved to %s\n", static_cast<long long>(step),
+                  s.f.save.c_str());
       return 130;
     }
     if (step % s.m.reportEvery == 0 || step == s.f.steps) {
@@ -374,10 +378,11 @@ int trainFullBatch(Session &s, const FullBatch &data) {
       s.metrics.write({{"event", "report"}, {"step", step}, {"loss", loss}, {"seconds", seconds}});
     }
   }
-  float finalLoss = netc_forward(s.persist.get(), inputs.data(), s.scratch.get(), data.n,
-                                 s.hparams.data());
+  float finalLoss =
+      netc_forward(s.persist.get(), inputs.data(), s.scratch.get(), data.n, s.hparams.data());
   if (!std::isfinite(finalLoss)) {
-    std::fprintf(stderr, "error: the final loss is not finite; the weights file was not written.\n");
+    std::fprintf(stderr,
+                 "error: the final loss is not finite; the weights file was not written.\n");
     return 1;
   }
   std::printf("final loss %s\n", shortest(finalLoss).c_str());
@@ -399,7 +404,8 @@ std::vector<int64_t> epochOrder(int64_t count, uint64_t seed, int64_t epoch, boo
   if (!shuffle)
     return order;
   for (int64_t i = count - 1; i > 0; --i) {
-    float u = netc_rt_uniform(seed, 0x5eed0000u + static_cast<uint64_t>(epoch), static_cast<uint64_t>(i));
+    float u =
+        netc_rt_uniform(seed, 0x5eed0000u + static_cast<uint64_t>(epoch), static_cast<uint64_t>(i));
     auto j = std::min<int64_t>(i, static_cast<int64_t>(u * static_cast<float>(i + 1)));
     std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(j)]);
   }
@@ -441,7 +447,8 @@ Evaluation evaluate(Session &s, const LabeledImages &test, Batch &batch, int64_t
     int64_t n = std::min(s.f.batch, count - begin);
     std::iota(rows.begin(), rows.begin() + n, begin);
     batch.fill(test, rows.data(), n);
-    float loss = netc_forward(s.persist.get(), batch.inputs(), s.scratch.get(), n, s.hparams.data());
+    float loss =
+        netc_forward(s.persist.get(), batch.inputs(), s.scratch.get(), n, s.hparams.data());
     e.loss += static_cast<double>(loss) * static_cast<double>(n);
     int64_t npad = paddedBatch(n);
     const auto *out = reinterpret_cast<const float *>(s.scratch.get() + s.m.prediction.fixedBytes +
@@ -470,18 +477,19 @@ int evaluateOnly(Session &s) {
   Batch batch(s.m, s.f.batch);
   auto classes = static_cast<size_t>(s.m.prediction.classes);
   std::vector<std::vector<int64_t>> confusion(classes, std::vector<int64_t>(classes));
-  Evaluation e = evaluate(s, data.test, batch, data.test.count,
-                          [&](int64_t, int64_t label, const float *row) {
-                            ++confusion[static_cast<size_t>(label)]
-                                       [static_cast<size_t>(argmax(row, static_cast<int64_t>(classes)))];
-                          });
+  Evaluation e =
+      evaluate(s, data.test, batch, data.test.count, [&](int64_t, int64_t label, const float *row) {
+        ++confusion[static_cast<size_t>(label)]
+                   [static_cast<size_t>(argmax(row, static_cast<int64_t>(classes)))];
+      });
   std::printf("weights %s, %lld test examples from %s\n", s.f.init.c_str(),
               static_cast<long long>(data.test.count), s.f.data.c_str());
   std::printf("test accuracy %.2f%%  test loss %.4f\n\n", 100 * e.accuracy, e.loss);
   size_t width = 5;
   for (const auto &name : s.m.classes)
     width = std::max(width, name.size());
-  std::printf("confusion matrix (rows: true class, columns: predicted class)\n%*s", static_cast<int>(width + 4), "");
+  std::printf("confusion matrix (rows: true class, columns: predicted class)\n%*s",
+              static_cast<int>(width + 4), "");
   for (size_t j = 0; j < classes; ++j)
     std::printf(" %5zu", j);
   std::printf("\n");
@@ -501,16 +509,14 @@ int predictOnly(Session &s) {
   Batch batch(s.m, s.f.batch);
   int64_t classes = s.m.prediction.classes;
   std::printf("%6s  %-14s %-14s %s\n", "#", "predicted", "expected", "confidence");
-  Evaluation e = evaluate(s, data.test, batch, s.f.predict,
-                          [&](int64_t index, int64_t label, const float *row) {
-                            int64_t best = argmax(row, classes);
-                            std::printf("%6lld  %-14s %-14s %6.2f%%%s\n",
-                                        static_cast<long long>(index),
-                                        s.m.classes[static_cast<size_t>(best)].c_str(),
-                                        s.m.classes[static_cast<size_t>(label)].c_str(),
-                                        100 * confidence(s.m, row, best),
-                                        best == label ? "" : "  (wrong)");
-                          });
+  Evaluation e = evaluate(
+      s, data.test, batch, s.f.predict, [&](int64_t index, int64_t label, const float *row) {
+        int64_t best = argmax(row, classes);
+        std::printf("%6lld  %-14s %-14s %6.2f%%%s\n", static_cast<long long>(index),
+                    s.m.classes[static_cast<size_t>(best)].c_str(),
+                    s.m.classes[static_cast<size_t>(label)].c_str(),
+                    100 * confidence(s.m, row, best), best == label ? "" : "  (wrong)");
+      });
   std::printf("%.2f%% of these %lld correct\n", 100 * e.accuracy,
               static_cast<long long>(std::min(s.f.predict, data.test.count)));
   return 0;
@@ -593,17 +599,18 @@ int trainEpochs(Session &s) {
                 complete ? "" : " (stopped mid-epoch)", trainLoss, e.loss, 100 * e.accuracy,
                 epochSeconds);
     std::fflush(stdout);
-    s.metrics.write({{"event", "epoch"},
-                     {"epoch", epoch + 1},
-                     {"step", at.step},
-                     {"train_loss", trainLoss},
-                     {"test_loss", e.loss},
-                     {"test_accuracy", e.accuracy},
-                     {"seconds", trainSeconds},
-                     {"epoch_seconds", epochSeconds},
-                     {"samples_per_second", static_cast<double>(seen) / std::max(epochSeconds, 1e-9)},
-                     {"threads", s.f.threads},
-                     {"worker_chunks", workerChunks()}});
+    s.metrics.write(
+        {{"event", "epoch"},
+         {"epoch", epoch + 1},
+         {"step", at.step},
+         {"train_loss", trainLoss},
+         {"test_loss", e.loss},
+         {"test_accuracy", e.accuracy},
+         {"seconds", trainSeconds},
+         {"epoch_seconds", epochSeconds},
+         {"samples_per_second", static_cast<double>(seen) / std::max(epochSeconds, 1e-9)},
+         {"threads", s.f.threads},
+         {"worker_chunks", workerChunks()}});
   }
   std::printf("weights saved to %s\n", s.f.save.c_str());
   return 0;
