@@ -40,6 +40,31 @@ namespace {
 
 using Values = std::vector<llvm::Value *>;
 
+/// A vector of `type` at base[index] (element-aligned), lanes off in
+/// `mask` read as zero; no mask: all lanes.
+llvm::Value *loadVector(llvm::IRBuilder<> &b, llvm::FixedVectorType *type, llvm::Value *base,
+                        llvm::Value *index, llvm::Value *mask) {
+  llvm::Type *elem = type->getElementType();
+  llvm::Value *at = b.CreateInBoundsGEP(elem, base, index);
+  llvm::Align align(elem->getPrimitiveSizeInBits() / 8);
+  if (!mask)
+    return b.CreateAlignedLoad(type, at, align);
+  return b.CreateMaskedLoad(type, at, align, mask, llvm::Constant::getNullValue(type));
+}
+
+/// Stores the vector `value` at base[index], only the lanes on in `mask`.
+void storeVector(llvm::IRBuilder<> &b, llvm::Value *base, llvm::Value *index, llvm::Value *value,
+                 llvm::Value *mask) {
+  llvm::Type *elem = llvm::cast<llvm::FixedVectorType>(value->getType())->getElementType();
+  llvm::Value *at = b.CreateInBoundsGEP(elem, base, index);
+  llvm::Align align(elem->getPrimitiveSizeInBits() / 8);
+  if (!mask) {
+    b.CreateAlignedStore(value, at, align);
+    return;
+  }
+  b.CreateMaskedStore(value, at, align, mask);
+}
+
 enum class Scheme { Broadcast, Dot, Scalar };
 
 /// What a GEMM function is specialised on: scheme, layout of A, element
@@ -240,7 +265,6 @@ private:
   llvm::Value *address(llvm::Value *base, llvm::Value *index) {
     return b_.CreateInBoundsGEP(k_.fp, base, index);
   }
-  llvm::Align elemAlign() const { return llvm::Align(k_.fp->getPrimitiveSizeInBits() / 8); }
   /// Lanes [0, count) on, the rest off.
   llvm::Value *laneMask(llvm::Value *count) {
     llvm::SmallVector<llvm::Constant *, 16> lanes;
@@ -250,18 +274,10 @@ private:
                             b_.CreateVectorSplat(k_.lanes, count));
   }
   llvm::Value *loadVector(llvm::Value *base, llvm::Value *index, llvm::Value *mask) {
-    llvm::Value *at = address(base, index);
-    if (!mask)
-      return b_.CreateAlignedLoad(vec_, at, elemAlign());
-    return b_.CreateMaskedLoad(vec_, at, elemAlign(), mask, llvm::Constant::getNullValue(vec_));
+    return netc::loadVector(b_, vec_, base, index, mask);
   }
   void storeVector(llvm::Value *base, llvm::Value *index, llvm::Value *value, llvm::Value *mask) {
-    llvm::Value *at = address(base, index);
-    if (!mask) {
-      b_.CreateAlignedStore(value, at, elemAlign());
-      return;
-    }
-    b_.CreateMaskedStore(value, at, elemAlign(), mask);
+    netc::storeVector(b_, base, index, value, mask);
   }
   llvm::Value *fma(llvm::Value *x, llvm::Value *y, llvm::Value *acc) {
     return b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {x->getType()}, {x, y, acc});
@@ -514,31 +530,19 @@ public:
   }
 
 private:
-  llvm::Align align() const { return llvm::Align(ctx_.fp()->getPrimitiveSizeInBits() / 8); }
-
   llvm::Value *load(ValueId v, llvm::Value *index, unsigned width, llvm::Value *mask) {
-    auto &b = ctx_.b;
     if (width == 1)
       return ctx_.load(v, index);
-    llvm::Value *at = b.CreateInBoundsGEP(ctx_.fp(), ctx_.pointer(v), index);
     auto *type = llvm::FixedVectorType::get(ctx_.fp(), width);
-    if (!mask)
-      return b.CreateAlignedLoad(type, at, align());
-    return b.CreateMaskedLoad(type, at, align(), mask, llvm::Constant::getNullValue(type));
+    return loadVector(ctx_.b, type, ctx_.pointer(v), index, mask);
   }
 
   void store(ValueId v, llvm::Value *index, llvm::Value *x, llvm::Value *mask) {
-    auto &b = ctx_.b;
     if (!x->getType()->isVectorTy()) {
       ctx_.store(v, index, x);
       return;
     }
-    llvm::Value *at = b.CreateInBoundsGEP(ctx_.fp(), ctx_.pointer(v), index);
-    if (!mask) {
-      b.CreateAlignedStore(x, at, align());
-      return;
-    }
-    b.CreateMaskedStore(x, at, align(), mask);
+    storeVector(ctx_.b, ctx_.pointer(v), index, x, mask);
   }
 
   const EmitContext &ctx_;
