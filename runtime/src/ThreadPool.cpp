@@ -1,5 +1,6 @@
 // ThreadPool.cpp - a spin-then-sleep pool behind netc_rt_parallel_for.
 #include "ThreadPool.h"
+#include "ModelInfo.h"
 
 #include <netc/runtime.h>
 
@@ -7,6 +8,8 @@
 
 #include <chrono>
 #include <memory>
+#include <string>
+#include <system_error>
 
 namespace netc::rt {
 
@@ -39,18 +42,30 @@ int availableCores() {
 
 void setThreads(int threads) {
   pool().reset();
-  if (threads > 1)
+  if (threads <= 1)
+    return;
+  try {
     pool() = std::make_unique<ThreadPool>(threads);
+  } catch (const std::system_error &e) {
+    throw Error("cannot start " + std::to_string(threads) + " threads: " + e.what());
+  }
 }
 
 int64_t workerChunks() { return pool() ? pool()->workerChunks() : 0; }
 
 ThreadPool::ThreadPool(int threads) {
-  for (int i = 1; i < threads; ++i)
-    workers_.emplace_back([this, i] { work(i); });
+  try {
+    for (int i = 1; i < threads; ++i)
+      workers_.emplace_back([this, i] { work(i); });
+  } catch (...) {
+    stopWorkers(); // those already started
+    throw;
+  }
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { stopWorkers(); }
+
+void ThreadPool::stopWorkers() {
   stop_.store(true, std::memory_order_relaxed);
   generation_.fetch_add(1, std::memory_order_release);
   generation_.notify_all();

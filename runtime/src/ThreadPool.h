@@ -37,6 +37,7 @@ public:
 
 private:
   void work(int index);
+  void stopWorkers();
   /// Runs participant `index`'s share of the chunks; returns how many.
   int64_t share(int index);
 
@@ -50,11 +51,14 @@ private:
   int64_t chunks_ = 0;
 };
 
+/// The most threads --threads accepts.
+constexpr int kMaxThreads = 1024;
+
 /// The threads this process may run on (its CPU affinity).
 int availableCores();
 
 /// The pool netc_rt_parallel_for uses; `threads` <= 1 runs every chunk on
-/// the calling thread.
+/// the calling thread. Throws Error when the system cannot start them.
 void setThreads(int threads);
 
 /// Chunks run by worker threads since setThreads: > 0 shows that work was

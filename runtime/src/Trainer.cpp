@@ -150,7 +150,7 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
   app.add_option("--threads", f.threads,
                  "threads for the big kernels (default: the cores this process may use); "
                  "results are the same bits for every count")
-      ->check(wholeNumber(1))
+      ->check(CLI::Range(int64_t(1), int64_t(kMaxThreads)))
       ->capture_default_str();
   auto *stats = app.add_option("--grad-stats", f.gradStats,
                                "every K steps (default: the report interval), print the norm "
