@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The PyTorch side of bench/run.sh: the course's models, timed in-process.
 
-  torch_reference.py mnist DATA_DIR THREADS   -> seconds for one training epoch
+  torch_reference.py mnist DATA_DIR THREADS   -> seconds of the faster of two
+                                                training epochs
   torch_reference.py sine                     -> seconds for 2000 steps
 Data is preloaded as float tensors (no DataLoader), Adam lr 1e-3, batch 128.
 Prints one JSON object."""
@@ -27,7 +28,7 @@ def read_idx(path):
     return torch.frombuffer(bytearray(data[4 + 4 * n:]), dtype=torch.uint8).reshape(dims)
 
 
-def mnist(data_dir, threads):
+def mnist(data_dir, threads, epochs=2):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     x = read_idx(os.path.join(data_dir, "train-images-idx3-ubyte")).float().div_(255).unsqueeze(1)
@@ -36,15 +37,18 @@ def mnist(data_dir, threads):
                                 torch.nn.Linear(256, 10))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
-    perm = torch.randperm(len(y))
-    start = time.perf_counter()
-    for b in range(0, len(y), 128):
-        idx = perm[b:b + 128]
-        loss = loss_fn(model(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return time.perf_counter() - start
+    best = float("inf")
+    for _ in range(epochs):  # the fastest epoch: the first one also warms up
+        perm = torch.randperm(len(y))
+        start = time.perf_counter()
+        for b in range(0, len(y), 128):
+            idx = perm[b:b + 128]
+            loss = loss_fn(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def sine():
