@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Where a model's training time goes, kernel by kernel.
+#   bench/kernels.sh MODEL.nn [flags of the emitted program...]
+# e.g. bench/kernels.sh examples/mnist.nn --data /usr/share/datasets/fashion-mnist --epochs 1
+# Compiles MODEL.nn, links it with bench/kernel_times.c (which times every
+# kernel the step hands to the thread pool, see there) and runs it with the
+# flags; prints each chunked kernel of netc_train_step and netc_forward with
+# its total seconds, calls and share of the training steps' time, largest
+# first, beside the kernel's first line in `netc --emit=opt`.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+model=$1
+shift
+"$root/scripts/build.sh" > /dev/null
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$root/build/bin/netc" "$model" --emit=obj -o "$work/model.o"
+"$root/build/bin/netc" "$model" --emit=opt > "$work/opt.txt"
+cc -O1 -no-pie "$root/bench/kernel_times.c" "$work/model.o" "$root/build/runtime/libnetc_runtime.a" \
+  -Wl,--wrap=netc_rt_parallel_for -Wl,--wrap=netc_train_step -lstdc++ -lm -lz -o "$work/timed"
+nm "$work/timed" > "$work/symbols.txt"
+# Run where the user is (relative --data paths), with the weights and
+# checkpoint going to the scratch folder.
+outputs=(--save "$work/timed.safetensors")
+if "$work/timed" --help 2> /dev/null | grep -q -- --checkpoint; then
+  outputs+=(--checkpoint "$work/timed.ckpt.safetensors")
+fi
+if ! "$work/timed" "$@" "${outputs[@]}" > /dev/null 2> "$work/times.txt"; then
+  grep -v '^0x\|^steps ' "$work/times.txt" >&2
+  exit 1
+fi
+python3 - "$work" <<'PY'
+import re, sys
+work = sys.argv[1]
+symbols = {}
+for line in open(work + "/symbols.txt"):
+    parts = line.split()
+    if len(parts) == 3:
+        symbols[int(parts[0], 16)] = parts[2]
+heads, current = {}, None
+for line in open(work + "/opt.txt"):
+    m = re.match(r"\s*kernel (\d+) (.*) \{", line)
+    if m:
+        current = int(m.group(1))
+        heads[current] = m.group(2)
+    elif current is not None and line.strip().startswith("%"):
+        # the kernel's first node, e.g. "%7 = matmul %6, %2 transB : f32[N, 256]"
+        heads[current] += "  " + line.strip().split("  (")[0]
+        current = None
+rows, step = [], None
+for line in open(work + "/times.txt"):
+    parts = line.split()
+    if len(parts) != 3:
+        continue
+    if parts[0] == "steps":
+        step = float(parts[1])
+        continue
+    if not parts[0].startswith("0x"):
+        continue
+    name = symbols.get(int(parts[0], 16), parts[0])
+    if "fillChunk" in name:
+        name = "runtime: batch fill"
+    rows.append((float(parts[1]), int(parts[2]), name))
+print("%-36s %10s %8s %7s  %s" % ("kernel", "seconds", "calls", "step%", "--emit=opt"))
+for seconds, calls, name in sorted(rows, reverse=True):
+    m = re.match(r"netc_train_step\.kernel(\d+)$", name)
+    head = heads.get(int(m.group(1)), "") if m else ""
+    share = "%6.1f%%" % (100 * seconds / step) if step and m else ""
+    print("%-36s %10.4f %8d %7s  %s" % (name, seconds, calls, share, head))
+if step:
+    print("%-36s %10.4f" % ("all training steps", step))
+PY
