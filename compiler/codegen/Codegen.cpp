@@ -313,6 +313,7 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
     states.push_back({{"name", s.name}, {"shape", shapeJson(s.shape)}, {"offset", s.offset}});
   d["states"] = states;
   d["persistent_floats"] = cm.persistent.totalFloats;
+  d["max_chunks"] = kMaxChunks;
   d["scratch_f64"] = {{"fixed_bytes", cm.gradientsPlan64.fixedBytes},
                       {"batch_bytes_per_n", cm.gradientsPlan64.batchBytesPerN}};
   d["scratch"] = {

@@ -301,12 +301,12 @@ bool loopKernelSplits(const Graph &graph, const Kernel &kernel) {
   return true;
 }
 
-// One chunk per 16K elements, at most 16.
+// One chunk per 16K elements, at most kMaxChunks.
 llvm::Value *loopChunkCount(const EmitContext &ctx, const Kernel &kernel) {
   auto &b = ctx.b;
   LoopEmitter e(ctx, kernel);
   llvm::Value *byWork = b.CreateLShr(ctx.numel(kernel.domain), ctx.i64(14));
-  llvm::Value *count = b.CreateBinaryIntrinsic(llvm::Intrinsic::umin, byWork, ctx.i64(16));
+  llvm::Value *count = b.CreateBinaryIntrinsic(llvm::Intrinsic::umin, byWork, ctx.i64(kMaxChunks));
   count = b.CreateBinaryIntrinsic(llvm::Intrinsic::umin, count, e.outerExtent());
   return b.CreateBinaryIntrinsic(llvm::Intrinsic::umax, count, ctx.i64(1));
 }

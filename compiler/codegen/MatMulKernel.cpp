@@ -619,13 +619,14 @@ void emitMatMulKernel(const EmitContext &ctx, const Kernel &kernel) {
   p.emit(ctx, kernel, ctx.i64(0), p.outer());
 }
 
-// One chunk per ~2 MFLOP of work, at most 16, none smaller than a tile.
+// One chunk per ~2 MFLOP of work, at most kMaxChunks, none smaller than a
+// tile.
 llvm::Value *matMulChunkCount(const EmitContext &ctx, const Kernel &kernel) {
   Product p(ctx, kernel);
   auto &b = ctx.b;
   llvm::Value *flops = b.CreateMul(b.CreateMul(p.rows, p.cols), b.CreateMul(p.depth, ctx.i64(2)));
   llvm::Value *byWork = b.CreateLShr(flops, ctx.i64(21));
-  llvm::Value *count = umin(b, umin(b, p.blocks(b), byWork), ctx.i64(16));
+  llvm::Value *count = umin(b, umin(b, p.blocks(b), byWork), ctx.i64(kMaxChunks));
   return b.CreateBinaryIntrinsic(llvm::Intrinsic::umax, count, ctx.i64(1));
 }
 

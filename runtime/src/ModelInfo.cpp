@@ -48,6 +48,7 @@ ModelInfo parseModelInfo(const char *text) {
     m.params = tensors(d.at("params"));
     m.states = tensors(d.at("states"));
     m.persistentFloats = d.at("persistent_floats");
+    m.maxChunks = d.at("max_chunks");
     m.scratchFixedBytes = d.at("scratch").at("fixed_bytes");
     m.scratchBatchBytesPerN = d.at("scratch").at("batch_bytes_per_n");
     m.scratch64FixedBytes = d.at("scratch_f64").at("fixed_bytes");

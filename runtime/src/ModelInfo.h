@@ -46,6 +46,7 @@ struct ModelInfo {
   std::vector<TensorInfo> params;
   std::vector<TensorInfo> states;
   int64_t persistentFloats = 0;
+  int64_t maxChunks = 1; ///< no kernel splits into more: more threads idle
   int64_t scratchFixedBytes = 0;
   int64_t scratchBatchBytesPerN = 0;
   int64_t scratch64FixedBytes = 0; ///< for netc_gradients_f64

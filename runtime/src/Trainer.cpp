@@ -136,7 +136,8 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
   f.save = name + ".safetensors";
   f.data = m.dataDir;
   f.batch = m.batch;
-  f.threads = availableCores();
+  // More threads than chunks would have nothing to do.
+  f.threads = std::min<int64_t>(availableCores(), std::max<int64_t>(m.maxChunks, 1));
   auto *steps = app.add_option("--steps", f.steps, "total training steps")->check(wholeNumber());
   app.add_option("--lr", f.lr, "learning rate")->check(positiveNumber())->capture_default_str();
   app.add_option("--seed", f.seed, "seed for initialisation and shuffling")
@@ -148,8 +149,9 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
       ->capture_default_str();
   app.add_option("--metrics", f.metrics, "append JSON Lines progress records to this file");
   app.add_option("--threads", f.threads,
-                 "threads for the big kernels (default: the cores this process may use); "
-                 "results are the same bits for every count")
+                 "threads for the big kernels (default: the cores this process may use, "
+                 "at most the model's largest chunk count); results are the same bits "
+                 "for every count")
       ->check(CLI::Range(int64_t(1), int64_t(kMaxThreads)))
       ->capture_default_str();
   auto *stats = app.add_option("--grad-stats", f.gradStats,
