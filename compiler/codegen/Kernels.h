@@ -1,7 +1,7 @@
 // Kernels.h - one lowering function per kernel kind.
 //
 // Each takes the kernel and emits its code at the builder's insertion point.
-// They are independent: a faster matrix product replaces emitMatMulKernel
+// They are independent: a faster matrix product replaces MatMulKernel.cpp
 // without touching the loop nests, and the other way round.
 #pragma once
 
@@ -25,11 +25,9 @@ llvm::Value *loopChunkCount(const EmitContext &ctx, const Kernel &kernel);
 void emitLoopChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
                    llvm::Value *chunks);
 
-/// C = op(A) · op(B).
-void emitMatMulKernel(const EmitContext &ctx, const Kernel &kernel);
-/// The same product in independent chunks along C's outer dimension, for
-/// netc_rt_parallel_for: how many (a function of the shapes and N, never
-/// of the thread count), and chunk `chunk` of them.
+/// C = op(A) · op(B) and its epilogue, in independent chunks along C's
+/// outer dimension for netc_rt_parallel_for: how many (a function of the
+/// shapes and N, never of the thread count), and chunk `chunk` of them.
 llvm::Value *matMulChunkCount(const EmitContext &ctx, const Kernel &kernel);
 void emitMatMulChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
                      llvm::Value *chunks);

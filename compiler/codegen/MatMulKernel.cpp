@@ -17,10 +17,12 @@
 // stores. The rare Aᵀ·Bᵀ stays a scalar loop nest.
 //
 // Each scheme is one function per element type, shared by every product of
-// the module (`netc_gemm.<scheme>.<type>`, shapes as arguments): emitting
-// the tiles once per product made compile time grow with the model. A
-// product's kernel computes its operands and calls it for a range of C's
-// outer dimension, so the chunks the runtime's threads take are ranges.
+// the module without an epilogue (`netc_gemm.<scheme>.<type>`, shapes as
+// arguments): emitting the tiles once per product made compile time grow
+// with the model. A product's kernel computes its operands and calls it for
+// a range of C's outer dimension, so the chunks the runtime's threads take
+// are ranges. A product with an epilogue (Fuse.h) has its tiles inline, the
+// epilogue applied to each finished vector or element of C.
 //
 // Every output element is a sum over the full K in a fixed order that
 // depends only on the shapes, so splitting the outer loop into chunks
@@ -613,11 +615,6 @@ llvm::Value *umin(llvm::IRBuilder<> &b, llvm::Value *x, llvm::Value *y) {
 }
 
 } // namespace
-
-void emitMatMulKernel(const EmitContext &ctx, const Kernel &kernel) {
-  Product p(ctx, kernel);
-  p.emit(ctx, kernel, ctx.i64(0), p.outer());
-}
 
 // One chunk per ~2 MFLOP of work, at most kMaxChunks, none smaller than a
 // tile.

@@ -14,7 +14,6 @@
 #include <emmintrin.h>
 #endif
 #include <cmath>
-#include <type_traits>
 
 namespace netc::rt {
 
@@ -212,7 +211,6 @@ void fillChunk(const void *args, int64_t chunk) {
 
 void Batch::fill(const LabeledImages &split, const int64_t *rows, int64_t n) {
   n_ = n;
-  static_assert(std::is_same_v<decltype(labels_)::value_type, int64_t>);
   FillJob job{&split, rows, n, pixels_.data(), labels_.data()};
   netc_rt_parallel_for(fillChunk, &job, (n + FillJob::kGroup - 1) / FillJob::kGroup);
 }
