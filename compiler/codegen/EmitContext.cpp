@@ -1,6 +1,8 @@
 // EmitContext.cpp - helpers shared by the kernel lowerings.
 #include "compiler/codegen/EmitContext.h"
 
+#include <llvm/IR/Intrinsics.h>
+
 #include <cassert>
 
 namespace netc {
@@ -46,6 +48,28 @@ void EmitContext::store(ValueId v, llvm::Value *index, llvm::Value *value) const
   llvm::Value *base = pointer(v);
   assert(base && "store to a value that is not in memory");
   b.CreateStore(value, b.CreateInBoundsGEP(fp(), base, index));
+}
+
+llvm::Value *EmitContext::chunkUnits(llvm::Value *extent, int64_t granule) const {
+  return b.CreateUDiv(b.CreateAdd(extent, i64(granule - 1)), i64(granule));
+}
+
+llvm::Value *EmitContext::chunkCount(llvm::Value *byWork, llvm::Value *units) const {
+  llvm::Value *count = b.CreateBinaryIntrinsic(llvm::Intrinsic::umin, byWork, units);
+  count = b.CreateBinaryIntrinsic(llvm::Intrinsic::umin, count, i64(kMaxChunks));
+  return b.CreateBinaryIntrinsic(llvm::Intrinsic::umax, count, i64(1));
+}
+
+std::pair<llvm::Value *, llvm::Value *> EmitContext::chunkRange(llvm::Value *chunk,
+                                                                llvm::Value *chunks,
+                                                                llvm::Value *extent,
+                                                                int64_t granule) const {
+  llvm::Value *units = chunkUnits(extent, granule);
+  auto edge = [&](llvm::Value *c) {
+    llvm::Value *at = b.CreateMul(b.CreateUDiv(b.CreateMul(c, units), chunks), i64(granule));
+    return b.CreateBinaryIntrinsic(llvm::Intrinsic::umin, at, extent);
+  };
+  return {edge(chunk), edge(b.CreateAdd(chunk, i64(1)))};
 }
 
 void EmitContext::loop(llvm::Value *count,

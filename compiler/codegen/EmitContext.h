@@ -12,9 +12,14 @@
 #include <llvm/IR/IRBuilder.h>
 
 #include <functional>
+#include <utility>
 #include <vector>
 
 namespace netc {
+
+/// The most chunks a kernel splits into (the model description's
+/// "max_chunks": more threads than this have nothing to do).
+constexpr int64_t kMaxChunks = 16;
 
 struct EmitContext {
   llvm::IRBuilder<> &b;
@@ -44,6 +49,19 @@ struct EmitContext {
   llvm::Value *pointer(ValueId v) const { return pointers[static_cast<size_t>(v)]; }
   llvm::Value *load(ValueId v, llvm::Value *index) const;
   void store(ValueId v, llvm::Value *index, llvm::Value *value) const;
+
+  // Chunking for netc_rt_parallel_for, the same for every kernel that
+  // splits: the outer extent is cut into whole units of `granule` indices
+  // (tiles, vector groups); the count and the ranges depend on the shapes
+  // only, never on the thread count.
+  /// ceil(extent / granule): the units chunks are made of.
+  llvm::Value *chunkUnits(llvm::Value *extent, int64_t granule) const;
+  /// max(1, min(byWork, units, kMaxChunks)).
+  llvm::Value *chunkCount(llvm::Value *byWork, llvm::Value *units) const;
+  /// Chunk `chunk` of `chunks`: units [c·U/C, (c+1)·U/C), as outer indices
+  /// clamped to `extent`.
+  std::pair<llvm::Value *, llvm::Value *> chunkRange(llvm::Value *chunk, llvm::Value *chunks,
+                                                     llvm::Value *extent, int64_t granule) const;
 
   /// Emits `for (i = 0; i < count; ++i) body(i)` at the insertion point and
   /// leaves the builder after the loop.

@@ -9,10 +9,6 @@
 
 namespace netc {
 
-/// The most chunks a kernel splits into (the model description's
-/// "max_chunks": more threads than this have nothing to do).
-constexpr int64_t kMaxChunks = 16;
-
 /// One elementwise op on scalars or vectors of the element type.
 llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value *a, llvm::Value *b);
 

@@ -301,30 +301,27 @@ bool loopKernelSplits(const Graph &graph, const Kernel &kernel) {
   return true;
 }
 
-// One chunk per 16K elements, at most kMaxChunks.
+namespace {
+
+// The unit of a loop kernel's chunks: 16-element groups of a flat loop, so
+// every chunk but the last starts and ends on a vector; else one index of
+// the first dimension.
+int64_t loopGranule(const LoopEmitter &e) { return e.isFlat() ? 16 : 1; }
+
+} // namespace
+
+// One chunk per 16K elements.
 llvm::Value *loopChunkCount(const EmitContext &ctx, const Kernel &kernel) {
-  auto &b = ctx.b;
   LoopEmitter e(ctx, kernel);
-  llvm::Value *byWork = b.CreateLShr(ctx.numel(kernel.domain), ctx.i64(14));
-  llvm::Value *count = b.CreateBinaryIntrinsic(llvm::Intrinsic::umin, byWork, ctx.i64(kMaxChunks));
-  count = b.CreateBinaryIntrinsic(llvm::Intrinsic::umin, count, e.outerExtent());
-  return b.CreateBinaryIntrinsic(llvm::Intrinsic::umax, count, ctx.i64(1));
+  llvm::Value *byWork = ctx.b.CreateLShr(ctx.numel(kernel.domain), ctx.i64(14));
+  return ctx.chunkCount(byWork, ctx.chunkUnits(e.outerExtent(), loopGranule(e)));
 }
 
-// Chunk c: outer indices [c·E/C, (c+1)·E/C), in whole 16-element groups for
-// a flat loop so every chunk but the last starts and ends on a vector.
 void emitLoopChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
                    llvm::Value *chunks) {
-  auto &b = ctx.b;
   LoopEmitter e(ctx, kernel);
-  int64_t group = e.isFlat() ? 16 : 1;
-  llvm::Value *extent = e.outerExtent();
-  llvm::Value *groups = b.CreateUDiv(b.CreateAdd(extent, ctx.i64(group - 1)), ctx.i64(group));
-  auto edge = [&](llvm::Value *c) {
-    llvm::Value *at = b.CreateMul(b.CreateUDiv(b.CreateMul(c, groups), chunks), ctx.i64(group));
-    return b.CreateBinaryIntrinsic(llvm::Intrinsic::umin, at, extent);
-  };
-  e.runRange(edge(chunk), edge(b.CreateAdd(chunk, ctx.i64(1))));
+  auto [lo, hi] = ctx.chunkRange(chunk, chunks, e.outerExtent(), loopGranule(e));
+  e.runRange(lo, hi);
 }
 
 } // namespace netc

@@ -588,11 +588,6 @@ struct Product {
 
   llvm::Value *outer() const { return kind.scheme == Scheme::Broadcast ? cols : rows; }
 
-  llvm::Value *blocks(llvm::IRBuilder<> &b) const {
-    return b.CreateUDiv(b.CreateAdd(outer(), b.getInt64(kind.granule() - 1)),
-                        b.getInt64(kind.granule()));
-  }
-
   /// The part [lo, hi) of the outer dimension: a call of the shared
   /// function, or the tiles inline when an epilogue takes C's values.
   void emit(const EmitContext &ctx, const Kernel &kernel, llvm::Value *lo, llvm::Value *hi) const {
@@ -610,36 +605,22 @@ struct Product {
   }
 };
 
-llvm::Value *umin(llvm::IRBuilder<> &b, llvm::Value *x, llvm::Value *y) {
-  return b.CreateBinaryIntrinsic(llvm::Intrinsic::umin, x, y);
-}
-
 } // namespace
 
-// One chunk per ~2 MFLOP of work, at most kMaxChunks, none smaller than a
-// tile.
+// One chunk per ~2 MFLOP of work, in whole tiles of the outer dimension.
 llvm::Value *matMulChunkCount(const EmitContext &ctx, const Kernel &kernel) {
   Product p(ctx, kernel);
   auto &b = ctx.b;
   llvm::Value *flops = b.CreateMul(b.CreateMul(p.rows, p.cols), b.CreateMul(p.depth, ctx.i64(2)));
   llvm::Value *byWork = b.CreateLShr(flops, ctx.i64(21));
-  llvm::Value *count = umin(b, umin(b, p.blocks(b), byWork), ctx.i64(kMaxChunks));
-  return b.CreateBinaryIntrinsic(llvm::Intrinsic::umax, count, ctx.i64(1));
+  return ctx.chunkCount(byWork, ctx.chunkUnits(p.outer(), p.kind.granule()));
 }
 
-// Chunk c of C: whole tiles [c·B/C, (c+1)·B/C) of the B blocks of the outer
-// dimension.
 void emitMatMulChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
                      llvm::Value *chunks) {
   Product p(ctx, kernel);
-  auto &b = ctx.b;
-  llvm::Value *blocks = p.blocks(b);
-  llvm::Value *granule = ctx.i64(p.kind.granule());
-  auto edge = [&](llvm::Value *c) {
-    llvm::Value *block = b.CreateUDiv(b.CreateMul(c, blocks), chunks);
-    return umin(b, b.CreateMul(block, granule), p.outer());
-  };
-  p.emit(ctx, kernel, edge(chunk), edge(b.CreateAdd(chunk, ctx.i64(1))));
+  auto [lo, hi] = ctx.chunkRange(chunk, chunks, p.outer(), p.kind.granule());
+  p.emit(ctx, kernel, lo, hi);
 }
 
 } // namespace netc
