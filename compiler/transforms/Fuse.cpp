@@ -152,8 +152,8 @@ private:
   // How many leading nodes of `loop` can be `product`'s epilogue: cheap
   // elementwise ops over C's shape reading C and other values at the same
   // element, rows of C's width (a bias) or scalars; assigns only when the
-  // whole kernel moves and no kernel lies between, never to what the
-  // product reads.
+  // loop has no sum and no kernel lies between, never to what the product
+  // reads (nodes after them read the new value in either kernel).
   size_t epiloguePrefix(ValueId product, const Kernel &loop, bool adjacent) const {
     const Node &p = g_.node(product);
     const Shape &domain = p.shape;
