@@ -4,7 +4,7 @@
 # e.g. bench/kernels.sh examples/mnist.nn --data /usr/share/datasets/fashion-mnist --epochs 1
 # Compiles MODEL.nn, links it with bench/kernel_times.c (which times every
 # kernel the step hands to the thread pool, see there) and runs it with the
-# flags; prints each chunked kernel of netc_train_step and netc_forward with
+# flags; prints each chunked kernel of the training step and forward pass with
 # its total seconds, calls and share of the training steps' time, largest
 # first, beside the kernel's first line in `netc --emit=opt`.
 set -euo pipefail
@@ -14,10 +14,11 @@ shift
 "$root/scripts/build.sh" > /dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$root/build/bin/netc" "$model" --emit=obj -o "$work/model.o"
+"$root/build/bin/netc" "$model" --emit=obj --name model -o "$work/model.o"
 "$root/build/bin/netc" "$model" --emit=opt > "$work/opt.txt"
-cc -O1 -no-pie "$root/bench/kernel_times.c" "$work/model.o" "$root/build/runtime/libnetc_runtime.a" \
-  -Wl,--wrap=netc_rt_parallel_for -Wl,--wrap=netc_train_step -lstdc++ -lm -lz -o "$work/timed"
+cc -O1 -no-pie -I "$root/runtime/include" "$root/bench/kernel_times.c" "$work/model.o" \
+  "$root/build/runtime/libnetc_runtime.a" -Wl,--wrap=netc_rt_parallel_for -lstdc++ -lm -lz \
+  -o "$work/timed"
 nm "$work/timed" > "$work/symbols.txt"
 # Run where the user is (relative --data paths), with the weights and
 # checkpoint going to the scratch folder.
@@ -63,7 +64,7 @@ for line in open(work + "/times.txt"):
     rows.append((float(parts[1]), int(parts[2]), name))
 print("%-36s %10s %8s %7s  %s" % ("kernel", "seconds", "calls", "step%", "--emit=opt"))
 for seconds, calls, name in sorted(rows, reverse=True):
-    m = re.match(r"netc_train_step\.kernel(\d+)$", name)
+    m = re.match(r"model\.train_step\.kernel(\d+)$", name)
     head = heads.get(int(m.group(1)), "") if m else ""
     share = "%6.1f%%" % (100 * seconds / step) if step and m else ""
     print("%-36s %10.4f %8d %7s  %s" % (name, seconds, calls, share, head))

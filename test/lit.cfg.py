@@ -12,6 +12,7 @@ config.test_exec_root = os.path.join(config.netc_obj_root, "test")
 
 config.substitutions.append(("%netc", config.netc_bin))
 config.substitutions.append(("%runtime_lib", os.environ.get("NETC_RUNTIME_LIB", config.netc_runtime)))
+config.substitutions.append(("%runtime_include", os.path.join(config.netc_src_root, "runtime", "include")))
 config.substitutions.append(("%FileCheck", config.filecheck))
 config.substitutions.append(("%python", config.python))
 config.substitutions.append(("%examples", os.path.join(config.netc_src_root, "examples")))

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cassert>
+#include <cctype>
 
 #ifndef NETC_VERSION
 #define NETC_VERSION "0.0.0"
@@ -15,9 +16,6 @@
 namespace netc {
 
 namespace {
-
-/// Version of the contract in runtime.h; the runtime refuses other versions.
-constexpr int kAbiVersion = 2;
 
 nlohmann::json shapeJson(const Shape &s) {
   nlohmann::json dims = nlohmann::json::array();
@@ -38,88 +36,108 @@ const char *initKind(InitSpec::Kind k) {
   return "constant";
 }
 
+/// What an entry point returns and which extra pointer it takes.
+enum class EntryKind {
+  Loss,      ///< T f(persist, inputs, scratch, n, hparams): the loss
+  Gradients, ///< T f(..., hparams, T *grads): the loss; gradients to grads
+  Predict,   ///< void f(persist, inputs, scratch, n, float *out)
+};
+
 class FunctionEmitter {
 public:
-  /// `gradLayout`: also write each parameter's gradient to a grads array
-  /// laid out like the persistent block. `f64`: compute in double (the
-  /// twin --gradcheck compares against), with `plan` made for 8-byte
-  /// elements.
+  /// `layout`: the persistent layout, by which Gradients entries place each
+  /// parameter's gradient. `f64`: compute in double (the twin --gradcheck
+  /// compares against), with `plan` made for 8-byte elements.
   FunctionEmitter(llvm::Module &m, const EntryPoint &entry, const MemoryPlan &plan,
-                  std::string name, const TargetInfo &target,
-                  const PersistentLayout *gradLayout = nullptr, bool f64 = false)
-      : m_(m), entry_(entry), plan_(plan), name_(std::move(name)), target_(target),
-        gradLayout_(gradLayout), b_(m.getContext()),
+                  std::string symbol, EntryKind kind, const TargetInfo &target,
+                  const PersistentLayout &layout, bool f64 = false)
+      : m_(m), entry_(entry), plan_(plan), symbol_(std::move(symbol)), kind_(kind),
+        target_(target), layout_(layout), b_(m.getContext()),
         elem_(f64 ? b_.getDoubleTy() : b_.getFloatTy()) {}
 
-  // T netc_<name>(T *persist, const T *const *inputs, char *scratch,
-  //               int64_t n, const T *hparams [, T *grads]), T float or double
-  void emit() {
+  // Internal: the descriptor is the only way in.
+  llvm::Function *emit() {
     llvm::LLVMContext &c = m_.getContext();
     auto *ptr = llvm::PointerType::getUnqual(c);
     std::vector<llvm::Type *> params = {ptr, ptr, ptr, b_.getInt64Ty(), ptr};
-    if (gradLayout_) // float *grads: each parameter's gradient at its offset
+    if (kind_ == EntryKind::Gradients) // T *grads: each parameter's gradient at its offset
       params.push_back(ptr);
-    auto *type = llvm::FunctionType::get(elem_, params, false);
-    auto *fn = llvm::Function::Create(type, llvm::Function::ExternalLinkage, "netc_" + name_, m_);
-    const char *names[] = {"persist", "inputs", "scratch", "n", "hparams"};
+    llvm::Type *result = kind_ == EntryKind::Predict ? b_.getVoidTy() : elem_;
+    auto *type = llvm::FunctionType::get(result, params, false);
+    auto *fn = llvm::Function::Create(type, llvm::Function::InternalLinkage, symbol_, m_);
+    const char *names[] = {"persist", "inputs", "scratch", "n",
+                           kind_ == EntryKind::Predict ? "out" : "hparams"};
     for (unsigned i = 0; i < 5; ++i)
       fn->getArg(i)->setName(names[i]);
-    // The three memory blocks are separate allocations.
+    // The memory blocks are separate allocations.
     for (unsigned i : {0u, 2u})
       fn->addParamAttr(i, llvm::Attribute::NoAlias);
     fn->addFnAttr(llvm::Attribute::NoUnwind);
     // The gradient entry points serve --gradcheck and --grad-stats, not
     // training: optimized for size, they cost a fraction of the compile time.
-    if (gradLayout_)
+    if (kind_ == EntryKind::Gradients)
       fn->addFnAttr(llvm::Attribute::OptimizeForSize);
     b_.SetInsertPoint(llvm::BasicBlock::Create(c, "entry", fn));
     llvm::FastMathFlags fmf;
     fmf.setAllowContract(true);
     b_.setFastMathFlags(fmf);
 
-    // The arguments in one struct, for the functions of chunked kernels.
+    // The arguments in one struct, for the functions of chunked kernels
+    // (predict has no hyperparameters: its slot stays null).
+    llvm::Value *hparams = kind_ == EntryKind::Predict
+                               ? llvm::ConstantPointerNull::get(ptr)
+                               : static_cast<llvm::Value *>(fn->getArg(4));
     args_ = b_.CreateAlloca(argsType(), nullptr, "args");
+    llvm::Value *fields[] = {fn->getArg(0), fn->getArg(1), fn->getArg(2), fn->getArg(3), hparams};
     for (unsigned i = 0; i < 5; ++i)
-      b_.CreateStore(fn->getArg(i), b_.CreateStructGEP(argsType(), args_, i));
+      b_.CreateStore(fields[i], b_.CreateStructGEP(argsType(), args_, i));
     EmitContext ctx =
-        context(b_, fn, fn->getArg(0), fn->getArg(1), fn->getArg(2), fn->getArg(3), fn->getArg(4));
+        context(b_, fn, fn->getArg(0), fn->getArg(1), fn->getArg(2), fn->getArg(3), hparams);
 
-    for (size_t i = 0; i < entry_.schedule.kernels.size(); ++i) {
-      const Kernel &k = entry_.schedule.kernels[i];
-      switch (k.kind) {
-      case Kernel::Kind::Loop:
-        if (loopKernelSplits(entry_.graph, k))
-          emitChunked(ctx, k, i, loopChunkCount, emitLoopChunk);
-        else
-          emitLoopKernel(ctx, k);
-        break;
-      case Kernel::Kind::MatMul:
-        emitChunked(ctx, k, i, matMulChunkCount, emitMatMulChunk);
-        break;
-      case Kernel::Kind::Rows:
-        emitRowsKernel(ctx, k);
-        break;
-      case Kernel::Kind::Gather:
-        emitGatherKernel(ctx, k);
-        break;
-      case Kernel::Kind::Stack:
-        emitStackKernel(ctx, k);
-        break;
-      case Kernel::Kind::Slice:
-        emitSliceKernel(ctx, k);
-        break;
-      case Kernel::Kind::View:
-        break;
-      }
+    for (size_t i = 0; i < entry_.schedule.kernels.size(); ++i)
+      emitKernel(ctx, entry_.schedule.kernels[i], i);
+    if (kind_ == EntryKind::Predict) {
+      copyPrediction(ctx, fn->getArg(4));
+      b_.CreateRetVoid();
+      return fn;
     }
-    if (gradLayout_)
+    if (kind_ == EntryKind::Gradients)
       copyGradients(ctx, fn->getArg(5));
     ValueId loss = entry_.graph.output("loss");
-    assert(loss != kNoValue && "every entry point computes the loss");
+    assert(loss != kNoValue && "every entry point but predict computes the loss");
     b_.CreateRet(ctx.load(loss, b_.getInt64(0)));
+    return fn;
   }
 
 private:
+  void emitKernel(EmitContext &ctx, const Kernel &k, size_t index) {
+    switch (k.kind) {
+    case Kernel::Kind::Loop:
+      if (loopKernelSplits(entry_.graph, k))
+        emitChunked(ctx, k, index, loopChunkCount, emitLoopChunk);
+      else
+        emitLoopKernel(ctx, k);
+      break;
+    case Kernel::Kind::MatMul:
+      emitChunked(ctx, k, index, matMulChunkCount, emitMatMulChunk);
+      break;
+    case Kernel::Kind::Rows:
+      emitRowsKernel(ctx, k);
+      break;
+    case Kernel::Kind::Gather:
+      emitGatherKernel(ctx, k);
+      break;
+    case Kernel::Kind::Stack:
+      emitStackKernel(ctx, k);
+      break;
+    case Kernel::Kind::Slice:
+      emitSliceKernel(ctx, k);
+      break;
+    case Kernel::Kind::View:
+      break;
+    }
+  }
+
   /// { persist, inputs, scratch, n, hparams }
   llvm::StructType *argsType() {
     auto *ptr = b_.getPtrTy();
@@ -149,7 +167,7 @@ private:
     auto *body = llvm::Function::Create(chunkType, llvm::Function::InternalLinkage,
                                         ctx.fn->getName() + ".kernel" + std::to_string(index), m_);
     body->addFnAttr(llvm::Attribute::NoUnwind);
-    if (gradLayout_)
+    if (kind_ == EntryKind::Gradients)
       body->addFnAttr(llvm::Attribute::OptimizeForSize);
     llvm::IRBuilder<> ib(llvm::BasicBlock::Create(c, "entry", body));
     ib.setFastMathFlags(b_.getFastMathFlags());
@@ -169,10 +187,24 @@ private:
     b_.CreateCall(parallelFor, {body, args_, count(ctx, k)});
   }
 
+  // Output "prediction" to out, n examples of its per-example floats.
+  void copyPrediction(const EmitContext &ctx, llvm::Value *out) {
+    ValueId p = entry_.graph.output("prediction");
+    assert(p != kNoValue && "predict computes the prediction");
+    const Shape &shape = entry_.graph.shape(p);
+    llvm::Value *count = ctx.i64(shape.constNumel());
+    if (shape.hasBatch())
+      count = b_.CreateMul(count, ctx.batch);
+    ctx.loop(count, [&](llvm::Value *e) {
+      llvm::Value *at = shape.rank() == 0 ? ctx.i64(0) : e;
+      b_.CreateStore(ctx.load(p, at), b_.CreateInBoundsGEP(elem_, out, e));
+    });
+  }
+
   // Output "grad <i>" goes to grads + offset of parameter i.
   void copyGradients(const EmitContext &ctx, llvm::Value *grads) {
-    for (size_t i = 0; i < gradLayout_->params.size(); ++i) {
-      const auto &p = gradLayout_->params[i];
+    for (size_t i = 0; i < layout_.params.size(); ++i) {
+      const auto &p = layout_.params[i];
       ValueId g = entry_.graph.output("grad " + std::to_string(i));
       llvm::Value *base =
           b_.CreateConstInBoundsGEP1_64(elem_, grads, static_cast<uint64_t>(p.offset));
@@ -187,9 +219,10 @@ private:
   std::vector<llvm::Value *> pointers(const EmitContext &ctx, llvm::Value *persist,
                                       llvm::Value *inputs, llvm::Value *scratch) {
     auto &b = ctx.b;
-    // Npad = N rounded up to 16: keeps per-batch buffers 64-byte aligned.
-    llvm::Value *npad =
-        b.CreateAnd(b.CreateAdd(ctx.batch, b.getInt64(15)), b.getInt64(~int64_t(15)));
+    // Npad = N rounded up to NETC_BATCH_PAD: keeps per-batch buffers aligned.
+    static_assert((NETC_BATCH_PAD & (NETC_BATCH_PAD - 1)) == 0, "a power of two");
+    llvm::Value *npad = b.CreateAnd(b.CreateAdd(ctx.batch, b.getInt64(NETC_BATCH_PAD - 1)),
+                                    b.getInt64(~int64_t(NETC_BATCH_PAD - 1)));
     llvm::Value *batchBase =
         b.CreateInBoundsGEP(b.getInt8Ty(), scratch,
                             b.getInt64(static_cast<uint64_t>(plan_.fixedBytes)), "batch_region");
@@ -221,24 +254,25 @@ private:
   llvm::Module &m_;
   const EntryPoint &entry_;
   const MemoryPlan &plan_;
-  std::string name_;
+  std::string symbol_;
+  EntryKind kind_;
   const TargetInfo &target_;
-  const PersistentLayout *gradLayout_;
+  const PersistentLayout &layout_;
   llvm::IRBuilder<> b_;
   llvm::Type *elem_;
   llvm::Value *args_ = nullptr;
 };
 
-// void netc_init(float *persist, uint64_t seed): every parameter from its
+// void init(float *persist, uint64_t seed): every parameter from its
 // initializer (counter-based RNG: element i of parameter p draws from
 // stream p, index i), every optimizer state tensor to zero.
-void emitInit(llvm::Module &m, const CompiledModel &cm) {
+llvm::Function *emitInit(llvm::Module &m, const CompiledModel &cm, const std::string &symbol) {
   llvm::LLVMContext &c = m.getContext();
   llvm::IRBuilder<> b(c);
   auto *ptr = llvm::PointerType::getUnqual(c);
   auto *fn =
       llvm::Function::Create(llvm::FunctionType::get(b.getVoidTy(), {ptr, b.getInt64Ty()}, false),
-                             llvm::Function::ExternalLinkage, "netc_init", m);
+                             llvm::Function::InternalLinkage, symbol, m);
   fn->getArg(0)->setName("persist");
   fn->getArg(1)->setName("seed");
   b.SetInsertPoint(llvm::BasicBlock::Create(c, "entry", fn));
@@ -286,15 +320,62 @@ void emitInit(llvm::Module &m, const CompiledModel &cm) {
     fill(s.offset, s.shape,
          [&](llvm::Value *) { return llvm::ConstantFP::get(b.getFloatTy(), 0.0); });
   b.CreateRetVoid();
+  return fn;
+}
+
+/// The model descriptor (struct netc_model of runtime.h), field by field.
+llvm::StructType *descriptorType(llvm::LLVMContext &c) {
+  auto *ptr = llvm::PointerType::getUnqual(c);
+  auto *i64 = llvm::Type::getInt64Ty(c);
+  return llvm::StructType::get(c, {llvm::Type::getInt32Ty(c), ptr, ptr, i64, i64, i64, i64, ptr,
+                                   ptr, ptr, ptr, ptr, ptr});
+}
+
+llvm::Constant *cString(llvm::Module &m, const std::string &text, const char *name) {
+  auto *data = llvm::ConstantDataArray::getString(m.getContext(), text, /*AddNull=*/true);
+  auto *global = new llvm::GlobalVariable(m, data->getType(), /*isConstant=*/true,
+                                          llvm::GlobalValue::PrivateLinkage, data, name);
+  global->setAlignment(llvm::Align(1));
+  global->setUnnamedAddr(llvm::GlobalValue::UnnamedAddr::Global);
+  return global;
+}
+
+// int main(int argc, char **argv) { return netc_main(&netc_model_<name>, argc, argv); }
+void emitMain(llvm::Module &m, llvm::GlobalVariable *descriptor) {
+  llvm::LLVMContext &c = m.getContext();
+  llvm::IRBuilder<> b(c);
+  auto *ptr = llvm::PointerType::getUnqual(c);
+  auto *type = llvm::FunctionType::get(b.getInt32Ty(), {b.getInt32Ty(), ptr}, false);
+  auto *fn = llvm::Function::Create(type, llvm::Function::ExternalLinkage, "main", m);
+  auto trainer = m.getOrInsertFunction(
+      "netc_main", llvm::FunctionType::get(b.getInt32Ty(), {ptr, b.getInt32Ty(), ptr}, false));
+  b.SetInsertPoint(llvm::BasicBlock::Create(c, "entry", fn));
+  b.CreateRet(b.CreateCall(trainer, {descriptor, fn->getArg(0), fn->getArg(1)}));
 }
 
 } // namespace
+
+std::string modelSymbol(const std::string &modelName) {
+  std::string id;
+  for (char ch : modelName)
+    id += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+  return "netc_model_" + id;
+}
+
+ScratchSize scratchSize(const CompiledModel &cm) {
+  ScratchSize s;
+  for (const EntryPoint *e : {&cm.trainStep, &cm.forward, &cm.predict, &cm.gradients}) {
+    s.fixedBytes = std::max(s.fixedBytes, e->plan.fixedBytes);
+    s.batchBytesPerN = std::max(s.batchBytesPerN, e->plan.batchBytesPerN);
+  }
+  return s;
+}
 
 std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   using nlohmann::json;
   const Model &m = cm.model;
   json d;
-  d["abi"] = kAbiVersion;
+  d["abi"] = NETC_ABI_VERSION;
   d["netc_version"] = NETC_VERSION;
   d["name"] = m.name;
   d["target"] = {{"cpu", target.cpu}, {"features", target.features}};
@@ -316,12 +397,9 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   d["max_chunks"] = kMaxChunks;
   d["scratch_f64"] = {{"fixed_bytes", cm.gradientsPlan64.fixedBytes},
                       {"batch_bytes_per_n", cm.gradientsPlan64.batchBytesPerN}};
-  d["scratch"] = {
-      {"fixed_bytes", std::max({cm.trainStep.plan.fixedBytes, cm.forward.plan.fixedBytes,
-                                cm.gradients.plan.fixedBytes})},
-      {"batch_bytes_per_n",
-       std::max({cm.trainStep.plan.batchBytesPerN, cm.forward.plan.batchBytesPerN,
-                 cm.gradients.plan.batchBytesPerN})}};
+  ScratchSize scratch = scratchSize(cm);
+  d["scratch"] = {{"fixed_bytes", scratch.fixedBytes},
+                  {"batch_bytes_per_n", scratch.batchBytesPerN}};
   json options = json::object();
   for (const auto &[k, v] : m.data.options)
     options[k] = v;
@@ -375,26 +453,60 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   }
   d["report"] = report;
   d["entry_points"] = {"init", "train_step", "forward", "gradients", "gradients_f64"};
+  if (!cm.predict.graph.outputs.empty())
+    d["entry_points"].push_back("predict");
   return d.dump();
 }
 
 std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context, const CompiledModel &model,
-                                         const TargetInfo &target) {
+                                         const TargetInfo &target, bool withMain) {
   auto m = std::make_unique<llvm::Module>(model.model.name, context);
-  std::string json = describeModel(model, target);
-  auto *data = llvm::ConstantDataArray::getString(context, json, /*AddNull=*/true);
-  auto *global =
-      new llvm::GlobalVariable(*m, data->getType(), /*isConstant=*/true,
-                               llvm::GlobalValue::ExternalLinkage, data, "netc_model_json");
-  global->setAlignment(llvm::Align(1));
-  emitInit(*m, model);
-  FunctionEmitter(*m, model.trainStep, model.trainStep.plan, "train_step", target).emit();
-  FunctionEmitter(*m, model.forward, model.forward.plan, "forward", target).emit();
-  FunctionEmitter(*m, model.gradients, model.gradients.plan, "gradients", target, &model.persistent)
-      .emit();
-  FunctionEmitter(*m, model.gradients, model.gradientsPlan64, "gradients_f64", target,
-                  &model.persistent, /*f64=*/true)
-      .emit();
+  const std::string symbol = modelSymbol(model.model.name);
+  const std::string prefix = model.model.name + ".";
+  const PersistentLayout &layout = model.persistent;
+  llvm::Function *init = emitInit(*m, model, prefix + "init");
+  auto emit = [&](const EntryPoint &e, const MemoryPlan &plan, const char *name, EntryKind kind,
+                  bool f64 = false) {
+    return FunctionEmitter(*m, e, plan, prefix + name, kind, target, layout, f64).emit();
+  };
+  llvm::Function *trainStep = emit(model.trainStep, model.trainStep.plan, "train_step", EntryKind::Loss);
+  llvm::Function *forward = emit(model.forward, model.forward.plan, "forward", EntryKind::Loss);
+  bool predicts = !model.predict.graph.outputs.empty();
+  llvm::Function *predict =
+      predicts ? emit(model.predict, model.predict.plan, "predict", EntryKind::Predict) : nullptr;
+  llvm::Function *gradients =
+      emit(model.gradients, model.gradients.plan, "gradients", EntryKind::Gradients);
+  llvm::Function *gradients64 = emit(model.gradients, model.gradientsPlan64, "gradients_f64",
+                                     EntryKind::Gradients, /*f64=*/true);
+
+  auto *ptr = llvm::PointerType::getUnqual(context);
+  auto i64 = [&](int64_t v) {
+    return llvm::ConstantInt::get(llvm::Type::getInt64Ty(context), static_cast<uint64_t>(v));
+  };
+  int64_t predictionFloats = 0;
+  if (predicts)
+    predictionFloats = model.predict.graph.shape(model.predict.graph.output("prediction")).constNumel();
+  ScratchSize scratch = scratchSize(model);
+  llvm::Constant *fields[] = {
+      llvm::ConstantInt::get(llvm::Type::getInt32Ty(context), NETC_ABI_VERSION),
+      cString(*m, model.model.name, "model_name"),
+      cString(*m, describeModel(model, target), "model_description"),
+      i64(model.persistent.totalFloats),
+      i64(scratch.fixedBytes),
+      i64(scratch.batchBytesPerN),
+      i64(predictionFloats),
+      init,
+      trainStep,
+      forward,
+      predict ? static_cast<llvm::Constant *>(predict) : llvm::ConstantPointerNull::get(ptr),
+      gradients,
+      gradients64};
+  auto *type = descriptorType(context);
+  auto *descriptor = new llvm::GlobalVariable(*m, type, /*isConstant=*/true,
+                                              llvm::GlobalValue::ExternalLinkage,
+                                              llvm::ConstantStruct::get(type, fields), symbol);
+  if (withMain)
+    emitMain(*m, descriptor);
   assert(!llvm::verifyModule(*m, &llvm::errs()) && "codegen produced invalid IR");
   return m;
 }

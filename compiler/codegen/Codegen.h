@@ -1,13 +1,18 @@
 // Codegen.h - lowers a compiled model to one LLVM module.
 //
-// The module defines, per the runtime contract (runtime/include/netc/runtime.h):
-//   netc_model_json   the model description the runtime reads at start-up
-//   netc_init         fills parameters from their initializers, zeroes state
-//   netc_train_step   forward + backward + optimizer update, returns the loss
-//   netc_forward      forward only, returns the loss
-// Each entry point is one function; kernels are emitted inline, in schedule
-// order, by the lowerings of Kernels.h. Generated code calls nothing but the
-// runtime's RNG functions and libm.
+// The module defines, per the runtime contract (runtime/include/netc/runtime.h),
+// one external symbol: the model descriptor netc_model_<name> (struct
+// netc_model), which holds the model description (JSON the runtime reads at
+// start-up), the buffer sizes and the entry points, all internal:
+//   <name>.init        fills parameters from their initializers, zeroes state
+//   <name>.train_step  forward + backward + optimizer update, returns the loss
+//   <name>.forward     forward only, returns the loss
+//   <name>.predict     the model's output from its inputs (if it names one)
+//   <name>.gradients, <name>.gradients_f64   raw gradients, f32 and f64
+// With `withMain`, also main(), which runs the trainer on the descriptor.
+// Each entry point is one function; kernels are emitted inline or as chunk
+// functions, in schedule order, by the lowerings of Kernels.h. Generated code
+// calls nothing but the runtime's RNG and thread pool, and libm.
 #pragma once
 
 #include "compiler/codegen/Target.h"
@@ -22,9 +27,19 @@ namespace netc {
 
 std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context,
                                          const CompiledModel &model,
-                                         const TargetInfo &target);
+                                         const TargetInfo &target, bool withMain);
 
-/// The JSON model description embedded as netc_model_json.
+/// The JSON model description the descriptor points to.
 std::string describeModel(const CompiledModel &model, const TargetInfo &target);
+
+/// The descriptor's symbol: netc_model_ and the model's name, every
+/// character that may not appear in a C identifier replaced by '_'.
+std::string modelSymbol(const std::string &modelName);
+
+/// Scratch bytes every entry point fits in (f32 entry points).
+struct ScratchSize {
+  int64_t fixedBytes = 0, batchBytesPerN = 0;
+};
+ScratchSize scratchSize(const CompiledModel &model);
 
 } // namespace netc

@@ -35,6 +35,7 @@ struct Options {
   std::string emit = "exe";
   std::string cpu = "native";
   int optLevel = 3;
+  std::string name; ///< the model's name (default: the file's stem)
   std::string explainGrad;
   std::string gradientFault; ///< test-only
 };
@@ -178,7 +179,8 @@ int compile(Options o, const char *argv0) {
     printAst(program, file, out);
     return emitText(o, out.str());
   }
-  auto model = checkProgram(program, llvm::sys::path::stem(o.input).str(), diags);
+  std::string name = o.name.empty() ? llvm::sys::path::stem(o.input).str() : o.name;
+  auto model = checkProgram(program, name, diags);
   if (!model)
     return 1;
 
@@ -198,7 +200,7 @@ int compile(Options o, const char *argv0) {
   if (!target)
     return fail(llvm::toString(target.takeError()));
   llvm::LLVMContext context;
-  auto module = emitModule(context, *compiled, *target);
+  auto module = emitModule(context, *compiled, *target, /*withMain=*/o.emit == "exe");
   optimizeModule(*module, *target, o.optLevel);
   if (o.emit == "llvm") {
     std::string ir;
@@ -235,6 +237,17 @@ int main(int argc, char **argv) {
       ->check(CLI::IsMember({"ast", "graph", "grad", "step", "opt", "plan", "llvm",
                              "asm", "obj", "exe"}))
       ->default_str("exe");
+  app.add_option("--name", o.name,
+                 "the model's name (default: the file's name without .nn); the object "
+                 "defines the descriptor netc_model_NAME")
+      ->check(CLI::Validator(
+          [](std::string &v) -> std::string {
+            bool ok = !v.empty() && !std::isdigit(static_cast<unsigned char>(v[0]));
+            for (char c : v)
+              ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+            return ok ? "" : "a name is letters, digits and '_', not starting with a digit";
+          },
+          "NAME"));
   app.add_option("--cpu", o.cpu,
                  "target CPU: 'native' (this machine, the default) or an LLVM "
                  "CPU name such as x86-64-v3");

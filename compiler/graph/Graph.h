@@ -9,6 +9,7 @@
 #pragma once
 
 #include "dsl/Loc.h"
+#include "netc/runtime.h"
 
 #include <cstdint>
 #include <optional>
@@ -27,8 +28,8 @@ enum class OpKind : uint8_t { Leaf, Elementwise, Reduction, Shape, Rows, Gather,
 using ValueId = int32_t;
 constexpr ValueId kNoValue = -1;
 
-/// The symbolic batch dimension.
-constexpr int64_t kBatch = -1;
+/// The symbolic batch dimension, as the runtime contract writes it.
+constexpr int64_t kBatch = NETC_BATCH_DIM;
 
 struct Shape {
   std::vector<int64_t> dims;

@@ -117,8 +117,9 @@ MemoryPlan planMemory(const Graph &g, const Schedule &s,
     for (const Placed &p : placed)
       if (!(p.last < b.firstKernel || p.first > b.lastKernel))
         busy.push_back({p.offset, p.size});
-    // Batch offsets are scaled by Npad (a multiple of 16), so 4-byte units
-    // already give 64-byte aligned addresses.
+    // Batch offsets are scaled by Npad (a multiple of NETC_BATCH_PAD), so
+    // 4-byte units already give 64-byte aligned addresses.
+    static_assert(NETC_BATCH_PAD * 4 % kAlign == 0, "Npad keeps batch buffers aligned");
     b.offset = firstFit(std::move(busy), b.bytes, perBatch ? elementBytes : kAlign);
     placed.push_back({b.offset, b.bytes, b.firstKernel, b.lastKernel});
     int64_t &top = perBatch ? plan.batchBytesPerN : plan.fixedBytes;

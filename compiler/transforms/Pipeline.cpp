@@ -79,12 +79,18 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
     return std::nullopt;
   }
   EntryPoint forward = finish("forward", model.graph, persistent);
+  // Predictions need the inputs only: without the loss, the targets are dead.
+  Graph outputOnly = model.graph;
+  std::erase_if(outputOnly.outputs,
+                [](const Graph::Output &o) { return o.name != "prediction"; });
+  EntryPoint predict = outputOnly.outputs.empty() ? EntryPoint{"predict", {}, {}, {}}
+                                                  : finish("predict", outputOnly, persistent);
   // Unfused: the reference the fused step is checked against.
   EntryPoint raw = finish("gradients", gradients, persistent, /*epilogues=*/false);
   MemoryPlan plan64 = planMemory(raw.graph, raw.schedule, persistent, 8);
   return CompiledModel{std::move(model), std::move(states),  std::move(persistent),
-                       std::move(step),  std::move(forward), std::move(raw),
-                       std::move(plan64)};
+                       std::move(step),  std::move(forward), std::move(predict),
+                       std::move(raw),   std::move(plan64)};
 }
 
 } // namespace netc

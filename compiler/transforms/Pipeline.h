@@ -12,9 +12,9 @@
 
 namespace netc {
 
-/// One generated function: `netc_<name>`.
+/// One generated function, reached through the model descriptor.
 struct EntryPoint {
-  std::string name; ///< "train_step", "forward" or "gradients"
+  std::string name; ///< "train_step", "forward", "predict" or "gradients"
   Graph graph;
   Schedule schedule;
   MemoryPlan plan;
@@ -26,6 +26,9 @@ struct CompiledModel {
   PersistentLayout persistent;
   EntryPoint trainStep;
   EntryPoint forward;
+  /// The model's output from its inputs alone (output "prediction"); empty
+  /// (no graph outputs) for a model without one.
+  EntryPoint predict;
   /// The raw gradients, unfused with any update: outputs "grad <i>" per
   /// parameter, for --grad-stats.
   EntryPoint gradients;

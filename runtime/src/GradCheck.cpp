@@ -44,7 +44,8 @@ public:
       throw Error("out of memory for the gradient check");
   }
 
-  double loss() { return netc_gradients_f64(persist_.data(), pointers_.data(), scratch_.get(), n_, hparams_, grads_.data()); }
+  double loss() { return m_.code->gradients_f64(persist_.data(), pointers_.data(), scratch_.get(), n_, hparams_,
+                                     grads_.data()); }
   std::vector<double> &params() { return persist_; }
   const std::vector<double> &grads() const { return grads_; }
 
@@ -98,7 +99,7 @@ bool checkGradients(const ModelInfo &m, const float *persist, const float *const
   std::vector<float> g32(static_cast<size_t>(m.persistentFloats));
   std::vector<float> p32(persist, persist + m.persistentFloats);
   float hp[4] = {0, 1, 1, 1};
-  netc_gradients(p32.data(), inputs, scratch, n, hp, g32.data());
+  m.code->gradients(p32.data(), inputs, scratch, n, hp, g32.data());
 
   auto lossAt = [&](size_t k, double delta) {
     double saved = twin.params()[k];

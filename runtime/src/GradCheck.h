@@ -15,7 +15,7 @@ struct GradCheckOptions {
 
 /// Checks one batch at the current parameters. Prints the worst error per
 /// tensor; returns true if every error is within tolerance.
-///   1. netc_gradients_f64 gives the loss and the gradient in double.
+///   1. the gradients_f64 entry point gives the loss and the gradient in double.
 ///   2. For `entries` random entries per tensor, and along one random
 ///      direction over all parameters, fourth-order central differences of
 ///      the double loss at steps 1e-3..1e-6 (times max(1, |p|)) against it;
@@ -23,7 +23,7 @@ struct GradCheckOptions {
 ///      lost in roundoff, says nothing about the rule). The error of an entry is
 ///      |fd - g| / max(|fd|, |g|, 1e-6 * max|g of the tensor|): entries far
 ///      below the tensor's scale are judged on that scale.
-///   3. The f32 gradient (netc_gradients) against the double one:
+///   3. The f32 gradient (the gradients entry point) against the double one:
 ///      |g32 - g64| / |g64| per tensor (Euclidean norms).
 bool checkGradients(const ModelInfo &m, const float *persist, const float *const *inputs,
                     int64_t n, char *scratch, const GradCheckOptions &options);

@@ -1,4 +1,4 @@
-// ModelInfo.cpp - reads netc_model_json.
+// ModelInfo.cpp - reads a model descriptor and its JSON description.
 #include "ModelInfo.h"
 #include "netc/runtime.h"
 
@@ -27,15 +27,17 @@ double ModelInfo::option(const std::string &key) const {
   throw Error("the model description lacks data option '" + key + "'");
 }
 
-ModelInfo parseModelInfo(const char *text) {
+ModelInfo parseModelInfo(const netc_model *code) {
   using nlohmann::json;
+  if (!code)
+    throw Error("no model");
+  if (code->abi != NETC_ABI_VERSION)
+    throw Error("this program was generated for runtime ABI " + std::to_string(code->abi) +
+                ", the runtime has " + std::to_string(NETC_ABI_VERSION));
   try {
-    json d = json::parse(text);
-    if (d.at("abi").get<int>() != NETC_ABI_VERSION)
-      throw Error("this program was generated for runtime ABI " +
-                  std::to_string(d.at("abi").get<int>()) + ", the runtime has " +
-                  std::to_string(NETC_ABI_VERSION));
+    json d = json::parse(code->description);
     ModelInfo m;
+    m.code = code;
     m.name = d.at("name");
     m.cpu = d.at("target").at("cpu");
     m.features = d.at("target").at("features").get<std::vector<std::string>>();

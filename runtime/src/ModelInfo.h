@@ -1,5 +1,7 @@
-// ModelInfo.h - the model description (netc_model_json) as C++ data.
+// ModelInfo.h - a model descriptor and its description, as C++ data.
 #pragma once
+
+#include "netc/runtime.h"
 
 #include <cstdint>
 #include <stdexcept>
@@ -14,11 +16,10 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-constexpr int64_t kBatch = -1;
+constexpr int64_t kBatch = NETC_BATCH_DIM;
 
-/// Npad of the contract (runtime.h): the batch rounded up to a multiple of
-/// 16, by which per-example scratch offsets are scaled.
-constexpr int64_t paddedBatch(int64_t n) { return (n + 15) / 16 * 16; }
+/// Npad of the contract, by which per-example scratch offsets are scaled.
+inline int64_t paddedBatch(int64_t n) { return netc_padded_batch(n); }
 
 struct TensorInfo {
   std::string name;
@@ -40,6 +41,7 @@ struct ReportPiece {
 };
 
 struct ModelInfo {
+  const netc_model *code = nullptr; ///< the generated entry points
   std::string name;
   std::string cpu;
   std::vector<std::string> features;
@@ -49,7 +51,7 @@ struct ModelInfo {
   int64_t maxChunks = 1; ///< no kernel splits into more: more threads idle
   int64_t scratchFixedBytes = 0;
   int64_t scratchBatchBytesPerN = 0;
-  int64_t scratch64FixedBytes = 0; ///< for netc_gradients_f64
+  int64_t scratch64FixedBytes = 0; ///< for gradients_f64
   int64_t scratch64BatchBytesPerN = 0;
   std::string dataSource;
   std::vector<std::pair<std::string, double>> dataOptions;
@@ -60,7 +62,7 @@ struct ModelInfo {
   std::vector<std::pair<std::string, std::vector<float>>> inlineTensors;
   std::vector<std::string> classes; ///< mnist: names by label
   std::vector<FieldInfo> fields;
-  /// Where netc_forward leaves the model's output (mnist models).
+  /// Where forward leaves the model's output (mnist models).
   struct Prediction {
     bool present = false;
     std::string kind; ///< logits, probabilities or log_probabilities
@@ -84,7 +86,7 @@ struct ModelInfo {
   double option(const std::string &key) const;
 };
 
-/// Parses and checks the generated description; a mismatch is an Error.
-ModelInfo parseModelInfo(const char *json);
+/// Checks the descriptor and parses its description; a mismatch is an Error.
+ModelInfo parseModelInfo(const netc_model *model);
 
 } // namespace netc::rt

@@ -1,4 +1,4 @@
-// Trainer.cpp - netc_main: the emitted program's flags, training loops,
+// Trainer.cpp - netc_main: a model's program's flags, training loops,
 // progress, evaluation, metrics, weights and report line.
 //
 // Two loops: a data set that is one batch (sine) trains for --steps steps;
@@ -277,7 +277,7 @@ struct Session {
         scratch(allocate<char>(static_cast<size_t>(
             model.scratchFixedBytes + model.scratchBatchBytesPerN * paddedBatch(maxBatch)))),
         metrics(f.metrics) {
-    netc_init(persist.get(), f.seed);
+    m.code->init(persist.get(), f.seed);
     if (!f.init.empty())
       loadWeights(m, f.init, persist.get());
     hparams = {static_cast<float>(f.lr)};
@@ -297,7 +297,7 @@ struct Session {
     bool stats = f.gradStats > 0 && step % f.gradStats == 0;
     if (stats)
       gradientsBefore(inputs, n);
-    loss = netc_train_step(persist.get(), inputs, scratch.get(), n, hparams.data());
+    loss = m.code->train_step(persist.get(), inputs, scratch.get(), n, hparams.data());
     if (stats && std::isfinite(loss))
       printGradStats(step);
     if (std::isfinite(loss))
@@ -320,14 +320,14 @@ struct Session {
 
   void save() const { saveWeights(m, f.save, persist.get()); }
 
-  // --grad-stats: the raw gradients (netc_gradients) and the parameters
+  // --grad-stats: the raw gradients (the gradients entry point) and the parameters
   // before the step; their change after it is the update.
   std::vector<float> grads, before;
 
   void gradientsBefore(const float *const *inputs, int64_t n) {
     grads.assign(static_cast<size_t>(m.persistentFloats), 0.0f);
     before.assign(persist.get(), persist.get() + m.persistentFloats);
-    netc_gradients(persist.get(), inputs, scratch.get(), n, hparams.data(), grads.data());
+    m.code->gradients(persist.get(), inputs, scratch.get(), n, hparams.data(), grads.data());
   }
 
   void printGradStats(int64_t step) {
@@ -381,7 +381,7 @@ int trainFullBatch(Session &s, const FullBatch &data) {
     }
   }
   float finalLoss =
-      netc_forward(s.persist.get(), inputs.data(), s.scratch.get(), data.n, s.hparams.data());
+      s.m.code->forward(s.persist.get(), inputs.data(), s.scratch.get(), data.n, s.hparams.data());
   if (!std::isfinite(finalLoss)) {
     std::fprintf(stderr,
                  "error: the final loss is not finite; the weights file was not written.\n");
@@ -450,7 +450,7 @@ Evaluation evaluate(Session &s, const LabeledImages &test, Batch &batch, int64_t
     std::iota(rows.begin(), rows.begin() + n, begin);
     batch.fill(test, rows.data(), n);
     float loss =
-        netc_forward(s.persist.get(), batch.inputs(), s.scratch.get(), n, s.hparams.data());
+        s.m.code->forward(s.persist.get(), batch.inputs(), s.scratch.get(), n, s.hparams.data());
     e.loss += static_cast<double>(loss) * static_cast<double>(n);
     int64_t npad = paddedBatch(n);
     const auto *out = reinterpret_cast<const float *>(s.scratch.get() + s.m.prediction.fixedBytes +
@@ -651,8 +651,8 @@ int gradientCheck(Session &s, const FullBatch *full) {
   return 0;
 }
 
-int run(int argc, char **argv) {
-  ModelInfo m = parseModelInfo(netc_model_json);
+int run(const netc_model *model, int argc, char **argv) {
+  ModelInfo m = parseModelInfo(model);
   checkCpu(m);
   Flags f;
   int exitCode = 0;
@@ -689,9 +689,9 @@ int run(int argc, char **argv) {
 
 } // namespace netc::rt
 
-extern "C" int netc_main(int argc, char **argv) {
+extern "C" int netc_main(const netc_model *model, int argc, char **argv) {
   try {
-    return netc::rt::run(argc, argv);
+    return netc::rt::run(model, argc, argv);
   } catch (const netc::rt::Error &e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -1,15 +1,18 @@
 /* alloc_count.c - counts heap allocations made while generated code runs.
  *
- * Linked in place of the runtime's main() with the model's object, the
- * runtime and -Wl,--wrap=netc_train_step,--wrap=netc_forward: malloc and
- * friends forward to glibc's and count while a step or a forward pass is
- * running (on any thread: the pool's workers too). At exit it prints the
+ * Linked with the model's object (netc --emit=obj --name model) and the
+ * runtime; its main() hands the trainer a copy of the model descriptor whose
+ * train_step and forward are wrapped: malloc and friends forward to glibc's
+ * and count while a step or a forward pass is running (on any thread: the
+ * pool's workers too). At exit it prints the
  * counts; allocations outside the steps must be > 0, which shows the
  * interposition works. */
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "netc/runtime.h"
 
 void *__libc_malloc(size_t);
 void *__libc_calloc(size_t, size_t);
@@ -48,29 +51,31 @@ int posix_memalign(void **out, size_t alignment, size_t n) {
   return *out ? 0 : 12; /* ENOMEM */
 }
 
-float __real_netc_train_step(float *, const float *const *, char *, int64_t, const float *);
-float __real_netc_forward(float *, const float *const *, char *, int64_t, const float *);
+/* The model under test, compiled with --name model; its entry points are
+ * wrapped by copying its descriptor. */
+extern const netc_model netc_model_model;
 
-float __wrap_netc_train_step(float *p, const float *const *in, char *s, int64_t n, const float *h) {
+static float train_step(float *p, const float *const *in, char *s, int64_t n, const float *h) {
   atomic_store(&inside, 1);
-  float loss = __real_netc_train_step(p, in, s, n, h);
+  float loss = netc_model_model.train_step(p, in, s, n, h);
   atomic_store(&inside, 0);
   atomic_fetch_add(&steps, 1);
   return loss;
 }
 
-float __wrap_netc_forward(float *p, const float *const *in, char *s, int64_t n, const float *h) {
+static float forward(float *p, const float *const *in, char *s, int64_t n, const float *h) {
   atomic_store(&inside, 1);
-  float loss = __real_netc_forward(p, in, s, n, h);
+  float loss = netc_model_model.forward(p, in, s, n, h);
   atomic_store(&inside, 0);
   atomic_fetch_add(&forwards, 1);
   return loss;
 }
 
-int netc_main(int argc, char **argv);
-
 int main(int argc, char **argv) {
-  int rc = netc_main(argc, argv);
+  netc_model counted = netc_model_model;
+  counted.train_step = train_step;
+  counted.forward = forward;
+  int rc = netc_main(&counted, argc, argv);
   fprintf(stderr, "train steps %ld, forward passes %ld, allocations inside them %ld, outside %ld\n",
           atomic_load(&steps), atomic_load(&forwards), atomic_load(&during), atomic_load(&outside));
   return rc;

@@ -1,18 +1,23 @@
 /* netc/runtime.h - the contract between netc-generated code and the runtime.
  *
- * This C header is the only thing both sides share. A generated object
- * defines the model description and the entry points; the runtime defines
- * the functions generated code may call, and the program's main(). The
- * runtime never knows which model it runs: everything it needs is in
- * netc_model_json. Generated code does no I/O.
+ * This C header is the only thing both sides share: netc's code generator
+ * includes it for the constants below, the runtime for everything. A
+ * generated object defines one model descriptor (struct netc_model) per
+ * model, under the single external symbol netc_model_<name>; the runtime
+ * reaches the generated code only through it, so one process may hold
+ * several models. The runtime never knows which model it runs: everything
+ * it needs is in the descriptor and its description. Generated code does no
+ * I/O.
  *
  * Memory: all f32. `persist` holds parameters then optimizer state at the
  * offsets (in floats) the description gives. `inputs` holds one pointer per
  * data field, in declaration order, each a row-major tensor of the field's
- * shape with the batch dimension N = `n`. `scratch` is at least
- * scratch.fixed_bytes + scratch.batch_bytes_per_n * Npad bytes, Npad being
- * n rounded up to a multiple of 16, aligned to 64 bytes. `hparams` holds the
- * run-time hyperparameters in description order (hparams[0]: learning rate).
+ * shape with the batch dimension N = `n` (predict reads only the fields
+ * with role "input"; the others may be NULL). `scratch` is at least
+ * scratch_fixed_bytes + scratch_batch_bytes_per_n * Npad bytes, Npad being
+ * n rounded up to a multiple of NETC_BATCH_PAD, aligned to 64 bytes.
+ * `hparams` holds the run-time hyperparameters in description order
+ * (hparams[0]: learning rate).
  */
 #ifndef NETC_RUNTIME_H
 #define NETC_RUNTIME_H
@@ -23,37 +28,63 @@
 extern "C" {
 #endif
 
-/* Version of this contract; netc_model_json's "abi" must equal it. */
-#define NETC_ABI_VERSION 2
+/* Version of this contract; a descriptor's `abi` must equal it. */
+#define NETC_ABI_VERSION 3
 
-/* ---- defined by the generated object ---------------------------------- */
+/* Per-example scratch offsets are scaled by Npad, the batch size rounded up
+ * to a multiple of this, so every per-batch buffer stays 64-byte aligned. */
+#define NETC_BATCH_PAD 16
 
-/* The model description: a NUL-terminated JSON object. */
-extern const char netc_model_json[];
+/* The batch dimension N in the description's shapes. */
+#define NETC_BATCH_DIM (-1)
 
-/* Fills every parameter from its initializer using `seed`; zeroes the
- * optimizer state. */
-void netc_init(float *persist, uint64_t seed);
+/* Npad for a batch of n examples. */
+static inline int64_t netc_padded_batch(int64_t n) {
+  return (n + NETC_BATCH_PAD - 1) / NETC_BATCH_PAD * NETC_BATCH_PAD;
+}
 
-/* One training step on one batch: forward, backward, optimizer update.
- * Returns the loss before the update. */
-float netc_train_step(float *persist, const float *const *inputs,
-                      char *scratch, int64_t n, const float *hparams);
+/* ---- defined by the generated object, one per model --------------------- */
 
-/* The forward pass only. Returns the loss. */
-float netc_forward(float *persist, const float *const *inputs, char *scratch,
-                   int64_t n, const float *hparams);
+typedef struct netc_model {
+  int32_t abi;             /* NETC_ABI_VERSION of the generator */
+  const char *name;        /* the model's name (netc --name) */
+  const char *description; /* NUL-terminated JSON: tensors, fields, options */
+  int64_t persistent_floats;      /* size of `persist` in floats */
+  int64_t scratch_fixed_bytes;    /* scratch: fixed part ... */
+  int64_t scratch_batch_bytes_per_n; /* ... plus this times Npad */
+  int64_t prediction_floats;      /* floats predict writes per example */
 
-/* The loss and each parameter's gradient, with no update: the gradient of
- * the parameter at persist + offset is written to grads + offset. */
-float netc_gradients(float *persist, const float *const *inputs, char *scratch,
-                     int64_t n, const float *hparams, float *grads);
+  /* Fills every parameter from its initializer using `seed`; zeroes the
+   * optimizer state. */
+  void (*init)(float *persist, uint64_t seed);
 
-/* The same in double precision, everything (persist, inputs other than
- * integer labels, hparams, grads) as double, with a scratch area of the
- * size "scratch_f64" gives. --gradcheck compares against it. */
-double netc_gradients_f64(double *persist, const double *const *inputs, char *scratch,
+  /* One training step on one batch: forward, backward, optimizer update.
+   * Returns the loss before the update. */
+  float (*train_step)(float *persist, const float *const *inputs, char *scratch, int64_t n,
+                      const float *hparams);
+
+  /* The forward pass only. Returns the loss. */
+  float (*forward)(float *persist, const float *const *inputs, char *scratch, int64_t n,
+                   const float *hparams);
+
+  /* The model's output for n examples, from its inputs alone (no targets),
+   * written to out[0 .. n * prediction_floats), example by example. NULL
+   * when the model names no output. */
+  void (*predict)(float *persist, const float *const *inputs, char *scratch, int64_t n,
+                  float *out);
+
+  /* The loss and each parameter's gradient, with no update: the gradient of
+   * the parameter at persist + offset is written to grads + offset. */
+  float (*gradients)(float *persist, const float *const *inputs, char *scratch, int64_t n,
+                     const float *hparams, float *grads);
+
+  /* The same in double precision, everything (persist, inputs other than
+   * integer labels, hparams, grads) as double, with a scratch area of the
+   * size the description's "scratch_f64" gives. --gradcheck compares
+   * against it. */
+  double (*gradients_f64)(double *persist, const double *const *inputs, char *scratch,
                           int64_t n, const double *hparams, double *grads);
+} netc_model;
 
 /* ---- defined by the runtime, called by generated code ----------------- */
 
@@ -69,9 +100,12 @@ float netc_rt_uniform(uint64_t seed, uint64_t stream, uint64_t index); /* [0, 1)
 void netc_rt_parallel_for(void (*fn)(const void *args, int64_t chunk),
                           const void *args, int64_t chunks);
 
-/* The emitted program's main: flags, data, training, reporting. A program
- * that embeds a model and has its own main() may still call it. */
-int netc_main(int argc, char **argv);
+/* ---- the trainer ---------------------------------------------------------- */
+
+/* The emitted program's main for `model`: flags, data, training, reporting.
+ * An executable netc links calls it from the main() it generates; a program
+ * with its own main() may call it for any model it links. */
+int netc_main(const netc_model *model, int argc, char **argv);
 
 #ifdef __cplusplus
 }
