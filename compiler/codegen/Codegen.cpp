@@ -401,7 +401,9 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   d["scratch"] = {{"fixed_bytes", scratch.fixedBytes},
                   {"batch_bytes_per_n", scratch.batchBytesPerN}};
   json options = json::object();
-  for (const auto &[k, v] : m.data.options)
+  for (const auto &[k, v] : m.data.numbers)
+    options[k] = v;
+  for (const auto &[k, v] : m.data.texts)
     options[k] = v;
   json fields = json::array();
   for (const auto &f : m.data.fields)
@@ -412,19 +414,24 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   json inlined = json::object();
   for (const auto &t : m.data.inlineTensors)
     inlined[t.name] = {{"shape", shapeJson(t.shape)}, {"values", t.values}};
-  d["data"] = {{"source", m.data.source}, {"options", options}, {"dir", m.data.dir},
-               {"file", m.data.file},     {"inline", inlined},  {"classes", m.data.classes},
-               {"batch", m.data.batch},   {"fields", fields}};
+  d["data"] = {{"source", m.data.source}, {"options", options},           {"path", m.data.path},
+               {"inline", inlined},        {"classes", m.data.classes}, {"batch", m.data.batch},
+               {"fields", fields}};
   if (m.prediction.value != kNoValue) {
     // Where forward leaves it: scratch + fixed + per_npad * Npad bytes.
     const Buffer &b =
         cm.forward.plan.buffers[static_cast<size_t>(cm.forward.graph.output("prediction"))];
     bool perBatch = b.region == Buffer::Region::Batch;
     assert((perBatch || b.region == Buffer::Region::Fixed) && "prediction lives in scratch");
-    const char *kinds[] = {"logits", "probabilities", "log_probabilities"};
+    const char *kinds[] = {"logits", "probabilities", "log_probabilities",
+                           "probability", "logit", "values"};
+    const Shape &shape = cm.forward.graph.shape(cm.forward.graph.output("prediction"));
     d["prediction"] = {
         {"kind", kinds[static_cast<int>(m.prediction.kind)]},
-        {"shape", shapeJson(cm.forward.graph.shape(cm.forward.graph.output("prediction")))},
+        {"shape", shapeJson(shape)},
+        {"width", shape.constNumel()},
+        {"classes", shape.constNumel()},
+        {"target", m.prediction.target},
         {"fixed", perBatch ? cm.forward.plan.fixedBytes + 0 : b.offset},
         {"per_npad", perBatch ? b.offset : 0}};
   }

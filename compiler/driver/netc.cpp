@@ -180,7 +180,10 @@ int compile(Options o, const char *argv0) {
     return emitText(o, out.str());
   }
   std::string name = o.name.empty() ? llvm::sys::path::stem(o.input).str() : o.name;
-  auto model = checkProgram(program, name, diags);
+  llvm::SmallString<256> folder(o.input);
+  llvm::sys::fs::make_absolute(folder);
+  llvm::sys::path::remove_filename(folder);
+  auto model = checkProgram(program, name, diags, folder.str().str());
   if (!model)
     return 1;
 

@@ -7,6 +7,7 @@
 
 #include "compiler/graph/Graph.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -44,14 +45,14 @@ struct InlineTensor {
 };
 
 struct DataSpec {
-  std::string source; ///< "sine" or "mnist"
-  std::string dir;    ///< mnist: where the IDX files are (run-time default)
-  std::string file;   ///< tensors: the safetensors file (run-time default)
+  std::string source; ///< a row of the data source table (DataSources.h)
+  /// Every option of the source, defaults filled in: numbers and texts.
+  std::map<std::string, double> numbers;
+  std::map<std::string, std::string> texts;
+  std::string path; ///< the default of the program's --data
   std::vector<InlineTensor> inlineTensors; ///< inline
-  std::vector<std::string> classes; ///< mnist: class names, by label
-  /// The source's options with defaults filled in, in a fixed order.
-  std::vector<std::pair<std::string, double>> options;
-  int64_t batch = 0; ///< the default value of N
+  std::vector<std::string> classes; ///< class names, by label (may be empty)
+  int64_t batch = 0; ///< examples per training step; 0: all at once
   std::vector<FieldSpec> fields;
 };
 
@@ -86,12 +87,20 @@ struct ReportPiece {
 };
 
 /// What the model's output is, so evaluation can turn it into a class and a
-/// confidence.
-enum class PredictionKind { Logits, Probabilities, LogProbabilities };
+/// confidence, or show it beside the expected value.
+enum class PredictionKind {
+  Logits,           ///< scores over classes (cross_entropy)
+  Probabilities,    ///< softmax output (cross_entropy after a softmax)
+  LogProbabilities, ///< log_softmax output (nll)
+  Probability,      ///< one probability of class 1 (bce)
+  Logit,            ///< one score of class 1 (bce_with_logits)
+  Values            ///< a regressor's values (mse, l1)
+};
 
 struct Prediction {
   ValueId value = kNoValue; ///< output "prediction" of the forward graph
   PredictionKind kind = PredictionKind::Logits;
+  int target = -1; ///< the data field it is compared with, or -1
 };
 
 struct Model {

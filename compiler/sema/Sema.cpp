@@ -11,6 +11,7 @@
 // Expressions that fail yield kNoValue, which later uses accept silently so
 // one mistake gives one diagnostic.
 #include "compiler/sema/Sema.h"
+#include "compiler/sema/DataSources.h"
 
 #include <fmt/format.h>
 
@@ -69,6 +70,27 @@ std::vector<std::string> splitList(const std::string &text) {
   return out;
 }
 
+/// `path` without "." and "dir/.." components (lexically, as a user reads it).
+std::string normalizedPath(const std::string &path) {
+  std::vector<std::string> parts;
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    size_t slash = path.find('/', pos);
+    std::string part = path.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
+    if (part == ".." && !parts.empty() && parts.back() != "..")
+      parts.pop_back();
+    else if (!part.empty() && part != ".")
+      parts.push_back(part);
+    if (slash == std::string::npos)
+      break;
+    pos = slash + 1;
+  }
+  std::string out = path.size() && path[0] == '/' ? "/" : "";
+  for (size_t i = 0; i < parts.size(); ++i)
+    out += (i ? "/" : "") + parts[i];
+  return out.empty() ? "." : out;
+}
+
 bool contains(const std::vector<std::string> &v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
@@ -105,7 +127,8 @@ struct Sequence {
 
 class Sema {
 public:
-  Sema(std::string modelName, DiagnosticEngine &diags) : diags_(diags) {
+  Sema(std::string modelName, std::string sourceDir, DiagnosticEngine &diags)
+      : diags_(diags), sourceDir_(std::move(sourceDir)) {
     model_.name = std::move(modelName);
   }
 
@@ -131,44 +154,171 @@ private:
     }
     seenData_ = true;
     const ast::Call &c = s.source;
-    if (c.callee == "sine")
-      return sineData(c);
-    if (c.callee == "mnist")
-      return mnistData(c);
-    if (c.callee == "inline")
-      return inlineData(c);
-    if (c.callee == "tensors")
-      return tensorData(c);
-    diags_.error(c.loc, fmt::format("unknown data source '{}'", c.callee));
-    suggest(c.callee, {"sine", "mnist", "inline", "tensors"});
+    const SourceSpec *spec = findDataSource(c.callee);
+    if (!spec) {
+      diags_.error(c.loc, fmt::format("unknown data source '{}'", c.callee));
+      std::vector<std::string> names;
+      for (const SourceSpec &row : dataSources())
+        names.push_back(row.name);
+      suggest(c.callee, names);
+      return;
+    }
+    source_ = spec;
+    model_.data.source = spec->name;
+    // The fields exist even if the options are wrong, so later statements
+    // do not cascade into "unknown name" errors.
+    for (const SourceField &f : spec->fixed)
+      available_[f.name] = {f.shape, f.dtype};
+    openFields_ = spec->fields == SourceSpec::Fields::Declared ||
+                  spec->fields == SourceSpec::Fields::Pair;
+    std::vector<ast::Arg> options = c.args;
+    if (spec->fields == SourceSpec::Fields::Inline)
+      options = inlineData(c);
+    if (!sourceOptions(c, *spec, options))
+      return;
+    if (!spec->pathOption.empty())
+      model_.data.path = model_.data.texts[spec->pathOption];
+    if (model_.data.numbers.count("batch"))
+      model_.data.batch = static_cast<int64_t>(model_.data.numbers["batch"]);
   }
 
-  // tensors(file = "data.safetensors"): the named tensors of a safetensors
-  // file, the whole file one batch. The input/target declarations say which
-  // tensors and their shapes; the runtime checks the file against them.
-  void tensorData(const ast::Call &c) {
-    model_.data.source = "tensors";
-    openFields_ = true;
-    for (const auto &a : c.args) {
-      const auto *text = boost::get<ast::StringLit>(&a.value);
-      if ((a.key == "file" || a.key.empty()) && text) {
-        model_.data.file = text->text;
+  /// Binds the options of a data statement to the source's row: keyword or
+  /// positional, each of its kind; fills in the defaults; resolves paths
+  /// against the .nn file's folder. False after an error.
+  bool sourceOptions(const ast::Call &c, const SourceSpec &spec,
+                     const std::vector<ast::Arg> &args) {
+    std::vector<std::string> names;
+    for (const SourceOption &o : spec.options)
+      names.push_back(o.name);
+    std::vector<bool> given(spec.options.size());
+    bool ok = true, sawKeyword = false;
+    for (size_t i = 0; i < args.size(); ++i) {
+      const ast::Arg &a = args[i];
+      size_t slot = i;
+      if (!a.key.empty()) {
+        sawKeyword = true;
+        auto it = std::find(names.begin(), names.end(), a.key);
+        if (it == names.end()) {
+          diags_.error(a.loc, fmt::format("'{}' has no option '{}'", spec.name, a.key));
+          suggest(a.key, names);
+          ok = false;
+          continue;
+        }
+        slot = static_cast<size_t>(it - names.begin());
+      } else if (sawKeyword) {
+        diags_.error(a.loc, "a positional argument cannot follow a named one");
+        ok = false;
+        continue;
+      } else if (slot >= names.size()) {
+        diags_.error(a.loc, fmt::format("'{}' takes at most {} options; e.g. `{}`", spec.name,
+                                        names.size(), spec.example));
+        return false;
+      }
+      if (given[slot]) {
+        diags_.error(a.loc, fmt::format("option '{}' given twice", names[slot]));
+        ok = false;
         continue;
       }
-      diags_.error(a.loc, "tensors takes one argument: tensors(file = \"data.safetensors\")");
+      given[slot] = true;
+      ok = sourceOption(spec.options[slot], a) && ok;
     }
-    if (model_.data.file.empty())
-      diags_.error(c.loc, "tensors needs the file: tensors(file = \"data.safetensors\")");
+    for (size_t i = 0; i < spec.options.size(); ++i) {
+      const SourceOption &o = spec.options[i];
+      if (given[i])
+        continue;
+      if (o.required) {
+        if (ok)
+          diags_.error(c.loc, fmt::format("'{}' needs the option '{}' ({}), e.g. `{}`",
+                                          spec.name, o.name, o.help, spec.example));
+        ok = false;
+        continue;
+      }
+      if (o.kind == SourceOption::Kind::Number)
+        model_.data.numbers[o.name] = o.number;
+      else if (o.kind == SourceOption::Kind::Classes && o.text.empty())
+        model_.data.classes.clear();
+      else if (o.kind == SourceOption::Kind::Classes)
+        model_.data.classes = splitList(o.text);
+      else
+        model_.data.texts[o.name] = resolved(o, o.text);
+    }
+    return ok;
   }
 
-  // inline(x = 1.5, y = 0.5): scalar fields given in the file, one example.
-  // Lists are tensors: `x = [1, 2, 3]` is f32[N] with N = 3 (the first
-  // dimension of every list is the batch, the same in all of them).
-  void inlineData(const ast::Call &c) {
-    model_.data.source = "inline";
-    model_.data.batch = 1;
+  /// One option's value, checked for its kind and range.
+  bool sourceOption(const SourceOption &o, const ast::Arg &a) {
+    using K = SourceOption::Kind;
+    const auto *text = boost::get<ast::StringLit>(&a.value);
+    if (o.kind == K::Classes && text) {
+      auto names = splitList(text->text);
+      if (o.number > 0 && names.size() != static_cast<size_t>(o.number)) {
+        diags_.error(a.loc, fmt::format("'{}' data has {} classes; this names {}",
+                                        model_.data.source, o.number, names.size()));
+        return false;
+      }
+      model_.data.classes = names;
+      return true;
+    }
+    if (o.kind == K::Text || o.kind == K::Path) {
+      if (!text) {
+        diags_.error(a.loc, fmt::format("'{}' is a string: {} = \"...\" ({})", o.name, o.name,
+                                        o.help));
+        return false;
+      }
+      model_.data.texts[o.name] = resolved(o, text->text);
+      return true;
+    }
+    auto v = constValue(a.value, /*quiet=*/false);
+    if (!v)
+      return false;
+    auto whole = [&](double lo, double hi) {
+      if (*v >= lo && *v <= hi && *v == std::floor(*v))
+        return true;
+      diags_.error(a.loc, fmt::format("{} must be a whole number from {} to {}", o.name, lo, hi));
+      return false;
+    };
+    if (o.kind == K::Classes) {
+      if (!whole(2, 1 << 20))
+        return false;
+      model_.data.classes.clear();
+      for (int k = 0; k < static_cast<int>(*v); ++k)
+        model_.data.classes.push_back(std::to_string(k));
+      return true;
+    }
+    if (o.name == "batch" && !whole(0, 65536))
+      return false;
+    if ((o.name == "skip" || o.name == "split_seed") && !whole(0, 1e15))
+      return false;
+    if (o.name == "points" && !whole(2, 1e8))
+      return false;
+    if (o.name == "test" && !(*v >= 0 && *v < 1)) {
+      diags_.error(a.loc, "test is the fraction held out for testing, from 0 up to (not "
+                          "including) 1");
+      return false;
+    }
+    model_.data.numbers[o.name] = *v;
+    return true;
+  }
+
+  /// A path option relative to the .nn file's folder, made absolute.
+  std::string resolved(const SourceOption &o, const std::string &path) const {
+    if (o.kind != SourceOption::Kind::Path || path.empty() || path[0] == '/' ||
+        sourceDir_.empty())
+      return path;
+    return normalizedPath(sourceDir_ + "/" + path);
+  }
+
+  // inline(x = 1.5, y = [0, 1], batch = 2): tensors given in the file; the
+  // first dimension of every list is the batch, the same in all of them.
+  // Returns the options (batch) that are not tensors.
+  std::vector<ast::Arg> inlineData(const ast::Call &c) {
     int64_t rows = -1;
+    std::vector<ast::Arg> options;
     for (const auto &a : c.args) {
+      if (a.key == "batch") {
+        options.push_back(a);
+        continue;
+      }
       if (a.key.empty()) {
         diags_.error(a.loc, "inline data names each value: inline(x = 1.5, y = [0, 1])");
         continue;
@@ -186,11 +336,13 @@ private:
         rows = declared.dims[0];
         declared.dims[0] = kBatch;
       }
+      // Whole numbers may be class labels (i64); the declaration decides.
       available_[a.key] = {declared, DType::F32};
+      inlineWhole_[a.key] = std::all_of(t.values.begin(), t.values.end(),
+                                        [](double v) { return v == std::floor(v); });
       model_.data.inlineTensors.push_back(std::move(t));
     }
-    if (rows > 0)
-      model_.data.batch = rows;
+    return options;
   }
 
   /// A number or a (nested, rectangular) list of numbers: its shape and its
@@ -225,73 +377,6 @@ private:
     return true;
   }
 
-  // sine(points = 2000, from = -pi, to = pi): x and y = sin(x), one batch.
-  void sineData(const ast::Call &c) {
-    // The fields exist even if the options are wrong, so later statements
-    // do not cascade into "unknown name" errors.
-    model_.data.source = "sine";
-    available_ = {{"x", {Shape{{kBatch}}, DType::F32}}, {"y", {Shape{{kBatch}}, DType::F32}}};
-    Signature sig{{{"points", 2000}, {"from", -kPi}, {"to", kPi}}};
-    auto values = bindArgs(c.loc, "sine", c.args, sig);
-    if (!values)
-      return;
-    double points = (*values)[0];
-    if (points < 2 || points > 1e8 || points != std::floor(points)) {
-      diags_.error(argLoc(c, "points", 0),
-                   "points must be a whole number from 2 to 100000000");
-      return;
-    }
-    model_.data.options = {{"points", points},
-                           {"from", (*values)[1]},
-                           {"to", (*values)[2]}};
-    model_.data.batch = static_cast<int64_t>(points);
-  }
-
-  // mnist(dir = "data/mnist", batch = 64, classes = "0, 1, ..., 9"): images
-  // f32[N, 1, 28, 28] scaled to [0, 1] and labels i64[N], from IDX files.
-  void mnistData(const ast::Call &c) {
-    model_.data.source = "mnist";
-    available_ = {{"image", {Shape{{kBatch, 1, 28, 28}}, DType::F32}},
-                  {"label", {Shape{{kBatch}}, DType::I64}}};
-    model_.data.dir = "data/mnist";
-    model_.data.classes.clear();
-    for (int d = 0; d < 10; ++d)
-      model_.data.classes.push_back(std::to_string(d));
-    std::vector<ast::Arg> numeric;
-    for (const auto &a : c.args) {
-      const auto *text = boost::get<ast::StringLit>(&a.value);
-      if (!text) {
-        numeric.push_back(a);
-        continue;
-      }
-      if (a.key == "dir") {
-        model_.data.dir = text->text;
-      } else if (a.key == "classes") {
-        auto names = splitList(text->text);
-        if (names.size() != 10) {
-          diags_.error(a.loc, fmt::format("MNIST-format data has 10 classes; this names {}",
-                                          names.size()));
-          continue;
-        }
-        model_.data.classes = names;
-      } else {
-        diags_.error(a.loc, "only dir and classes are strings: "
-                            "mnist(dir = \"data/mnist\", batch = 64, classes = \"0, 1, ...\")");
-      }
-    }
-    auto values = bindArgs(c.loc, "mnist", numeric, Signature{{{"batch", 64.0}}});
-    if (!values)
-      return;
-    double batch = (*values)[0];
-    if (batch < 1 || batch > 65536 || batch != std::floor(batch)) {
-      diags_.error(argLoc(c, "batch", 0), "batch must be a whole number from 1 to 65536");
-      return;
-    }
-    model_.data.batch = static_cast<int64_t>(batch);
-  }
-
-
-
   void statement(const ast::FieldDecl &s) {
     if (!seenData_) {
       diags_.error(s.loc, fmt::format("'{}' before any data declaration", s.role));
@@ -305,8 +390,24 @@ private:
     auto shape = declaredShape(s.type, /*allowBatch=*/true);
     if (!shape)
       return;
+    if (shape->hasBatch() && shape->dims[0] != kBatch) {
+      diags_.error(s.type.loc, "the batch dimension must come first, e.g. f32[N, 4]");
+      return;
+    }
+    if (source_ && source_->fields == SourceSpec::Fields::Pair) {
+      for (const FieldSpec &f : model_.data.fields)
+        if (f.role == s.role) {
+          diags_.error(s.loc, fmt::format("'{}' data has one input and one target; '{}' is "
+                                          "already its {}",
+                                          model_.data.source, f.name, s.role));
+          return;
+        }
+    }
     if (openFields_) // any tensor of the file, as declared
       available_[s.name.name] = {*shape, s.type.dtype == "i64" ? DType::I64 : DType::F32};
+    // Inline whole numbers may be declared as class labels.
+    if (inlineWhole_[s.name.name] && s.type.dtype == "i64" && available_.count(s.name.name))
+      available_[s.name.name].second = DType::I64;
     auto it = available_.find(s.name.name);
     if (it == available_.end()) {
       std::vector<std::string> names;
@@ -1090,9 +1191,43 @@ private:
                                       model_.graph.shape(t).str()));
       return kNoValue;
     }
+    recordPrediction(p, t, regressionKind(c.callee, p));
     Graph &g = model_.graph;
     ValueId err = pointwiseLoss(c.callee, p, t, c.loc);
     return reduction == "sum" ? g.unary(Op::Sum, err, c.loc) : mean(err, c.loc);
+  }
+
+  /// What the first operand of a loss other than the classification ones
+  /// is: one probability or score of class 1 (bce, bce_with_logits on one
+  /// value per example), else values to regress.
+  PredictionKind regressionKind(const std::string &loss, ValueId p) {
+    const Shape &s = model_.graph.shape(p);
+    bool one = s.constNumel() == 1;
+    if (loss == "bce" && one)
+      return PredictionKind::Probability;
+    if (loss == "bce_with_logits" && one)
+      return PredictionKind::Logit;
+    return PredictionKind::Values;
+  }
+
+  /// The model's output is the first operand of its loss function (the
+  /// first such call in the file), when it has one row per example; the
+  /// target it is compared with is a data field, or none.
+  void recordPrediction(ValueId value, ValueId target, PredictionKind kind) {
+    if (model_.prediction.value != kNoValue)
+      return;
+    const Shape &s = model_.graph.shape(value);
+    if (s.rank() == 0 || s.dims[0] != kBatch)
+      return;
+    model_.prediction = {value, kind, fieldOf(target)};
+  }
+
+  /// The data field a value is, through reshapes; -1 if it is computed.
+  int fieldOf(ValueId v) const {
+    while (model_.graph.node(v).op == Op::Reshape)
+      v = model_.graph.node(v).inputs[0];
+    const Node &n = model_.graph.node(v);
+    return n.op == Op::Input ? static_cast<int>(n.attrs.k) : -1;
   }
 
   /// The per-element loss, as PyTorch defines it:
@@ -1174,7 +1309,7 @@ private:
     ValueId picked = node(Op::Pick, {logp, labels}, {}, c.loc);
     if (picked == kNoValue)
       return kNoValue;
-    model_.prediction = {scores, kind};
+    recordPrediction(scores, labels, kind);
     return model_.graph.unary(Op::Neg, mean(picked, c.loc), c.loc);
   }
 
@@ -1435,6 +1570,9 @@ private:
   std::vector<Sequence> sequences_;
   std::vector<ast::StringLit> reports_;
   bool openFields_ = false; ///< the data source takes any declared field
+  const SourceSpec *source_ = nullptr; ///< the data statement's row
+  std::string sourceDir_;              ///< the .nn file's folder, for relative paths
+  std::map<std::string, bool> inlineWhole_; ///< inline tensors of whole numbers
   std::set<std::string> brokenFields_; ///< inline tensors already reported
   std::string batchName_;
   size_t unnamedIndex_ = 0;
@@ -1447,10 +1585,9 @@ private:
 
 } // namespace
 
-std::optional<Model> checkProgram(const ast::Program &program,
-                                  std::string modelName,
-                                  DiagnosticEngine &diags) {
-  return Sema(std::move(modelName), diags).run(program);
+std::optional<Model> checkProgram(const ast::Program &program, std::string modelName,
+                                  DiagnosticEngine &diags, std::string sourceDir) {
+  return Sema(std::move(modelName), std::move(sourceDir), diags).run(program);
 }
 
 } // namespace netc

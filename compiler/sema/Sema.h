@@ -17,9 +17,10 @@
 
 namespace netc {
 
-/// The checked model, or nullopt if any error was reported.
-std::optional<Model> checkProgram(const ast::Program &program,
-                                  std::string modelName,
-                                  DiagnosticEngine &diags);
+/// The checked model, or nullopt if any error was reported. Relative data
+/// paths in the program are taken relative to `sourceDir` (the .nn file's
+/// folder; "" keeps them as written).
+std::optional<Model> checkProgram(const ast::Program &program, std::string modelName,
+                                  DiagnosticEngine &diags, std::string sourceDir = "");
 
 } // namespace netc

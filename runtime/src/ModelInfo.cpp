@@ -21,10 +21,17 @@ std::string TensorInfo::shapeString() const {
 }
 
 double ModelInfo::option(const std::string &key) const {
-  for (const auto &[k, v] : dataOptions)
-    if (k == key)
-      return v;
-  throw Error("the model description lacks data option '" + key + "'");
+  auto it = dataNumbers.find(key);
+  if (it == dataNumbers.end())
+    throw Error("the model description lacks data option '" + key + "'");
+  return it->second;
+}
+
+const std::string &ModelInfo::text(const std::string &key) const {
+  auto it = dataTexts.find(key);
+  if (it == dataTexts.end())
+    throw Error("the model description lacks data option '" + key + "'");
+  return it->second;
 }
 
 ModelInfo parseModelInfo(const netc_model *code) {
@@ -57,18 +64,21 @@ ModelInfo parseModelInfo(const netc_model *code) {
     m.scratch64BatchBytesPerN = d.at("scratch_f64").at("batch_bytes_per_n");
     const json &data = d.at("data");
     m.dataSource = data.at("source");
-    for (const auto &[k, v] : data.at("options").items())
-      m.dataOptions.emplace_back(k, v.get<double>());
+    for (const auto &[k, v] : data.at("options").items()) {
+      if (v.is_string())
+        m.dataTexts[k] = v.get<std::string>();
+      else
+        m.dataNumbers[k] = v.get<double>();
+    }
     m.batch = data.at("batch");
-    m.dataDir = data.at("dir");
-    m.dataFile = data.at("file");
+    m.dataPath = data.at("path");
     for (const auto &[name, t] : data.at("inline").items())
-      m.inlineTensors.emplace_back(name, t.at("values").get<std::vector<float>>());
+      m.inlineTensors.emplace_back(name, t.at("values").get<std::vector<double>>());
     m.classes = data.at("classes").get<std::vector<std::string>>();
     if (d.contains("prediction")) {
       const json &p = d.at("prediction");
-      m.prediction = {true, p.at("kind"), p.at("shape").back().get<int64_t>(), p.at("fixed"),
-                      p.at("per_npad")};
+      m.prediction = {true,           p.at("kind"),   p.at("classes"), p.at("width"),
+                      p.at("target"), p.at("fixed"), p.at("per_npad")};
     }
     for (const auto &f : data.at("fields"))
       m.fields.push_back({f.at("name"), f.at("role"), f.at("dtype"),

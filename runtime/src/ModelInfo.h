@@ -4,6 +4,7 @@
 #include "netc/runtime.h"
 
 #include <cstdint>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -54,20 +55,30 @@ struct ModelInfo {
   int64_t scratch64FixedBytes = 0; ///< for gradients_f64
   int64_t scratch64BatchBytesPerN = 0;
   std::string dataSource;
-  std::vector<std::pair<std::string, double>> dataOptions;
-  int64_t batch = 0;
-  std::string dataDir;              ///< mnist: default --data
-  std::string dataFile;             ///< tensors: default --data
+  /// The source's options, with defaults filled in: numbers and texts.
+  std::map<std::string, double> dataNumbers;
+  std::map<std::string, std::string> dataTexts;
+  std::string dataPath;  ///< the default of --data: the source's file or folder
+  int64_t batch = 0;     ///< examples per training step; 0: the whole set at once
   /// inline: the tensors written in the .nn file, by name.
-  std::vector<std::pair<std::string, std::vector<float>>> inlineTensors;
-  std::vector<std::string> classes; ///< mnist: names by label
+  std::vector<std::pair<std::string, std::vector<double>>> inlineTensors;
+  std::vector<std::string> classes; ///< class names by label (may be empty)
   std::vector<FieldInfo> fields;
-  /// Where forward leaves the model's output (mnist models).
+  /// The model's output: what predict writes, and where forward leaves it.
   struct Prediction {
     bool present = false;
-    std::string kind; ///< logits, probabilities or log_probabilities
+    /// Classifiers: logits, probabilities or log_probabilities over
+    /// `classes` classes; binary classifiers: probability or logit (one
+    /// value); regressors: values.
+    std::string kind;
     int64_t classes = 0;
+    int64_t width = 0;  ///< values per example
+    int target = -1;    ///< the field it is compared with, or -1
     int64_t fixedBytes = 0, perNpadBytes = 0; ///< scratch + fixed + perNpad * Npad
+    bool classifier() const {
+      return kind == "logits" || kind == "probabilities" || kind == "log_probabilities";
+    }
+    bool binary() const { return kind == "probability" || kind == "logit"; }
   } prediction;
   double lr = 0;
   /// Each hparam after the learning rate is 1 - base^(step + offset).
@@ -83,7 +94,9 @@ struct ModelInfo {
   uint64_t seed = 0;
   std::vector<ReportPiece> report;
 
+  /// A numeric or text option of the data source; throws if it is missing.
   double option(const std::string &key) const;
+  const std::string &text(const std::string &key) const;
 };
 
 /// Checks the descriptor and parses its description; a mismatch is an Error.

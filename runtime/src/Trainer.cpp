@@ -1,15 +1,16 @@
 // Trainer.cpp - netc_main: a model's program's flags, training loops,
 // progress, evaluation, metrics, weights and report line.
 //
-// Two loops: a data set that is one batch (sine) trains for --steps steps;
-// an image set (mnist) trains in epochs of shuffled batches, evaluating on
-// the test split after each epoch.
+// Every data source is a Dataset (data/Dataset.h); the trainer never knows
+// which. Two loops: a model without a batch size trains on the whole set at
+// once for --steps steps; a model with one trains in epochs of shuffled
+// batches. Both evaluate on the test examples when there are any.
 #include "Cpu.h"
-#include "Data.h"
 #include "GradCheck.h"
 #include "ModelInfo.h"
 #include "Safetensors.h"
 #include "ThreadPool.h"
+#include "data/Sources.h"
 #include "netc/runtime.h"
 
 #include <CLI/CLI.hpp>
@@ -121,7 +122,8 @@ void checkWritable(const std::string &path) {
     throw Error("cannot write the weights to '" + path + "': " + std::strerror(errno));
 }
 
-bool batched(const ModelInfo &m) { return m.dataSource == "mnist"; }
+/// Trains in epochs of batches (else: the whole set each step).
+bool batched(const ModelInfo &m) { return m.batch > 0; }
 
 /// Parses the flags; returns false (with the exit code in `exitCode`) when the
 /// program should stop, e.g. after --help or a bad flag.
@@ -134,7 +136,7 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
   f.lr = m.lr;
   f.seed = m.seed;
   f.save = name + ".safetensors";
-  f.data = m.dataDir;
+  f.data = m.dataPath;
   f.batch = m.batch;
   // More threads than chunks would have nothing to do.
   f.threads = std::min<int64_t>(availableCores(), std::max<int64_t>(m.maxChunks, 1));
@@ -165,14 +167,19 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
                                "double-precision twin")
                     ->expected(0, 1)
                     ->check(wholeNumber(1));
+  if (!m.dataPath.empty())
+    app.add_option("--data", f.data,
+                   m.dataSource == "idx" || m.dataSource == "mnist"
+                       ? "the folder with the IDX files"
+                       : "the data file")
+        ->capture_default_str();
+  CLI::Option *epochs = nullptr;
   if (batched(m)) {
-    auto *epochs = app.add_option("--epochs", f.epochs, "total passes over the training data")
-                       ->check(wholeNumber(1))
-                       ->capture_default_str();
+    epochs = app.add_option("--epochs", f.epochs, "total passes over the training data")
+                 ->check(wholeNumber(1))
+                 ->capture_default_str();
     epochs->excludes(steps);
     app.add_option("--batch", f.batch, "batch size")->check(wholeNumber(1))->capture_default_str();
-    app.add_option("--data", f.data, "directory with the MNIST-format IDX files")
-        ->capture_default_str();
     app.add_flag("--no-shuffle", f.noShuffle, "batches in file order");
     f.checkpoint = name + ".ckpt.safetensors";
     app.add_option("--checkpoint", f.checkpoint,
@@ -181,22 +188,21 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
     app.add_option("--resume", f.resume, "continue the run saved in this checkpoint")
         ->check(CLI::ExistingFile)
         ->excludes("--init");
+  } else {
+    steps->capture_default_str();
+  }
+  if (m.prediction.present) {
     auto *eval = app.add_flag("--eval", f.eval,
                               "no training: load the weights (--init FILE, else the --save "
-                              "path), print test accuracy and the confusion matrix");
+                              "path) and evaluate them on the test examples");
     auto *predict = app.add_option("--predict", f.predict,
                                    "no training: load the weights as --eval does and show the "
-                                   "predictions for the first N test examples")
+                                   "model's answers for N test examples (a seeded sample)")
                         ->check(wholeNumber(1));
     for (auto *o : {eval, predict}) {
       o->excludes(steps);
-      o->excludes(epochs);
-    }
-  } else {
-    steps->capture_default_str();
-    if (m.dataSource == "tensors") {
-      f.data = m.dataFile;
-      app.add_option("--data", f.data, "the safetensors file with the data")->capture_default_str();
+      if (epochs)
+        o->excludes(epochs);
     }
   }
   try {
@@ -356,15 +362,153 @@ struct Session {
   }
 };
 
-// ---- one batch: sine ---------------------------------------------------------
+// ---- evaluation ----------------------------------------------------------------
 
-int trainFullBatch(Session &s, const FullBatch &data) {
-  const std::vector<const float *> &inputs = data.inputs;
-  s.announce(std::to_string(s.f.steps) + " steps");
+/// The data of a run and what evaluation needs to know about it.
+struct RunData {
+  Splits splits;
+  std::vector<std::string> classes; ///< names by label (classifiers)
+  /// Evaluation's examples: the test set, else the training set.
+  const Dataset &evalSet() const { return splits.test ? *splits.test : *splits.train; }
+  const char *evalName() const { return splits.test ? "test" : "training"; }
+};
+
+RunData openRunData(const ModelInfo &m, const std::string &path) {
+  RunData d{openData(m, path), {}};
+  d.classes = !d.splits.classes.empty() ? d.splits.classes : m.classes;
+  int64_t count = m.prediction.binary() ? 2 : classCount(m);
+  if (d.classes.empty() || static_cast<int64_t>(d.classes.size()) != count) {
+    d.classes.clear();
+    for (int64_t c = 0; c < count; ++c)
+      d.classes.push_back(std::to_string(c));
+  }
+  return d;
+}
+
+struct Evaluation {
+  double loss = 0;
+  double accuracy = 0;
+};
+
+/// The class a row of the model's output picks.
+int64_t predictedClass(const ModelInfo &m, const float *row) {
+  if (m.prediction.binary())
+    return row[0] > (m.prediction.kind == "logit" ? 0.0f : 0.5f) ? 1 : 0;
+  return std::max_element(row, row + m.prediction.width) - row;
+}
+
+/// The expected class of example `i` of a batch.
+int64_t expectedClass(const ModelInfo &m, const Batch &batch, int64_t i) {
+  auto field = static_cast<size_t>(m.prediction.target);
+  if (m.prediction.binary())
+    return batch.floats(field)[i] > 0.5f ? 1 : 0;
+  return batch.ints(field)[i];
+}
+
+bool classifies(const ModelInfo &m) {
+  return m.prediction.present && m.prediction.target >= 0 &&
+         (m.prediction.classifier() || m.prediction.binary());
+}
+
+/// The model's confidence in class `k` of a row of its output.
+double confidence(const ModelInfo &m, const float *row, int64_t k) {
+  const std::string &kind = m.prediction.kind;
+  if (kind == "probability")
+    return k == 1 ? row[0] : 1 - row[0];
+  if (kind == "logit") {
+    double p = 1 / (1 + std::exp(-static_cast<double>(row[0])));
+    return k == 1 ? p : 1 - p;
+  }
+  if (kind == "probabilities")
+    return row[k];
+  if (kind == "log_probabilities")
+    return std::exp(static_cast<double>(row[k]));
+  int64_t classes = m.prediction.width;
+  double max = *std::max_element(row, row + classes), sum = 0; // softmax of logits
+  for (int64_t j = 0; j < classes; ++j)
+    sum += std::exp(static_cast<double>(row[j]) - max);
+  return std::exp(static_cast<double>(row[k]) - max) / sum;
+}
+
+/// Runs examples rows[0..count) of `data` in batches, in that order; calls
+/// `visit(position, batch, i, output row)` for each; returns the mean loss
+/// and, for classifiers, the accuracy.
+template <typename Visit>
+Evaluation evaluate(Session &s, const Dataset &data, Batch &batch, const int64_t *rows,
+                    int64_t count, int64_t batchSize, Visit visit) {
+  Evaluation e;
+  int64_t correct = 0;
+  int64_t width = s.m.prediction.width;
+  for (int64_t begin = 0; begin < count; begin += batchSize) {
+    int64_t n = std::min(batchSize, count - begin);
+    batch.fill(data, rows + begin, n);
+    float loss =
+        s.m.code->forward(s.persist.get(), batch.inputs(), s.scratch.get(), n, s.hparams.data());
+    e.loss += static_cast<double>(loss) * static_cast<double>(n);
+    if (!s.m.prediction.present)
+      continue;
+    int64_t npad = paddedBatch(n);
+    const auto *out = reinterpret_cast<const float *>(s.scratch.get() + s.m.prediction.fixedBytes +
+                                                      s.m.prediction.perNpadBytes * npad);
+    for (int64_t i = 0; i < n; ++i) {
+      const float *row = out + i * width;
+      if (classifies(s.m))
+        correct += predictedClass(s.m, row) == expectedClass(s.m, batch, i);
+      visit(begin + i, batch, i, row);
+    }
+  }
+  e.loss /= static_cast<double>(std::max<int64_t>(count, 1));
+  e.accuracy = static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(count, 1));
+  return e;
+}
+
+std::vector<int64_t> firstRows(int64_t count) {
+  std::vector<int64_t> rows(static_cast<size_t>(count));
+  std::iota(rows.begin(), rows.end(), 0);
+  return rows;
+}
+
+/// All of `data`, in order.
+Evaluation evaluate(Session &s, const Dataset &data, Batch &batch, int64_t batchSize) {
+  std::vector<int64_t> rows = firstRows(data.size());
+  return evaluate(s, data, batch, rows.data(), data.size(), batchSize,
+                  [](int64_t, const Batch &, int64_t, const float *) {});
+}
+
+/// " test loss 0.1234  test accuracy 93.46%" (accuracy for classifiers).
+std::string evaluationText(const ModelInfo &m, const Evaluation &e, const char *set) {
+  char buf[128];
+  if (classifies(m))
+    std::snprintf(buf, sizeof buf, "  %s loss %.4f  %s accuracy %.2f%%", set, e.loss, set,
+                  100 * e.accuracy);
+  else
+    std::snprintf(buf, sizeof buf, "  %s loss %.4f", set, e.loss);
+  return buf;
+}
+
+void writeEvaluation(const ModelInfo &m, nlohmann::json &record, const Evaluation &e) {
+  record["test_loss"] = e.loss;
+  if (classifies(m))
+    record["test_accuracy"] = e.accuracy;
+}
+
+// ---- one batch: the whole set each step --------------------------------------
+
+int trainFullBatch(Session &s, const RunData &data) {
+  const Dataset &train = *data.splits.train;
+  int64_t n = train.size();
+  Batch batch(train.fields(), n);
+  std::vector<int64_t> rows = firstRows(n);
+  batch.fill(train, rows.data(), n);
+  std::unique_ptr<Batch> testBatch;
+  if (data.splits.test)
+    testBatch = std::make_unique<Batch>(train.fields(), data.splits.test->size());
+  s.announce(std::to_string(s.f.steps) + " steps" +
+             (data.splits.test ? " (" + data.splits.description + ")" : std::string()));
   int width = static_cast<int>(std::to_string(s.f.steps).size());
   for (int64_t step = 1; step <= s.f.steps; ++step) {
     float loss;
-    if (!s.train(step, inputs.data(), data.n, loss))
+    if (!s.train(step, batch.inputs(), n, loss))
       return 1;
     if (interrupted) {
       s.save();
@@ -374,14 +518,22 @@ int trainFullBatch(Session &s, const FullBatch &data) {
     }
     if (step % s.m.reportEvery == 0 || step == s.f.steps) {
       double seconds = s.seconds();
-      std::printf("step %*lld/%lld  loss %s\n", width, static_cast<long long>(step),
-                  static_cast<long long>(s.f.steps), shortest(loss).c_str());
+      nlohmann::json record = {
+          {"event", "report"}, {"step", step}, {"loss", loss}, {"seconds", seconds}};
+      std::string test;
+      if (testBatch) {
+        Evaluation e = evaluate(s, *data.splits.test, *testBatch, data.splits.test->size());
+        test = evaluationText(s.m, e, "test");
+        writeEvaluation(s.m, record, e);
+      }
+      std::printf("step %*lld/%lld  loss %s%s\n", width, static_cast<long long>(step),
+                  static_cast<long long>(s.f.steps), shortest(loss).c_str(), test.c_str());
       std::fflush(stdout);
-      s.metrics.write({{"event", "report"}, {"step", step}, {"loss", loss}, {"seconds", seconds}});
+      s.metrics.write(record);
     }
   }
   float finalLoss =
-      s.m.code->forward(s.persist.get(), inputs.data(), s.scratch.get(), data.n, s.hparams.data());
+      s.m.code->forward(s.persist.get(), batch.inputs(), s.scratch.get(), n, s.hparams.data());
   if (!std::isfinite(finalLoss)) {
     std::fprintf(stderr,
                  "error: the final loss is not finite; the weights file was not written.\n");
@@ -395,14 +547,13 @@ int trainFullBatch(Session &s, const FullBatch &data) {
   return 0;
 }
 
-// ---- epochs of batches: mnist ------------------------------------------------
+// ---- epochs of batches ---------------------------------------------------------
 
 /// The order of the training examples in `epoch`: a permutation derived from
 /// the seed and the epoch number alone (Fisher-Yates over a counter-based
 /// generator), or file order.
 std::vector<int64_t> epochOrder(int64_t count, uint64_t seed, int64_t epoch, bool shuffle) {
-  std::vector<int64_t> order(static_cast<size_t>(count));
-  std::iota(order.begin(), order.end(), 0);
+  std::vector<int64_t> order = firstRows(count);
   if (!shuffle)
     return order;
   for (int64_t i = count - 1; i > 0; --i) {
@@ -414,120 +565,128 @@ std::vector<int64_t> epochOrder(int64_t count, uint64_t seed, int64_t epoch, boo
   return order;
 }
 
-struct Evaluation {
-  double loss = 0;
-  double accuracy = 0;
-};
-
-/// The model's confidence in class `k` of a row of its output.
-double confidence(const ModelInfo &m, const float *row, int64_t k) {
-  int64_t classes = m.prediction.classes;
-  if (m.prediction.kind == "probabilities")
-    return row[k];
-  if (m.prediction.kind == "log_probabilities")
-    return std::exp(static_cast<double>(row[k]));
-  double max = *std::max_element(row, row + classes), sum = 0; // softmax of logits
-  for (int64_t j = 0; j < classes; ++j)
-    sum += std::exp(static_cast<double>(row[j]) - max);
-  return std::exp(static_cast<double>(row[k]) - max) / sum;
+/// The examples evaluation runs in one batch: the batch size, or the whole
+/// evaluation set for a model trained on the whole set at once.
+int64_t evalBatch(const Session &s, const RunData &data) {
+  return batched(s.m) ? s.f.batch : std::max<int64_t>(data.evalSet().size(), 1);
 }
 
-/// Runs the first `limit` test examples in batches, in order; calls
-/// `visit(index, label, output row)` for each; returns mean loss and
-/// argmax accuracy.
-template <typename Visit>
-Evaluation evaluate(Session &s, const LabeledImages &test, Batch &batch, int64_t limit,
-                    Visit visit) {
-  Evaluation e;
-  if (!s.m.prediction.present)
-    throw Error("this model has no prediction to evaluate");
-  int64_t count = std::min(limit, test.count);
-  int64_t correct = 0;
-  int64_t classes = s.m.prediction.classes;
-  std::vector<int64_t> rows(static_cast<size_t>(s.f.batch));
-  for (int64_t begin = 0; begin < count; begin += s.f.batch) {
-    int64_t n = std::min(s.f.batch, count - begin);
-    std::iota(rows.begin(), rows.begin() + n, begin);
-    batch.fill(test, rows.data(), n);
-    float loss =
-        s.m.code->forward(s.persist.get(), batch.inputs(), s.scratch.get(), n, s.hparams.data());
-    e.loss += static_cast<double>(loss) * static_cast<double>(n);
-    int64_t npad = paddedBatch(n);
-    const auto *out = reinterpret_cast<const float *>(s.scratch.get() + s.m.prediction.fixedBytes +
-                                                      s.m.prediction.perNpadBytes * npad);
-    for (int64_t i = 0; i < n; ++i) {
-      const float *row = out + i * classes;
-      int64_t best = std::max_element(row, row + classes) - row;
-      correct += best == batch.labels()[i];
-      visit(begin + i, batch.labels()[i], row);
-    }
-  }
-  e.loss /= static_cast<double>(count);
-  e.accuracy = static_cast<double>(correct) / static_cast<double>(count);
-  return e;
-}
-
-Evaluation evaluate(Session &s, const LabeledImages &test, Batch &batch) {
-  return evaluate(s, test, batch, test.count, [](int64_t, int64_t, const float *) {});
-}
-
-int64_t argmax(const float *row, int64_t n) { return std::max_element(row, row + n) - row; }
-
-/// --eval: accuracy, loss and the confusion matrix of the test split.
-int evaluateOnly(Session &s) {
-  ImageSplits data = loadImageSplits(s.m, s.f.data);
-  Batch batch(s.m, s.f.batch);
-  auto classes = static_cast<size_t>(s.m.prediction.classes);
+/// --eval: loss, and for classifiers accuracy and the confusion matrix.
+int evaluateOnly(Session &s, const RunData &data) {
+  const Dataset &set = data.evalSet();
+  int64_t size = evalBatch(s, data);
+  Batch batch(set.fields(), size);
+  auto classes = data.classes.size();
   std::vector<std::vector<int64_t>> confusion(classes, std::vector<int64_t>(classes));
-  Evaluation e =
-      evaluate(s, data.test, batch, data.test.count, [&](int64_t, int64_t label, const float *row) {
-        ++confusion[static_cast<size_t>(label)]
-                   [static_cast<size_t>(argmax(row, static_cast<int64_t>(classes)))];
-      });
-  std::printf("weights %s, %lld test examples from %s\n", s.f.init.c_str(),
-              static_cast<long long>(data.test.count), s.f.data.c_str());
-  std::printf("test accuracy %.2f%%  test loss %.4f\n\n", 100 * e.accuracy, e.loss);
+  std::vector<int64_t> rows = firstRows(set.size());
+  Evaluation e = evaluate(s, set, batch, rows.data(), set.size(), size,
+                          [&](int64_t, const Batch &b, int64_t i, const float *row) {
+                            if (!classifies(s.m))
+                              return;
+                            ++confusion[static_cast<size_t>(expectedClass(s.m, b, i))]
+                                       [static_cast<size_t>(predictedClass(s.m, row))];
+                          });
+  std::printf("weights %s, %lld %s examples%s%s\n", s.f.init.c_str(),
+              static_cast<long long>(set.size()), data.evalName(),
+              s.f.data.empty() ? "" : " from ", s.f.data.c_str());
+  if (classifies(s.m))
+    std::printf("%s accuracy %.2f%%  %s loss %.4f\n", data.evalName(), 100 * e.accuracy,
+                data.evalName(), e.loss);
+  else
+    std::printf("%s loss %.4f\n", data.evalName(), e.loss);
+  nlohmann::json record = {{"event", "eval"}};
+  writeEvaluation(s.m, record, e);
+  s.metrics.write(record);
+  if (!classifies(s.m))
+    return 0;
   size_t width = 5;
-  for (const auto &name : s.m.classes)
+  for (const auto &name : data.classes)
     width = std::max(width, name.size());
-  std::printf("confusion matrix (rows: true class, columns: predicted class)\n%*s",
+  std::printf("\nconfusion matrix (rows: true class, columns: predicted class)\n%*s",
               static_cast<int>(width + 4), "");
   for (size_t j = 0; j < classes; ++j)
     std::printf(" %5zu", j);
   std::printf("\n");
   for (size_t i = 0; i < classes; ++i) {
-    std::printf("%2zu %-*s ", i, static_cast<int>(width), s.m.classes[i].c_str());
+    std::printf("%2zu %-*s ", i, static_cast<int>(width), data.classes[i].c_str());
     for (size_t j = 0; j < classes; ++j)
       std::printf(" %5lld", static_cast<long long>(confusion[i][j]));
     std::printf("\n");
   }
-  s.metrics.write({{"event", "eval"}, {"test_loss", e.loss}, {"test_accuracy", e.accuracy}});
   return 0;
 }
 
-/// --predict N: the first N test examples, predicted and expected.
-int predictOnly(Session &s) {
-  ImageSplits data = loadImageSplits(s.m, s.f.data);
-  Batch batch(s.m, s.f.batch);
-  int64_t classes = s.m.prediction.classes;
-  std::printf("%6s  %-14s %-14s %s\n", "#", "predicted", "expected", "confidence");
+/// A seeded sample of `count` of `size` examples, in order: spread over the
+/// set, whatever order the set is in (sklearn's digits are sorted by class).
+std::vector<int64_t> sample(int64_t size, int64_t count, uint64_t seed) {
+  std::vector<int64_t> rows = firstRows(size);
+  if (count >= size)
+    return rows;
+  for (int64_t i = 0; i < count; ++i) { // the first `count` of a Fisher-Yates shuffle
+    float u = netc_rt_uniform(seed, 0x9e3d0000u, static_cast<uint64_t>(i));
+    int64_t j = i + std::min<int64_t>(size - i - 1,
+                                      static_cast<int64_t>(u * static_cast<float>(size - i)));
+    std::swap(rows[static_cast<size_t>(i)], rows[static_cast<size_t>(j)]);
+  }
+  rows.resize(static_cast<size_t>(count));
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+std::string values(const float *v, int64_t n) {
+  std::string s;
+  for (int64_t i = 0; i < n && i < 4; ++i)
+    s += (i ? ", " : "") + shortest(v[i]);
+  return n > 4 ? s + ", ..." : s;
+}
+
+/// --predict N: N examples of the evaluation set (a sample drawn with
+/// --seed), the model's answer beside the expected one.
+int predictOnly(Session &s, const RunData &data) {
+  const Dataset &set = data.evalSet();
+  int64_t size = evalBatch(s, data);
+  Batch batch(set.fields(), size);
+  std::vector<int64_t> rows = sample(set.size(), s.f.predict, s.f.seed);
+  auto count = static_cast<int64_t>(rows.size());
+  bool classes = classifies(s.m);
+  std::printf("%lld of the %lld %s examples (drawn with seed %llu)\n",
+              static_cast<long long>(count), static_cast<long long>(set.size()), data.evalName(),
+              static_cast<unsigned long long>(s.f.seed));
+  if (classes)
+    std::printf("%6s  %-14s %-14s %s\n", "#", "predicted", "expected", "confidence");
+  else
+    std::printf("%6s  %-24s %s\n", "#", "predicted", s.m.prediction.target >= 0 ? "expected" : "");
   Evaluation e = evaluate(
-      s, data.test, batch, s.f.predict, [&](int64_t index, int64_t label, const float *row) {
-        int64_t best = argmax(row, classes);
-        std::printf("%6lld  %-14s %-14s %6.2f%%%s\n", static_cast<long long>(index),
-                    s.m.classes[static_cast<size_t>(best)].c_str(),
-                    s.m.classes[static_cast<size_t>(label)].c_str(),
-                    100 * confidence(s.m, row, best), best == label ? "" : "  (wrong)");
+      s, set, batch, rows.data(), count, size,
+      [&](int64_t position, const Batch &b, int64_t i, const float *row) {
+        auto index = static_cast<long long>(rows[static_cast<size_t>(position)]);
+        if (classes) {
+          int64_t best = predictedClass(s.m, row), label = expectedClass(s.m, b, i);
+          std::printf("%6lld  %-14s %-14s %6.2f%%%s\n", index,
+                      data.classes[static_cast<size_t>(best)].c_str(),
+                      data.classes[static_cast<size_t>(label)].c_str(),
+                      100 * confidence(s.m, row, best), best == label ? "" : "  (wrong)");
+          return;
+        }
+        int64_t width = s.m.prediction.width;
+        std::string expected =
+            s.m.prediction.target >= 0
+                ? values(b.floats(static_cast<size_t>(s.m.prediction.target)) + i * width, width)
+                : "";
+        std::printf("%6lld  %-24s %s\n", index, values(row, width).c_str(), expected.c_str());
       });
-  std::printf("%.2f%% of these %lld correct\n", 100 * e.accuracy,
-              static_cast<long long>(std::min(s.f.predict, data.test.count)));
+  if (classes)
+    std::printf("%.2f%% of these %lld correct\n", 100 * e.accuracy, static_cast<long long>(count));
+  else if (s.m.prediction.target >= 0)
+    std::printf("loss over these %lld: %.4f\n", static_cast<long long>(count), e.loss);
   return 0;
 }
 
-int trainEpochs(Session &s) {
-  ImageSplits data = loadImageSplits(s.m, s.f.data);
-  Batch batch(s.m, s.f.batch);
-  int64_t perEpoch = (data.train.count + s.f.batch - 1) / s.f.batch; // last partial kept
+int trainEpochs(Session &s, const RunData &data) {
+  const Dataset &train = *data.splits.train;
+  Batch batch(train.fields(), s.f.batch);
+  int64_t count = train.size();
+  int64_t perEpoch = (count + s.f.batch - 1) / s.f.batch; // last partial kept
   int64_t total = s.f.stepsGiven ? s.f.steps : s.f.epochs * perEpoch;
   int64_t epochs = (total + perEpoch - 1) / perEpoch;
   CheckpointState at;
@@ -539,17 +698,16 @@ int trainEpochs(Session &s) {
                 static_cast<long long>(at.step));
   }
   s.announce(std::to_string(epochs) + " epochs of " + std::to_string(perEpoch) + " batches of " +
-             std::to_string(s.f.batch) + " (" + std::to_string(data.train.count) + " training, " +
-             std::to_string(data.test.count) + " test examples)");
+             std::to_string(s.f.batch) + " (" + data.splits.description + ")");
   bool live = ::isatty(STDOUT_FILENO);
   double trainSeconds = 0;
   for (int64_t epoch = at.epoch; epoch < epochs && at.step < total; ++epoch) {
-    auto order = epochOrder(data.train.count, at.seed, epoch, !s.f.noShuffle);
+    auto order = epochOrder(count, at.seed, epoch, !s.f.noShuffle);
     auto epochStart = Clock::now();
     for (int64_t b = at.position; b < perEpoch && at.step < total; ++b) {
       int64_t begin = b * s.f.batch;
-      int64_t n = std::min(s.f.batch, data.train.count - begin);
-      batch.fill(data.train, order.data() + begin, n);
+      int64_t n = std::min(s.f.batch, count - begin);
+      batch.fill(train, order.data() + begin, n);
       float loss;
       if (!s.train(++at.step, batch.inputs(), n, loss))
         return 1;
@@ -573,7 +731,7 @@ int trainEpochs(Session &s) {
       if (live && (b % 8 == 0 || b + 1 == perEpoch)) {
         double elapsed = std::chrono::duration<double>(Clock::now() - epochStart).count();
         double rate = static_cast<double>(at.epochSeen) / std::max(elapsed, 1e-9);
-        double eta = static_cast<double>(data.train.count - at.epochSeen) / std::max(rate, 1e-9);
+        double eta = static_cast<double>(count - at.epochSeen) / std::max(rate, 1e-9);
         std::printf("\repoch %lld/%lld  batch %lld/%lld  loss %.4f  %.0f samples/s  ETA %.1fs   ",
                     static_cast<long long>(epoch + 1), static_cast<long long>(epochs),
                     static_cast<long long>(b + 1), static_cast<long long>(perEpoch),
@@ -593,53 +751,54 @@ int trainEpochs(Session &s) {
     if (!s.f.checkpoint.empty())
       saveCheckpoint(s.m, s.f.checkpoint, s.persist.get(), at);
     s.save();
-    Evaluation e = evaluate(s, data.test, batch);
+    nlohmann::json record = {{"event", "epoch"}, {"epoch", epoch + 1}, {"step", at.step},
+                             {"train_loss", trainLoss}};
+    std::string test;
+    if (data.splits.test) {
+      Evaluation e = evaluate(s, *data.splits.test, batch, s.f.batch);
+      test = evaluationText(s.m, e, "test");
+      writeEvaluation(s.m, record, e);
+    }
     if (live)
       std::printf("\r%*s\r", 100, "");
-    std::printf("epoch %lld/%lld%s  train loss %.4f  test loss %.4f  test accuracy %.2f%%  %.2fs\n",
-                static_cast<long long>(epoch + 1), static_cast<long long>(epochs),
-                complete ? "" : " (stopped mid-epoch)", trainLoss, e.loss, 100 * e.accuracy,
-                epochSeconds);
+    std::printf("epoch %lld/%lld%s  train loss %.4f%s  %.2fs\n", static_cast<long long>(epoch + 1),
+                static_cast<long long>(epochs), complete ? "" : " (stopped mid-epoch)", trainLoss,
+                test.c_str(), epochSeconds);
     std::fflush(stdout);
-    s.metrics.write(
-        {{"event", "epoch"},
-         {"epoch", epoch + 1},
-         {"step", at.step},
-         {"train_loss", trainLoss},
-         {"test_loss", e.loss},
-         {"test_accuracy", e.accuracy},
-         {"seconds", trainSeconds},
-         {"epoch_seconds", epochSeconds},
-         {"samples_per_second", static_cast<double>(seen) / std::max(epochSeconds, 1e-9)},
-         {"threads", s.f.threads},
-         {"worker_chunks", workerChunks()}});
+    record.update(nlohmann::json{
+        {"seconds", trainSeconds},
+        {"epoch_seconds", epochSeconds},
+        {"samples_per_second", static_cast<double>(seen) / std::max(epochSeconds, 1e-9)},
+        {"threads", s.f.threads},
+        {"worker_chunks", workerChunks()}});
+    s.metrics.write(record);
   }
   std::printf("weights saved to %s\n", s.f.save.c_str());
   return 0;
 }
 
 /// --gradcheck: the first batch (two for batched data) at the initial (or
-/// --init) parameters; `full` is the data of a single-batch source.
-int gradientCheck(Session &s, const FullBatch *full) {
+/// --init) parameters.
+int gradientCheck(Session &s, const RunData &data) {
   GradCheckOptions o;
   o.entries = s.f.gradCheck;
   o.seed = s.f.seed;
   bool ok = true;
-  if (batched(s.m)) {
-    ImageSplits data = loadImageSplits(s.m, s.f.data);
-    Batch batch(s.m, s.f.batch);
-    std::vector<int64_t> rows(static_cast<size_t>(data.train.count));
-    std::iota(rows.begin(), rows.end(), 0);
-    for (int64_t b = 0; b < 2 && b * s.f.batch < data.train.count; ++b) {
-      int64_t n = std::min(s.f.batch, data.train.count - b * s.f.batch);
-      batch.fill(data.train, rows.data() + b * s.f.batch, n);
+  const Dataset &train = *data.splits.train;
+  int64_t count = train.size();
+  int64_t size = batched(s.m) ? s.f.batch : count;
+  Batch batch(train.fields(), size);
+  std::vector<int64_t> rows = firstRows(count);
+  int64_t batches = batched(s.m) ? 2 : 1;
+  for (int64_t b = 0; b < batches && b * size < count; ++b) {
+    int64_t n = std::min(size, count - b * size);
+    batch.fill(train, rows.data() + b * size, n);
+    if (batched(s.m))
       std::printf("gradient check, batch %lld (%lld examples):\n", static_cast<long long>(b + 1),
                   static_cast<long long>(n));
-      ok = checkGradients(s.m, s.persist.get(), batch.inputs(), n, s.scratch.get(), o) && ok;
-    }
-  } else {
-    std::printf("gradient check (%lld examples):\n", static_cast<long long>(full->n));
-    ok = checkGradients(s.m, s.persist.get(), full->inputs.data(), full->n, s.scratch.get(), o);
+    else
+      std::printf("gradient check (%lld examples):\n", static_cast<long long>(n));
+    ok = checkGradients(s.m, s.persist.get(), batch.inputs(), n, s.scratch.get(), o) && ok;
   }
   if (!ok) {
     std::printf("gradcheck FAILED (tolerances: %.0e against finite differences, %.0e for f32)\n",
@@ -666,23 +825,19 @@ int run(const netc_model *model, int argc, char **argv) {
   setThreads(static_cast<int>(f.threads));
   // Ctrl-C from here on stops training cleanly with a checkpoint.
   std::signal(SIGINT, onInterrupt);
-  if (f.gradCheck && batched(m)) {
-    Session s(m, f, f.batch);
-    return gradientCheck(s, nullptr);
-  }
-  if (batched(m)) {
-    Session s(m, f, f.batch);
-    if (f.eval)
-      return evaluateOnly(s);
-    if (f.predict)
-      return predictOnly(s);
-    return trainEpochs(s);
-  }
-  FullBatch data = loadFullBatch(m, f.data); // its size sets the scratch size
-  Session s(m, f, data.n);
+  RunData data = openRunData(m, f.data);
+  // The scratch area fits the largest batch any loop runs.
+  int64_t capacity = batched(m) ? f.batch : data.splits.train->size();
+  if (data.splits.test && !batched(m))
+    capacity = std::max(capacity, data.splits.test->size());
+  Session s(m, f, capacity);
   if (f.gradCheck)
-    return gradientCheck(s, &data);
-  return trainFullBatch(s, data);
+    return gradientCheck(s, data);
+  if (f.eval)
+    return evaluateOnly(s, data);
+  if (f.predict)
+    return predictOnly(s, data);
+  return batched(m) ? trainEpochs(s, data) : trainFullBatch(s, data);
 }
 
 } // namespace

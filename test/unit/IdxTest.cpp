@@ -1,6 +1,6 @@
 // IdxTest.cpp - the runtime's IDX reader on good, truncated and lying files,
-// plain and gzipped.
-#include "Idx.h"
+// plain and gzipped, of every element type; the idx dataset's checks.
+#include "data/Idx.h"
 
 #include <gtest/gtest.h>
 #include <zlib.h>
@@ -66,14 +66,48 @@ TEST_F(Idx, ReadsPlainAndGzipped) {
   }
 }
 
-TEST_F(Idx, LoadsImagesWithLabels) {
-  auto images = write("img", idx({2, 2, 2}, {1, 2, 3, 4, 5, 6, 7, 8}));
-  auto labels = write("lab.gz", idx({2}, {9, 0}), true);
-  LabeledImages d = loadLabeledImages(images, labels, 10);
-  EXPECT_EQ(d.count, 2);
-  EXPECT_EQ(d.rows, 2);
-  EXPECT_EQ(d.cols, 2);
-  EXPECT_EQ(d.labels, (std::vector<uint8_t>{9, 0}));
+TEST_F(Idx, ReadsEveryElementTypeBigEndian) {
+  // i16 -2 and 300, i32 70000, f32 1.5, f64 -0.25
+  auto i16 = readIdx(write("i16", idx({2}, {0xff, 0xfe, 0x01, 0x2c}, 0x0b)));
+  EXPECT_EQ(i16.at(0), -2);
+  EXPECT_EQ(i16.at(1), 300);
+  auto i32 = readIdx(write("i32", idx({1}, {0x00, 0x01, 0x11, 0x70}, 0x0c)));
+  EXPECT_EQ(i32.at(0), 70000);
+  auto f32 = readIdx(write("f32", idx({1, 1}, {0x3f, 0xc0, 0, 0}, 0x0d)));
+  EXPECT_EQ(f32.at(0), 1.5);
+  EXPECT_EQ(f32.itemSize(), 1);
+  auto f64 = readIdx(write("f64", idx({1}, {0xbf, 0xd0, 0, 0, 0, 0, 0, 0}, 0x0e)));
+  EXPECT_EQ(f64.at(0), -0.25);
+  auto i8 = readIdx(write("i8", idx({1}, {0xff}, 0x09)));
+  EXPECT_EQ(i8.at(0), -1);
+  // u8 items become floats / 255 (ToTensor); other types as they are.
+  auto u8 = readIdx(write("u8", idx({2, 2}, {0, 255, 51, 102})));
+  float out[2];
+  u8.itemToFloat(1, out);
+  EXPECT_EQ(out[0], 51.0f / 255.0f);
+  EXPECT_EQ(out[1], 102.0f / 255.0f);
+}
+
+TEST_F(Idx, DatasetChecksItemsAndLabels) {
+  std::vector<FieldLayout> fields = {{"image", "input", false, 4}, {"label", "target", true, 1}};
+  auto images = readIdx(write("img", idx({2, 2, 2}, {1, 2, 3, 4, 5, 6, 7, 8})));
+  IdxDataset d(fields, images, readIdx(write("lab", idx({2}, {9, 0}))), 10, "img", "lab");
+  EXPECT_EQ(d.size(), 2);
+  EXPECT_EQ(d.label(0, 1), 9);
+  std::vector<float> pixels(4);
+  std::vector<int64_t> labels(1);
+  void *out[] = {pixels.data(), labels.data()};
+  int64_t rows[] = {1};
+  d.fill(rows, 1, out);
+  EXPECT_EQ(pixels[3], 8.0f / 255.0f);
+  EXPECT_EQ(labels[0], 0);
+  EXPECT_EQ(errorOf([&] { IdxDataset(fields, images, readIdx(write("three", idx({3}, {1, 2, 3}))), 10, "img", "three"); }),
+            "'img' has 2 items but 'three' has 3");
+  EXPECT_EQ(errorOf([&] { IdxDataset(fields, images, readIdx(write("range", idx({2}, {1, 12}))), 10, "img", "range"); }),
+            "'range': label 12 of item 1 is not a class of this model (0 to 9)");
+  auto flat = readIdx(write("flat", idx({2}, {1, 2})));
+  EXPECT_EQ(errorOf([&] { IdxDataset(fields, flat, flat, 10, "flat", "flat"); }),
+            "the items of 'flat' are single values (1 values); the model's 'image' takes 4");
 }
 
 TEST_F(Idx, RefusesTruncatedFiles) {
@@ -101,16 +135,10 @@ TEST_F(Idx, RefusesLyingFiles) {
             "'" + (dir_ / "long").string() + "' is longer than its header says");
   EXPECT_EQ(errorOf([&] { readIdx(write("magic", {1, 2, 8, 1, 0, 0, 0, 1, 5})); }),
             "'" + (dir_ / "magic").string() + "' is not an IDX file (bad magic number)");
-  EXPECT_EQ(errorOf([&] { readIdx(write("float", idx({1}, {0, 0, 0, 0}, 0x0d))); }),
-            "'" + (dir_ / "float").string() + "' holds IDX type 0x0d; netc reads unsigned bytes (type 0x08)");
-  auto images = write("img", idx({2, 1, 1}, {1, 2}));
-  EXPECT_EQ(errorOf([&] { loadLabeledImages(images, write("three", idx({3}, {1, 2, 3})), 10); }),
-            "'" + images + "' has 2 images but '" + (dir_ / "three").string() + "' has 3 labels");
-  EXPECT_EQ(errorOf([&] { loadLabeledImages(images, write("range", idx({2}, {1, 12})), 10); }),
-            "'" + (dir_ / "range").string() +
-                "': label 12 of item 1 is not below the number of classes (10)");
-  EXPECT_EQ(errorOf([&] { loadLabeledImages(write("flat", idx({2}, {1, 2})), images, 10); }),
-            "'" + (dir_ / "flat").string() + "' should hold images [count, rows, cols], it has 1 dimensions");
+  EXPECT_EQ(errorOf([&] { readIdx(write("type", idx({1}, {0, 0, 0, 0}, 0x07))); }),
+            "'" + (dir_ / "type").string() +
+                "' holds IDX type 0x07, which is none of u8 (0x08), i8 (0x09), i16 (0x0b), "
+                "i32 (0x0c), f32 (0x0d), f64 (0x0e)");
 }
 
 TEST_F(Idx, FindsGzippedFiles) {

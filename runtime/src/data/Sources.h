@@ -1,0 +1,32 @@
+// Sources.h - the data sources, one function each, and the one entry the
+// trainer calls. Each source reads its options from the model description
+// (what sema's table of sources put there) and returns a Dataset laid out
+// as the model's fields; what is common (a seeded test split, the class
+// labels' range) is done once in openData.
+#pragma once
+
+#include "Dataset.h"
+
+namespace netc::rt {
+
+/// The training and test examples of the model's data source. `path`
+/// (--data) replaces the source's file or folder; relative paths are taken
+/// as the user gives them.
+Splits openData(const ModelInfo &model, const std::string &path);
+
+// The sources. Each returns all its examples, or its own training and test
+// sets (idx, csv and tensors with test files).
+Splits openSine(const ModelInfo &model, const std::string &path);
+Splits openInline(const ModelInfo &model, const std::string &path);
+Splits openTensors(const ModelInfo &model, const std::string &path);
+Splits openIdx(const ModelInfo &model, const std::string &path);
+Splits openCsv(const ModelInfo &model, const std::string &path);
+
+/// The number of classes of a classifier (its class names, else the width
+/// of its scores); 0 for other models.
+int64_t classCount(const ModelInfo &model);
+
+/// The field that holds class labels (the classifier's target), or -1.
+int classField(const ModelInfo &model);
+
+} // namespace netc::rt
