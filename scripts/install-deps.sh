@@ -10,6 +10,7 @@ packages=(
   llvm-19-dev llvm-19-tools clang-19 lld-19 libclang-rt-19-dev
   libfmt-dev libboost-dev libgtest-dev zlib1g-dev python3
   libcli11-dev nlohmann-json3-dev
+  python3-sklearn dataset-fashion-mnist   # real tables and images the examples use
 )
 if [[ "${1:-}" == "--with-reference" ]]; then
   packages+=(python3-torch python3-numpy libopenblas0-openmp)

@@ -48,6 +48,12 @@ if os.path.exists(os.path.join(mnist_dir, "train-images-idx3-ubyte")):
     config.available_features.add("mnist-data")
     config.substitutions.append(("%mnist_data", mnist_dir))
 
+# Debian's python3-sklearn ships real tables (iris, digits, diabetes) as CSV.
+sklearn_data = "/usr/lib/python3/dist-packages/sklearn/datasets/data"
+if os.path.exists(os.path.join(sklearn_data, "iris.csv")):
+    config.available_features.add("sklearn-data")
+    config.substitutions.append(("%sklearn_data", sklearn_data))
+
 # PyTorch (Debian's python3-torch, with /usr/bin/python3), for cross-checks.
 import subprocess
 try:

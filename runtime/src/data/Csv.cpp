@@ -109,13 +109,14 @@ std::vector<Cell> cells(std::string_view line, char delimiter) {
 
 struct Table {
   std::string path;
+  std::string text; ///< the cells are views into it
   std::vector<std::string> header;
   std::vector<Line> rows;
 };
 
-Table readTable(const std::string &path, const std::string &text, size_t skip, bool header,
-                char delimiter) {
-  Table t{path, {}, {}};
+Table readTable(const std::string &path, size_t skip, bool header, char delimiter) {
+  Table t{path, readText(path), {}, {}};
+  const std::string &text = t.text;
   size_t number = 0, pos = 0;
   while (pos < text.size()) {
     size_t end = text.find('\n', pos);
@@ -231,10 +232,9 @@ std::shared_ptr<const Dataset> load(const ModelInfo &m, const std::string &file,
                                     const std::string &targetFile,
                                     std::vector<std::string> &classNames) {
   Options o = options(m);
-  Table table = readTable(file, readText(file), o.skip, o.header, o.delimiter);
-  Table targets = targetFile.empty() ? Table{}
-                                     : readTable(targetFile, readText(targetFile), o.skip,
-                                                 o.header, o.delimiter);
+  Table table = readTable(file, o.skip, o.header, o.delimiter);
+  Table targets =
+      targetFile.empty() ? Table{} : readTable(targetFile, o.skip, o.header, o.delimiter);
   const Table &tt = targetFile.empty() ? table : targets;
   if (!targetFile.empty() && targets.rows.size() != table.rows.size())
     throw Error("'" + targetFile + "' has " + std::to_string(targets.rows.size()) +
