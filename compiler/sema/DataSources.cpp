@@ -45,8 +45,7 @@ std::vector<SourceSpec> makeTable() {
                "data inline(x = [[0, 0], [0, 1]], y = [0, 1])",
                SourceSpec::Fields::Inline,
                {},
-               {{"batch", K::Number, 0, {}, false,
-                 "examples per training step (0: all of them at once)"}},
+               batching(0),
                ""});
   t.push_back({"tensors",
                "data tensors(file = \"data.safetensors\")",

@@ -173,7 +173,7 @@ private:
                   spec->fields == SourceSpec::Fields::Pair;
     std::vector<ast::Arg> options = c.args;
     if (spec->fields == SourceSpec::Fields::Inline)
-      options = inlineData(c);
+      options = inlineData(c, *spec);
     if (!sourceOptions(c, *spec, options))
       return;
     if (!spec->pathOption.empty())
@@ -310,12 +310,14 @@ private:
 
   // inline(x = 1.5, y = [0, 1], batch = 2): tensors given in the file; the
   // first dimension of every list is the batch, the same in all of them.
-  // Returns the options (batch) that are not tensors.
-  std::vector<ast::Arg> inlineData(const ast::Call &c) {
+  // Returns the arguments that are options of the source (batch, test, ...),
+  // not tensors.
+  std::vector<ast::Arg> inlineData(const ast::Call &c, const SourceSpec &spec) {
     int64_t rows = -1;
     std::vector<ast::Arg> options;
     for (const auto &a : c.args) {
-      if (a.key == "batch") {
+      if (std::any_of(spec.options.begin(), spec.options.end(),
+                      [&](const SourceOption &o) { return o.name == a.key; })) {
         options.push_back(a);
         continue;
       }

@@ -652,17 +652,41 @@ int predictOnly(Session &s, const RunData &data) {
   std::printf("%lld of the %lld %s examples (drawn with seed %llu)\n",
               static_cast<long long>(count), static_cast<long long>(set.size()), data.evalName(),
               static_cast<unsigned long long>(s.f.seed));
+  // Small inputs (a few numbers, not an image) are shown beside the answer.
+  int input = -1;
+  for (size_t k = 0; k < set.fields().size(); ++k)
+    if (set.fields()[k].role == "input" && !set.fields()[k].integer && input < 0 &&
+        set.fields()[k].numel <= 4)
+      input = static_cast<int>(k);
+  auto inputText = [&](const Batch &b, int64_t i) {
+    if (input < 0)
+      return std::string();
+    int64_t w = set.fields()[static_cast<size_t>(input)].numel;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%-18s ",
+                  values(b.floats(static_cast<size_t>(input)) + i * w, w).c_str());
+    return std::string(buf);
+  };
+  std::string inputHead;
+  if (input >= 0) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%-18s ", set.fields()[static_cast<size_t>(input)].name.c_str());
+    inputHead = buf;
+  }
   if (classes)
-    std::printf("%6s  %-14s %-14s %s\n", "#", "predicted", "expected", "confidence");
+    std::printf("%6s  %s%-14s %-14s %s\n", "#", inputHead.c_str(), "predicted", "expected",
+                "confidence");
   else
-    std::printf("%6s  %-24s %s\n", "#", "predicted", s.m.prediction.target >= 0 ? "expected" : "");
+    std::printf("%6s  %s%-24s %s\n", "#", inputHead.c_str(), "predicted",
+                s.m.prediction.target >= 0 ? "expected" : "");
   Evaluation e = evaluate(
       s, set, batch, rows.data(), count, size,
       [&](int64_t position, const Batch &b, int64_t i, const float *row) {
         auto index = static_cast<long long>(rows[static_cast<size_t>(position)]);
+        std::string in = inputText(b, i);
         if (classes) {
           int64_t best = predictedClass(s.m, row), label = expectedClass(s.m, b, i);
-          std::printf("%6lld  %-14s %-14s %6.2f%%%s\n", index,
+          std::printf("%6lld  %s%-14s %-14s %6.2f%%%s\n", index, in.c_str(),
                       data.classes[static_cast<size_t>(best)].c_str(),
                       data.classes[static_cast<size_t>(label)].c_str(),
                       100 * confidence(s.m, row, best), best == label ? "" : "  (wrong)");
@@ -673,7 +697,8 @@ int predictOnly(Session &s, const RunData &data) {
             s.m.prediction.target >= 0
                 ? values(b.floats(static_cast<size_t>(s.m.prediction.target)) + i * width, width)
                 : "";
-        std::printf("%6lld  %-24s %s\n", index, values(row, width).c_str(), expected.c_str());
+        std::printf("%6lld  %s%-24s %s\n", index, in.c_str(), values(row, width).c_str(),
+                    expected.c_str());
       });
   if (classes)
     std::printf("%.2f%% of these %lld correct\n", 100 * e.accuracy, static_cast<long long>(count));
