@@ -181,9 +181,14 @@ struct ReportDecl : Located {
   StringLit text;
 };
 
+/// `print mse(a, b)`: a value computed and printed by the program
+struct PrintDecl : Located {
+  Expr value;
+};
+
 using Statement =
     x3::variant<DataDecl, FieldDecl, ParamDecl, SequenceDecl, LetDecl,
-                LossDecl, OptimizerDecl, TrainDecl, ReportDecl>;
+                LossDecl, OptimizerDecl, TrainDecl, ReportDecl, PrintDecl>;
 
 struct Program {
   std::vector<Statement> statements;

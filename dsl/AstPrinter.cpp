@@ -142,6 +142,10 @@ private:
   void statement(int d, const ast::ReportDecl &s) {
     line(d, fmt::format("report \"{}\"", s.text.text), s.loc);
   }
+  void statement(int d, const ast::PrintDecl &s) {
+    line(d, "print", s.loc);
+    expr(d + 1, s.value);
+  }
 
   const SourceFile &file_;
   std::ostream &out_;

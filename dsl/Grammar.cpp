@@ -39,7 +39,7 @@ bool parseStatement(const std::string &source, uint32_t &offset, uint32_t end,
     }
     error.offset = skipBlank(source, offset, end);
     error.message = "expected a statement (data, input, target, param, sequence, "
-                     "loss, optimizer, train, report or `name = ...`)";
+                     "loss, optimizer, train, report, print or `name = ...`)";
     return false;
   } catch (const x3::expectation_failure<Iterator> &failure) {
     // The failure points before skipped whitespace; report where the

@@ -37,6 +37,7 @@ BOOST_FUSION_ADAPT_STRUCT(netc::ast::LossDecl, value)
 BOOST_FUSION_ADAPT_STRUCT(netc::ast::OptimizerDecl, config)
 BOOST_FUSION_ADAPT_STRUCT(netc::ast::TrainDecl, settings)
 BOOST_FUSION_ADAPT_STRUCT(netc::ast::ReportDecl, text)
+BOOST_FUSION_ADAPT_STRUCT(netc::ast::PrintDecl, value)
 
 namespace netc::grammar {
 
@@ -179,6 +180,7 @@ struct loss_class : annotate {};
 struct optimizer_class : annotate {};
 struct train_class : annotate {};
 struct report_class : annotate {};
+struct print_class : annotate {};
 struct expr_class {};
 struct pipe_class {};
 struct sum_class {};
@@ -218,6 +220,7 @@ x3::rule<loss_class, ast::LossDecl> const loss_decl = "a loss";
 x3::rule<optimizer_class, ast::OptimizerDecl> const optimizer_decl = "an optimizer";
 x3::rule<train_class, ast::TrainDecl> const train_decl = "training settings";
 x3::rule<report_class, ast::ReportDecl> const report_decl = "a report line";
+x3::rule<print_class, ast::PrintDecl> const print_decl = "a print statement";
 x3::rule<statement_class, ast::Statement> const statement = "a statement";
 
 // ---- lexical ---------------------------------------------------------------
@@ -312,19 +315,21 @@ auto const optimizer_decl_def = kw("optimizer") > call;
 auto const train_decl_def = kw("train") > (arg % ',');
 // report    = "report" string
 auto const report_decl_def = kw("report") > string_lit;
+// print     = "print" expr
+auto const print_decl_def = kw("print") > expr;
 // let       = ident "=" expr
 auto const let_decl_def = ident > '=' > expr;
 // statement = data | field | param | sequence | loss | optimizer | train
-//           | report | let
+//           | report | print | let
 auto const statement_def = data_decl | field_decl | param_decl |
                            sequence_decl | loss_decl | optimizer_decl |
-                           train_decl | report_decl | let_decl;
+                           train_decl | report_decl | print_decl | let_decl;
 
 BOOST_SPIRIT_DEFINE(number, ident, name, string_lit, arg, call, layer, unary,
                     add_link, mul_link, paren, list, expr, pipe, sum, product,
                     factor, power, primary, dim, tensor_type, data_decl,
                     field_decl, param_decl, sequence_decl, let_decl, loss_decl,
-                    optimizer_decl, train_decl, report_decl, statement)
+                    optimizer_decl, train_decl, report_decl, print_decl, statement)
 
 // Whitespace (newlines included) and `#` comments to the end of the line.
 auto const skipper =

@@ -38,7 +38,7 @@ bool startsStatement(std::string_view text, size_t pos) {
     return false;
   std::string_view word = text.substr(pos, end - pos);
   for (std::string_view kw : {"data", "input", "target", "param", "sequence", "loss",
-                              "optimizer", "train", "report"})
+                              "optimizer", "train", "report", "print"})
     if (word == kw)
       return true;
   while (end < text.size() && (text[end] == ' ' || text[end] == '\t'))

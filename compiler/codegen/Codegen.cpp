@@ -362,6 +362,36 @@ std::string modelSymbol(const std::string &modelName) {
   return "netc_model_" + id;
 }
 
+/// Where `entry` leaves its output `name` once it returns: in scratch
+/// (scratch + fixed + per_npad * Npad bytes), in the persistent block, in
+/// an input, or a constant; with its shape.
+nlohmann::json outputLocation(const EntryPoint &entry, const std::string &name) {
+  ValueId v = entry.graph.output(name);
+  assert(v != kNoValue && "the entry point has this output");
+  const Node &n = entry.graph.node(v);
+  const Buffer &b = entry.plan.buffers[static_cast<size_t>(v)];
+  nlohmann::json out = {{"shape", shapeJson(n.shape)}};
+  switch (b.region) {
+  case Buffer::Region::Batch:
+    out.update({{"region", "scratch"}, {"fixed", entry.plan.fixedBytes}, {"per_npad", b.offset}});
+    break;
+  case Buffer::Region::Fixed:
+    out.update({{"region", "scratch"}, {"fixed", b.offset}, {"per_npad", 0}});
+    break;
+  case Buffer::Region::Persistent:
+    out.update({{"region", "persist"}, {"offset", b.offset}});
+    break;
+  case Buffer::Region::Input:
+    out.update({{"region", "input"}, {"field", b.offset}});
+    break;
+  case Buffer::Region::None:
+    assert(n.op == Op::Const && "an output not in memory is a constant");
+    out.update({{"region", "const"}, {"value", n.attrs.value}});
+    break;
+  }
+  return out;
+}
+
 ScratchSize scratchSize(const CompiledModel &cm) {
   ScratchSize s;
   for (const EntryPoint *e : {&cm.trainStep, &cm.forward, &cm.predict, &cm.gradients}) {
@@ -419,21 +449,15 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
                {"fields", fields}};
   if (m.prediction.value != kNoValue) {
     // Where forward leaves it: scratch + fixed + per_npad * Npad bytes.
-    const Buffer &b =
-        cm.forward.plan.buffers[static_cast<size_t>(cm.forward.graph.output("prediction"))];
-    bool perBatch = b.region == Buffer::Region::Batch;
-    assert((perBatch || b.region == Buffer::Region::Fixed) && "prediction lives in scratch");
     const char *kinds[] = {"logits", "probabilities", "log_probabilities",
                            "probability", "logit", "values"};
     const Shape &shape = cm.forward.graph.shape(cm.forward.graph.output("prediction"));
-    d["prediction"] = {
-        {"kind", kinds[static_cast<int>(m.prediction.kind)]},
-        {"shape", shapeJson(shape)},
-        {"width", shape.constNumel()},
-        {"classes", shape.constNumel()},
-        {"target", m.prediction.target},
-        {"fixed", perBatch ? cm.forward.plan.fixedBytes + 0 : b.offset},
-        {"per_npad", perBatch ? b.offset : 0}};
+    json p = outputLocation(cm.forward, "prediction");
+    p.update({{"kind", kinds[static_cast<int>(m.prediction.kind)]},
+              {"width", shape.constNumel()},
+              {"classes", shape.constNumel()},
+              {"target", m.prediction.target}});
+    d["prediction"] = p;
   }
   // hparams in index order (Optimizers.h); "base" and "offset" mark a
   // value of 1 - base^(step + offset).
@@ -441,6 +465,15 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   for (const StepHParam &h : stepHParams(m.optimizer))
     hparams.push_back({{"name", h.name}, {"base", h.base}, {"offset", h.offset}});
   d["hparams"] = hparams;
+  d["trains"] = m.trains();
+  d["loss_given"] = m.lossGiven;
+  json prints = json::array();
+  for (size_t i = 0; i < m.prints.size(); ++i) {
+    json p = outputLocation(cm.forward, "print " + std::to_string(i));
+    p["text"] = m.prints[i].text;
+    prints.push_back(p);
+  }
+  d["prints"] = prints;
   d["optimizer"] = {{"kind", m.optimizer.kind},           {"lr", m.optimizer.lr},
                     {"momentum", m.optimizer.momentum},   {"nesterov", m.optimizer.nesterov},
                     {"dampening", m.optimizer.dampening}, {"centered", m.optimizer.centered},

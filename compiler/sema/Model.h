@@ -103,6 +103,12 @@ struct Prediction {
   int target = -1; ///< the data field it is compared with, or -1
 };
 
+/// `print expr`: a value the program prints, labelled with its source text.
+struct PrintSpec {
+  std::string text;
+  ValueId value = kNoValue; ///< output "print <i>" of the forward graph
+};
+
 struct Model {
   std::string name; ///< the file's stem, e.g. "sine"
   DataSpec data;
@@ -112,6 +118,10 @@ struct Model {
   OptimizerSpec optimizer;
   TrainSpec train;
   std::vector<ReportPiece> report;
+  std::vector<PrintSpec> prints;
+  bool lossGiven = false; ///< the file has a loss statement
+  /// Nothing to train: no parameters (the program evaluates and prints).
+  bool trains() const { return !params.empty(); }
 };
 
 } // namespace netc

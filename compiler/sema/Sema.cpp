@@ -613,6 +613,26 @@ private:
       model_.train.epochs = static_cast<int64_t>((*v)[3]);
   }
 
+  // print expr: computed by the forward pass, printed by the program.
+  void statement(const ast::PrintDecl &s) {
+    ValueId v = expr(s.value);
+    if (v == kNoValue)
+      return;
+    ast::Loc loc = locOf(s.value);
+    const std::string &text = diags_.file().text();
+    std::string source = text.substr(loc.begin, loc.end - loc.begin);
+    // One line: continuation lines joined by single spaces.
+    std::string line;
+    for (char ch : source) {
+      bool blank = ch == '\n' || ch == '\r' || ch == '\t' || ch == ' ';
+      if (!(blank && (line.empty() || line.back() == ' ')))
+        line += blank ? ' ' : ch;
+    }
+    while (!line.empty() && line.back() == ' ')
+      line.pop_back();
+    model_.prints.push_back({line, v});
+  }
+
   void statement(const ast::ReportDecl &s) {
     if (!reports_.empty()) {
       diags_.error(s.loc, "only one report line is allowed");
@@ -626,18 +646,29 @@ private:
   void finish() {
     if (!seenData_)
       diags_.error({0, 0}, "no data declaration (e.g. `data sine(points = 2000)`)");
-    if (loss_ == kNoValue && !lossLoc_.end)
+    // A program without parameters computes and prints; it needs no loss
+    // and no optimizer.
+    bool trains = !model_.params.empty();
+    if (trains && loss_ == kNoValue && !lossLoc_.end)
       diags_.error({0, 0}, "no loss (e.g. `loss mse(y_pred, y)`)");
-    if (!seenOptimizer_)
+    if (trains && !seenOptimizer_)
       diags_.error({0, 0}, "no optimizer (e.g. `optimizer sgd(lr = 1e-3)`)");
+    if (!trains && loss_ == kNoValue && !lossLoc_.end && model_.prints.empty())
+      diags_.error({0, 0}, "nothing to do: the model has no parameters to train, no loss and "
+                           "nothing to print (e.g. `print mse(y_pred, y)`)");
+    if (!trains && !seenOptimizer_)
+      model_.optimizer.kind = "none";
     for (const auto &r : reports_)
       reportLine(r);
+    model_.lossGiven = loss_ != kNoValue;
+    if (loss_ == kNoValue && !trains) // every entry point returns a loss
+      loss_ = model_.graph.constant(0.0);
     if (loss_ != kNoValue)
       model_.graph.outputs.push_back({"loss", loss_});
     if (model_.prediction.value != kNoValue)
       model_.graph.outputs.push_back({"prediction", model_.prediction.value});
-    if (!diags_.hasErrors() && model_.params.empty())
-      diags_.error({0, 0}, "the model has no parameters to train");
+    for (size_t i = 0; i < model_.prints.size(); ++i)
+      model_.graph.outputs.push_back({"print " + std::to_string(i), model_.prints[i].value});
   }
 
   // ---- names ---------------------------------------------------------------

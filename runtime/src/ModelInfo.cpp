@@ -34,6 +34,27 @@ const std::string &ModelInfo::text(const std::string &key) const {
   return it->second;
 }
 
+namespace {
+
+OutputLocation location(const nlohmann::json &j) {
+  OutputLocation at;
+  at.shape = j.at("shape").get<std::vector<int64_t>>();
+  at.region = j.at("region");
+  if (at.region == "scratch") {
+    at.fixedBytes = j.at("fixed");
+    at.perNpadBytes = j.at("per_npad");
+  } else if (at.region == "persist") {
+    at.offset = j.at("offset");
+  } else if (at.region == "input") {
+    at.field = j.at("field");
+  } else {
+    at.value = j.at("value");
+  }
+  return at;
+}
+
+} // namespace
+
 ModelInfo parseModelInfo(const netc_model *code) {
   using nlohmann::json;
   if (!code)
@@ -77,8 +98,8 @@ ModelInfo parseModelInfo(const netc_model *code) {
     m.classes = data.at("classes").get<std::vector<std::string>>();
     if (d.contains("prediction")) {
       const json &p = d.at("prediction");
-      m.prediction = {true,           p.at("kind"),   p.at("classes"), p.at("width"),
-                      p.at("target"), p.at("fixed"), p.at("per_npad")};
+      m.prediction = {true, p.at("kind"), p.at("classes"), p.at("width"), p.at("target"),
+                      location(p)};
     }
     for (const auto &f : data.at("fields"))
       m.fields.push_back({f.at("name"), f.at("role"), f.at("dtype"),
@@ -92,6 +113,10 @@ ModelInfo parseModelInfo(const netc_model *code) {
     m.epochs = d.at("train").at("epochs");
     m.reportEvery = d.at("train").at("report_every");
     m.seed = d.at("train").at("seed");
+    m.trains = d.at("trains");
+    m.lossGiven = d.at("loss_given");
+    for (const auto &p : d.at("prints"))
+      m.prints.push_back({p.at("text"), location(p)});
     for (const auto &r : d.at("report")) {
       if (r.contains("text"))
         m.report.push_back({r.at("text"), -1, 0});

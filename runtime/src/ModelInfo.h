@@ -35,6 +35,22 @@ struct FieldInfo {
   std::vector<int64_t> shape;
 };
 
+/// Where the forward pass leaves one of its outputs.
+struct OutputLocation {
+  std::vector<int64_t> shape;  ///< kBatch for the batch dimension
+  std::string region;          ///< scratch, persist, input or const
+  int64_t fixedBytes = 0, perNpadBytes = 0; ///< scratch + fixed + perNpad * Npad
+  int64_t offset = 0;          ///< persist: floats
+  int64_t field = 0;           ///< input: the field
+  double value = 0;            ///< const
+};
+
+/// `print expr`: the expression as written, and where its value is.
+struct PrintInfo {
+  std::string text;
+  OutputLocation at;
+};
+
 struct ReportPiece {
   std::string text;
   int param = -1;
@@ -74,7 +90,7 @@ struct ModelInfo {
     int64_t classes = 0;
     int64_t width = 0;  ///< values per example
     int target = -1;    ///< the field it is compared with, or -1
-    int64_t fixedBytes = 0, perNpadBytes = 0; ///< scratch + fixed + perNpad * Npad
+    OutputLocation at;  ///< where forward leaves it
     bool classifier() const {
       return kind == "logits" || kind == "probabilities" || kind == "log_probabilities";
     }
@@ -93,6 +109,9 @@ struct ModelInfo {
   int64_t reportEvery = 0;
   uint64_t seed = 0;
   std::vector<ReportPiece> report;
+  std::vector<PrintInfo> prints;
+  bool trains = true;     ///< false: no parameters; the program evaluates and prints
+  bool lossGiven = true;  ///< the .nn file has a loss statement
 
   /// A numeric or text option of the data source; throws if it is missing.
   double option(const std::string &key) const;

@@ -385,6 +385,21 @@ RunData openRunData(const ModelInfo &m, const std::string &path) {
   return d;
 }
 
+/// The values of an output of the forward pass that just ran on `batch`
+/// (n examples); a constant output is written to `constant`.
+const float *outputValues(const Session &s, const OutputLocation &at, const Batch &batch,
+                          int64_t n, float &constant) {
+  if (at.region == "scratch")
+    return reinterpret_cast<const float *>(s.scratch.get() + at.fixedBytes +
+                                           at.perNpadBytes * paddedBatch(n));
+  if (at.region == "persist")
+    return s.persist.get() + at.offset;
+  if (at.region == "input")
+    return batch.floats(static_cast<size_t>(at.field));
+  constant = static_cast<float>(at.value);
+  return &constant;
+}
+
 struct Evaluation {
   double loss = 0;
   double accuracy = 0;
@@ -447,9 +462,8 @@ Evaluation evaluate(Session &s, const Dataset &data, Batch &batch, const int64_t
     e.loss += static_cast<double>(loss) * static_cast<double>(n);
     if (!s.m.prediction.present)
       continue;
-    int64_t npad = paddedBatch(n);
-    const auto *out = reinterpret_cast<const float *>(s.scratch.get() + s.m.prediction.fixedBytes +
-                                                      s.m.prediction.perNpadBytes * npad);
+    float constant;
+    const float *out = outputValues(s, s.m.prediction.at, batch, n, constant);
     for (int64_t i = 0; i < n; ++i) {
       const float *row = out + i * width;
       if (classifies(s.m))
@@ -490,6 +504,80 @@ void writeEvaluation(const ModelInfo &m, nlohmann::json &record, const Evaluatio
   record["test_loss"] = e.loss;
   if (classifies(m))
     record["test_accuracy"] = e.accuracy;
+}
+
+// ---- print ----------------------------------------------------------------------
+
+/// A tensor as nested lists, PyTorch-like: [[1, 2], [3, 4]]; long
+/// dimensions show their first and last three entries around "...".
+void formatTensor(std::string &out, const float *v, const std::vector<int64_t> &shape,
+                  size_t dim) {
+  if (dim == shape.size()) {
+    out += shortest(*v);
+    return;
+  }
+  int64_t stride = 1;
+  for (size_t d = dim + 1; d < shape.size(); ++d)
+    stride *= shape[d];
+  int64_t n = shape[dim];
+  out += '[';
+  for (int64_t i = 0; i < n; ++i) {
+    if (n > 8 && i == 3) {
+      out += "..., ";
+      i = n - 3;
+    }
+    formatTensor(out, v + i * stride, shape, dim + 1);
+    if (i + 1 < n)
+      out += ", ";
+  }
+  out += ']';
+}
+
+/// `text = value` for every print statement, after a forward pass over
+/// `batch` (n examples).
+void printValues(const Session &s, const Batch &batch, int64_t n) {
+  for (const PrintInfo &p : s.m.prints) {
+    std::vector<int64_t> shape = p.at.shape;
+    for (auto &d : shape)
+      d = d == kBatch ? n : d;
+    float constant;
+    std::string text;
+    formatTensor(text, outputValues(s, p.at, batch, n, constant), shape, 0);
+    std::printf("%s = %s\n", p.text.c_str(), text.c_str());
+  }
+}
+
+/// A forward pass over the first examples of `data` (all of them, or a
+/// batch for batched models), then the print statements' values.
+void runPrints(Session &s, const Dataset &data, int64_t size) {
+  if (s.m.prints.empty())
+    return;
+  int64_t n = std::min(size, data.size());
+  Batch batch(data.fields(), n);
+  std::vector<int64_t> rows(static_cast<size_t>(n));
+  std::iota(rows.begin(), rows.end(), 0);
+  batch.fill(data, rows.data(), n);
+  s.m.code->forward(s.persist.get(), batch.inputs(), s.scratch.get(), n, s.hparams.data());
+  printValues(s, batch, n);
+}
+
+/// A program with nothing to train: the loss (if it has one), its print
+/// statements and its report line, on its data.
+int evaluateProgram(Session &s, const RunData &data) {
+  const Dataset &set = *data.splits.train;
+  int64_t n = batched(s.m) ? std::min(s.f.batch, set.size()) : set.size();
+  Batch batch(set.fields(), n);
+  std::vector<int64_t> rows(static_cast<size_t>(n));
+  std::iota(rows.begin(), rows.end(), 0);
+  batch.fill(set, rows.data(), n);
+  float loss =
+      s.m.code->forward(s.persist.get(), batch.inputs(), s.scratch.get(), n, s.hparams.data());
+  if (s.m.lossGiven)
+    std::printf("loss %s\n", shortest(loss).c_str());
+  printValues(s, batch, n);
+  if (!s.m.report.empty())
+    std::printf("%s\n", reportLine(s.m, s.persist.get()).c_str());
+  return 0;
 }
 
 // ---- one batch: the whole set each step --------------------------------------
@@ -542,6 +630,7 @@ int trainFullBatch(Session &s, const RunData &data) {
   std::printf("final loss %s\n", shortest(finalLoss).c_str());
   s.save();
   std::printf("weights saved to %s\n", s.f.save.c_str());
+  runPrints(s, train, n);
   if (!s.m.report.empty())
     std::printf("%s\n", reportLine(s.m, s.persist.get()).c_str());
   return 0;
@@ -799,6 +888,7 @@ int trainEpochs(Session &s, const RunData &data) {
     s.metrics.write(record);
   }
   std::printf("weights saved to %s\n", s.f.save.c_str());
+  runPrints(s, data.evalSet(), s.f.batch);
   return 0;
 }
 
@@ -856,6 +946,8 @@ int run(const netc_model *model, int argc, char **argv) {
   if (data.splits.test && !batched(m))
     capacity = std::max(capacity, data.splits.test->size());
   Session s(m, f, capacity);
+  if (!m.trains)
+    return evaluateProgram(s, data);
   if (f.gradCheck)
     return gradientCheck(s, data);
   if (f.eval)
