@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <fstream>
 #include <unistd.h>
 
@@ -96,7 +97,8 @@ void writeSafetensors(const std::string &path, const std::vector<TensorView> &te
 }
 
 std::map<std::string, LoadedTensor>
-readSafetensors(const std::string &path, std::map<std::string, std::string> *metadata) {
+readSafetensors(const std::string &path, std::map<std::string, std::string> *metadata,
+                bool headerOnly) {
   auto bad = [&](const std::string &what) {
     return Error("'" + path + "' is not a valid safetensors file: " + what);
   };
@@ -155,6 +157,10 @@ readSafetensors(const std::string &path, std::map<std::string, std::string> *met
     uint64_t begin = offsets[0], end = offsets[1];
     if (begin > end || end > dataSize || end - begin != numel * width)
       throw bad("tensor '" + name + "' has data_offsets outside the file or of the wrong size");
+    if (headerOnly) {
+      out.emplace(name, std::move(t));
+      continue;
+    }
     in.seekg(static_cast<std::streamoff>(8 + length + begin));
     char *dst;
     if (width == 8) {
@@ -253,6 +259,43 @@ CheckpointState loadCheckpoint(const ModelInfo &m, const std::string &path, floa
   } catch (const std::exception &) {
     throw Error("'" + path + "' has malformed training counters in its metadata");
   }
+}
+
+void checkReplaceable(const ModelInfo &model, const std::string &path, bool checkpoint) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0)
+    return; // nothing there (or nothing we can see: the write will say)
+  const char *what = checkpoint ? "checkpoint" : "weights file";
+  const char *flag = checkpoint ? "--checkpoint" : "--save";
+  auto refuse = [&](const std::string &why) {
+    return Error("'" + path + "' " + why + "; it is not replaced. Move it away or give " + flag +
+                 " another path");
+  };
+  if (!S_ISREG(st.st_mode))
+    throw refuse("is not a regular file");
+  std::map<std::string, std::string> meta;
+  std::map<std::string, LoadedTensor> tensors;
+  try {
+    tensors = readSafetensors(path, &meta, /*headerOnly=*/true);
+  } catch (const Error &) {
+    throw refuse(std::string("exists and is not a ") + what + " of this model (not a safetensors file)");
+  }
+  if (checkpoint) {
+    if (meta["format"] != "netc-checkpoint" || meta["fingerprint"] != modelFingerprint(model))
+      throw refuse("exists and is not a checkpoint of this model" +
+                   (meta["model"].empty() ? std::string() : " (it is of '" + meta["model"] + "')"));
+    return;
+  }
+  if (meta["format"] == "netc-checkpoint")
+    throw refuse("is a training checkpoint, not a weights file");
+  bool same = tensors.size() == model.params.size();
+  for (const auto &p : model.params) {
+    auto it = tensors.find(p.name);
+    same = same && it != tensors.end() && it->second.dtype == "F32" && it->second.shape == p.shape;
+  }
+  if (!same)
+    throw refuse("exists and holds other tensors than this model's parameters (another model's "
+                 "weights, or data?)");
 }
 
 void saveWeights(const ModelInfo &model, const std::string &path, const float *persist) {

@@ -31,9 +31,17 @@ struct LoadedTensor {
   std::vector<int64_t> ints; ///< I64
 };
 
-/// The tensors of a file; its __metadata__ too if `metadata` is given.
+/// The tensors of a file; its __metadata__ too if `metadata` is given. With
+/// `headerOnly`, names, dtypes and shapes only (no data is read).
 std::map<std::string, LoadedTensor>
-readSafetensors(const std::string &path, std::map<std::string, std::string> *metadata = nullptr);
+readSafetensors(const std::string &path, std::map<std::string, std::string> *metadata = nullptr,
+                bool headerOnly = false);
+
+/// Throws Error unless `path` may be replaced by this model's weights (or,
+/// with `checkpoint`, its checkpoint): it does not exist, or it is a
+/// regular file holding exactly this model's parameters (its checkpoint).
+/// Another model's file, a data file or anything else is never replaced.
+void checkReplaceable(const ModelInfo &model, const std::string &path, bool checkpoint);
 
 /// Copies the parameters of `model` from a weights file into `persist`. The
 /// file must hold exactly the model's parameters, with their shapes.

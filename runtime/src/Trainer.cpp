@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -925,6 +926,51 @@ int gradientCheck(Session &s, const RunData &data) {
   return 0;
 }
 
+/// The files the run reads its data from.
+std::vector<std::string> dataFiles(const ModelInfo &m, const Flags &f) {
+  std::vector<std::string> files;
+  if (!f.data.empty())
+    files.push_back(f.data);
+  for (const auto &[key, value] : m.dataTexts) {
+    if (value.empty())
+      continue;
+    if (key.size() > 5 && key.compare(key.size() - 5, 5, "_file") == 0)
+      files.push_back(value);
+    if (m.dataSource == "idx" || m.dataSource == "mnist") // files in the --data folder
+      if (key.find("images") != std::string::npos || key.find("labels") != std::string::npos)
+        for (const char *suffix : {"", ".gz"})
+          files.push_back(f.data + "/" + value + suffix);
+  }
+  return files;
+}
+
+bool samePath(const std::string &a, const std::string &b) {
+  namespace fs = std::filesystem;
+  std::error_code ea, eb;
+  if (fs::exists(a, ea) && fs::exists(b, eb))
+    return fs::equivalent(a, b, ea);
+  return fs::weakly_canonical(a, ea) == fs::weakly_canonical(b, eb);
+}
+
+/// Before training: the weights and checkpoint paths must not be the data,
+/// each other, or a file that is not this model's weights (checkpoint).
+void checkOutputs(const ModelInfo &m, const Flags &f) {
+  std::vector<std::pair<std::string, const char *>> outputs = {{f.save, "--save"}};
+  if (!f.checkpoint.empty())
+    outputs.push_back({f.checkpoint, "--checkpoint"});
+  for (const auto &[path, flag] : outputs)
+    for (const std::string &data : dataFiles(m, f))
+      if (samePath(path, data))
+        throw Error(std::string(flag) + " '" + path + "' is the data this model reads ('" + data +
+                    "'); give " + flag + " another path");
+  if (outputs.size() == 2 && samePath(f.save, f.checkpoint))
+    throw Error("--save and --checkpoint are the same file '" + f.save +
+                "'; the weights would replace the checkpoint, and the run could not be resumed");
+  checkReplaceable(m, f.save, /*checkpoint=*/false);
+  if (!f.checkpoint.empty())
+    checkReplaceable(m, f.checkpoint, /*checkpoint=*/true);
+}
+
 int run(const netc_model *model, int argc, char **argv) {
   ModelInfo m = parseModelInfo(model);
   checkCpu(m);
@@ -954,6 +1000,7 @@ int run(const netc_model *model, int argc, char **argv) {
     return evaluateOnly(s, data);
   if (f.predict)
     return predictOnly(s, data);
+  checkOutputs(m, f);
   return batched(m) ? trainEpochs(s, data) : trainFullBatch(s, data);
 }
 
