@@ -281,9 +281,11 @@ void checkReplaceable(const ModelInfo &model, const std::string &path, bool chec
     throw refuse(std::string("exists and is not a ") + what + " of this model (not a safetensors file)");
   }
   if (checkpoint) {
-    if (meta["format"] != "netc-checkpoint" || meta["fingerprint"] != modelFingerprint(model))
-      throw refuse("exists and is not a checkpoint of this model" +
-                   (meta["model"].empty() ? std::string() : " (it is of '" + meta["model"] + "')"));
+    if (meta["format"] != "netc-checkpoint")
+      throw refuse("exists and is not a checkpoint");
+    if (meta["fingerprint"] != modelFingerprint(model))
+      throw refuse("is a checkpoint of another model (named '" + meta["model"] +
+                   "', with other tensors, optimizer or data)");
     return;
   }
   if (meta["format"] == "netc-checkpoint")

@@ -50,6 +50,7 @@ struct Flags {
   bool stepsGiven = false;
   bool eval = false;
   int64_t predict = 0;
+  std::string predictFile;
   std::string checkpoint;
   std::string resume;
   int64_t gradStats = 0; ///< every K steps; 0: off
@@ -200,7 +201,11 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
                                    "no training: load the weights as --eval does and show the "
                                    "model's answers for N test examples (a seeded sample)")
                         ->check(wholeNumber(1));
-    for (auto *o : {eval, predict}) {
+    auto *file = app.add_option("--predict-file", f.predictFile,
+                                "no training: load the weights as --eval does and print the "
+                                "model's answers for the inputs in FILE (the data's format) as CSV")
+                     ->check(CLI::ExistingFile);
+    for (auto *o : {eval, predict, file}) {
       o->excludes(steps);
       if (epochs)
         o->excludes(epochs);
@@ -222,7 +227,7 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
     f.gradCheck = 20;
   if (stats->count() > 0 && f.gradStats == 0)
     f.gradStats = m.reportEvery;
-  if (f.eval || f.predict) {
+  if (f.eval || f.predict || !f.predictFile.empty()) {
     // Evaluation reads the weights: --init, else what training saved.
     if (f.init.empty())
       f.init = f.save;
@@ -893,6 +898,50 @@ int trainEpochs(Session &s, const RunData &data) {
   return 0;
 }
 
+/// --predict-file FILE: the model's answers for new inputs, as CSV on
+/// standard output (the predict entry point: no targets needed).
+int predictFile(Session &s, const RunData &data, int64_t capacity) {
+  auto inputs = openInputs(s.m, s.f.predictFile);
+  int64_t width = s.m.prediction.width;
+  int64_t size = std::min(capacity, std::max<int64_t>(inputs->size(), 1));
+  Batch batch(inputs->fields(), size);
+  std::vector<float> out(static_cast<size_t>(size * width));
+  // One pointer per field of the model; predict reads the inputs only.
+  std::vector<const float *> pointers(s.m.fields.size(), nullptr);
+  bool classes = s.m.prediction.classifier() || s.m.prediction.binary();
+  if (classes) {
+    std::printf("row,predicted,confidence\n");
+  } else {
+    std::printf("row");
+    for (int64_t k = 0; k < width; ++k)
+      std::printf(width == 1 ? ",predicted" : ",predicted_%lld", static_cast<long long>(k));
+    std::printf("\n");
+  }
+  std::vector<int64_t> rows = firstRows(inputs->size());
+  for (int64_t begin = 0; begin < inputs->size(); begin += size) {
+    int64_t n = std::min(size, inputs->size() - begin);
+    batch.fill(*inputs, rows.data() + begin, n);
+    for (size_t f = 0, k = 0; f < s.m.fields.size(); ++f)
+      if (s.m.fields[f].role == "input")
+        pointers[f] = batch.floats(k++);
+    s.m.code->predict(s.persist.get(), pointers.data(), s.scratch.get(), n, out.data());
+    for (int64_t i = 0; i < n; ++i) {
+      const float *row = out.data() + i * width;
+      std::printf("%lld", static_cast<long long>(begin + i));
+      if (classes) {
+        int64_t best = predictedClass(s.m, row);
+        std::printf(",%s,%.6f\n", data.classes[static_cast<size_t>(best)].c_str(),
+                    confidence(s.m, row, best));
+        continue;
+      }
+      for (int64_t k = 0; k < width; ++k)
+        std::printf(",%s", shortest(row[k]).c_str());
+      std::printf("\n");
+    }
+  }
+  return 0;
+}
+
 /// --gradcheck: the first batch (two for batched data) at the initial (or
 /// --init) parameters.
 int gradientCheck(Session &s, const RunData &data) {
@@ -1000,6 +1049,8 @@ int run(const netc_model *model, int argc, char **argv) {
     return evaluateOnly(s, data);
   if (f.predict)
     return predictOnly(s, data);
+  if (!f.predictFile.empty())
+    return predictFile(s, data, capacity);
   checkOutputs(m, f);
   return batched(m) ? trainEpochs(s, data) : trainFullBatch(s, data);
 }

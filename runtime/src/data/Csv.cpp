@@ -321,6 +321,34 @@ std::shared_ptr<const Dataset> load(const ModelInfo &m, const std::string &file,
 
 } // namespace
 
+std::shared_ptr<const Dataset> csvInputs(const ModelInfo &m, const std::string &file) {
+  Options o = options(m);
+  Table table = readTable(file, o.skip, o.header, o.delimiter);
+  std::vector<FieldLayout> layouts = inputLayouts(m);
+  if (layouts.size() != 1)
+    throw Error("predictions from a csv file need a model with one input field");
+  auto width = static_cast<int64_t>(table.rows[0].cells.size());
+  // The columns the training table used, or all of them (a table of inputs
+  // only), or all but the last (the training table's layout).
+  std::vector<size_t> cols;
+  if (!m.text("inputs").empty()) {
+    cols = columns(m.text("inputs"), table, "inputs");
+  } else {
+    int64_t take = width == layouts[0].numel ? width : width - 1;
+    for (int64_t c = 0; c < take; ++c)
+      cols.push_back(static_cast<size_t>(c));
+  }
+  if (static_cast<int64_t>(cols.size()) != layouts[0].numel)
+    throw Error("'" + file + "' has " + std::to_string(width) + " columns; the model's input '" +
+                layouts[0].name + "' takes " + std::to_string(layouts[0].numel));
+  std::vector<TableDataset::Column> out(1);
+  for (const Line &l : table.rows)
+    for (size_t c : cols)
+      out[0].floats.push_back(number(table, l, l.cells[c]));
+  return std::make_shared<TableDataset>(std::move(layouts), std::move(out),
+                                        static_cast<int64_t>(table.rows.size()));
+}
+
 Splits openCsv(const ModelInfo &m, const std::string &file) {
   Splits s;
   s.train = load(m, file, m.text("target_file"), s.classes);

@@ -6,6 +6,7 @@
 #include "Sources.h"
 
 #include "Safetensors.h"
+#include "data/Idx.h"
 
 #include <cmath>
 #include <string_view>
@@ -166,6 +167,52 @@ Splits openTensors(const ModelInfo &m, const std::string &path) {
   s.description = std::to_string(s.train->size()) + " training, " +
                   std::to_string(s.test->size()) + " test examples";
   return s;
+}
+
+std::vector<FieldLayout> inputLayouts(const ModelInfo &m) {
+  std::vector<FieldLayout> out;
+  for (const FieldLayout &l : fieldLayouts(m))
+    if (l.role == "input")
+      out.push_back(l);
+  return out;
+}
+
+std::shared_ptr<const Dataset> openInputs(const ModelInfo &m, const std::string &file) {
+  std::vector<FieldLayout> layouts = inputLayouts(m);
+  if (m.dataSource == "csv")
+    return csvInputs(m, file);
+  if (m.dataSource == "idx" || m.dataSource == "mnist") {
+    if (layouts.size() != 1)
+      throw Error("predictions from an IDX file need a model with one input field");
+    IdxArray a = readIdx(file);
+    if (a.itemSize() != layouts[0].numel)
+      throw Error("the items of '" + file + "' have " + std::to_string(a.itemSize()) +
+                  " values; the model's '" + layouts[0].name + "' takes " +
+                  std::to_string(layouts[0].numel));
+    std::vector<TableDataset::Column> cols(1);
+    cols[0].floats.resize(static_cast<size_t>(a.dims[0] * a.itemSize()));
+    for (int64_t i = 0; i < a.dims[0]; ++i)
+      a.itemToFloat(i, cols[0].floats.data() + i * a.itemSize());
+    return std::make_shared<TableDataset>(std::move(layouts), std::move(cols), a.dims[0]);
+  }
+  if (m.dataSource == "tensors") {
+    auto all = readSafetensors(file);
+    std::vector<TableDataset::Column> cols;
+    int64_t n = -1;
+    for (const FieldLayout &l : layouts) {
+      auto it = all.find(l.name);
+      if (it == all.end() || it->second.dtype != "F32" || it->second.shape.empty())
+        throw Error("'" + file + "' has no F32 tensor '" + l.name + "' (the model's input)");
+      int64_t rows = it->second.shape[0];
+      if (static_cast<int64_t>(it->second.data.size()) != rows * l.numel || (n >= 0 && n != rows))
+        throw Error("'" + file + "': tensor '" + l.name + "' does not have the input's shape");
+      n = rows;
+      cols.push_back({std::move(it->second.data), {}});
+    }
+    return std::make_shared<TableDataset>(std::move(layouts), std::move(cols), n);
+  }
+  throw Error("--predict-file reads csv, idx and tensors data; this model's data is '" +
+              m.dataSource + "'");
 }
 
 Splits openData(const ModelInfo &m, const std::string &path) {

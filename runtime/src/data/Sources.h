@@ -22,6 +22,16 @@ Splits openTensors(const ModelInfo &model, const std::string &path);
 Splits openIdx(const ModelInfo &model, const std::string &path);
 Splits openCsv(const ModelInfo &model, const std::string &path);
 
+/// New inputs for predictions (--predict-file): a file in the source's
+/// format holding the model's input fields (targets may be there or not).
+/// The dataset has the input fields only.
+std::shared_ptr<const Dataset> openInputs(const ModelInfo &model, const std::string &file);
+
+/// The model's input fields, as datasets of inputs lay them out.
+std::vector<FieldLayout> inputLayouts(const ModelInfo &model);
+
+std::shared_ptr<const Dataset> csvInputs(const ModelInfo &model, const std::string &file);
+
 /// The number of classes of a classifier (its class names, else the width
 /// of its scores); 0 for other models.
 int64_t classCount(const ModelInfo &model);
