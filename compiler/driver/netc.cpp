@@ -195,7 +195,9 @@ int compile(Options o, const char *argv0) {
   }
   auto stage = middleStage(o.emit);
   std::ostringstream dump;
-  auto compiled = runPipeline(std::move(*model), stage.value_or(Stage::Done), dump);
+  auto compiled = runPipeline(std::move(*model), stage.value_or(Stage::Done), dump, diags);
+  if (diags.hasErrors())
+    return 1;
   if (!compiled)
     return emitText(o, dump.str());
 

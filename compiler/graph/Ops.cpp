@@ -445,16 +445,25 @@ ShapeResult inferShape(Op op, const std::vector<const Shape *> &in, const Attrs 
   return rules(op).shape(in, attrs);
 }
 
-bool isDifferentiable(Op op) { return rules(op).grad != nullptr; }
-
 namespace {
-std::optional<Op> faultyOp; // see injectGradientFault
+std::optional<Op> faultyOp;  // see injectGradientFault
+std::optional<Op> missingOp; // see injectGradientFault
 } // namespace
 
-bool injectGradientFault(const std::string &name) {
+bool isDifferentiable(Op op) { return rules(op).grad != nullptr && missingOp != op; }
+
+bool injectGradientFault(const std::string &spec) {
+  std::string name = spec;
+  bool missing = false;
+  if (size_t colon = spec.find(':'); colon != std::string::npos) {
+    if (spec.substr(colon + 1) != "missing")
+      return false;
+    name = spec.substr(0, colon);
+    missing = true;
+  }
   for (const OpRules &r : kRules)
     if (name == opName(r.op) && r.grad) {
-      faultyOp = r.op;
+      (missing ? missingOp : faultyOp) = r.op;
       return true;
     }
   return false;

@@ -27,8 +27,10 @@ bool isDifferentiable(Op op);
 
 /// Test-only (netc --inject-gradient-fault=OP): from now on the gradient
 /// rule of `op` returns 1.5 times the right contribution, so tests can
-/// show that --gradcheck catches a wrong rule. Returns false for an op
-/// name that does not exist or has no gradient rule.
-bool injectGradientFault(const std::string &opName);
+/// show that --gradcheck catches a wrong rule; with "OP:missing" the op
+/// has no gradient rule at all, so tests can show that autodiff refuses
+/// it. Returns false for an op name that does not exist or has no
+/// gradient rule.
+bool injectGradientFault(const std::string &spec);
 
 } // namespace netc

@@ -22,7 +22,7 @@ std::vector<bool> dependsOn(const Graph &g, const std::vector<ValueId> &wrt) {
 } // namespace
 
 std::vector<ValueId> differentiate(Graph &g, ValueId loss,
-                                   const std::vector<ValueId> &wrt) {
+                                   const std::vector<ValueId> &wrt, ValueId *missing) {
   assert(g.shape(loss).rank() == 0 && "the loss must be a scalar");
   const std::vector<bool> depends = dependsOn(g, wrt);
   std::vector<ValueId> adjoint(g.size(), kNoValue);
@@ -30,9 +30,16 @@ std::vector<ValueId> differentiate(Graph &g, ValueId loss,
 
   for (auto id = loss; id >= 0; --id) {
     ValueId dy = adjoint[static_cast<size_t>(id)];
-    if (dy == kNoValue || !depends[static_cast<size_t>(id)] ||
-        !isDifferentiable(g.node(id).op))
+    if (dy == kNoValue || !depends[static_cast<size_t>(id)])
       continue;
+    OpKind kind = opKind(g.node(id).op);
+    if (kind == OpKind::Leaf || kind == OpKind::Effect)
+      continue;
+    if (!isDifferentiable(g.node(id).op)) {
+      assert(missing && "an op without a gradient rule is the caller's to report");
+      *missing = id;
+      return {};
+    }
     Node node = g.node(id);
     std::vector<ValueId> contributions = gradientOf({g, node, id, dy});
     for (size_t i = 0; i < node.inputs.size(); ++i) {

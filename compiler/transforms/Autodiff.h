@@ -16,7 +16,11 @@ namespace netc {
 /// op's gradient rule (Ops.cpp) for its operands' contributions; 4. reduce a
 /// contribution of broadcast shape back to its operand's shape (sum_to) and
 /// sum the contributions of multi-use values.
+///
+/// An op the loss flows through that has no gradient rule is an error, never
+/// a silent zero: the result is then empty and `missing` names that node.
 std::vector<ValueId> differentiate(Graph &graph, ValueId loss,
-                                   const std::vector<ValueId> &wrt);
+                                   const std::vector<ValueId> &wrt,
+                                   ValueId *missing = nullptr);
 
 } // namespace netc

@@ -138,7 +138,14 @@ bool explainGradient(const Model &model, const std::string &name, std::ostream &
     return false;
   }
   Graph g = model.graph;
-  ValueId grad = differentiate(g, g.output("loss"), {param})[0];
+  ValueId missing = kNoValue;
+  std::vector<ValueId> grads = differentiate(g, g.output("loss"), {param}, &missing);
+  if (missing != kNoValue) {
+    error = fmt::format("cannot differentiate '{}': the op has no gradient rule",
+                        opName(g.node(missing).op));
+    return false;
+  }
+  ValueId grad = grads[0];
   g.outputs = {{"grad", grad}};
   g = simplify(g);
   bool plain = name.find('.') == std::string::npos;

@@ -34,7 +34,8 @@ EntryPoint finish(std::string name, const Graph &graph, const PersistentLayout &
 
 } // namespace
 
-std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostream &out) {
+std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostream &out,
+                                         DiagnosticEngine &diags) {
   verifyOrDie(model.graph, "sema");
   if (stopAfter == Stage::Graph) {
     printGraph(model.graph, "forward", out);
@@ -47,7 +48,15 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
   std::vector<ValueId> params;
   for (const auto &p : model.params)
     params.push_back(p.value);
-  std::vector<ValueId> grads = differentiate(train, train.output("loss"), params);
+  ValueId missing = kNoValue;
+  std::vector<ValueId> grads = differentiate(train, train.output("loss"), params, &missing);
+  if (missing != kNoValue) {
+    const Node &n = train.node(missing);
+    diags.error(n.loc, fmt::format("cannot differentiate '{}': the op has no gradient rule, "
+                                   "and the loss depends on a parameter through it",
+                                   opName(n.op)));
+    return std::nullopt;
+  }
   verifyOrDie(train, "autodiff");
   Graph gradients = train;
   for (size_t i = 0; i < grads.size(); ++i)

@@ -6,6 +6,7 @@
 #include "compiler/sema/Model.h"
 #include "compiler/transforms/Fuse.h"
 #include "compiler/transforms/Optimizers.h"
+#include "dsl/Diagnostics.h"
 
 #include <iosfwd>
 #include <optional>
@@ -44,7 +45,11 @@ enum class Stage { Graph, Grad, Step, Opt, Plan, Done };
 /// and fusion (opt), memory planning (plan). Verifies the graph after each
 /// stage. With `stopAfter` before Done, prints that stage's result of the
 /// train_step graph to `out` and returns nullopt.
+///
+/// A model the pipeline cannot compile (an op without a gradient rule on the
+/// way from the loss to a parameter) is reported to `diags`; the result is
+/// then nullopt too.
 std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter,
-                                         std::ostream &out);
+                                         std::ostream &out, DiagnosticEngine &diags);
 
 } // namespace netc

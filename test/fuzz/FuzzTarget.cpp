@@ -25,6 +25,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!model)
     return 0;
   std::ostringstream dump;
-  netc::runPipeline(std::move(*model), netc::Stage::Plan, dump);
+  netc::runPipeline(std::move(*model), netc::Stage::Plan, dump, diags);
   return 0;
 }
