@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
+
 namespace netc::grammar {
 
 uint32_t skipBlank(const std::string &source, uint32_t offset, uint32_t end) {
@@ -26,6 +28,25 @@ std::string describe(const std::string &which) {
 
 } // namespace
 
+/// A note for PyTorch habits the grammar stumbles on.
+std::string syntaxHint(const std::string &source, uint32_t offset) {
+  if (offset == 0 || offset >= source.size())
+    return {};
+  if (source[offset] == '*' && source[offset - 1] == '*')
+    return "powers are written with ^ in netc: x^3 (Python's x**3)";
+  if (source[offset] == '.') {
+    uint32_t start = offset;
+    while (start > 0 && std::isalnum(static_cast<unsigned char>(source[start - 1])))
+      --start;
+    std::string module = source.substr(start, offset - start);
+    if (module == "nn" || module == "torch" || module == "F" || module == "optim")
+      return "netc's layers, losses and optimizers have no module prefix: write relu, "
+             "linear(3, 1), cross_entropy(scores, labels), adam(lr = 1e-3), not " +
+             module + ".ReLU and the like";
+  }
+  return {};
+}
+
 bool parseStatement(const std::string &source, uint32_t &offset, uint32_t end,
                     ast::Statement &out, SyntaxError &error) {
   ParseState state{source.begin(), 0};
@@ -47,6 +68,7 @@ bool parseStatement(const std::string &source, uint32_t &offset, uint32_t end,
     error.offset =
         skipBlank(source, static_cast<uint32_t>(failure.where() - source.begin()), end);
     error.message = describe(failure.which());
+    error.hint = syntaxHint(source, error.offset);
     return false;
   }
 }

@@ -16,6 +16,7 @@ namespace netc::grammar {
 struct SyntaxError {
   uint32_t offset = 0;  ///< where the parser got stuck
   std::string message; ///< e.g. "expected ')'" or "expected an expression"
+  std::string hint;    ///< a note, e.g. for a PyTorch spelling
 };
 
 /// Deepest nesting of parentheses, unary minus and powers one expression may
@@ -27,6 +28,10 @@ constexpr int kMaxNesting = 200;
 /// true. On failure fills `error` and returns false.
 bool parseStatement(const std::string &source, uint32_t &offset, uint32_t end,
                     ast::Statement &out, SyntaxError &error);
+
+/// A note for a PyTorch habit at `offset` where parsing stopped (x**3,
+/// nn.ReLU), or "".
+std::string syntaxHint(const std::string &source, uint32_t offset);
 
 /// Skips whitespace and `#` comments from `offset`, not past `end`.
 uint32_t skipBlank(const std::string &source, uint32_t offset, uint32_t end);

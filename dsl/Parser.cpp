@@ -102,11 +102,13 @@ ast::Program parseProgram(const SourceFile &file, DiagnosticEngine &diags) {
         offset = grammar::skipBlank(text, end, size);
         continue;
       }
-      error = {rest, "unexpected text after the statement"};
+      error = {rest, "unexpected text after the statement", grammar::syntaxHint(text, rest)};
     }
     if (error.offset >= end)
       error.offset = lastNonBlank(text, offset, end);
     diags.error({error.offset, error.offset + 1}, error.message);
+    if (!error.hint.empty())
+      diags.note(error.hint);
     offset = grammar::skipBlank(text, end, size);
   }
   return program;

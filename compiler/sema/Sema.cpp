@@ -70,6 +70,39 @@ std::vector<std::string> splitList(const std::string &text) {
   return out;
 }
 
+/// netc's name for a PyTorch spelling (nn.ReLU, CrossEntropyLoss, ...), or null.
+const char *netcSpelling(std::string_view word) {
+  static constexpr std::pair<std::string_view, const char *> kSpellings[] = {
+      {"ReLU", "relu"},
+      {"Sigmoid", "sigmoid"},
+      {"Tanh", "tanh"},
+      {"Linear", "linear(in, out)"},
+      {"Flatten", "flatten"},
+      {"Softmax", "softmax"},
+      {"LogSoftmax", "log_softmax"},
+      {"log_softmax_", "log_softmax"},
+      {"Sequential", "sequence NAME = layer -> layer"},
+      {"CrossEntropyLoss", "cross_entropy(scores, labels)"},
+      {"MSELoss", "mse(prediction, target)"},
+      {"L1Loss", "l1(prediction, target)"},
+      {"NLLLoss", "nll(log_probs, labels)"},
+      {"BCELoss", "bce(probabilities, target)"},
+      {"BCEWithLogitsLoss", "bce_with_logits(scores, target)"},
+      {"SGD", "sgd(lr = ...)"},
+      {"Adam", "adam(lr = ...)"},
+      {"AdamW", "adamw(lr = ...)"},
+      {"RMSprop", "rmsprop(lr = ...)"},
+      {"matmul", "a @ b"},
+      {"mm", "a @ b"},
+      {"pow", "x^k"},
+      {"mean_squared_error", "mse(prediction, target)"},
+  };
+  for (const auto &[theirs, ours] : kSpellings)
+    if (word == theirs)
+      return ours;
+  return nullptr;
+}
+
 /// `path` without "." and "dir/.." components (lexically, as a user reads it).
 std::string normalizedPath(const std::string &path) {
   std::vector<std::string> parts;
@@ -649,10 +682,15 @@ private:
     // A program without parameters computes and prints; it needs no loss
     // and no optimizer.
     bool trains = !model_.params.empty();
+    // What is missing would come at the end: point there.
+    const std::string &text = diags_.file().text();
+    size_t last = text.find_last_not_of(" \t\r\n");
+    auto after = static_cast<uint32_t>(last == std::string::npos ? 0 : last + 1);
+    ast::Loc atEnd{after, after};
     if (trains && loss_ == kNoValue && !lossLoc_.end)
-      diags_.error({0, 0}, "no loss (e.g. `loss mse(y_pred, y)`)");
+      diags_.error(atEnd, "no loss (e.g. `loss mse(y_pred, y)`)");
     if (trains && !seenOptimizer_)
-      diags_.error({0, 0}, "no optimizer (e.g. `optimizer sgd(lr = 1e-3)`)");
+      diags_.error(atEnd, "no optimizer (e.g. `optimizer sgd(lr = 1e-3)`)");
     if (!trains && loss_ == kNoValue && !lossLoc_.end && model_.prints.empty())
       diags_.error({0, 0}, "nothing to do: the model has no parameters to train, no loss and "
                            "nothing to print (e.g. `print mse(y_pred, y)`)");
@@ -661,6 +699,8 @@ private:
     for (const auto &r : reports_)
       reportLine(r);
     model_.lossGiven = loss_ != kNoValue;
+    if (loss_ != kNoValue)
+      warnUnusedParams();
     if (loss_ == kNoValue && !trains) // every entry point returns a loss
       loss_ = model_.graph.constant(0.0);
     if (loss_ != kNoValue)
@@ -669,6 +709,23 @@ private:
       model_.graph.outputs.push_back({"prediction", model_.prediction.value});
     for (size_t i = 0; i < model_.prints.size(); ++i)
       model_.graph.outputs.push_back({"print " + std::to_string(i), model_.prints[i].value});
+  }
+
+  /// A parameter the loss does not depend on never changes in training.
+  void warnUnusedParams() {
+    const Graph &g = model_.graph;
+    std::vector<bool> used(g.size(), false);
+    used[static_cast<size_t>(loss_)] = true;
+    for (auto id = loss_; id >= 0; --id)
+      if (used[static_cast<size_t>(id)])
+        for (ValueId in : g.node(id).inputs)
+          used[static_cast<size_t>(in)] = true;
+    for (const ParamSpec &p : model_.params)
+      if (!used[static_cast<size_t>(p.value)]) {
+        diags_.warning(g.node(p.value).loc,
+                       fmt::format("the loss does not depend on '{}': training will not change it",
+                                   p.name));
+      }
   }
 
   // ---- names ---------------------------------------------------------------
@@ -689,6 +746,10 @@ private:
   }
 
   void suggest(std::string_view word, const std::vector<std::string> &names) {
+    if (const char *ours = netcSpelling(word)) {
+      diags_.note(fmt::format("PyTorch's {} is written {} in netc", word, ours));
+      return;
+    }
     std::string best = closestMatch(word, names);
     if (!best.empty())
       diags_.note(fmt::format("did you mean '{}'?", best));
@@ -924,6 +985,7 @@ private:
         case '+': *acc += *v; break;
         case '-': *acc -= *v; break;
         case '*': *acc *= *v; break;
+        case '@': return bad(l.loc, "a matrix product is not a constant");
         default: *acc /= *v; break;
         }
       }
@@ -1056,11 +1118,54 @@ private:
     uint32_t begin = n.loc.begin;
     for (const auto &l : n.rest) {
       ValueId rhs = expr(l.operand);
-      Op op = l.op == '+' ? Op::Add : l.op == '-' ? Op::Sub : l.op == '*' ? Op::Mul : Op::Div;
       ast::Loc loc{begin, locOf(l.operand).end};
+      if (l.op == '@') {
+        acc = matrixProduct(acc, rhs, loc);
+        continue;
+      }
+      Op op = l.op == '+' ? Op::Add : l.op == '-' ? Op::Sub : l.op == '*' ? Op::Mul : Op::Div;
       acc = node(op, {acc, rhs}, {}, loc);
     }
     return acc;
+  }
+
+  /// a @ b, as torch.matmul for 1-d and 2-d operands: a vector is a row
+  /// (on the left) or a column (on the right), and its dimension is dropped
+  /// from the result.
+  ValueId matrixProduct(ValueId a, ValueId b, ast::Loc loc) {
+    if (a == kNoValue || b == kNoValue)
+      return kNoValue;
+    Shape sa = model_.graph.shape(a), sb = model_.graph.shape(b);
+    if (sa.rank() == 0 || sb.rank() == 0 || sa.rank() > 2 || sb.rank() > 2) {
+      diags_.error(loc, fmt::format("@ multiplies vectors and matrices (1-d or 2-d), not {} and {}",
+                                    sa.str(), sb.str()));
+      return kNoValue;
+    }
+    auto reshape = [&](ValueId v, Shape to) {
+      Attrs r;
+      r.shape = std::move(to);
+      return node(Op::Reshape, {v}, r, loc);
+    };
+    ValueId a2 = sa.rank() == 1 ? reshape(a, Shape{{1, sa.dims[0]}}) : a;
+    ValueId b2 = sb.rank() == 1 ? reshape(b, Shape{{sb.dims[0], 1}}) : b;
+    if (a2 == kNoValue || b2 == kNoValue)
+      return kNoValue;
+    int64_t ka = model_.graph.shape(a2).dims[1], kb = model_.graph.shape(b2).dims[0];
+    if (ka != kb) {
+      auto dim = [](int64_t d) { return d == kBatch ? std::string("N") : std::to_string(d); };
+      diags_.error(loc, fmt::format("@ of {} and {}: the inner dimensions {} and {} differ",
+                                    sa.str(), sb.str(), dim(ka), dim(kb)));
+      return kNoValue;
+    }
+    ValueId c = node(Op::MatMul, {a2, b2}, {}, loc);
+    if (c == kNoValue || (sa.rank() == 2 && sb.rank() == 2))
+      return c;
+    Shape out;
+    if (sa.rank() == 2)
+      out.dims.push_back(sa.dims[0]);
+    if (sb.rank() == 2)
+      out.dims.push_back(sb.dims[1]);
+    return reshape(c, out);
   }
 
   ValueId lower(const ast::Call &c) {

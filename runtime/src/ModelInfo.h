@@ -19,6 +19,12 @@ struct Error : std::runtime_error {
 
 constexpr int64_t kBatch = NETC_BATCH_DIM;
 
+/// "1 step", "2 steps": a count and its noun, in the plural unless 1
+/// (`plural`: when it is not the noun and an s).
+inline std::string counted(int64_t n, const std::string &noun, const std::string &plural = "") {
+  return std::to_string(n) + " " + (n == 1 ? noun : plural.empty() ? noun + "s" : plural);
+}
+
 /// Npad of the contract, by which per-example scratch offsets are scaled.
 inline int64_t paddedBatch(int64_t n) { return netc_padded_batch(n); }
 

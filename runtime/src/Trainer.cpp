@@ -127,6 +127,49 @@ void checkWritable(const std::string &path) {
 /// Trains in epochs of batches (else: the whole set each step).
 bool batched(const ModelInfo &m) { return m.batch > 0; }
 
+/// Edit distance (insertions, deletions, substitutions) of two short words.
+size_t editDistance(const std::string &a, const std::string &b) {
+  std::vector<size_t> row(b.size() + 1);
+  std::iota(row.begin(), row.end(), 0);
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+/// The program's flag closest to the first unknown "--flag" of the command
+/// line (a typo such as --epoch), or "" if none is close.
+std::string closestFlag(const CLI::App &app, int argc, char **argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--", 0) != 0)
+      continue;
+    arg = arg.substr(2, arg.find('=') == std::string::npos ? std::string::npos : arg.find('=') - 2);
+    bool known = false;
+    std::string best;
+    size_t bestDistance = std::max<size_t>(2, arg.size() / 3) + 1;
+    for (const CLI::Option *o : app.get_options()) {
+      for (const std::string &name : o->get_lnames()) {
+        known = known || name == arg;
+        size_t d = editDistance(arg, name);
+        if (d < bestDistance) {
+          bestDistance = d;
+          best = "--" + name;
+        }
+      }
+    }
+    if (!known)
+      return best;
+  }
+  return {};
+}
+
 /// Parses the flags; returns false (with the exit code in `exitCode`) when the
 /// program should stop, e.g. after --help or a bad flag.
 bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCode) {
@@ -218,7 +261,10 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
       exitCode = app.exit(e);
       return false;
     }
-    std::cerr << "error: " << e.what() << "\n(run '" << name << " --help' for usage)\n";
+    std::cerr << "error: " << e.what() << "\n";
+    if (std::string flag = closestFlag(app, argc, argv); !flag.empty())
+      std::cerr << "note: did you mean '" << flag << "'?\n";
+    std::cerr << "(run '" << name << " --help' for usage)\n";
     exitCode = 1;
     return false;
   }
@@ -325,8 +371,8 @@ struct Session {
     long long count = 0;
     for (const auto &p : m.params)
       count += p.numel();
-    std::printf("training %s: %lld parameters, %s, lr %g, %s, %lld thread%s\n", m.name.c_str(),
-                count, m.optimizer.c_str(), f.lr, length.c_str(), static_cast<long long>(f.threads),
+    std::printf("training %s: %s, %s, lr %g, %s, %lld thread%s\n", m.name.c_str(),
+                counted(count, "parameter").c_str(), m.optimizer.c_str(), f.lr, length.c_str(), static_cast<long long>(f.threads),
                 f.threads == 1 ? "" : "s");
   }
 
@@ -597,7 +643,7 @@ int trainFullBatch(Session &s, const RunData &data) {
   std::unique_ptr<Batch> testBatch;
   if (data.splits.test)
     testBatch = std::make_unique<Batch>(train.fields(), data.splits.test->size());
-  s.announce(std::to_string(s.f.steps) + " steps" +
+  s.announce(counted(s.f.steps, "step") +
              (data.splits.test ? " (" + data.splits.description + ")" : std::string()));
   int width = static_cast<int>(std::to_string(s.f.steps).size());
   for (int64_t step = 1; step <= s.f.steps; ++step) {
@@ -817,7 +863,7 @@ int trainEpochs(Session &s, const RunData &data) {
                 static_cast<long long>(at.epoch + 1), static_cast<long long>(at.position),
                 static_cast<long long>(at.step));
   }
-  s.announce(std::to_string(epochs) + " epochs of " + std::to_string(perEpoch) + " batches of " +
+  s.announce(counted(epochs, "epoch") + " of " + counted(perEpoch, "batch", "batches") + " of " +
              std::to_string(s.f.batch) + " (" + data.splits.description + ")");
   bool live = ::isatty(STDOUT_FILENO);
   double trainSeconds = 0;

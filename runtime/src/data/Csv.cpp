@@ -354,7 +354,7 @@ Splits openCsv(const ModelInfo &m, const std::string &file) {
   s.train = load(m, file, m.text("target_file"), s.classes);
   const std::string &testFile = m.text("test_file");
   if (testFile.empty()) {
-    s.description = std::to_string(s.train->size()) + " examples";
+    s.description = counted(s.train->size(), "example");
     return s;
   }
   std::vector<std::string> testClasses;
@@ -363,7 +363,7 @@ Splits openCsv(const ModelInfo &m, const std::string &file) {
     throw Error("'" + testFile + "' has other class names than '" + file +
                 "'; declare them with classes = \"...\"");
   s.description = std::to_string(s.train->size()) + " training, " +
-                  std::to_string(s.test->size()) + " test examples";
+                  counted(s.test->size(), "test example");
   return s;
 }
 

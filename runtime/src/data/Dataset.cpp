@@ -105,8 +105,8 @@ Splits splitDataset(std::shared_ptr<const Dataset> all, double testFraction, uin
   if (train.empty())
     throw Error("the test split (" + std::to_string(testFraction) + ") leaves no training examples");
   Splits s;
-  s.description = std::to_string(train.size()) + " training, " + std::to_string(test.size()) +
-                  " test examples";
+  s.description = std::to_string(train.size()) + " training, " +
+                  counted(static_cast<int64_t>(test.size()), "test example");
   s.train = std::make_shared<SubsetDataset>(all, std::move(train));
   if (!test.empty())
     s.test = std::make_shared<SubsetDataset>(all, std::move(test));

@@ -323,7 +323,7 @@ Splits openIdx(const ModelInfo &m, const std::string &dir) {
   if (test)
     s.test = open(2, 3);
   s.description = std::to_string(s.train->size()) + " training" +
-                  (test ? ", " + std::to_string(s.test->size()) + " test examples" : " examples");
+                  (test ? ", " + counted(s.test->size(), "test example") : " examples");
   return s;
 }
 

@@ -27,7 +27,7 @@ std::vector<float> linspace(float from, float to, int64_t steps) {
 
 Splits whole(std::shared_ptr<const Dataset> all) {
   Splits s;
-  s.description = std::to_string(all->size()) + " examples";
+  s.description = counted(all->size(), "example");
   s.train = std::move(all);
   return s;
 }
@@ -165,7 +165,7 @@ Splits openTensors(const ModelInfo &m, const std::string &path) {
   s.train = std::move(train);
   s.test = tensorFile(m, testFile);
   s.description = std::to_string(s.train->size()) + " training, " +
-                  std::to_string(s.test->size()) + " test examples";
+                  counted(s.test->size(), "test example");
   return s;
 }
 
