@@ -156,6 +156,7 @@ struct Layer {
 struct Sequence {
   std::string name;
   std::vector<Layer> layers;
+  bool broken = false; ///< a layer was wrong (reported): applying it is silent
 };
 
 class Sema {
@@ -513,8 +514,7 @@ private:
       }
       seq.layers.push_back(std::move(*layer));
     }
-    if (!ok)
-      return;
+    seq.broken = !ok; // still declared: its uses add no follow-on errors
     sequences_.push_back(std::move(seq));
     scope_[s.name.name] = {Binding::Kind::Sequence, kNoValue,
                            sequences_.size() - 1, s.name.loc};
@@ -1254,7 +1254,10 @@ private:
           diags_.error(ref.loc, "a sequence takes no arguments");
           return kNoValue;
         }
-        for (const Layer &l : sequences_[it->second.sequence].layers)
+        const Sequence &seq = sequences_[it->second.sequence];
+        if (seq.broken)
+          return kNoValue;
+        for (const Layer &l : seq.layers)
           v = applyLayer(l, v, ref.loc);
         continue;
       }
@@ -1506,6 +1509,14 @@ private:
     return std::nullopt;
   }
 
+  /// An error about layer `l`'s input: at the layer, with a note where it
+  /// is applied when that is elsewhere (a sequence used further down).
+  void layerError(const Layer &l, ast::Loc applied, const std::string &message) {
+    diags_.error(l.loc, message);
+    if (applied.begin != l.loc.begin)
+      diags_.note(applied, "where the layer is applied");
+  }
+
   /// The layer's nodes carry the layer's own location (in a sequence: where
   /// the sequence declares it); `loc` is where it is applied, for errors
   /// about its input.
@@ -1517,13 +1528,13 @@ private:
       const Shape s = g.shape(x);
       auto in = static_cast<int64_t>(l.args[0]);
       if (s.rank() == 0 || s.dims.back() != in) {
-        diags_.error(loc, fmt::format("linear({}, {}) expects inputs whose last "
+        layerError(l, loc, fmt::format("linear({}, {}) expects inputs whose last "
                                       "dimension is {}, got {}",
                                       l.args[0], l.args[1], in, s.str()));
         return kNoValue;
       }
       if (s.rank() > 2) {
-        diags_.error(loc, fmt::format("linear takes 1-d or 2-d inputs, got {}; "
+        layerError(l, loc, fmt::format("linear takes 1-d or 2-d inputs, got {}; "
                                       "flatten first",
                                       s.str()));
         return kNoValue;
