@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 
 #include <cassert>
+#include <cmath>
+#include <cstring>
 
 namespace netc {
 
@@ -206,9 +208,11 @@ Grads matmulGrad(V a, V b, V dc, bool ta, bool tb) {
 
 // ---- the rules, op by op ---------------------------------------------------
 //
-// One row per op, in Ops.def order: its shape rule, then its gradient rule.
-// A gradient rule gets the op's node, result and adjoint (GradArgs) and
-// returns one contribution per operand (kNoValue: none).
+// One row per op, in Ops.def order: its shape rule, its gradient rule, its
+// value on doubles (elementwise ops), whether it may join a matrix
+// product's epilogue, and the attributes that identify it. A gradient rule
+// gets the op's node, result and adjoint (GradArgs) and returns one
+// contribution per operand (kNoValue: none).
 
 namespace {
 
@@ -224,11 +228,39 @@ struct Rule {
 };
 using GradRule = Grads (*)(Rule);
 
+/// An elementwise op's value on doubles (the reference interpreter's, and
+/// constant folding's): a, b (binary ops), the node's attributes.
+using EvalRule = double (*)(double, double, const Attrs &);
+
+/// The attributes that are part of an op's identity: printed by
+/// --emit=graph, compared by CSE.
+enum AttrUse : unsigned {
+  kNone = 0,
+  kName = 1,   ///< attrs.name (leaves)
+  kK = 2,      ///< attrs.k: exponent, slot, index, class count
+  kShape = 4,  ///< attrs.shape: target shape, leaf shape
+  kValue = 8,  ///< attrs.value: a constant or a real exponent
+  kTrans = 16, ///< attrs.transA, attrs.transB
+};
+
+/// Every fact of an op but its kind and arity (Ops.def) and its LLVM
+/// lowering (codegen): one row per op, in Ops.def order.
 struct OpRules {
   Op op;
   ShapeRule shape;
-  GradRule grad; ///< null for leaves and effects
+  GradRule grad;           ///< null for leaves and effects
+  EvalRule eval = nullptr; ///< elementwise ops
+  bool epilogue = false;   ///< cheap on a register tile: may follow a matrix product
+  unsigned attrs = kNone;  ///< AttrUse bits
 };
+
+double evalPowI(double a, double, const Attrs &attrs) {
+  double r = 1;
+  int64_t k = attrs.k < 0 ? -attrs.k : attrs.k;
+  for (int64_t i = 0; i < k; ++i)
+    r *= a;
+  return attrs.k < 0 ? 1.0 / r : r;
+}
 
 ShapeResult leafShape(const std::vector<const Shape *> &, const Attrs &at) {
   return checked(at.shape);
@@ -257,25 +289,25 @@ Shape rowSumShape(Shape s) {
 Grads noGradient(Rule r) { return Grads(r.a.node.inputs.size(), kNoValue); }
 
 const OpRules kRules[] = {
-    {Op::Input, leafShape, nullptr},
-    {Op::Param, leafShape, nullptr},
-    {Op::State, leafShape, nullptr},
-    {Op::HParam, scalarShape, nullptr},
-    {Op::Const, scalarShape, nullptr},
-    {Op::BatchSize, scalarShape, nullptr},
+    {Op::Input, leafShape, nullptr, nullptr, false, kName | kK | kShape},
+    {Op::Param, leafShape, nullptr, nullptr, false, kName | kK | kShape},
+    {Op::State, leafShape, nullptr, nullptr, false, kName | kK | kShape},
+    {Op::HParam, scalarShape, nullptr, nullptr, false, kName | kK},
+    {Op::Const, scalarShape, nullptr, nullptr, false, kValue},
+    {Op::BatchSize, scalarShape, nullptr, nullptr, false, kNone},
 
-    {Op::Neg, sameShape, [](Rule r) { return grads({-r.dy()}); }},
-    {Op::Exp, sameShape, [](Rule r) { return grads({r.dy() * r.y()}); }},
-    {Op::Log, sameShape, [](Rule r) { return grads({r.dy() / r.x(0)}); }},
-    {Op::Sin, sameShape, [](Rule r) { return grads({r.dy() * apply(Op::Cos, r.x(0))}); }},
-    {Op::Cos, sameShape, [](Rule r) { return grads({-(r.dy() * apply(Op::Sin, r.x(0)))}); }},
-    {Op::Sigmoid, sameShape, [](Rule r) { return grads({r.dy() * (r.y() * (1.0 - r.y()))}); }},
-    {Op::Tanh, sameShape, [](Rule r) { return grads({r.dy() * (1.0 - r.y() * r.y())}); }},
-    {Op::Relu, sameShape, [](Rule r) { return grads({r.dy() * apply(Op::Step, r.x(0))}); }},
-    {Op::Sqrt, sameShape, [](Rule r) { return grads({r.dy() / (2.0 * r.y())}); }},
-    {Op::Abs, sameShape, [](Rule r) { return grads({r.dy() * apply(Op::Sign, r.x(0))}); }},
-    {Op::Sign, sameShape, noGradient}, // piecewise constant
-    {Op::Step, sameShape, noGradient}, // piecewise constant
+    {Op::Neg, sameShape, [](Rule r) { return grads({-r.dy()}); }, [](double a, double, const Attrs &) { return -a; }, true, kNone},
+    {Op::Exp, sameShape, [](Rule r) { return grads({r.dy() * r.y()}); }, [](double a, double, const Attrs &) { return std::exp(a); }, false, kNone},
+    {Op::Log, sameShape, [](Rule r) { return grads({r.dy() / r.x(0)}); }, [](double a, double, const Attrs &) { return std::log(a); }, false, kNone},
+    {Op::Sin, sameShape, [](Rule r) { return grads({r.dy() * apply(Op::Cos, r.x(0))}); }, [](double a, double, const Attrs &) { return std::sin(a); }, false, kNone},
+    {Op::Cos, sameShape, [](Rule r) { return grads({-(r.dy() * apply(Op::Sin, r.x(0)))}); }, [](double a, double, const Attrs &) { return std::cos(a); }, false, kNone},
+    {Op::Sigmoid, sameShape, [](Rule r) { return grads({r.dy() * (r.y() * (1.0 - r.y()))}); }, [](double a, double, const Attrs &) { return 1.0 / (1.0 + std::exp(-a)); }, false, kNone},
+    {Op::Tanh, sameShape, [](Rule r) { return grads({r.dy() * (1.0 - r.y() * r.y())}); }, [](double a, double, const Attrs &) { return std::tanh(a); }, false, kNone},
+    {Op::Relu, sameShape, [](Rule r) { return grads({r.dy() * apply(Op::Step, r.x(0))}); }, [](double a, double, const Attrs &) { return a > 0 ? a : 0.0; }, true, kNone},
+    {Op::Sqrt, sameShape, [](Rule r) { return grads({r.dy() / (2.0 * r.y())}); }, [](double a, double, const Attrs &) { return std::sqrt(a); }, true, kNone},
+    {Op::Abs, sameShape, [](Rule r) { return grads({r.dy() * apply(Op::Sign, r.x(0))}); }, [](double a, double, const Attrs &) { return std::fabs(a); }, true, kNone},
+    {Op::Sign, sameShape, noGradient, [](double a, double, const Attrs &) { return a > 0 ? 1.0 : a < 0 ? -1.0 : 0.0; }, true, kNone}, // piecewise constant
+    {Op::Step, sameShape, noGradient, [](double a, double, const Attrs &) { return a > 0 ? 1.0 : 0.0; }, true, kNone}, // piecewise constant
     {Op::PowI, sameShape,
      [](Rule r) -> Grads {
        int64_t k = r.a.node.attrs.k;
@@ -284,23 +316,27 @@ const OpRules kRules[] = {
        if (k == 1)
          return grads({r.dy()});
        return grads({r.dy() * (static_cast<double>(k) * powi(r.x(0), k - 1))});
-     }},
+     },
+     evalPowI, true, kK},
 
-    {Op::Add, broadcastShape, [](Rule r) { return grads({r.dy(), r.dy()}); }},
-    {Op::Sub, broadcastShape, [](Rule r) { return grads({r.dy(), -r.dy()}); }},
-    {Op::Mul, broadcastShape, [](Rule r) { return grads({r.dy() * r.x(1), r.dy() * r.x(0)}); }},
+    {Op::Add, broadcastShape, [](Rule r) { return grads({r.dy(), r.dy()}); }, [](double a, double b, const Attrs &) { return a + b; }, true, kNone},
+    {Op::Sub, broadcastShape, [](Rule r) { return grads({r.dy(), -r.dy()}); }, [](double a, double b, const Attrs &) { return a - b; }, true, kNone},
+    {Op::Mul, broadcastShape, [](Rule r) { return grads({r.dy() * r.x(1), r.dy() * r.x(0)}); }, [](double a, double b, const Attrs &) { return a * b; }, true, kNone},
     {Op::Div, broadcastShape,
-     [](Rule r) { return grads({r.dy() / r.x(1), -(r.dy() * r.y() / r.x(1))}); }},
+     [](Rule r) { return grads({r.dy() / r.x(1), -(r.dy() * r.y() / r.x(1))}); },
+     [](double a, double b, const Attrs &) { return a / b; }, true, kNone},
     // The larger operand gets the adjoint; a tie goes to the second.
     {Op::Max, broadcastShape,
      [](Rule r) {
        V first = apply(Op::Step, r.x(0) - r.x(1));
        V toFirst = r.dy() * first;
        return grads({toFirst, r.dy() - toFirst});
-     }},
+     },
+     [](double a, double b, const Attrs &) { return a > b ? a : b; }, true, kNone},
 
     {Op::Sum, scalarShape,
-     [](Rule r) { return grads({withShape(Op::BroadcastTo, r.dy(), r.shapeOf(0))}); }},
+     [](Rule r) { return grads({withShape(Op::BroadcastTo, r.dy(), r.shapeOf(0))}); },
+     nullptr, false, kNone},
     {Op::SumTo,
      [](const std::vector<const Shape *> &in, const Attrs &at) {
        auto s = broadcastShapes(at.shape, *in[0]);
@@ -308,7 +344,8 @@ const OpRules kRules[] = {
          return fail(fmt::format("cannot sum {} down to {}", in[0]->str(), at.shape.str()));
        return ok(at.shape);
      },
-     [](Rule r) { return grads({withShape(Op::BroadcastTo, r.dy(), r.shapeOf(0))}); }},
+     [](Rule r) { return grads({withShape(Op::BroadcastTo, r.dy(), r.shapeOf(0))}); },
+     nullptr, false, kShape},
     {Op::BroadcastTo,
      [](const std::vector<const Shape *> &in, const Attrs &at) {
        auto s = broadcastShapes(*in[0], at.shape);
@@ -316,7 +353,8 @@ const OpRules kRules[] = {
          return fail(fmt::format("cannot broadcast {} to {}", in[0]->str(), at.shape.str()));
        return ok(at.shape);
      },
-     [](Rule r) { return grads({withShape(Op::SumTo, r.dy(), r.shapeOf(0))}); }},
+     [](Rule r) { return grads({withShape(Op::SumTo, r.dy(), r.shapeOf(0))}); },
+     nullptr, false, kShape},
 
     {Op::Reshape,
      [](const std::vector<const Shape *> &in, const Attrs &at) {
@@ -324,7 +362,8 @@ const OpRules kRules[] = {
          return fail(fmt::format("cannot reshape {} to {}", in[0]->str(), at.shape.str()));
        return checked(at.shape);
      },
-     [](Rule r) { return grads({withShape(Op::Reshape, r.dy(), r.shapeOf(0))}); }},
+     [](Rule r) { return grads({withShape(Op::Reshape, r.dy(), r.shapeOf(0))}); },
+     nullptr, false, kShape},
     {Op::Stack,
      [](const std::vector<const Shape *> &in, const Attrs &) {
        if (in.empty())
@@ -346,7 +385,8 @@ const OpRules kRules[] = {
          out.push_back(r.a.g.add(Op::Slice, {r.a.dy}, at));
        }
        return out;
-     }},
+     },
+     nullptr, false, kNone},
     {Op::Slice,
      [](const std::vector<const Shape *> &in, const Attrs &at) {
        if (in[0]->rank() == 0 || in[0]->dims.back() == kBatch || at.k < 0 ||
@@ -366,20 +406,23 @@ const OpRules kRules[] = {
        for (int64_t j = 0; j < columns; ++j)
          parts.push_back(j == r.a.node.attrs.k ? r.a.dy : zero.id);
        return Grads{r.a.g.add(Op::Stack, parts)};
-     }},
+     },
+     nullptr, false, kK},
 
     // dx = y * (dy - rowsum(dy * y)).
     {Op::Softmax, rowShape,
      [](Rule r) {
        V dyy = r.dy() * r.y();
        return grads({r.y() * (r.dy() - withShape(Op::SumTo, dyy, rowSumShape(r.shapeOf(0))))});
-     }},
+     },
+     nullptr, false, kNone},
     // dx = dy - softmax(x) * rowsum(dy), softmax(x) = exp(y).
     {Op::LogSoftmax, rowShape,
      [](Rule r) {
        V rowsum = withShape(Op::SumTo, r.dy(), rowSumShape(r.shapeOf(0)));
        return grads({r.dy() - apply(Op::Exp, r.y()) * rowsum});
-     }},
+     },
+     nullptr, false, kNone},
 
     {Op::Pick,
      [](const std::vector<const Shape *> &in, const Attrs &) {
@@ -396,7 +439,8 @@ const OpRules kRules[] = {
        Attrs at;
        at.k = r.shapeOf(0).dims.back();
        return Grads{r.a.g.add(Op::Scatter, {r.a.dy, r.a.node.inputs[1]}, at), kNoValue};
-     }},
+     },
+     nullptr, false, kNone},
     {Op::Scatter,
      [](const std::vector<const Shape *> &in, const Attrs &at) {
        if (!(*in[0] == *in[1]) || at.k < 1)
@@ -407,7 +451,8 @@ const OpRules kRules[] = {
      },
      [](Rule r) {
        return Grads{r.a.g.add(Op::Pick, {r.a.dy, r.a.node.inputs[1]}), kNoValue};
-     }},
+     },
+     nullptr, false, kK},
 
     {Op::MatMul,
      [](const std::vector<const Shape *> &in, const Attrs &at) {
@@ -416,7 +461,8 @@ const OpRules kRules[] = {
      [](Rule r) {
        const Attrs &at = r.a.node.attrs;
        return matmulGrad(r.x(0), r.x(1), r.dy(), at.transA, at.transB);
-     }},
+     },
+     nullptr, false, kTrans},
 
     {Op::Assign,
      [](const std::vector<const Shape *> &in, const Attrs &) {
@@ -424,7 +470,8 @@ const OpRules kRules[] = {
          return fail(fmt::format("cannot assign {} to {}", in[1]->str(), in[0]->str()));
        return ok(Shape{});
      },
-     nullptr},
+     nullptr,
+     nullptr, true, kNone},
 };
 
 constexpr size_t kOpCount = std::size(kRows);
@@ -437,6 +484,60 @@ const OpRules &rules(Op op) {
 }
 
 } // namespace
+
+double evalElementwise(Op op, double a, double b, const Attrs &attrs) {
+  EvalRule eval = rules(op).eval;
+  assert(eval && "not an elementwise op");
+  return eval(a, b, attrs);
+}
+
+bool joinsEpilogue(Op op) { return rules(op).epilogue; }
+
+std::string attrKey(const Node &n) {
+  unsigned use = rules(n.op).attrs;
+  std::string key;
+  if (use & kName)
+    key += "name=" + n.attrs.name + ";";
+  if (use & kK)
+    key += fmt::format("k={};", n.attrs.k);
+  if (use & kShape)
+    key += "shape=" + n.attrs.shape.str() + ";";
+  if (use & kValue) {
+    uint64_t bits; // the exact value: -0.0 and 0.0 differ
+    std::memcpy(&bits, &n.attrs.value, sizeof bits);
+    key += fmt::format("value={};", bits);
+  }
+  if (use & kTrans)
+    key += fmt::format("trans={}{};", n.attrs.transA, n.attrs.transB);
+  if (n.attrs.integer)
+    key += "i64;";
+  return key;
+}
+
+std::string attrText(const Node &n, bool beforeOperands) {
+  unsigned use = rules(n.op).attrs;
+  if (beforeOperands) {
+    if (use & kName)
+      return fmt::format(" \"{}\"", n.attrs.name);
+    if (use & kValue && n.op == Op::Const)
+      return fmt::format(" {}", n.attrs.value);
+    return {};
+  }
+  std::string s;
+  if (use & kK && !(use & kName))
+    s += fmt::format(", {}", n.attrs.k);
+  if (use & kValue && n.op != Op::Const)
+    s += fmt::format(", {}", n.attrs.value);
+  if (use & kShape && !(use & kName))
+    s += fmt::format(" to {}", n.attrs.shape.str());
+  if (use & kTrans) {
+    if (n.attrs.transA)
+      s += " transA";
+    if (n.attrs.transB)
+      s += " transB";
+  }
+  return s;
+}
 
 ShapeResult inferShape(Op op, const std::vector<const Shape *> &in, const Attrs &attrs) {
   int arity = opArity(op);

@@ -25,6 +25,19 @@ std::vector<ValueId> gradientOf(GradArgs args);
 /// True when the op has a gradient rule (leaves and effects do not need one).
 bool isDifferentiable(Op op);
 
+/// An elementwise op's value on doubles (operand b unused by unary ops).
+double evalElementwise(Op op, double a, double b, const Attrs &attrs);
+
+/// Cheap enough on a register tile to join a matrix product's epilogue.
+bool joinsEpilogue(Op op);
+
+/// The attributes that identify a node of its op, as a key (CSE).
+std::string attrKey(const Node &n);
+
+/// Those attributes as --emit=graph prints them: the part before the
+/// operands (a leaf's name, a constant's value) or after them.
+std::string attrText(const Node &n, bool beforeOperands);
+
 /// Test-only (netc --inject-gradient-fault=OP): from now on the gradient
 /// rule of `op` returns 1.5 times the right contribution, so tests can
 /// show that --gradcheck catches a wrong rule; with "OP:missing" the op

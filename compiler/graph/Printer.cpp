@@ -1,5 +1,6 @@
 // Printer.cpp - textual form of the graph IR.
 #include "compiler/graph/Printer.h"
+#include "compiler/graph/Ops.h"
 
 #include <fmt/format.h>
 
@@ -9,42 +10,10 @@ namespace netc {
 
 std::string formatNode(const Graph &graph, ValueId id) {
   const Node &n = graph.node(id);
-  std::string s = opName(n.op);
-  switch (n.op) {
-  case Op::Input:
-  case Op::Param:
-  case Op::State:
-  case Op::HParam:
-    s += fmt::format(" \"{}\"", n.attrs.name);
-    break;
-  case Op::Const:
-    s += fmt::format(" {}", n.attrs.value);
-    break;
-  default:
-    break;
-  }
+  std::string s = opName(n.op) + attrText(n, /*beforeOperands=*/true);
   for (size_t i = 0; i < n.inputs.size(); ++i)
     s += fmt::format("{}%{}", i ? ", " : " ", n.inputs[i]);
-  switch (n.op) {
-  case Op::PowI:
-  case Op::Slice:
-  case Op::Scatter:
-    s += fmt::format(", {}", n.attrs.k);
-    break;
-  case Op::SumTo:
-  case Op::BroadcastTo:
-  case Op::Reshape:
-    s += fmt::format(" to {}", n.attrs.shape.str());
-    break;
-  case Op::MatMul:
-    if (n.attrs.transA)
-      s += " transA";
-    if (n.attrs.transB)
-      s += " transB";
-    break;
-  default:
-    break;
-  }
+  s += attrText(n, /*beforeOperands=*/false);
   if (n.op != Op::Assign)
     s += fmt::format(" : {}{}", dtypeName(n.dtype), n.shape.str());
   return s;

@@ -1,5 +1,6 @@
 // Fuse.cpp - greedy grouping of nodes into loop kernels.
 #include "compiler/transforms/Fuse.h"
+#include "compiler/graph/Ops.h"
 #include "compiler/graph/Printer.h"
 
 #include <fmt/format.h>
@@ -172,28 +173,11 @@ private:
     size_t count = 0;
     for (ValueId id : loop.nodes) {
       const Node &n = g_.node(id);
-      switch (n.op) {
-      case Op::Add:
-      case Op::Sub:
-      case Op::Mul:
-      case Op::Div:
-      case Op::Neg:
-      case Op::Max:
-      case Op::Relu:
-      case Op::Step:
-      case Op::Sqrt:
-      case Op::Abs:
-      case Op::PowI:
-      case Op::Sign:
-        break;
-      case Op::Assign:
-        if (sums || !adjacent || !(g_.shape(n.inputs[0]) == domain) || n.inputs[0] == p.inputs[0] ||
-            n.inputs[0] == p.inputs[1])
-          return 0;
-        break;
-      default:
+      if (!joinsEpilogue(n.op))
         return count;
-      }
+      if (n.op == Op::Assign && (sums || !adjacent || !(g_.shape(n.inputs[0]) == domain) ||
+                                 n.inputs[0] == p.inputs[0] || n.inputs[0] == p.inputs[1]))
+        return 0;
       for (ValueId v : n.inputs) {
         const Shape &s = g_.shape(v);
         bool row = s.rank() == 1 && s.dims[0] == domain.dims[1];

@@ -4,6 +4,7 @@
 // rules (whose results are emitted recursively, so they are simplified too)
 // and then looks the node up in the CSE table.
 #include "compiler/transforms/Simplify.h"
+#include "compiler/graph/Ops.h"
 #include "compiler/graph/Interpreter.h"
 
 #include <fmt/format.h>
@@ -81,11 +82,7 @@ private:
   }
 
   static std::string keyOf(const Node &n) {
-    uint64_t bits;
-    std::memcpy(&bits, &n.attrs.value, sizeof bits);
-    std::string key = fmt::format("{}|{}|{}|{}|{}{}|{}|", static_cast<int>(n.op), bits,
-                                  n.attrs.k, n.attrs.shape.str(), n.attrs.transA,
-                                  n.attrs.transB, n.attrs.name);
+    std::string key = fmt::format("{}|{}|", static_cast<int>(n.op), attrKey(n));
     for (ValueId v : n.inputs)
       key += fmt::format("{},", v);
     return key;
