@@ -80,6 +80,8 @@ llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value 
       result = one;
     return n.attrs.k < 0 ? b.CreateFDiv(one, result) : result;
   }
+  case Op::Pow:
+    return b.CreateBinaryIntrinsic(llvm::Intrinsic::pow, a, llvm::ConstantFP::get(type, n.attrs.value));
   case Op::Add:
     return b.CreateFAdd(a, bv);
   case Op::Sub:

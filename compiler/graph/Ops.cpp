@@ -186,6 +186,13 @@ V matmul(V a, V b, bool ta, bool tb) {
 }
 
 using Grads = std::vector<ValueId>;
+/// x^c for a real constant c.
+V realPow(V x, double c) {
+  Attrs a;
+  a.value = c;
+  return {x.g, x.g->add(Op::Pow, {x.id}, a)};
+}
+
 Grads grads(std::initializer_list<V> vs) {
   Grads out;
   for (V v : vs)
@@ -318,6 +325,15 @@ const OpRules kRules[] = {
        return grads({r.dy() * (static_cast<double>(k) * powi(r.x(0), k - 1))});
      },
      evalPowI, true, kK},
+
+    // x^c = exp(c log x): defined for x > 0 (x = 0 with c > 0 is 0), as
+    // torch.pow computes it for a real exponent.
+    {Op::Pow, sameShape,
+     [](Rule r) -> Grads {
+       double c = r.a.node.attrs.value;
+       return grads({r.dy() * (c * realPow(r.x(0), c - 1))});
+     },
+     [](double a, double, const Attrs &at) { return std::pow(a, at.value); }, false, kValue},
 
     {Op::Add, broadcastShape, [](Rule r) { return grads({r.dy(), r.dy()}); }, [](double a, double b, const Attrs &) { return a + b; }, true, kNone},
     {Op::Sub, broadcastShape, [](Rule r) { return grads({r.dy(), -r.dy()}); }, [](double a, double b, const Attrs &) { return a - b; }, true, kNone},

@@ -1103,12 +1103,15 @@ private:
   ValueId lower(const ast::Power &n) {
     ValueId base = expr(n.base);
     auto k = constValue(n.exponent, /*quiet=*/true);
-    if (!k || *k != std::floor(*k) || std::abs(*k) > 64) {
-      diags_.error(locOf(n.exponent), "the exponent must be an integer constant "
-                                      "between -64 and 64");
+    if (!k) {
+      diags_.error(locOf(n.exponent), "the exponent must be a constant, e.g. x^3 or x^0.5");
       return kNoValue;
     }
     Attrs a;
+    if (*k != std::floor(*k) || std::abs(*k) > 64) { // x^0.5: exp(c log x), for x > 0
+      a.value = *k;
+      return node(Op::Pow, {base}, a, n.loc);
+    }
     a.k = static_cast<int64_t>(*k);
     return node(Op::PowI, {base}, a, n.loc);
   }

@@ -102,6 +102,7 @@ private:
     case Op::Div: return binary(" / ", kProduct, true);
     case Op::Neg: return {"-" + print(n.inputs[0], kUnary), kUnary};
     case Op::PowI: return {print(n.inputs[0], kAtom) + "^" + std::to_string(n.attrs.k), kAtom};
+    case Op::Pow: return {print(n.inputs[0], kAtom) + "^" + fmt::format("{}", n.attrs.value), kAtom};
     case Op::Sigmoid: return call("σ");
     case Op::Step: return call("relu'");
     case Op::Sum:

@@ -88,6 +88,12 @@ ValueId binary(Graph &g, Op op, Shape a, Shape b) {
   return g.binary(op, x, y);
 }
 
+ValueId realPower(Graph &g, double c) {
+  Attrs a;
+  a.value = c;
+  return g.add(Op::Pow, {param(g, "x", Shape{{kBatch, 2}})}, a);
+}
+
 ValueId powi(Graph &g, int64_t k) {
   Attrs a;
   a.k = k;
@@ -116,6 +122,9 @@ std::vector<Case> cases() {
       {"tanh", [](Graph &g) { return unary(g, Op::Tanh, kNx2); }},
       {"relu", [](Graph &g) { return unary(g, Op::Relu, kNx2); }, -2, 2, 0.1},
       {"sqrt", [](Graph &g) { return unary(g, Op::Sqrt, kNx2); }, 0.5, 3},
+      {"pow 0.5", [](Graph &g) { return realPower(g, 0.5); }, 0.5, 3},
+      {"pow -1.5", [](Graph &g) { return realPower(g, -1.5); }, 0.5, 3},
+      {"pow 2.7", [](Graph &g) { return realPower(g, 2.7); }, 0.5, 3},
       {"abs", [](Graph &g) { return unary(g, Op::Abs, kNx2); }, -2, 2, 0.1},
       {"sign (zero gradient)", [](Graph &g) { return unary(g, Op::Sign, kNx2); }, -2, 2, 0.1},
       {"step (zero gradient)", [](Graph &g) { return unary(g, Op::Step, kNx2); }, -2, 2, 0.1},
