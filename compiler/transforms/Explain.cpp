@@ -47,6 +47,43 @@ private:
     return kNoValue;
   }
 
+  /// 1 - tanh(z) * tanh(z) -> the z, else kNoValue.
+  ValueId tanhDerivative(ValueId v) const {
+    const Node &n = node(v);
+    if (n.op != Op::Sub || node(n.inputs[0]).op != Op::Const || node(n.inputs[0]).attrs.value != 1)
+      return kNoValue;
+    const Node &sq = node(n.inputs[1]);
+    if (sq.op != Op::Mul || sq.inputs[0] != sq.inputs[1] || node(sq.inputs[0]).op != Op::Tanh)
+      return kNoValue;
+    return node(sq.inputs[0]).inputs[0];
+  }
+
+  /// The adjoint of cross-entropy's scores z: onehot(y)·c - sum(onehot(y)·c)·softmax(z),
+  /// i.e. c · (onehot(y) - softmax(z)). Returns the text, or "" if `v` is not that.
+  std::string crossEntropyAdjoint(ValueId v) {
+    const Node &n = node(v);
+    if (n.op != Op::Sub || node(n.inputs[0]).op != Op::Scatter || node(n.inputs[1]).op != Op::Mul)
+      return {};
+    ValueId onehot = n.inputs[0];
+    const Node &m = node(n.inputs[1]);
+    for (int i = 0; i < 2; ++i) {
+      ValueId sum = m.inputs[static_cast<size_t>(i)], soft = m.inputs[static_cast<size_t>(1 - i)];
+      while (node(sum).op == Op::BroadcastTo)
+        sum = node(sum).inputs[0];
+      bool sums = (node(sum).op == Op::SumTo || node(sum).op == Op::Sum) &&
+                  node(sum).inputs[0] == onehot;
+      if (!sums || node(soft).op != Op::Exp || node(node(soft).inputs[0]).op != Op::LogSoftmax)
+        continue;
+      std::string z = print(node(node(soft).inputs[0]).inputs[0]);
+      std::string y = print(node(onehot).inputs[1]);
+      std::string c = print(node(onehot).inputs[0], kProduct + 1);
+      if (c == "(-1 / N)")
+        return "(softmax(" + z + ") - onehot(" + y + ")) / N";
+      return c + " · (onehot(" + y + ") - softmax(" + z + "))";
+    }
+    return {};
+  }
+
   void factors(ValueId v, std::vector<ValueId> &out) const {
     const Node &n = node(v);
     if (n.op == Op::Mul && n.label.empty() && sigmoidDerivative(v) == kNoValue) {
@@ -63,6 +100,19 @@ private:
       return {n.label, kAtom};
     if (ValueId z = sigmoidDerivative(v); z != kNoValue)
       return {"σ'(" + print(z) + ")", kAtom};
+    if (ValueId z = tanhDerivative(v); z != kNoValue)
+      return {"tanh'(" + print(z) + ")", kAtom};
+    if (std::string ce = crossEntropyAdjoint(v); !ce.empty())
+      return {ce, kProduct};
+    // a - -(b) is a + b, a + -(b) is a - b, -(-(a)) is a.
+    if ((n.op == Op::Sub || n.op == Op::Add) && node(n.inputs[1]).op == Op::Neg)
+      return {print(n.inputs[0], kSum) + (n.op == Op::Sub ? " + " : " - ") +
+                  print(node(n.inputs[1]).inputs[0], kSum + 1),
+              kSum};
+    if (n.op == Op::Neg && node(n.inputs[0]).op == Op::Neg)
+      return format(node(n.inputs[0]).inputs[0]);
+    if (n.op == Op::Exp && node(n.inputs[0]).op == Op::LogSoftmax)
+      return {"softmax(" + print(node(n.inputs[0]).inputs[0]) + ")", kAtom};
     auto binary = [&](const char *op, int precedence, bool rightTight) {
       return std::pair{print(n.inputs[0], precedence) + op +
                            print(n.inputs[1], precedence + (rightTight ? 1 : 0)),
