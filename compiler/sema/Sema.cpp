@@ -11,6 +11,7 @@
 // Expressions that fail yield kNoValue, which later uses accept silently so
 // one mistake gives one diagnostic.
 #include "compiler/sema/Sema.h"
+#include "compiler/sema/Builtins.h"
 #include "compiler/sema/DataSources.h"
 
 #include <fmt/format.h>
@@ -25,32 +26,6 @@ namespace netc {
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
-
-// Elementwise functions of the language: their names are the ops' mnemonics.
-constexpr Op kElementwiseOps[] = {Op::Sin,  Op::Cos,  Op::Exp,  Op::Log, Op::Sigmoid,
-                                  Op::Relu, Op::Tanh, Op::Sqrt, Op::Abs};
-const std::vector<std::string> kElementwise = [] {
-  std::vector<std::string> names;
-  for (Op op : kElementwiseOps)
-    names.push_back(opName(op));
-  return names;
-}();
-const std::vector<std::string> kActivationLayers = {"relu", "sigmoid", "tanh"};
-const std::vector<std::string> kLayers = {"linear", "flatten", "relu", "sigmoid",
-                                          "tanh", "softmax", "log_softmax"};
-// Along one axis, which must be the last: softmax(x, dim = -1).
-const std::vector<std::string> kRowFunctions = {"softmax", "log_softmax"};
-const std::vector<std::string> kInitializers = {
-    "randn", "rand", "normal", "uniform", "zeros", "ones", "kaiming_uniform"};
-
-/// The op of an elementwise function; `name` must be one of kElementwise.
-Op elementwiseOp(std::string_view name) {
-  for (Op op : kElementwiseOps)
-    if (name == opName(op))
-      return op;
-  assert(false && "not an elementwise function");
-  return Op::Abs;
-}
 
 /// "a, b ,c" -> {"a", "b", "c"}: comma-separated items, spaces trimmed.
 std::vector<std::string> splitList(const std::string &text) {
@@ -124,9 +99,6 @@ std::string normalizedPath(const std::string &path) {
   return out.empty() ? "." : out;
 }
 
-bool contains(const std::vector<std::string> &v, std::string_view s) {
-  return std::find(v.begin(), v.end(), s) != v.end();
-}
 
 /// Declared arguments of a call: positional names in order, with defaults.
 struct Signature {
@@ -147,6 +119,7 @@ struct Binding {
 
 /// One instantiated layer: its kind, numeric arguments and parameters.
 struct Layer {
+  const Builtin *row; ///< its row in the registry
   std::string kind;
   std::vector<double> args;
   std::vector<ValueId> params; ///< weight, bias for linear
@@ -599,7 +572,7 @@ private:
       o.amsgrad = (*v)[5] != 0;
     } else {
       diags_.error(c.loc, fmt::format("unknown optimizer '{}'", c.callee));
-      suggest(c.callee, {"sgd", "rmsprop", "adam", "adamw"});
+      suggest(c.callee, builtinNames(BuiltinKind::Optimizer));
       return;
     }
     auto check = [&](bool ok, const char *message) {
@@ -737,8 +710,7 @@ private:
       diags_.note(it->second.loc, "first defined here");
       return false;
     }
-    if (name.name == "pi" || contains(kElementwise, name.name) ||
-        name.name == "sum" || name.name == "mean") {
+    if (isReservedName(name.name)) {
       diags_.error(name.loc, fmt::format("'{}' is a built-in name", name.name));
       return false;
     }
@@ -872,7 +844,7 @@ private:
       return InitSpec{K::Uniform, -bound, bound};
     }
     diags_.error(c.loc, fmt::format("unknown initializer '{}'", c.callee));
-    suggest(c.callee, kInitializers);
+    suggest(c.callee, builtinNames(BuiltinKind::Initializer));
     return std::nullopt;
   }
 
@@ -1172,22 +1144,23 @@ private:
   }
 
   ValueId lower(const ast::Call &c) {
-    if (contains(kElementwise, c.callee)) {
+    const Builtin *f = findBuiltin(c.callee, BuiltinKind::Function);
+    if (!f)
+      return notAFunction(c);
+    switch (f->lowering) {
+    case Lowering::Elementwise:
+    case Lowering::Sum:
+    case Lowering::Mean: {
       auto args = positionalValues(c, 1);
       if (!args)
         return kNoValue;
-      return node(elementwiseOp(c.callee), {(*args)[0]}, {}, c.loc);
+      if (f->lowering == Lowering::Mean)
+        return mean((*args)[0], c.loc);
+      return node(f->op, {(*args)[0]}, {}, c.loc);
     }
-    if (c.callee == "sum" || c.callee == "mean") {
-      auto args = positionalValues(c, 1);
-      if (!args)
-        return kNoValue;
-      return c.callee == "sum" ? node(Op::Sum, {(*args)[0]}, {}, c.loc)
-                               : mean((*args)[0], c.loc);
-    }
-    if (contains(kRowFunctions, c.callee)) {
+    case Lowering::Row: {
       if (c.args.empty() || !c.args[0].key.empty()) {
-        diags_.error(c.loc, fmt::format("{}(x, dim = -1) needs a tensor first", c.callee));
+        diags_.error(c.loc, fmt::format("{} needs a tensor first", f->usage));
         return kNoValue;
       }
       ValueId x = expr(c.args[0].value);
@@ -1197,7 +1170,7 @@ private:
         return kNoValue;
       return rowOp(c.callee, x, (*v)[0], c.loc);
     }
-    if (c.callee == "stack") {
+    case Lowering::Stack: {
       std::vector<ValueId> in;
       for (const auto &a : c.args) {
         if (!a.key.empty()) {
@@ -1212,16 +1185,15 @@ private:
       }
       return node(Op::Stack, in, {}, c.loc);
     }
-    if (c.callee == "mse" || c.callee == "l1" || c.callee == "bce" ||
-        c.callee == "bce_with_logits")
+    case Lowering::PointwiseLoss:
       return builtinLoss(c);
-    if (c.callee == "cross_entropy" || c.callee == "nll")
+    case Lowering::ClassLoss:
       return classificationLoss(c);
-    if (c.callee == "flatten") {
+    case Lowering::Flatten: {
       ValueId x = c.args.empty() ? kNoValue : expr(c.args[0].value);
       std::vector<ast::Arg> rest(c.args.begin() + (c.args.empty() ? 0 : 1), c.args.end());
       if (c.args.empty() || !c.args[0].key.empty()) {
-        diags_.error(c.loc, "flatten(x, start = 0, end = -1) needs a tensor first");
+        diags_.error(c.loc, fmt::format("{} needs a tensor first", f->usage));
         return kNoValue;
       }
       auto v = bindArgs(c.loc, "flatten", rest, Signature{{{"start", 0.0}, {"end", -1.0}}});
@@ -1229,22 +1201,29 @@ private:
         return kNoValue;
       return flatten(x, (*v)[0], (*v)[1], c.loc);
     }
-    if (contains(kLayers, c.callee)) {
+    case Lowering::Linear:
+    case Lowering::None:
+      break;
+    }
+    assert(false && "every function row has a lowering");
+    return kNoValue;
+  }
+
+  /// A call of something that is not a function: a layer, an initializer,
+  /// or a misspelling.
+  ValueId notAFunction(const ast::Call &c) {
+    if (findBuiltin(c.callee, BuiltinKind::Layer)) {
       diags_.error(c.loc, fmt::format("'{}' is a layer; apply it with `x -> {}(...)`",
                                       c.callee, c.callee));
       return kNoValue;
     }
-    if (contains(kInitializers, c.callee)) {
+    if (findBuiltin(c.callee, BuiltinKind::Initializer)) {
       diags_.error(c.loc, fmt::format("'{}' initialises a parameter: `param w = {}()`",
                                       c.callee, c.callee));
       return kNoValue;
     }
     diags_.error(c.loc, fmt::format("unknown function '{}'", c.callee));
-    std::vector<std::string> names = kElementwise;
-    names.insert(names.end(), {"sum", "mean", "stack", "mse", "l1", "bce", "bce_with_logits",
-                               "cross_entropy", "nll",
-                               "flatten", "softmax", "log_softmax"});
-    suggest(c.callee, names);
+    suggest(c.callee, builtinNames(BuiltinKind::Function));
     return kNoValue;
   }
 
@@ -1460,8 +1439,18 @@ private:
   // ---- layers ----------------------------------------------------------------
 
   std::optional<Layer> makeLayer(const ast::LayerRef &ref, const std::string &prefix) {
-    Layer layer{ref.name, {}, {}, ref.loc};
-    if (ref.name == "linear") {
+    const Builtin *row = findBuiltin(ref.name, BuiltinKind::Layer);
+    if (!row) {
+      diags_.error(ref.loc, fmt::format("unknown layer '{}'", ref.name));
+      std::vector<std::string> names = builtinNames(BuiltinKind::Layer);
+      for (const auto &[n, b] : scope_)
+        if (b.kind == Binding::Kind::Sequence)
+          names.push_back(n);
+      suggest(ref.name, names);
+      return std::nullopt;
+    }
+    Layer layer{row, ref.name, {}, {}, ref.loc};
+    if (row->lowering == Lowering::Linear) {
       auto v = bindArgs(ref.loc, "linear", ref.args,
                         Signature{{{"in", std::nullopt}, {"out", std::nullopt}, {"bias", 1.0}}});
       if (!v)
@@ -1483,7 +1472,7 @@ private:
         layer.params.push_back(addParam(prefix + "bias", Shape{{o}}, init, ref.loc));
       return layer;
     }
-    if (ref.name == "flatten") {
+    if (row->lowering == Lowering::Flatten) {
       auto v = bindArgs(ref.loc, "flatten", ref.args,
                         Signature{{{"start", 1.0}, {"end", -1.0}}});
       if (!v)
@@ -1491,25 +1480,17 @@ private:
       layer.args = *v;
       return layer;
     }
-    if (contains(kRowFunctions, ref.name)) {
+    if (row->lowering == Lowering::Row) {
       auto v = bindArgs(ref.loc, ref.name, ref.args, Signature{{{"dim", -1.0}}});
       if (!v)
         return std::nullopt;
       layer.args = *v;
       return layer;
     }
-    if (contains(kActivationLayers, ref.name)) {
-      if (!bindArgs(ref.loc, ref.name, ref.args, Signature{}))
-        return std::nullopt;
-      return layer;
-    }
-    diags_.error(ref.loc, fmt::format("unknown layer '{}'", ref.name));
-    std::vector<std::string> names = kLayers;
-    for (const auto &[n, b] : scope_)
-      if (b.kind == Binding::Kind::Sequence)
-        names.push_back(n);
-    suggest(ref.name, names);
-    return std::nullopt;
+    assert(row->lowering == Lowering::Elementwise && "a layer row sema knows");
+    if (!bindArgs(ref.loc, ref.name, ref.args, Signature{}))
+      return std::nullopt;
+    return layer;
   }
 
   /// An error about layer `l`'s input: at the layer, with a note where it
@@ -1527,7 +1508,7 @@ private:
     if (x == kNoValue)
       return kNoValue;
     Graph &g = model_.graph;
-    if (l.kind == "linear") {
+    if (l.row->lowering == Lowering::Linear) {
       const Shape s = g.shape(x);
       auto in = static_cast<int64_t>(l.args[0]);
       if (s.rank() == 0 || s.dims.back() != in) {
@@ -1561,11 +1542,11 @@ private:
         y = node(Op::Add, {y, l.params[1]}, {}, l.loc);
       return y;
     }
-    if (l.kind == "flatten")
+    if (l.row->lowering == Lowering::Flatten)
       return flatten(x, l.args[0], l.args[1], loc);
-    if (contains(kRowFunctions, l.kind))
+    if (l.row->lowering == Lowering::Row)
       return rowOp(l.kind, x, l.args[0], l.loc);
-    return node(elementwiseOp(l.kind), {x}, {}, l.loc);
+    return node(l.row->op, {x}, {}, l.loc);
   }
 
   /// softmax / log_softmax of x along `dim`, which must be its last axis.
