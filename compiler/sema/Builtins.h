@@ -20,16 +20,16 @@ enum class BuiltinKind { Function, Layer, Initializer, Optimizer, Constant };
 
 /// How sema lowers a built-in function or layer.
 enum class Lowering {
-  Elementwise,    ///< f(x) -> op(x); as a layer: x -> f
-  Sum,            ///< sum(x)
-  Mean,           ///< mean(x)
-  Row,            ///< softmax, log_softmax along the last axis
-  Stack,          ///< stack(a, b, ...)
-  PointwiseLoss,  ///< mse, l1, bce, bce_with_logits
-  ClassLoss,      ///< cross_entropy, nll
-  Flatten,        ///< flatten(x, start, end); as a layer: flatten(start, end)
-  Linear,         ///< the linear layer
-  None,           ///< initializers, optimizers, constants
+  Elementwise,   ///< f(x) -> op(x); as a layer: x -> f
+  Sum,           ///< sum(x)
+  Mean,          ///< mean(x)
+  Row,           ///< softmax, log_softmax along the last axis
+  Stack,         ///< stack(a, b, ...)
+  PointwiseLoss, ///< mse, l1, bce, bce_with_logits
+  ClassLoss,     ///< cross_entropy, nll
+  Flatten,       ///< flatten(x, start, end); as a layer: flatten(start, end)
+  Linear,        ///< the linear layer
+  None,          ///< initializers, optimizers, constants
 };
 
 struct Builtin {

@@ -11,11 +11,15 @@ using K = SourceOption::Kind;
 
 // Options every source with examples to split and batch has.
 std::vector<SourceOption> batching(double batch) {
-  return {{"batch", K::Number, batch, {}, false,
-           "examples per training step (0: all of them at once)"},
-          {"test", K::Number, 0, {}, false,
-           "the fraction of the examples held out for testing (seeded, stratified by class)"},
-          {"split_seed", K::Number, 0, {}, false, "the seed of that split"}};
+  return {
+      {"batch", K::Number, batch, {}, false, "examples per training step (0: all of them at once)"},
+      {"test",
+       K::Number,
+       0,
+       {},
+       false,
+       "the fraction of the examples held out for testing (seeded, stratified by class)"},
+      {"split_seed", K::Number, 0, {}, false, "the seed of that split"}};
 }
 
 std::vector<SourceOption> join(std::vector<SourceOption> a, const std::vector<SourceOption> &b) {
@@ -24,11 +28,12 @@ std::vector<SourceOption> join(std::vector<SourceOption> a, const std::vector<So
 }
 
 std::vector<SourceOption> idxFiles() {
-  return {{"train_images", K::Text, 0, "train-images-idx3-ubyte", false, "inputs of the training set"},
-          {"train_labels", K::Text, 0, "train-labels-idx1-ubyte", false, "targets of the training set"},
-          {"test_images", K::Text, 0, "t10k-images-idx3-ubyte", false,
-           "inputs of the test set (\"\": none)"},
-          {"test_labels", K::Text, 0, "t10k-labels-idx1-ubyte", false, "targets of the test set"}};
+  return {
+      {"train_images", K::Text, 0, "train-images-idx3-ubyte", false, "inputs of the training set"},
+      {"train_labels", K::Text, 0, "train-labels-idx1-ubyte", false, "targets of the training set"},
+      {"test_images", K::Text, 0, "t10k-images-idx3-ubyte", false,
+       "inputs of the test set (\"\": none)"},
+      {"test_labels", K::Text, 0, "t10k-labels-idx1-ubyte", false, "targets of the test set"}};
 }
 
 std::vector<SourceSpec> makeTable() {
@@ -55,17 +60,17 @@ std::vector<SourceSpec> makeTable() {
                      {"test_file", K::Path, 0, {}, false, "a safetensors file of test examples"}},
                     batching(0)),
                "file"});
-  t.push_back({"mnist",
-               "data mnist(dir = \"data/mnist\", batch = 64)",
-               SourceSpec::Fields::Fixed,
-               {{"image", Shape{{kBatch, 1, 28, 28}}, DType::F32},
-                {"label", Shape{{kBatch}}, DType::I64}},
-               join(join({{"dir", K::Path, 0, "data/mnist", false, "the folder of the IDX files"},
-                          {"classes", K::Classes, 10, "0, 1, 2, 3, 4, 5, 6, 7, 8, 9", false,
-                           "the names of the 10 classes"}},
-                         idxFiles()),
-                    batching(64)),
-               "dir"});
+  t.push_back(
+      {"mnist",
+       "data mnist(dir = \"data/mnist\", batch = 64)",
+       SourceSpec::Fields::Fixed,
+       {{"image", Shape{{kBatch, 1, 28, 28}}, DType::F32}, {"label", Shape{{kBatch}}, DType::I64}},
+       join(join({{"dir", K::Path, 0, "data/mnist", false, "the folder of the IDX files"},
+                  {"classes", K::Classes, 10, "0, 1, 2, 3, 4, 5, 6, 7, 8, 9", false,
+                   "the names of the 10 classes"}},
+                 idxFiles()),
+            batching(64)),
+       "dir"});
   t.push_back({"idx",
                "data idx(dir = \"data\", classes = 10, batch = 64)",
                SourceSpec::Fields::Pair,

@@ -25,10 +25,10 @@ struct SourceOption {
   };
   std::string name;
   Kind kind = Kind::Number;
-  double number = 0;       ///< default of a Number (and a Classes count)
-  std::string text;        ///< default of a Text or Path (and Classes names)
+  double number = 0; ///< default of a Number (and a Classes count)
+  std::string text;  ///< default of a Text or Path (and Classes names)
   bool required = false;
-  std::string help;        ///< shown by errors about it
+  std::string help; ///< shown by errors about it
 };
 
 /// A field every model on the source gets (sine's x and y).
