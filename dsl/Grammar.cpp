@@ -47,6 +47,27 @@ std::string syntaxHint(const std::string &source, uint32_t offset) {
   return {};
 }
 
+bool parseExpression(const std::string &source, uint32_t offset, uint32_t end, ast::Expr &out,
+                     SyntaxError &error) {
+  ParseState state{source.begin(), 0};
+  Iterator first = source.begin() + offset;
+  Iterator const last = source.begin() + end;
+  auto const parser = x3::with<state_tag>(std::ref(state))[expr];
+  try {
+    if (x3::phrase_parse(first, last, parser, skipper, out) && first == last)
+      return true;
+    error.offset = skipBlank(source, static_cast<uint32_t>(first - source.begin()), end);
+    error.message = first == last ? "expected an expression" : "unexpected text after the expression";
+    return false;
+  } catch (const x3::expectation_failure<Iterator> &failure) {
+    error.offset =
+        skipBlank(source, static_cast<uint32_t>(failure.where() - source.begin()), end);
+    error.message = describe(failure.which());
+    error.hint = syntaxHint(source, error.offset);
+    return false;
+  }
+}
+
 bool parseStatement(const std::string &source, uint32_t &offset, uint32_t end,
                     ast::Statement &out, SyntaxError &error) {
   ParseState state{source.begin(), 0};

@@ -29,6 +29,11 @@ constexpr int kMaxNesting = 200;
 bool parseStatement(const std::string &source, uint32_t &offset, uint32_t end,
                     ast::Statement &out, SyntaxError &error);
 
+/// Parses one expression filling [offset, end) of `source` (blanks around it
+/// allowed), e.g. a report placeholder; locations are offsets in `source`.
+bool parseExpression(const std::string &source, uint32_t offset, uint32_t end, ast::Expr &out,
+                     SyntaxError &error);
+
 /// A note for a PyTorch habit at `offset` where parsing stopped (x**3,
 /// nn.ReLU), or "".
 std::string syntaxHint(const std::string &source, uint32_t offset);

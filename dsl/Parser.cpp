@@ -77,6 +77,18 @@ uint32_t lastNonBlank(const std::string &text, uint32_t begin, uint32_t end) {
 
 } // namespace
 
+std::optional<ast::Expr> parseExpression(const SourceFile &file, ast::Loc range,
+                                         DiagnosticEngine &diags) {
+  ast::Expr out;
+  grammar::SyntaxError error;
+  if (grammar::parseExpression(file.text(), range.begin, range.end, out, error))
+    return out;
+  diags.error({error.offset, error.offset + 1}, error.message);
+  if (!error.hint.empty())
+    diags.note(error.hint);
+  return std::nullopt;
+}
+
 ast::Program parseProgram(const SourceFile &file, DiagnosticEngine &diags) {
   ast::Program program;
   const std::string &text = file.text();

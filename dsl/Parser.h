@@ -9,11 +9,18 @@
 #include "dsl/Ast.h"
 #include "dsl/Diagnostics.h"
 
+#include <optional>
+
 namespace netc {
 
 /// Parses the whole file. Statements that failed to parse are left out of the
 /// result; `diags.hasErrors()` tells whether any did.
 ast::Program parseProgram(const SourceFile &file, DiagnosticEngine &diags);
+
+/// Parses the expression at `range` of the file (a report placeholder);
+/// a syntax error is reported and gives nullopt.
+std::optional<ast::Expr> parseExpression(const SourceFile &file, ast::Loc range,
+                                         DiagnosticEngine &diags);
 
 /// Prints the AST as an indented tree with line:column of every node
 /// (`netc --emit=ast`).

@@ -485,8 +485,11 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
                 {"report_every", m.train.reportEvery},
                 {"seed", m.train.seed}};
   json report = json::array();
-  for (const auto &r : m.report) {
-    if (r.param < 0)
+  for (size_t i = 0; i < m.report.size(); ++i) {
+    const ReportPiece &r = m.report[i];
+    if (r.value != kNoValue)
+      report.push_back({{"value", outputLocation(cm.forward, "report " + std::to_string(i))}});
+    else if (r.param < 0)
       report.push_back({{"text", r.text}});
     else
       report.push_back({{"param", r.param}, {"offset", r.offset}});

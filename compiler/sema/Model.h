@@ -79,11 +79,13 @@ struct TrainSpec {
   uint64_t seed = 0;
 };
 
-/// A piece of the report line: literal text, or one element of a parameter.
+/// A piece of the report line: literal text, one element of a parameter, or
+/// a scalar expression computed by the forward pass.
 struct ReportPiece {
   std::string text;
   int param = -1;     ///< index into Model::params, or -1 for text
   int64_t offset = 0; ///< flat element index within the parameter
+  ValueId value = kNoValue; ///< an expression: output "report <i>" of forward
 };
 
 /// What the model's output is, so evaluation can turn it into a class and a

@@ -351,6 +351,12 @@ private:
   /// `{a}` or `{0.weight[0, 2]}`: one element of a parameter.
   std::optional<ReportPiece> placeholder(std::string inside, ast::Loc loc);
 
+  /// `{w}` or `{w[0, 1]}` where w is a parameter.
+  bool namesParameter(const std::string &inside) const;
+
+  /// Any other placeholder: a scalar expression at `loc` (with its braces).
+  std::optional<ReportPiece> reportExpression(ast::Loc loc);
+
   DiagnosticEngine &diags_;
 
   Model model_;

@@ -1,6 +1,7 @@
 // SemaStatements.cpp - the statements (but data), the report line, and the checks that
 // need the whole file.
 #include "compiler/sema/SemaImpl.h"
+#include "dsl/Parser.h"
 
 #include <fmt/format.h>
 
@@ -243,6 +244,9 @@ void Sema::finish() {
     model_.graph.outputs.push_back({"prediction", model_.prediction.value});
   for (size_t i = 0; i < model_.prints.size(); ++i)
     model_.graph.outputs.push_back({"print " + std::to_string(i), model_.prints[i].value});
+  for (size_t i = 0; i < model_.report.size(); ++i)
+    if (model_.report[i].value != kNoValue)
+      model_.graph.outputs.push_back({"report " + std::to_string(i), model_.report[i].value});
 }
 
 void Sema::warnUnusedParams() {
@@ -259,6 +263,34 @@ void Sema::warnUnusedParams() {
           g.node(p.value).loc,
           fmt::format("the loss does not depend on '{}': training will not change it", p.name));
     }
+}
+
+bool Sema::namesParameter(const std::string &inside) const {
+  std::string name = inside.substr(0, inside.find('['));
+  name.erase(0, name.find_first_not_of(' '));
+  name.erase(name.find_last_not_of(' ') + 1);
+  return std::any_of(model_.params.begin(), model_.params.end(),
+                     [&](const ParamSpec &p) { return p.name == name; });
+}
+
+std::optional<ReportPiece> Sema::reportExpression(ast::Loc loc) {
+  ast::Loc inner{loc.begin + 1, loc.end - 1}; // inside the braces
+  auto e = parseExpression(diags_.file(), inner, diags_);
+  if (!e)
+    return std::nullopt;
+  ValueId v = expr(*e);
+  if (v == kNoValue)
+    return std::nullopt;
+  if (model_.graph.shape(v).rank() != 0) {
+    diags_.error(inner, fmt::format("a report placeholder is one number; this is {}",
+                                    model_.graph.shape(v).str()));
+    diags_.note("reduce it, e.g. {sum(...)} or {mean(...)}, or pick an element of a "
+                "parameter: {w[0, 1]}");
+    return std::nullopt;
+  }
+  ReportPiece piece;
+  piece.value = v;
+  return piece;
 }
 
 void Sema::reportLine(const ast::StringLit &s) {
@@ -293,6 +325,8 @@ void Sema::reportLine(const ast::StringLit &s) {
 }
 
 std::optional<ReportPiece> Sema::placeholder(std::string inside, ast::Loc loc) {
+  if (!namesParameter(inside))
+    return reportExpression(loc);
   std::string name = inside;
   std::vector<int64_t> index;
   size_t bracket = inside.find('[');

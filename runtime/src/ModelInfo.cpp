@@ -119,9 +119,11 @@ ModelInfo parseModelInfo(const netc_model *code) {
       m.prints.push_back({p.at("text"), location(p)});
     for (const auto &r : d.at("report")) {
       if (r.contains("text"))
-        m.report.push_back({r.at("text"), -1, 0});
+        m.report.push_back({r.at("text"), -1, 0, false, {}});
+      else if (r.contains("value"))
+        m.report.push_back({{}, -1, 0, true, location(r.at("value"))});
       else
-        m.report.push_back({{}, r.at("param"), r.at("offset")});
+        m.report.push_back({{}, r.at("param"), r.at("offset"), false, {}});
     }
     return m;
   } catch (const json::exception &e) {

@@ -61,6 +61,8 @@ struct ReportPiece {
   std::string text;
   int param = -1;
   int64_t offset = 0;
+  bool computed = false; ///< an expression the forward pass leaves at `at`
+  OutputLocation at;
 };
 
 struct ModelInfo {

@@ -310,12 +310,19 @@ private:
   std::ofstream out_;
 };
 
-std::string reportLine(const ModelInfo &m, const float *persist) {
+/// The report line; `computed` holds the values of its expressions, in order.
+std::string reportLine(const ModelInfo &m, const float *persist,
+                       const std::vector<float> &computed) {
   std::string line;
-  for (const auto &p : m.report)
-    line += p.param < 0
-                ? p.text
-                : shortest(persist[m.params[static_cast<size_t>(p.param)].offset + p.offset]);
+  size_t next = 0;
+  for (const auto &p : m.report) {
+    if (p.computed)
+      line += shortest(computed[next++]);
+    else if (p.param < 0)
+      line += p.text;
+    else
+      line += shortest(persist[m.params[static_cast<size_t>(p.param)].offset + p.offset]);
+  }
   return line;
 }
 
@@ -601,8 +608,24 @@ void printValues(const Session &s, const Batch &batch, int64_t n) {
 
 /// A forward pass over the first examples of `data` (all of them, or a
 /// batch for batched models), then the print statements' values.
-void runPrints(Session &s, const Dataset &data, int64_t size) {
-  if (s.m.prints.empty())
+/// The report line after a forward pass over `batch` (n examples).
+void printReport(const Session &s, const Batch &batch, int64_t n) {
+  if (s.m.report.empty())
+    return;
+  std::vector<float> computed;
+  for (const ReportPiece &p : s.m.report) {
+    float constant;
+    if (p.computed)
+      computed.push_back(*outputValues(s, p.at, batch, n, constant));
+  }
+  std::printf("%s\n", reportLine(s.m, s.persist.get(), computed).c_str());
+}
+
+/// After training: the print statements and the report line, from a
+/// forward pass over the first examples of `data` (all of them, or a batch
+/// for batched models).
+void finalOutputs(Session &s, const Dataset &data, int64_t size) {
+  if (s.m.prints.empty() && s.m.report.empty())
     return;
   int64_t n = std::min(size, data.size());
   Batch batch(data.fields(), n);
@@ -611,6 +634,7 @@ void runPrints(Session &s, const Dataset &data, int64_t size) {
   batch.fill(data, rows.data(), n);
   s.m.code->forward(s.persist.get(), batch.inputs(), s.scratch.get(), n, s.hparams.data());
   printValues(s, batch, n);
+  printReport(s, batch, n);
 }
 
 /// A program with nothing to train: the loss (if it has one), its print
@@ -627,8 +651,7 @@ int evaluateProgram(Session &s, const RunData &data) {
   if (s.m.lossGiven)
     std::printf("loss %s\n", shortest(loss).c_str());
   printValues(s, batch, n);
-  if (!s.m.report.empty())
-    std::printf("%s\n", reportLine(s.m, s.persist.get()).c_str());
+  printReport(s, batch, n);
   return 0;
 }
 
@@ -682,9 +705,7 @@ int trainFullBatch(Session &s, const RunData &data) {
   std::printf("final loss %s\n", shortest(finalLoss).c_str());
   s.save();
   std::printf("weights saved to %s\n", s.f.save.c_str());
-  runPrints(s, train, n);
-  if (!s.m.report.empty())
-    std::printf("%s\n", reportLine(s.m, s.persist.get()).c_str());
+  finalOutputs(s, train, n);
   return 0;
 }
 
@@ -940,7 +961,7 @@ int trainEpochs(Session &s, const RunData &data) {
     s.metrics.write(record);
   }
   std::printf("weights saved to %s\n", s.f.save.c_str());
-  runPrints(s, data.evalSet(), s.f.batch);
+  finalOutputs(s, data.evalSet(), s.f.batch);
   return 0;
 }
 
