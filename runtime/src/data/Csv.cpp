@@ -120,8 +120,7 @@ Table readTable(const std::string &path, size_t skip, bool header, char delimite
   size_t number = 0, pos = 0;
   while (pos < text.size()) {
     size_t end = text.find('\n', pos);
-    std::string_view line(text.data() + pos,
-                          (end == std::string::npos ? text.size() : end) - pos);
+    std::string_view line(text.data() + pos, (end == std::string::npos ? text.size() : end) - pos);
     pos = end == std::string::npos ? text.size() : end + 1;
     ++number;
     if (!line.empty() && line.back() == '\r')
@@ -185,7 +184,8 @@ std::vector<size_t> columns(const std::string &spec, const Table &t, const char 
   size_t pos = 0;
   while (pos <= spec.size()) {
     size_t comma = spec.find(',', pos);
-    std::string item = spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    std::string item =
+        spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     size_t ignored = 0;
     std::string_view s = trim(item, ignored);
     size_t colon = s.find(':');
@@ -237,8 +237,8 @@ std::shared_ptr<const Dataset> load(const ModelInfo &m, const std::string &file,
       targetFile.empty() ? Table{} : readTable(targetFile, o.skip, o.header, o.delimiter);
   const Table &tt = targetFile.empty() ? table : targets;
   if (!targetFile.empty() && targets.rows.size() != table.rows.size())
-    throw Error("'" + targetFile + "' has " + std::to_string(targets.rows.size()) +
-                " rows, '" + file + "' " + std::to_string(table.rows.size()));
+    throw Error("'" + targetFile + "' has " + std::to_string(targets.rows.size()) + " rows, '" +
+                file + "' " + std::to_string(table.rows.size()));
   auto width = tt.rows[0].cells.size();
   std::vector<size_t> targetCols = m.text("target").empty()
                                        ? std::vector<size_t>{width - 1}
@@ -248,7 +248,8 @@ std::shared_ptr<const Dataset> load(const ModelInfo &m, const std::string &file,
     inputCols = columns(m.text("inputs"), table, "inputs");
   } else {
     for (size_t c = 0; c < table.rows[0].cells.size(); ++c)
-      if (!targetFile.empty() || std::find(targetCols.begin(), targetCols.end(), c) == targetCols.end())
+      if (!targetFile.empty() ||
+          std::find(targetCols.begin(), targetCols.end(), c) == targetCols.end())
         inputCols.push_back(c);
   }
   std::vector<FieldLayout> layouts = fieldLayouts(m);
@@ -304,13 +305,15 @@ std::shared_ptr<const Dataset> load(const ModelInfo &m, const std::string &file,
         if (!parseInt(cell.text, v)) {
           auto it = classIndex.find(cell.text);
           if (it == classIndex.end())
-            fail(src, line, cell, "'" + std::string(cell.text.substr(0, 40)) +
-                                      "' is not one of the declared classes");
+            fail(src, line, cell,
+                 "'" + std::string(cell.text.substr(0, 40)) +
+                     "' is not one of the declared classes");
           v = it->second;
         }
         if (v < 0 || v >= classes)
-          fail(src, line, cell, "class " + std::to_string(v) + " is not a class of this model (0 to " +
-                                    std::to_string(classes - 1) + ")");
+          fail(src, line, cell,
+               "class " + std::to_string(v) + " is not a class of this model (0 to " +
+                   std::to_string(classes - 1) + ")");
         cols[f].ints.push_back(v);
       }
     }
@@ -362,8 +365,8 @@ Splits openCsv(const ModelInfo &m, const std::string &file) {
   if (testClasses != s.classes && !testClasses.empty())
     throw Error("'" + testFile + "' has other class names than '" + file +
                 "'; declare them with classes = \"...\"");
-  s.description = std::to_string(s.train->size()) + " training, " +
-                  counted(s.test->size(), "test example");
+  s.description =
+      std::to_string(s.train->size()) + " training, " + counted(s.test->size(), "test example");
   return s;
 }
 

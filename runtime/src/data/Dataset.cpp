@@ -95,7 +95,8 @@ Splits splitDataset(std::shared_ptr<const Dataset> all, double testFraction, uin
   std::vector<char> isTest(static_cast<size_t>(count), 0);
   for (size_t g = 0; g < groups.size(); ++g) {
     shuffle(groups[g], seed, 0x5b117000u + g);
-    auto take = static_cast<size_t>(std::llround(testFraction * static_cast<double>(groups[g].size())));
+    auto take =
+        static_cast<size_t>(std::llround(testFraction * static_cast<double>(groups[g].size())));
     for (size_t k = 0; k < take; ++k)
       isTest[static_cast<size_t>(groups[g][k])] = 1;
   }
@@ -103,7 +104,8 @@ Splits splitDataset(std::shared_ptr<const Dataset> all, double testFraction, uin
   for (int64_t i = 0; i < count; ++i)
     (isTest[static_cast<size_t>(i)] ? test : train).push_back(i);
   if (train.empty())
-    throw Error("the test split (" + std::to_string(testFraction) + ") leaves no training examples");
+    throw Error("the test split (" + std::to_string(testFraction) +
+                ") leaves no training examples");
   Splits s;
   s.description = std::to_string(train.size()) + " training, " +
                   counted(static_cast<int64_t>(test.size()), "test example");

@@ -233,9 +233,8 @@ IdxDataset::IdxDataset(std::vector<FieldLayout> fields, IdxArray inputs, IdxArra
   for (size_t i = 0; i < targets_.data.size() / targets_.elementBytes(); ++i) {
     double v = targets_.at(i);
     if (v != std::floor(v) || v < 0 || v >= static_cast<double>(classes))
-      throw Error("'" + targetsPath + "': label " + number(v) +
-                  " of item " + std::to_string(i) + " is not a class of this model (0 to " +
-                  std::to_string(classes - 1) + ")");
+      throw Error("'" + targetsPath + "': label " + number(v) + " of item " + std::to_string(i) +
+                  " is not a class of this model (0 to " + std::to_string(classes - 1) + ")");
   }
 }
 

@@ -14,7 +14,14 @@
 
 namespace netc::rt {
 
-enum class IdxType : uint8_t { U8 = 0x08, I8 = 0x09, I16 = 0x0b, I32 = 0x0c, F32 = 0x0d, F64 = 0x0e };
+enum class IdxType : uint8_t {
+  U8 = 0x08,
+  I8 = 0x09,
+  I16 = 0x0b,
+  I32 = 0x0c,
+  F32 = 0x0d,
+  F64 = 0x0e
+};
 
 struct IdxArray {
   IdxType type = IdxType::U8;

@@ -164,8 +164,8 @@ Splits openTensors(const ModelInfo &m, const std::string &path) {
   Splits s;
   s.train = std::move(train);
   s.test = tensorFile(m, testFile);
-  s.description = std::to_string(s.train->size()) + " training, " +
-                  counted(s.test->size(), "test example");
+  s.description =
+      std::to_string(s.train->size()) + " training, " + counted(s.test->size(), "test example");
   return s;
 }
 
@@ -225,9 +225,9 @@ Splits openData(const ModelInfo &m, const std::string &path) {
       return s;
     int64_t classes = s.classes.empty() ? classCount(m) : static_cast<int64_t>(s.classes.size());
     auto names = std::move(s.classes);
-    Splits split = splitDataset(std::move(s.train), fraction,
-                                static_cast<uint64_t>(m.option("split_seed")), classField(m),
-                                classes);
+    Splits split =
+        splitDataset(std::move(s.train), fraction, static_cast<uint64_t>(m.option("split_seed")),
+                     classField(m), classes);
     split.classes = std::move(names);
     return split;
   }

@@ -1,0 +1,260 @@
+// Trainer.h - what the trainer's files share: the flags, the session (model
+// state, scratch, metrics, one training step), the run's data, evaluation.
+//
+// Trainer.cpp runs a program (the training loops, --gradcheck, netc_main);
+// Flags.cpp parses and checks its flags; Evaluate.cpp evaluates, predicts
+// and prints. Only those files include this header.
+#pragma once
+
+#include "GradCheck.h"
+#include "ModelInfo.h"
+#include "Safetensors.h"
+#include "ThreadPool.h"
+#include "data/Sources.h"
+#include "netc/runtime.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace netc::rt {
+
+using Clock = std::chrono::steady_clock;
+
+struct Flags {
+  int64_t steps = 0;
+  int64_t epochs = 0;
+  double lr = 0;
+  uint64_t seed = 0;
+  std::string init;
+  std::string save;
+  std::string metrics;
+  std::string data;
+  int64_t batch = 0;
+  bool noShuffle = false;
+  bool stepsGiven = false;
+  bool eval = false;
+  int64_t predict = 0;
+  std::string predictFile;
+  std::string checkpoint;
+  std::string resume;
+  int64_t gradStats = 0; ///< every K steps; 0: off
+  int64_t gradCheck = 0; ///< entries per tensor; 0: off
+  int64_t threads = 1;
+};
+
+/// Set by SIGINT: the loop stops after the current step and checkpoints.
+extern volatile std::sig_atomic_t interrupted;
+
+/// Shortest text that reads back as the same float.
+std::string shortest(float v);
+
+struct AlignedFree {
+  void operator()(void *p) const { std::free(p); }
+};
+
+template <typename T> using Aligned = std::unique_ptr<T[], AlignedFree>;
+
+template <typename T> Aligned<T> allocate(size_t count) {
+  size_t bytes = (std::max<size_t>(count * sizeof(T), 64) + 63) / 64 * 64;
+  void *p = std::aligned_alloc(64, bytes);
+  if (!p)
+    throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
+  std::memset(p, 0, bytes);
+  return Aligned<T>(static_cast<T *>(p));
+}
+
+/// Trains in epochs of batches (else: the whole set each step).
+inline bool batched(const ModelInfo &m) { return m.batch > 0; }
+
+class MetricsLog {
+public:
+  explicit MetricsLog(const std::string &path) {
+    if (path.empty())
+      return;
+    out_.open(path, std::ios::app);
+    if (!out_)
+      throw Error("cannot open the metrics file '" + path + "': " + std::strerror(errno));
+  }
+  void write(const nlohmann::json &record) {
+    if (!out_.is_open())
+      return;
+    out_ << record.dump() << '\n';
+    out_.flush();
+  }
+
+private:
+  std::ofstream out_;
+};
+
+/// The report line; `computed` holds the values of its expressions, in order.
+std::string reportLine(const ModelInfo &m, const float *persist,
+                       const std::vector<float> &computed);
+
+/// State shared by both training loops.
+struct Session {
+  const ModelInfo &m;
+  Flags f;
+  Aligned<float> persist;
+  Aligned<char> scratch;
+  std::vector<float> hparams;
+  MetricsLog metrics;
+  Clock::time_point start = Clock::now();
+
+  Session(const ModelInfo &model, Flags flags, int64_t maxBatch)
+      : m(model), f(std::move(flags)),
+        persist(allocate<float>(static_cast<size_t>(model.persistentFloats))),
+        scratch(allocate<char>(static_cast<size_t>(
+            model.scratchFixedBytes + model.scratchBatchBytesPerN * paddedBatch(maxBatch)))),
+        metrics(f.metrics) {
+    m.code->init(persist.get(), f.seed);
+    if (!f.init.empty())
+      loadWeights(m, f.init, persist.get());
+    hparams = {static_cast<float>(f.lr)};
+    hparams.resize(1 + m.stepHParams.size(), 1.0f);
+  }
+
+  double seconds() const { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+  /// One training step (1-based `step`); false if the loss diverged.
+  bool train(int64_t step, const float *const *inputs, int64_t n, float &loss) {
+    // Step-dependent hyperparameters (Adam's bias corrections), in double.
+    for (size_t i = 0; i < m.stepHParams.size(); ++i) {
+      const auto &h = m.stepHParams[i];
+      hparams[1 + i] =
+          static_cast<float>(1.0 - std::pow(h.base, static_cast<double>(step + h.offset)));
+    }
+    bool stats = f.gradStats > 0 && step % f.gradStats == 0;
+    if (stats)
+      gradientsBefore(inputs, n);
+    loss = m.code->train_step(persist.get(), inputs, scratch.get(), n, hparams.data());
+    if (stats && std::isfinite(loss))
+      printGradStats(step);
+    if (std::isfinite(loss))
+      return true;
+    std::fprintf(stderr,
+                 "error: the loss became %s at step %lld; training stopped.\n"
+                 "The weights file was not written. Try a smaller learning rate (--lr).\n",
+                 std::isnan(loss) ? "nan" : "infinite", static_cast<long long>(step));
+    return false;
+  }
+
+  void announce(const std::string &length) const {
+    long long count = 0;
+    for (const auto &p : m.params)
+      count += p.numel();
+    std::printf("training %s: %s, %s, lr %g, %s, %lld thread%s\n", m.name.c_str(),
+                counted(count, "parameter").c_str(), m.optimizer.c_str(), f.lr, length.c_str(),
+                static_cast<long long>(f.threads), f.threads == 1 ? "" : "s");
+  }
+
+  void save() const { saveWeights(m, f.save, persist.get()); }
+
+  // --grad-stats: the raw gradients (the gradients entry point) and the parameters
+  // before the step; their change after it is the update.
+  std::vector<float> grads, before;
+
+  void gradientsBefore(const float *const *inputs, int64_t n) {
+    grads.assign(static_cast<size_t>(m.persistentFloats), 0.0f);
+    before.assign(persist.get(), persist.get() + m.persistentFloats);
+    m.code->gradients(persist.get(), inputs, scratch.get(), n, hparams.data(), grads.data());
+  }
+
+  void printGradStats(int64_t step) {
+    size_t width = 4;
+    for (const auto &p : m.params)
+      width = std::max(width, p.name.size());
+    std::printf("step %lld: gradient and update norms\n", static_cast<long long>(step));
+    nlohmann::json gradNorms, updateNorms;
+    for (const auto &p : m.params) {
+      double g2 = 0, u2 = 0;
+      for (int64_t i = 0; i < p.numel(); ++i) {
+        auto k = static_cast<size_t>(p.offset + i);
+        g2 += static_cast<double>(grads[k]) * grads[k];
+        double u = static_cast<double>(persist[p.offset + i]) - before[k];
+        u2 += u * u;
+      }
+      std::printf("  %-*s  |grad| %.3e  |update| %.3e\n", static_cast<int>(width), p.name.c_str(),
+                  std::sqrt(g2), std::sqrt(u2));
+      gradNorms[p.name] = std::sqrt(g2);
+      updateNorms[p.name] = std::sqrt(u2);
+    }
+    metrics.write({{"event", "grad_stats"},
+                   {"step", step},
+                   {"grad_norms", gradNorms},
+                   {"update_norms", updateNorms}});
+  }
+};
+
+/// The data of a run and what evaluation needs to know about it.
+struct RunData {
+  Splits splits;
+  std::vector<std::string> classes; ///< names by label (classifiers)
+  /// Evaluation's examples: the test set, else the training set.
+  const Dataset &evalSet() const { return splits.test ? *splits.test : *splits.train; }
+  const char *evalName() const { return splits.test ? "test" : "training"; }
+};
+
+struct Evaluation {
+  double loss = 0;
+  double accuracy = 0;
+};
+
+/// Parses the flags; returns false (with the exit code in `exitCode`) when the
+/// program should stop, e.g. after --help or a bad flag.
+bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCode);
+
+/// Before training: the weights and checkpoint paths must not be the data,
+/// each other, or a file that is not this model's weights (checkpoint).
+void checkOutputs(const ModelInfo &m, const Flags &f);
+
+/// The report line; `computed` holds the values of its expressions, in order.
+std::string reportLine(const ModelInfo &m, const float *persist,
+                       const std::vector<float> &computed);
+
+RunData openRunData(const ModelInfo &m, const std::string &path);
+
+std::vector<int64_t> firstRows(int64_t count);
+
+/// All of `data`, in order.
+Evaluation evaluate(Session &s, const Dataset &data, Batch &batch, int64_t batchSize);
+
+/// " test loss 0.1234  test accuracy 93.46%" (accuracy for classifiers).
+std::string evaluationText(const ModelInfo &m, const Evaluation &e, const char *set);
+
+void writeEvaluation(const ModelInfo &m, nlohmann::json &record, const Evaluation &e);
+
+/// After training: the print statements and the report line, from a
+/// forward pass over the first examples of `data` (all of them, or a batch
+/// for batched models).
+void finalOutputs(Session &s, const Dataset &data, int64_t size);
+
+/// A program with nothing to train: the loss (if it has one), its print
+/// statements and its report line, on its data.
+int evaluateProgram(Session &s, const RunData &data);
+
+/// The examples evaluation runs in one batch: the batch size, or the whole
+/// evaluation set for a model trained on the whole set at once.
+int64_t evalBatch(const Session &s, const RunData &data);
+
+/// --eval: loss, and for classifiers accuracy and the confusion matrix.
+int evaluateOnly(Session &s, const RunData &data);
+
+/// --predict N: N examples of the evaluation set (a sample drawn with
+/// --seed), the model's answer beside the expected one.
+int predictOnly(Session &s, const RunData &data);
+
+/// --predict-file FILE: the model's answers for new inputs, as CSV on
+/// standard output (the predict entry point: no targets needed).
+int predictFile(Session &s, const RunData &data, int64_t capacity);
+
+} // namespace netc::rt
