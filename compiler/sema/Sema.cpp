@@ -290,9 +290,10 @@ std::optional<std::vector<double>> Sema::bindArgs(ast::Loc callLoc, std::string_
   for (const auto &p : sig.params)
     names.push_back(p.name);
   bool ok = true;
-  auto slots = matchArgs(
-      args, names, callee, "argument",
-      fmt::format("'{}' takes {} argument(s), got {}", callee, sig.params.size(), args.size()), ok);
+  auto slots = matchArgs(args, names, callee, "argument",
+                         fmt::format("'{}' takes {}, got {}", callee,
+                                     counted(sig.params.size(), "argument"), args.size()),
+                         ok);
   if (!slots)
     return std::nullopt;
   std::vector<std::optional<double>> values(sig.params.size());

@@ -254,8 +254,8 @@ ValueId Sema::lower(const ast::Pipe &p) {
 
 std::optional<std::vector<ValueId>> Sema::positionalValues(const ast::Call &c, size_t count) {
   if (c.args.size() != count) {
-    diags_.error(c.loc,
-                 fmt::format("'{}' takes {} argument(s), got {}", c.callee, count, c.args.size()));
+    diags_.error(c.loc, fmt::format("'{}' takes {}, got {}", c.callee, counted(count, "argument"),
+                                    c.args.size()));
     return std::nullopt;
   }
   std::vector<ValueId> out;

@@ -27,6 +27,11 @@ namespace netc::sema {
 
 inline constexpr double kPi = 3.14159265358979323846;
 
+/// "1 argument", "2 arguments": a count and its noun, plural unless 1.
+inline std::string counted(size_t n, const std::string &noun, const std::string &plural = "") {
+  return std::to_string(n) + " " + (n == 1 ? noun : plural.empty() ? noun + "s" : plural);
+}
+
 /// "a, b ,c" -> {"a", "b", "c"}: comma-separated items, spaces trimmed.
 std::vector<std::string> splitList(const std::string &text);
 

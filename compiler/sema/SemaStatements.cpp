@@ -353,9 +353,10 @@ std::optional<ReportPiece> Sema::placeholder(std::string inside, ast::Loc loc) {
     if (spec.name != name)
       continue;
     if (index.size() != spec.shape.rank()) {
-      diags_.error(loc, fmt::format("'{}' has shape {}; give {} index(es) to "
+      diags_.error(loc, fmt::format("'{}' has shape {}; give {} to "
                                     "pick one number",
-                                    name, spec.shape.str(), spec.shape.rank()));
+                                    name, spec.shape.str(),
+                                    counted(spec.shape.rank(), "index", "indices")));
       return std::nullopt;
     }
     int64_t flat = 0;

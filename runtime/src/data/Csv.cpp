@@ -260,7 +260,7 @@ std::shared_ptr<const Dataset> load(const ModelInfo &m, const std::string &file,
     const std::vector<size_t> &picked = l.role == "input" ? inputCols : targetCols;
     if (static_cast<int64_t>(picked.size()) != l.numel)
       throw Error("'" + file + "': the model's " + l.role + " '" + l.name + "' takes " +
-                  std::to_string(l.numel) + " value(s) per example, the " +
+                  counted(l.numel, "value") + " per example, the " +
                   (l.role == "input" ? "inputs" : "target") + " columns are " +
                   std::to_string(picked.size()) +
                   (l.role == "input" ? " (choose them with inputs = \"...\")"

@@ -227,7 +227,7 @@ IdxDataset::IdxDataset(std::vector<FieldLayout> fields, IdxArray inputs, IdxArra
                 "' takes " + std::to_string(in.numel));
   if (targets_.itemSize() != out.numel)
     throw Error("the items of '" + targetsPath + "' are " + shape(targets_) + "; the model's '" +
-                out.name + "' takes " + std::to_string(out.numel) + " value(s) per example");
+                out.name + "' takes " + counted(out.numel, "value") + " per example");
   if (!out.integer)
     return;
   for (size_t i = 0; i < targets_.data.size() / targets_.elementBytes(); ++i) {
