@@ -102,6 +102,9 @@ readSafetensors(const std::string &path, std::map<std::string, std::string> *met
   auto bad = [&](const std::string &what) {
     return Error("'" + path + "' is not a valid safetensors file: " + what);
   };
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    throw Error("'" + path + "' is a folder, not a safetensors file");
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw Error("cannot read '" + path + "': " + std::strerror(errno));

@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <sys/stat.h>
 
 namespace netc::rt {
 
@@ -33,6 +34,9 @@ struct GzClose {
 
 /// The whole file, uncompressed if it is gzipped; at most 4 GiB.
 std::string readText(const std::string &path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    throw Error("'" + path + "' is a folder; give the table's file");
   std::unique_ptr<gzFile_s, GzClose> f(gzopen(path.c_str(), "rb"));
   if (!f)
     throw Error("cannot read '" + path + "': " + std::strerror(errno ? errno : ENOENT));
@@ -138,7 +142,7 @@ Table readTable(const std::string &path, size_t skip, bool header, char delimite
   }
   if (t.rows.empty())
     throw Error("'" + path + "' has no rows of data" +
-                (skip ? " after skipping " + std::to_string(skip) + " line(s)" : std::string()));
+                (skip ? " after skipping " + counted(static_cast<int64_t>(skip), "line") : std::string()));
   size_t width = t.rows[0].cells.size();
   for (const Line &l : t.rows)
     if (l.cells.size() != width)
