@@ -59,8 +59,8 @@ llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value 
     return libm("tanh", a);
   case Op::Sigmoid:
     return b.CreateFDiv(one, b.CreateFAdd(one, intrinsic(llvm::Intrinsic::exp, b.CreateFNeg(a))));
-  case Op::Relu:
-    return b.CreateSelect(b.CreateFCmpOGT(a, zero), a, zero);
+  case Op::Relu: // NaN stays NaN, as in PyTorch (unordered compares true)
+    return b.CreateSelect(b.CreateFCmpUGT(a, zero), a, zero);
   case Op::Step:
     return b.CreateSelect(b.CreateFCmpOGT(a, zero), one, zero);
   case Op::Sign:
@@ -90,8 +90,9 @@ llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value 
     return b.CreateFMul(a, bv);
   case Op::Div:
     return b.CreateFDiv(a, bv);
-  case Op::Max:
-    return b.CreateSelect(b.CreateFCmpOGT(a, bv), a, bv);
+  case Op::Max: // a NaN operand gives NaN, as torch.maximum
+    return b.CreateSelect(b.CreateFCmpUNO(a, bv), b.CreateFAdd(a, bv),
+                          b.CreateSelect(b.CreateFCmpOGT(a, bv), a, bv));
   default:
     break;
   }

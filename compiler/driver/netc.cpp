@@ -18,6 +18,7 @@
 #include <llvm/Support/raw_ostream.h>
 
 #include <fstream>
+#include <unistd.h>
 #include <iostream>
 #include <sstream>
 
@@ -60,23 +61,78 @@ std::optional<std::string> readFile(const std::string &path, std::string &error)
   return text.str();
 }
 
-/// Writes `data` to `path` through a temporary file and a rename, so a
-/// failure never leaves a partial file behind.
-bool writeAtomically(const std::string &path, std::string_view data, std::string &error) {
-  std::string tmp = path + ".netc-tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(data.data(), static_cast<std::streamsize>(data.size()));
-    out.close();
-    if (!out) {
-      error = fmt::format("cannot write '{}': {}", path, std::strerror(errno));
-      llvm::sys::fs::remove(tmp);
-      return false;
-    }
+/// A temporary file beside `path` with a random name, created exclusively
+/// (O_EXCL: no planted symlink or concurrent netc shares it).
+std::optional<std::string> uniqueTemporary(const std::string &path, int &fd, std::string &error) {
+  llvm::SmallString<256> tmp;
+  if (auto ec = llvm::sys::fs::createUniqueFile(path + ".netc-%%%%%%%%%%%%.tmp", fd, tmp)) {
+    error = fmt::format("cannot write '{}': {}", path, ec.message());
+    return std::nullopt;
   }
+  return std::string(tmp);
+}
+
+/// Moves the finished temporary file over `path` and syncs its folder.
+bool publish(const std::string &tmp, const std::string &path, std::string &error) {
   if (auto ec = llvm::sys::fs::rename(tmp, path)) {
     error = fmt::format("cannot write '{}': {}", path, ec.message());
     llvm::sys::fs::remove(tmp);
+    return false;
+  }
+  llvm::SmallString<256> dir(path);
+  llvm::sys::path::remove_filename(dir);
+  int fd;
+  if (dir.empty())
+    dir = ".";
+  if (!llvm::sys::fs::openFileForRead(dir, fd)) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  return true;
+}
+
+/// Writes `data` to `path` through a temporary file, fsync and a rename, so
+/// a failure never leaves a partial file behind.
+bool writeAtomically(const std::string &path, std::string_view data, std::string &error) {
+  int fd;
+  auto tmp = uniqueTemporary(path, fd, error);
+  if (!tmp)
+    return false;
+  bool ok;
+  {
+    llvm::raw_fd_ostream out(fd, /*shouldClose=*/false);
+    out.write(data.data(), data.size());
+    out.flush();
+    ok = !out.has_error() && ::fsync(fd) == 0;
+    if (!ok)
+      error = fmt::format("cannot write '{}': {}", path,
+                          out.has_error() ? out.error().message() : std::strerror(errno));
+    out.clear_error();
+  }
+  ok = ::close(fd) == 0 && ok;
+  if (!ok) {
+    if (error.empty())
+      error = fmt::format("cannot write '{}': {}", path, std::strerror(errno));
+    llvm::sys::fs::remove(*tmp);
+    return false;
+  }
+  return publish(*tmp, path, error);
+}
+
+/// An output must not be the input, nor an existing file that is not a
+/// regular one (a device, a folder): it would be replaced.
+bool checkOutput(const Options &o, std::string &error) {
+  if (o.output == "-")
+    return true;
+  llvm::sys::fs::file_status st;
+  if (llvm::sys::fs::status(o.output, st, /*follow=*/false))
+    return true; // not there
+  if (llvm::sys::fs::equivalent(o.output, o.input)) {
+    error = fmt::format("the output '{}' is the input; give -o another name", o.output);
+    return false;
+  }
+  if (st.type() != llvm::sys::fs::file_type::regular_file) {
+    error = fmt::format("'{}' exists and is not a regular file; it is not replaced", o.output);
     return false;
   }
   return true;
@@ -125,20 +181,22 @@ int link(const std::string &object, const Options &o, const char *argv0) {
     llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
     os << object;
   }
-  std::string tmpExe = o.output + ".netc-tmp";
-  std::vector<llvm::StringRef> args = {*cc, "-o", tmpExe, objPath, *runtime, "-lstdc++", "-lm", "-lz"};
   std::string error;
+  int exeFd;
+  auto tmpExe = uniqueTemporary(o.output, exeFd, error);
+  if (!tmpExe) {
+    llvm::sys::fs::remove(objPath);
+    return fail(error);
+  }
+  ::close(exeFd);
+  std::vector<llvm::StringRef> args = {*cc, "-o", *tmpExe, objPath, *runtime, "-lstdc++", "-lm", "-lz"};
   int rc = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, {}, 0, 0, &error);
   llvm::sys::fs::remove(objPath);
   if (rc != 0) {
-    llvm::sys::fs::remove(tmpExe);
+    llvm::sys::fs::remove(*tmpExe);
     return fail(fmt::format("linking failed{}", error.empty() ? "" : ": " + error));
   }
-  if (auto ec = llvm::sys::fs::rename(tmpExe, o.output)) {
-    llvm::sys::fs::remove(tmpExe);
-    return fail(fmt::format("cannot write '{}': {}", o.output, ec.message()));
-  }
-  return 0;
+  return publish(*tmpExe, o.output, error) ? 0 : fail(error);
 }
 
 std::optional<Stage> middleStage(const std::string &emit) {
@@ -168,6 +226,8 @@ int compile(Options o, const char *argv0) {
     return fail(error);
   if (o.output.empty())
     o.output = o.explainGrad.empty() ? defaultOutput(o) : "-";
+  if (!checkOutput(o, error))
+    return fail(error);
 
   SourceFile file(o.input, std::move(*text));
   DiagnosticEngine diags(file, std::cerr);

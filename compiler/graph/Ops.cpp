@@ -310,7 +310,7 @@ const OpRules kRules[] = {
     {Op::Cos, sameShape, [](Rule r) { return grads({-(r.dy() * apply(Op::Sin, r.x(0)))}); }, [](double a, double, const Attrs &) { return std::cos(a); }, false, kNone},
     {Op::Sigmoid, sameShape, [](Rule r) { return grads({r.dy() * (r.y() * (1.0 - r.y()))}); }, [](double a, double, const Attrs &) { return 1.0 / (1.0 + std::exp(-a)); }, false, kNone},
     {Op::Tanh, sameShape, [](Rule r) { return grads({r.dy() * (1.0 - r.y() * r.y())}); }, [](double a, double, const Attrs &) { return std::tanh(a); }, false, kNone},
-    {Op::Relu, sameShape, [](Rule r) { return grads({r.dy() * apply(Op::Step, r.x(0))}); }, [](double a, double, const Attrs &) { return a > 0 ? a : 0.0; }, true, kNone},
+    {Op::Relu, sameShape, [](Rule r) { return grads({r.dy() * apply(Op::Step, r.x(0))}); }, [](double a, double, const Attrs &) { return a > 0 || std::isnan(a) ? a : 0.0; }, true, kNone},
     {Op::Sqrt, sameShape, [](Rule r) { return grads({r.dy() / (2.0 * r.y())}); }, [](double a, double, const Attrs &) { return std::sqrt(a); }, true, kNone},
     {Op::Abs, sameShape, [](Rule r) { return grads({r.dy() * apply(Op::Sign, r.x(0))}); }, [](double a, double, const Attrs &) { return std::fabs(a); }, true, kNone},
     {Op::Sign, sameShape, noGradient, [](double a, double, const Attrs &) { return a > 0 ? 1.0 : a < 0 ? -1.0 : 0.0; }, true, kNone}, // piecewise constant
@@ -348,7 +348,7 @@ const OpRules kRules[] = {
        V toFirst = r.dy() * first;
        return grads({toFirst, r.dy() - toFirst});
      },
-     [](double a, double b, const Attrs &) { return a > b ? a : b; }, true, kNone},
+     [](double a, double b, const Attrs &) { return std::isnan(a) || std::isnan(b) ? a + b : a > b ? a : b; }, true, kNone},
 
     {Op::Sum, scalarShape,
      [](Rule r) { return grads({withShape(Op::BroadcastTo, r.dy(), r.shapeOf(0))}); },

@@ -43,6 +43,10 @@ CLI::Validator positiveNumber() {
         double v = std::strtod(text.c_str(), &end);
         if (text.empty() || *end != '\0' || !(v > 0) || !std::isfinite(v))
           return "expected a positive number, got '" + text + "'";
+        // The step computes in float32: 1e39 would be infinite there.
+        if (!std::isfinite(static_cast<float>(v)))
+          return "expected a positive number a float can hold (at most 3.4e38), got '" + text +
+                 "'";
         return {};
       },
       "");

@@ -1,9 +1,12 @@
 // Safetensors.cpp - the safetensors format, F32 tensors only.
 #include "Safetensors.h"
 
+#include "AtomicFile.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
@@ -21,25 +24,20 @@ std::string shapeString(const std::vector<int64_t> &shape) {
   return TensorInfo{"", shape, 0}.shapeString();
 }
 
-void writeAll(int fd, const void *data, size_t size, const std::string &path) {
-  const char *p = static_cast<const char *>(data);
-  while (size > 0) {
-    ssize_t n = ::write(fd, p, size);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      throw Error("cannot write '" + path + "': " + std::strerror(errno));
-    p += n;
-    size -= static_cast<size_t>(n);
+/// Refuses to write tensors that hold a NaN or an infinity: a good file is
+/// never replaced by a diverged model.
+void checkFinite(const std::vector<TensorView> &tensors, const std::string &path) {
+  for (const TensorView &t : tensors) {
+    int64_t count = 1;
+    for (auto d : t.shape)
+      count *= d;
+    for (int64_t i = 0; i < count; ++i)
+      if (!std::isfinite(t.data[i]))
+        throw Error("'" + t.name + "' holds a non-finite value (" + std::to_string(t.data[i]) +
+                    " at element " + std::to_string(i) + "); '" + path + "' was not written");
   }
 }
 
-std::string directoryOf(const std::string &path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos)
-    return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
 
 } // namespace
 
@@ -63,11 +61,7 @@ void writeSafetensors(const std::string &path, const std::vector<TensorView> &te
   for (int i = 0; i < 8; ++i)
     prefix[i] = static_cast<unsigned char>(length >> (8 * i));
 
-  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    throw Error("cannot write '" + path + "': " + std::strerror(errno));
-  try {
+  writeFileAtomically(path, [&](int fd) {
     writeAll(fd, prefix, 8, path);
     writeAll(fd, text.data(), text.size(), path);
     for (const auto &t : tensors) {
@@ -76,24 +70,7 @@ void writeSafetensors(const std::string &path, const std::vector<TensorView> &te
         bytes *= static_cast<size_t>(d);
       writeAll(fd, t.data, bytes, path); // little-endian host
     }
-    if (::fsync(fd) != 0)
-      throw Error("cannot write '" + path + "': " + std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    throw Error("cannot write '" + path + "': " + std::strerror(err));
-  }
-  int dir = ::open(directoryOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    ::fsync(dir);
-    ::close(dir);
-  }
+  });
 }
 
 std::map<std::string, LoadedTensor>
@@ -221,6 +198,7 @@ void saveCheckpoint(const ModelInfo &m, const std::string &path, const float *pe
   for (const auto *list : {&m.params, &m.states})
     for (const auto &t : *list)
       views.push_back({t.name, t.shape, persist + t.offset});
+  checkFinite(views, path);
   char loss[40];
   std::snprintf(loss, sizeof loss, "%.17g", s.epochLossSum);
   writeSafetensors(path, views,
@@ -307,6 +285,7 @@ void saveWeights(const ModelInfo &model, const std::string &path, const float *p
   std::vector<TensorView> views;
   for (const auto &p : model.params)
     views.push_back({p.name, p.shape, persist + p.offset});
+  checkFinite(views, path);
   writeSafetensors(path, views, {{"format", "pt"}, {"producer", "netc"}, {"model", model.name}});
 }
 

@@ -21,7 +21,7 @@ volatile std::sig_atomic_t interrupted = 0;
 
 namespace {
 
-extern "C" void onInterrupt(int) { interrupted = 1; }
+extern "C" void onInterrupt(int signal) { interrupted = signal; }
 
 int trainFullBatch(Session &s, const RunData &data) {
   const Dataset &train = *data.splits.train;
@@ -43,7 +43,7 @@ int trainFullBatch(Session &s, const RunData &data) {
       s.save();
       std::printf("\ninterrupted at step %lld; weights saved to %s\n", static_cast<long long>(step),
                   s.f.save.c_str());
-      return 130;
+      return 128 + interrupted;
     }
     if (step % s.m.reportEvery == 0 || step == s.f.steps) {
       double seconds = s.seconds();
@@ -135,7 +135,7 @@ int trainEpochs(Session &s, const RunData &data) {
                     "--resume %s\n",
                     static_cast<long long>(epoch + 1), static_cast<long long>(b + 1),
                     s.f.save.c_str(), s.f.checkpoint.c_str());
-        return 130;
+        return 128 + interrupted;
       }
       if (live && (b % 8 == 0 || b + 1 == perEpoch)) {
         double elapsed = std::chrono::duration<double>(Clock::now() - epochStart).count();
@@ -234,7 +234,9 @@ int run(const netc_model *model, int argc, char **argv) {
                  static_cast<long long>(f.threads), cores);
   setThreads(static_cast<int>(f.threads));
   // Ctrl-C from here on stops training cleanly with a checkpoint.
-  std::signal(SIGINT, onInterrupt);
+  // So do SIGTERM and SIGHUP, what systemd, docker and batch schedulers send.
+  for (int signal : {SIGINT, SIGTERM, SIGHUP})
+    std::signal(signal, onInterrupt);
   RunData data = openRunData(m, f.data);
   // The scratch area fits the largest batch any loop runs.
   int64_t capacity = batched(m) ? f.batch : data.splits.train->size();

@@ -52,7 +52,8 @@ struct Flags {
   int64_t threads = 1;
 };
 
-/// Set by SIGINT: the loop stops after the current step and checkpoints.
+/// The signal (SIGINT, SIGTERM, SIGHUP) that asked training to stop, or 0:
+/// the loop stops after the current step, saves and exits with 128 + it.
 extern volatile std::sig_atomic_t interrupted;
 
 /// Shortest text that reads back as the same float.
