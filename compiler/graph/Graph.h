@@ -23,7 +23,17 @@ enum class Op : uint8_t {
 #include "compiler/graph/Ops.def"
 };
 
-enum class OpKind : uint8_t { Leaf, Elementwise, Reduction, Shape, Rows, Gather, MatMul, Effect };
+enum class OpKind : uint8_t {
+  Leaf,
+  Elementwise,
+  Reduction,
+  Shape,
+  Rows,
+  Gather,
+  Window,
+  MatMul,
+  Effect
+};
 
 using ValueId = int32_t;
 constexpr ValueId kNoValue = -1;
@@ -53,6 +63,7 @@ struct Attrs {
   bool transA = false;       ///< MatMul
   bool transB = false;       ///< MatMul
   std::string name;          ///< Input, Param, State, HParam
+  std::vector<int64_t> window; ///< Window ops: [kh, kw,] stride h, w, padding t, b, l, r
   bool integer = false;      ///< Input: i64 elements (class labels)
   bool operator==(const Attrs &) const = default;
 };

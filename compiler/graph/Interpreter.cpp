@@ -5,6 +5,7 @@
 #include <cassert>
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace netc {
 
@@ -44,6 +45,107 @@ std::vector<int64_t> unflatten(int64_t flat, const std::vector<int64_t> &dims) {
     flat /= dims[i];
   }
   return idx;
+}
+
+/// The window ops, as loops over [N, C, H, W]: every output position of
+/// every window, in a fixed order (the reference the kernels follow).
+template <typename In>
+std::vector<double> window(const Graph &g, const Node &n, int64_t batch, In in) {
+  bool conv = n.op == Op::Conv2d || n.op == Op::Conv2dGradInput || n.op == Op::Conv2dGradWeight;
+  // The image side [N, C, H, W] and the window side [N, C', OH, OW].
+  std::vector<int64_t> x, y, w;
+  switch (n.op) {
+  case Op::Conv2d:
+  case Op::MaxPool2d:
+  case Op::AvgPool2d:
+    x = concrete(g.shape(n.inputs[0]), batch);
+    y = concrete(n.shape, batch);
+    break;
+  case Op::Conv2dGradInput:
+  case Op::AvgPool2dGrad:
+    x = concrete(n.attrs.shape, batch);
+    y = concrete(g.shape(n.inputs[0]), batch);
+    break;
+  default: // Conv2dGradWeight, MaxPool2dGrad: x, dy
+    x = concrete(g.shape(n.inputs[0]), batch);
+    y = concrete(g.shape(n.inputs[1]), batch);
+    break;
+  }
+  const Shape *weightShape = nullptr;
+  if (n.op == Op::Conv2d || n.op == Op::Conv2dGradInput)
+    weightShape = &g.shape(n.inputs[1]);
+  if (n.op == Op::Conv2dGradWeight)
+    weightShape = &n.shape;
+  WindowGeometry geo = windowGeometry(n.op, n.attrs, weightShape);
+  if (weightShape)
+    w = concrete(*weightShape, batch);
+  int64_t N = x[0], C = x[1], H = x[2], W = x[3], O = y[1], OH = y[2], OW = y[3];
+  auto xi = [&](int64_t b, int64_t c, int64_t h, int64_t ww) { return ((b * C + c) * H + h) * W + ww; };
+  auto yi = [&](int64_t b, int64_t o, int64_t h, int64_t ww) { return ((b * O + o) * OH + h) * OW + ww; };
+  auto wi = [&](int64_t o, int64_t c, int64_t h, int64_t ww) { return ((o * C + c) * geo.kh + h) * geo.kw + ww; };
+  std::vector<double> r(static_cast<size_t>(numel(n.shape, batch)), 0.0);
+  auto at = [](const std::vector<double> &v, int64_t i) { return v[static_cast<size_t>(i)]; };
+  for (int64_t b = 0; b < N; ++b)
+    for (int64_t o = 0; o < (conv ? O : C); ++o)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          double acc = 0, best = 0;
+          int64_t bestAt = -1;
+          for (int64_t c = 0; c < (conv ? C : 1); ++c)
+            for (int64_t kh = 0; kh < geo.kh; ++kh)
+              for (int64_t kw = 0; kw < geo.kw; ++kw) {
+                int64_t ih = oh * geo.sh - geo.pt + kh, iw = ow * geo.sw - geo.pl + kw;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                  continue;
+                int64_t ch = conv ? c : o;
+                switch (n.op) {
+                case Op::Conv2d:
+                  acc += at(in(0), xi(b, c, ih, iw)) * at(in(1), wi(o, c, kh, kw));
+                  break;
+                case Op::Conv2dGradInput:
+                  r[static_cast<size_t>(xi(b, c, ih, iw))] +=
+                      at(in(0), yi(b, o, oh, ow)) * at(in(1), wi(o, c, kh, kw));
+                  break;
+                case Op::Conv2dGradWeight:
+                  r[static_cast<size_t>(wi(o, c, kh, kw))] +=
+                      at(in(0), xi(b, c, ih, iw)) * at(in(1), yi(b, o, oh, ow));
+                  break;
+                case Op::MaxPool2d:
+                case Op::MaxPool2dGrad: {
+                  // PyTorch's rule: start at the window's first element with
+                  // -inf, take a larger value or a NaN.
+                  double v = at(in(0), xi(b, ch, ih, iw));
+                  if (bestAt < 0) {
+                    bestAt = xi(b, ch, ih, iw);
+                    best = -std::numeric_limits<double>::infinity();
+                  }
+                  if (v > best || std::isnan(v)) {
+                    best = v;
+                    bestAt = xi(b, ch, ih, iw);
+                  }
+                  break;
+                }
+                case Op::AvgPool2d:
+                  acc += at(in(0), xi(b, ch, ih, iw));
+                  break;
+                case Op::AvgPool2dGrad:
+                  r[static_cast<size_t>(xi(b, ch, ih, iw))] +=
+                      at(in(0), yi(b, o, oh, ow)) / static_cast<double>(geo.kh * geo.kw);
+                  break;
+                default:
+                  break;
+                }
+              }
+          if (n.op == Op::Conv2d)
+            r[static_cast<size_t>(yi(b, o, oh, ow))] = acc;
+          if (n.op == Op::AvgPool2d)
+            r[static_cast<size_t>(yi(b, o, oh, ow))] = acc / static_cast<double>(geo.kh * geo.kw);
+          if (n.op == Op::MaxPool2d)
+            r[static_cast<size_t>(yi(b, o, oh, ow))] = best;
+          if (n.op == Op::MaxPool2dGrad && bestAt >= 0)
+            r[static_cast<size_t>(bestAt)] += at(in(1), yi(b, o, oh, ow));
+        }
+  return r;
 }
 
 } // namespace
@@ -165,6 +267,15 @@ Evaluation interpret(const Graph &g, int64_t batch,
         r[i * cols + static_cast<size_t>(in(1)[i])] = in(0)[i];
       break;
     }
+    case Op::Conv2d:
+    case Op::Conv2dGradInput:
+    case Op::Conv2dGradWeight:
+    case Op::MaxPool2d:
+    case Op::MaxPool2dGrad:
+    case Op::AvgPool2d:
+    case Op::AvgPool2dGrad:
+      r = window(g, n, batch, [&](size_t k) -> const std::vector<double> & { return in(k); });
+      break;
     case Op::MatMul: {
       auto a = inDims(0), b = inDims(1);
       int64_t m = out[0], nn = out[1];

@@ -248,6 +248,7 @@ enum AttrUse : unsigned {
   kShape = 4,  ///< attrs.shape: target shape, leaf shape
   kValue = 8,  ///< attrs.value: a constant or a real exponent
   kTrans = 16, ///< attrs.transA, attrs.transB
+  kWindow = 32, ///< attrs.window
 };
 
 /// Every fact of an op but its kind and arity (Ops.def) and its LLVM
@@ -281,6 +282,46 @@ ShapeResult broadcastShape(const std::vector<const Shape *> &in, const Attrs &) 
 }
 ShapeResult scalarShape(const std::vector<const Shape *> &, const Attrs &) { return ok(Shape{}); }
 // Row ops work on the last axis, which must be a fixed size.
+// A window op's input is [N, C, H, W] with H and W fixed sizes.
+std::optional<std::string> imageError(const Shape &x, const char *what) {
+  if (x.rank() != 4 || x.dims[2] == kBatch || x.dims[3] == kBatch || x.dims[1] == kBatch)
+    return fmt::format("{} takes images [N, C, H, W], got {}", what, x.str());
+  return std::nullopt;
+}
+
+ShapeResult windowShape(const Shape &x, const WindowGeometry &w, int64_t channels,
+                        const char *what) {
+  if (auto e = imageError(x, what))
+    return fail(*e);
+  int64_t oh = w.outH(x.dims[2]), ow = w.outW(x.dims[3]);
+  if (oh < 1 || ow < 1)
+    return fail(fmt::format("{} with a {}x{} window over images of {}x{} (padded) leaves no "
+                            "output",
+                            what, w.kh, w.kw, x.dims[2] + w.pt + w.pb, x.dims[3] + w.pl + w.pr));
+  return checked(Shape{{x.dims[0], channels, oh, ow}});
+}
+
+ShapeResult convShape(const std::vector<const Shape *> &in, const Attrs &at) {
+  const Shape &x = *in[0], &w = *in[1];
+  if (w.rank() != 4 || w.hasBatch())
+    return fail(fmt::format("conv2d weights are [out, in, kh, kw], got {}", w.str()));
+  if (auto e = imageError(x, "conv2d"))
+    return fail(*e);
+  if (x.dims[1] != w.dims[1])
+    return fail(fmt::format("conv2d over {} channels, but the images {} have {}", w.dims[1],
+                            x.str(), x.dims[1]));
+  return windowShape(x, windowGeometry(Op::Conv2d, at, &w), w.dims[0], "conv2d");
+}
+
+ShapeResult poolShape(const std::vector<const Shape *> &in, const Attrs &at) {
+  return windowShape(*in[0], windowGeometry(Op::MaxPool2d, at, nullptr), in[0]->dims.size() == 4 ? in[0]->dims[1] : 0, "pooling");
+}
+
+/// Gradients of window ops compute the shape their attrs give.
+ShapeResult givenShape(const std::vector<const Shape *> &, const Attrs &at) {
+  return checked(at.shape);
+}
+
 ShapeResult rowShape(const std::vector<const Shape *> &in, const Attrs &) {
   if (in[0]->rank() == 0 || in[0]->dims.back() == kBatch)
     return fail(fmt::format("softmax works along the last axis, which {} does not have "
@@ -470,6 +511,37 @@ const OpRules kRules[] = {
      },
      nullptr, false, kK},
 
+    {Op::Conv2d, convShape,
+     [](Rule r) -> Grads {
+       Attrs dx = r.a.node.attrs, dw = r.a.node.attrs;
+       dx.shape = r.shapeOf(0);
+       dw.shape = r.shapeOf(1);
+       Graph &g = r.a.g;
+       return {g.add(Op::Conv2dGradInput, {r.a.dy, r.a.node.inputs[1]}, dx),
+               g.add(Op::Conv2dGradWeight, {r.a.node.inputs[0], r.a.dy}, dw)};
+     },
+     nullptr, false, kWindow},
+    // The gradients' own gradients are never needed: sema never puts them
+    // on the way from the loss to a parameter.
+    {Op::Conv2dGradInput, givenShape, nullptr, nullptr, false, kWindow | kShape},
+    {Op::Conv2dGradWeight, givenShape, nullptr, nullptr, false, kWindow | kShape},
+    {Op::MaxPool2d, poolShape,
+     [](Rule r) -> Grads {
+       return {r.a.g.add(Op::MaxPool2dGrad, {r.a.node.inputs[0], r.a.dy}, r.a.node.attrs)};
+     },
+     nullptr, false, kWindow},
+    {Op::MaxPool2dGrad,
+     [](const std::vector<const Shape *> &in, const Attrs &) { return ok(*in[0]); }, nullptr,
+     nullptr, false, kWindow},
+    {Op::AvgPool2d, poolShape,
+     [](Rule r) -> Grads {
+       Attrs a = r.a.node.attrs;
+       a.shape = r.shapeOf(0);
+       return {r.a.g.add(Op::AvgPool2dGrad, {r.a.dy}, a)};
+     },
+     nullptr, false, kWindow},
+    {Op::AvgPool2dGrad, givenShape, nullptr, nullptr, false, kWindow | kShape},
+
     {Op::MatMul,
      [](const std::vector<const Shape *> &in, const Attrs &at) {
        return matmulShape(*in[0], *in[1], at);
@@ -501,6 +573,29 @@ const OpRules &rules(Op op) {
 
 } // namespace
 
+WindowGeometry windowGeometry(Op op, const Attrs &at, const Shape *weight) {
+  WindowGeometry w;
+  const std::vector<int64_t> &v = at.window;
+  bool conv = op == Op::Conv2d || op == Op::Conv2dGradInput || op == Op::Conv2dGradWeight;
+  size_t base = conv ? 0 : 2;
+  assert(v.size() == base + 6 && "window attributes");
+  if (conv) {
+    assert(weight && weight->rank() == 4 && "a convolution's weight");
+    w.kh = weight->dims[2];
+    w.kw = weight->dims[3];
+  } else {
+    w.kh = v[0];
+    w.kw = v[1];
+  }
+  w.sh = v[base];
+  w.sw = v[base + 1];
+  w.pt = v[base + 2];
+  w.pb = v[base + 3];
+  w.pl = v[base + 4];
+  w.pr = v[base + 5];
+  return w;
+}
+
 double evalElementwise(Op op, double a, double b, const Attrs &attrs) {
   EvalRule eval = rules(op).eval;
   assert(eval && "not an elementwise op");
@@ -525,6 +620,8 @@ std::string attrKey(const Node &n) {
   }
   if (use & kTrans)
     key += fmt::format("trans={}{};", n.attrs.transA, n.attrs.transB);
+  if (use & kWindow)
+    key += fmt::format("window={};", fmt::join(n.attrs.window, ","));
   if (n.attrs.integer)
     key += "i64;";
   return key;
@@ -544,6 +641,8 @@ std::string attrText(const Node &n, bool beforeOperands) {
     s += fmt::format(", {}", n.attrs.k);
   if (use & kValue && n.op != Op::Const)
     s += fmt::format(", {}", n.attrs.value);
+  if (use & kWindow)
+    s += fmt::format(" window [{}]", fmt::join(n.attrs.window, ", "));
   if (use & kShape && !(use & kName))
     s += fmt::format(" to {}", n.attrs.shape.str());
   if (use & kTrans) {

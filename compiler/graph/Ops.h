@@ -25,6 +25,15 @@ std::vector<ValueId> gradientOf(GradArgs args);
 /// True when the op has a gradient rule (leaves and effects do not need one).
 bool isDifferentiable(Op op);
 
+/// The window of a convolution or pooling node: kernel, stride and padding
+/// per side (a convolution's kernel is its weight's [.., .., KH, KW]).
+struct WindowGeometry {
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, pt = 0, pb = 0, pl = 0, pr = 0;
+  int64_t outH(int64_t h) const { return (h + pt + pb - kh) / sh + 1; }
+  int64_t outW(int64_t w) const { return (w + pl + pr - kw) / sw + 1; }
+};
+WindowGeometry windowGeometry(Op op, const Attrs &attrs, const Shape *weight);
+
 /// An elementwise op's value on doubles (operand b unused by unary ops).
 double evalElementwise(Op op, double a, double b, const Attrs &attrs);
 

@@ -88,6 +88,16 @@ ValueId binary(Graph &g, Op op, Shape a, Shape b) {
   return g.binary(op, x, y);
 }
 
+/// A convolution (x, weight) or pooling (x) with attrs.window `window`.
+ValueId windowOp(Graph &g, Op op, Shape x, Shape weight, std::vector<int64_t> window) {
+  Attrs a;
+  a.window = std::move(window);
+  std::vector<ValueId> in = {param(g, "x", std::move(x))};
+  if (op == Op::Conv2d)
+    in.push_back(param(g, "w", std::move(weight)));
+  return g.add(op, in, a);
+}
+
 ValueId realPower(Graph &g, double c) {
   Attrs a;
   a.value = c;
@@ -153,6 +163,21 @@ std::vector<Case> cases() {
          Attrs a;
          a.k = 1;
          return g.add(Op::Slice, {param(g, "x", Shape{{kBatch, 3}})}, a);
+       }},
+      {"conv2d stride 1 2, padding 1 0 1 1", [](Graph &g) {
+         return windowOp(g, Op::Conv2d, Shape{{kBatch, 2, 5, 4}}, Shape{{3, 2, 3, 2}}, {1, 2, 1, 0, 1, 1});
+       }},
+      {"conv2d stride 2", [](Graph &g) {
+         return windowOp(g, Op::Conv2d, Shape{{kBatch, 1, 6, 6}}, Shape{{2, 1, 3, 3}}, {2, 2, 0, 0, 0, 0});
+       }},
+      {"max_pool2d 2x2", [](Graph &g) {
+         return windowOp(g, Op::MaxPool2d, Shape{{kBatch, 2, 4, 5}}, Shape{}, {2, 2, 2, 2, 0, 0, 0, 0});
+       }},
+      {"max_pool2d 3x2 overlapping, padded", [](Graph &g) {
+         return windowOp(g, Op::MaxPool2d, Shape{{kBatch, 1, 5, 4}}, Shape{}, {3, 2, 1, 1, 1, 1, 0, 1});
+       }},
+      {"avg_pool2d 2x3 stride 1 2", [](Graph &g) {
+         return windowOp(g, Op::AvgPool2d, Shape{{kBatch, 2, 4, 6}}, Shape{}, {2, 3, 1, 2, 0, 0, 0, 0});
        }},
       {"softmax", [](Graph &g) { return unary(g, Op::Softmax, Shape{{kBatch, 4}}); }},
       {"softmax rank 3", [](Graph &g) { return unary(g, Op::Softmax, Shape{{2, 3, 5}}); }},
