@@ -2,8 +2,8 @@
 #include "compiler/graph/Interpreter.h"
 #include "compiler/graph/Ops.h"
 
-#include <cassert>
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <limits>
 
@@ -28,8 +28,7 @@ std::vector<int64_t> concrete(const Shape &s, int64_t batch) {
 
 /// Flat index into a tensor of shape `from`, broadcast to `to`, for the
 /// multi-index `idx` of `to` (NumPy alignment: trailing dims).
-int64_t broadcastIndex(const std::vector<int64_t> &from,
-                       const std::vector<int64_t> &to,
+int64_t broadcastIndex(const std::vector<int64_t> &from, const std::vector<int64_t> &to,
                        const std::vector<int64_t> &idx) {
   int64_t flat = 0;
   size_t offset = to.size() - from.size();
@@ -80,9 +79,15 @@ std::vector<double> window(const Graph &g, const Node &n, int64_t batch, In in) 
   if (weightShape)
     w = concrete(*weightShape, batch);
   int64_t N = x[0], C = x[1], H = x[2], W = x[3], O = y[1], OH = y[2], OW = y[3];
-  auto xi = [&](int64_t b, int64_t c, int64_t h, int64_t ww) { return ((b * C + c) * H + h) * W + ww; };
-  auto yi = [&](int64_t b, int64_t o, int64_t h, int64_t ww) { return ((b * O + o) * OH + h) * OW + ww; };
-  auto wi = [&](int64_t o, int64_t c, int64_t h, int64_t ww) { return ((o * C + c) * geo.kh + h) * geo.kw + ww; };
+  auto xi = [&](int64_t b, int64_t c, int64_t h, int64_t ww) {
+    return ((b * C + c) * H + h) * W + ww;
+  };
+  auto yi = [&](int64_t b, int64_t o, int64_t h, int64_t ww) {
+    return ((b * O + o) * OH + h) * OW + ww;
+  };
+  auto wi = [&](int64_t o, int64_t c, int64_t h, int64_t ww) {
+    return ((o * C + c) * geo.kh + h) * geo.kw + ww;
+  };
   std::vector<double> r(static_cast<size_t>(numel(n.shape, batch)), 0.0);
   auto at = [](const std::vector<double> &v, int64_t i) { return v[static_cast<size_t>(i)]; };
   for (int64_t b = 0; b < N; ++b)
@@ -161,7 +166,9 @@ Evaluation interpret(const Graph &g, int64_t batch,
     auto out = concrete(n.shape, batch);
     int64_t count = numel(n.shape, batch);
     std::vector<double> &r = vals[i];
-    auto in = [&](size_t k) -> const std::vector<double> & { return vals[static_cast<size_t>(n.inputs[k])]; };
+    auto in = [&](size_t k) -> const std::vector<double> & {
+      return vals[static_cast<size_t>(n.inputs[k])];
+    };
     auto inDims = [&](size_t k) { return concrete(g.shape(n.inputs[k]), batch); };
     switch (opKind(n.op)) {
     case OpKind::Leaf:
@@ -182,7 +189,8 @@ Evaluation interpret(const Graph &g, int64_t batch,
       for (int64_t e = 0; e < count; ++e) {
         auto idx = unflatten(e, out);
         double x = in(0)[static_cast<size_t>(broadcastIndex(a, out, idx))];
-        double y = n.inputs.size() > 1 ? in(1)[static_cast<size_t>(broadcastIndex(b, out, idx))] : 0.0;
+        double y =
+            n.inputs.size() > 1 ? in(1)[static_cast<size_t>(broadcastIndex(b, out, idx))] : 0.0;
         r[static_cast<size_t>(e)] = applyElementwise(n.op, n.attrs, x, y);
       }
       continue;
@@ -213,7 +221,8 @@ Evaluation interpret(const Graph &g, int64_t batch,
       r.resize(static_cast<size_t>(count));
       auto src = inDims(0);
       for (int64_t e = 0; e < count; ++e)
-        r[static_cast<size_t>(e)] = in(0)[static_cast<size_t>(broadcastIndex(src, out, unflatten(e, out)))];
+        r[static_cast<size_t>(e)] =
+            in(0)[static_cast<size_t>(broadcastIndex(src, out, unflatten(e, out)))];
       break;
     }
     case Op::Reshape:
@@ -248,8 +257,8 @@ Evaluation interpret(const Graph &g, int64_t batch,
         for (size_t j = 0; j < cols; ++j)
           sum += std::exp(x[j] - max);
         for (size_t j = 0; j < cols; ++j)
-          r[row * cols + j] = n.op == Op::Softmax ? std::exp(x[j] - max) / sum
-                                                   : x[j] - max - std::log(sum);
+          r[row * cols + j] =
+              n.op == Op::Softmax ? std::exp(x[j] - max) / sum : x[j] - max - std::log(sum);
       }
       break;
     }
@@ -285,8 +294,10 @@ Evaluation interpret(const Graph &g, int64_t batch,
         for (int64_t j = 0; j < nn; ++j) {
           double s = 0;
           for (int64_t p = 0; p < kk; ++p) {
-            double av = n.attrs.transA ? in(0)[static_cast<size_t>(p * a[1] + i2)] : in(0)[static_cast<size_t>(i2 * a[1] + p)];
-            double bv = n.attrs.transB ? in(1)[static_cast<size_t>(j * b[1] + p)] : in(1)[static_cast<size_t>(p * b[1] + j)];
+            double av = n.attrs.transA ? in(0)[static_cast<size_t>(p * a[1] + i2)]
+                                       : in(0)[static_cast<size_t>(i2 * a[1] + p)];
+            double bv = n.attrs.transB ? in(1)[static_cast<size_t>(j * b[1] + p)]
+                                       : in(1)[static_cast<size_t>(p * b[1] + j)];
             s += av * bv;
           }
           r[static_cast<size_t>(i2 * nn + j)] = s;
