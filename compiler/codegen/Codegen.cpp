@@ -130,6 +130,9 @@ private:
     case Kernel::Kind::Stack:
       emitStackKernel(ctx, k);
       break;
+    case Kernel::Kind::Window:
+      emitWindowKernel(ctx, k);
+      break;
     case Kernel::Kind::Slice:
       emitSliceKernel(ctx, k);
       break;

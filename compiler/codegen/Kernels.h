@@ -34,6 +34,9 @@ void emitRowsKernel(const EmitContext &ctx, const Kernel &kernel);
 /// Pick (scores at the labels) and Scatter (its adjoint).
 void emitGatherKernel(const EmitContext &ctx, const Kernel &kernel);
 
+/// Convolutions and pooling over [N, C, H, W], and their gradients.
+void emitWindowKernel(const EmitContext &ctx, const Kernel &kernel);
+
 /// Stack and Slice along the last axis.
 void emitStackKernel(const EmitContext &ctx, const Kernel &kernel);
 void emitSliceKernel(const EmitContext &ctx, const Kernel &kernel);

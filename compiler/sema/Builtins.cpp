@@ -35,6 +35,11 @@ const Builtin kBuiltins[] = {
 
     // Layers, applied with `x -> layer`.
     {"linear", K::Layer, L::Linear, Op::MatMul, "linear(in, out, bias = 1)"},
+    {"conv2d", K::Layer, L::Conv, Op::Conv2d,
+     "conv2d(in, out, kernel, stride = 1, padding = 0, bias = 1)"},
+    {"max_pool2d", K::Layer, L::Pool, Op::MaxPool2d,
+     "max_pool2d(kernel, stride = kernel, padding = 0)"},
+    {"avg_pool2d", K::Layer, L::Pool, Op::AvgPool2d, "avg_pool2d(kernel, stride = kernel)"},
     {"flatten", K::Layer, L::Flatten, Op::Reshape, "flatten(start = 1, end = -1)"},
     {"relu", K::Layer, L::Elementwise, Op::Relu, "relu"},
     {"sigmoid", K::Layer, L::Elementwise, Op::Sigmoid, "sigmoid"},

@@ -29,6 +29,8 @@ enum class Lowering {
   ClassLoss,     ///< cross_entropy, nll
   Flatten,       ///< flatten(x, start, end); as a layer: flatten(start, end)
   Linear,        ///< the linear layer
+  Conv,          ///< conv2d
+  Pool,          ///< max_pool2d, avg_pool2d
   None,          ///< initializers, optimizers, constants
 };
 

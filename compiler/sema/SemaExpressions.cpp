@@ -204,6 +204,8 @@ ValueId Sema::lower(const ast::Call &c) {
     return flatten(x, (*v)[0], (*v)[1], c.loc);
   }
   case Lowering::Linear:
+  case Lowering::Conv:
+  case Lowering::Pool:
   case Lowering::None:
     break;
   }

@@ -63,7 +63,8 @@ struct Layer {
   const Builtin *row; ///< its row in the registry
   std::string kind;
   std::vector<double> args;
-  std::vector<ValueId> params; ///< weight, bias for linear
+  std::vector<ValueId> params; ///< weight, bias for linear and conv2d
+  std::vector<int64_t> window; ///< conv2d, pooling: the window op's attrs.window
   ast::Loc loc;
 };
 
@@ -336,6 +337,15 @@ private:
   /// An error about layer `l`'s input: at the layer, with a note where it
   /// is applied when that is elsewhere (a sequence used further down).
   void layerError(const Layer &l, ast::Loc applied, const std::string &message);
+
+  /// conv2d, max_pool2d, avg_pool2d: kernel, stride and padding as numbers
+  /// or lists; conv2d's parameters, named and initialised as PyTorch's.
+  std::optional<Layer> windowLayer(const ast::LayerRef &ref, const Builtin &row,
+                                   const std::string &prefix, Layer layer);
+  /// A number or a list of at most `most` whole numbers >= `least`.
+  std::optional<std::vector<int64_t>> sizes(const ast::Arg &a, const char *what, size_t most,
+                                            int64_t least);
+  ValueId applyWindow(const Layer &l, ValueId x, ast::Loc loc);
 
   /// The layer's nodes carry the layer's own location (in a sequence: where
   /// the sequence declares it); `loc` is where it is applied, for errors

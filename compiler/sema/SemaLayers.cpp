@@ -21,7 +21,9 @@ std::optional<Layer> Sema::makeLayer(const ast::LayerRef &ref, const std::string
     suggest(ref.name, names);
     return std::nullopt;
   }
-  Layer layer{row, ref.name, {}, {}, ref.loc};
+  Layer layer{row, ref.name, {}, {}, {}, ref.loc};
+  if (row->lowering == Lowering::Conv || row->lowering == Lowering::Pool)
+    return windowLayer(ref, *row, prefix, std::move(layer));
   if (row->lowering == Lowering::Linear) {
     auto v = bindArgs(ref.loc, "linear", ref.args,
                       Signature{{{"in", std::nullopt}, {"out", std::nullopt}, {"bias", 1.0}}});
@@ -62,6 +64,154 @@ std::optional<Layer> Sema::makeLayer(const ast::LayerRef &ref, const std::string
   if (!bindArgs(ref.loc, ref.name, ref.args, Signature{}))
     return std::nullopt;
   return layer;
+}
+
+std::optional<std::vector<int64_t>> Sema::sizes(const ast::Arg &a, const char *what, size_t most,
+                                                int64_t least) {
+  std::vector<ast::Expr> items;
+  if (const auto *list = boost::get<boost::spirit::x3::forward_ast<ast::List>>(&a.value))
+    items = list->get().items;
+  else
+    items.push_back(a.value);
+  if (items.empty() || items.size() > most || (most == 4 && items.size() == 3)) {
+    diags_.error(a.loc, fmt::format("{} is a number or a list of {} numbers", what,
+                                    most == 4 ? "2 (height, width) or 4 (top, bottom, left, right)"
+                                              : "2 (height, width)"));
+    return std::nullopt;
+  }
+  std::vector<int64_t> out;
+  for (const ast::Expr &e : items) {
+    auto v = constValue(e, /*quiet=*/false);
+    if (!v)
+      return std::nullopt;
+    if (*v != std::floor(*v) || *v < static_cast<double>(least) || *v > 65536) {
+      diags_.error(a.loc, fmt::format("{} must be whole numbers from {} to 65536", what, least));
+      return std::nullopt;
+    }
+    out.push_back(static_cast<int64_t>(*v));
+  }
+  return out;
+}
+
+std::optional<Layer> Sema::windowLayer(const ast::LayerRef &ref, const Builtin &row,
+                                       const std::string &prefix, Layer layer) {
+  bool conv = row.lowering == Lowering::Conv;
+  std::vector<std::string> names =
+      conv ? std::vector<std::string>{"in", "out", "kernel", "stride", "padding", "bias"}
+           : std::vector<std::string>{"kernel", "stride", "padding"};
+  bool ok = true;
+  auto slots = matchArgs(ref.args, names, ref.name, "argument",
+                         fmt::format("'{}' takes at most {}: {}", ref.name,
+                                     counted(names.size(), "argument"), row.usage),
+                         ok);
+  if (!slots || !ok)
+    return std::nullopt;
+  std::vector<const ast::Arg *> given(names.size(), nullptr);
+  for (size_t i = 0; i < ref.args.size(); ++i)
+    given[(*slots)[i]] = &ref.args[i];
+  auto slot = [&](const char *name) -> const ast::Arg * {
+    return given[static_cast<size_t>(std::find(names.begin(), names.end(), name) - names.begin())];
+  };
+  // kernel = 3 or [3, 5], stride likewise, padding also [top, bottom, left, right]
+  auto hw = [&](const char *name, std::vector<int64_t> fallback, size_t most,
+                int64_t least) -> std::optional<std::vector<int64_t>> {
+    const ast::Arg *a = slot(name);
+    auto v = a ? sizes(*a, name, most, least) : std::optional(fallback);
+    if (v && v->size() == 1)
+      v->push_back(v->front());
+    return v;
+  };
+  for (const char *required : conv ? std::vector<const char *>{"in", "out", "kernel"}
+                                   : std::vector<const char *>{"kernel"})
+    if (!slot(required)) {
+      diags_.error(ref.loc,
+                   fmt::format("'{}' needs the argument '{}': {}", ref.name, required, row.usage));
+      return std::nullopt;
+    }
+  auto kernel = hw("kernel", {}, 2, 1);
+  if (!kernel)
+    return std::nullopt;
+  auto stride = hw("stride", conv ? std::vector<int64_t>{1} : *kernel, 2, 1);
+  auto padding = hw("padding", {0}, 4, 0);
+  if (!stride || !padding)
+    return std::nullopt;
+  std::vector<int64_t> pad = *padding; // (h, w) or (top, bottom, left, right)
+  if (pad.size() == 2)
+    pad = {pad[0], pad[0], pad[1], pad[1]};
+  if (!conv && (pad[0] * 2 > (*kernel)[0] || pad[1] * 2 > (*kernel)[0] ||
+                pad[2] * 2 > (*kernel)[1] || pad[3] * 2 > (*kernel)[1])) {
+    diags_.error(ref.loc, "pooling pads at most half the kernel on each side (as PyTorch)");
+    return std::nullopt;
+  }
+  if (row.op == Op::AvgPool2d &&
+      std::any_of(pad.begin(), pad.end(), [](int64_t p) { return p != 0; })) {
+    diags_.error(ref.loc, "avg_pool2d takes no padding yet");
+    return std::nullopt;
+  }
+  layer.window = {(*stride)[0], (*stride)[1], pad[0], pad[1], pad[2], pad[3]};
+  if (!conv) {
+    layer.window.insert(layer.window.begin(), {(*kernel)[0], (*kernel)[1]});
+    return layer;
+  }
+  int64_t channels[2] = {0, 0}; // in, out
+  for (int k = 0; k < 2; ++k) {
+    auto v = sizes(*slot(k == 0 ? "in" : "out"), k == 0 ? "in" : "out", 1, 1);
+    if (!v)
+      return std::nullopt;
+    channels[k] = v->front();
+  }
+  bool bias = true;
+  if (const ast::Arg *a = slot("bias")) {
+    auto v = constValue(a->value, /*quiet=*/false);
+    if (!v)
+      return std::nullopt;
+    bias = *v != 0;
+  }
+  int64_t in = channels[0], out = channels[1];
+  layer.args = {static_cast<double>(in), static_cast<double>(out)};
+  // PyTorch's default: uniform in ±1/sqrt(fan_in), fan_in = in · kh · kw,
+  // for the weight and the bias.
+  double bound = 1.0 / std::sqrt(static_cast<double>(in * (*kernel)[0] * (*kernel)[1]));
+  InitSpec init{InitSpec::Kind::Uniform, -bound, bound};
+  layer.params.push_back(
+      addParam(prefix + "weight", Shape{{out, in, (*kernel)[0], (*kernel)[1]}}, init, ref.loc));
+  if (bias)
+    layer.params.push_back(addParam(prefix + "bias", Shape{{out}}, init, ref.loc));
+  return layer;
+}
+
+ValueId Sema::applyWindow(const Layer &l, ValueId x, ast::Loc loc) {
+  const Shape s = model_.graph.shape(x);
+  bool conv = l.row->lowering == Lowering::Conv;
+  if (s.rank() != 4 || s.dims[0] != kBatch) {
+    layerError(l, loc, fmt::format("{} takes images [N, C, H, W], got {}", l.kind, s.str()));
+    return kNoValue;
+  }
+  if (conv && s.dims[1] != static_cast<int64_t>(l.args[0])) {
+    layerError(l, loc,
+               fmt::format("conv2d({}, {}, ...) expects {} channels, got {}", l.args[0], l.args[1],
+                           l.args[0], s.str()));
+    return kNoValue;
+  }
+  Attrs a;
+  a.window = l.window;
+  std::vector<ValueId> in = {x};
+  if (conv)
+    in.push_back(l.params[0]);
+  std::vector<const Shape *> shapes;
+  for (ValueId v : in)
+    shapes.push_back(&model_.graph.shape(v));
+  ShapeResult r = inferShape(l.row->op, shapes, a);
+  if (!r.error.empty()) {
+    layerError(l, loc, r.error);
+    return kNoValue;
+  }
+  ValueId y = node(l.row->op, in, a, l.loc);
+  if (!conv || l.params.size() < 2)
+    return y;
+  Attrs column; // the bias [out] as [out, 1, 1], broadcast over N, H, W
+  column.shape = Shape{{static_cast<int64_t>(l.args[1]), 1, 1}};
+  return node(Op::Add, {y, node(Op::Reshape, {l.params[1]}, column, l.loc)}, {}, l.loc);
 }
 
 void Sema::layerError(const Layer &l, ast::Loc applied, const std::string &message) {
@@ -112,6 +262,8 @@ ValueId Sema::applyLayer(const Layer &l, ValueId x, ast::Loc loc) {
   }
   if (l.row->lowering == Lowering::Flatten)
     return flatten(x, l.args[0], l.args[1], loc);
+  if (l.row->lowering == Lowering::Conv || l.row->lowering == Lowering::Pool)
+    return applyWindow(l, x, loc);
   if (l.row->lowering == Lowering::Row)
     return rowOp(l.kind, x, l.args[0], l.loc);
   return node(l.row->op, {x}, {}, l.loc);

@@ -62,6 +62,7 @@ private:
       Kernel::Kind kind = n.op == Op::MatMul               ? Kernel::Kind::MatMul
                           : opKind(n.op) == OpKind::Rows   ? Kernel::Kind::Rows
                           : opKind(n.op) == OpKind::Gather ? Kernel::Kind::Gather
+                          : opKind(n.op) == OpKind::Window ? Kernel::Kind::Window
                           : n.op == Op::Stack              ? Kernel::Kind::Stack
                           : n.op == Op::Slice              ? Kernel::Kind::Slice
                                                            : Kernel::Kind::View;
@@ -242,6 +243,8 @@ const char *kindName(Kernel::Kind k) {
     return "rows";
   case Kernel::Kind::Gather:
     return "gather";
+  case Kernel::Kind::Window:
+    return "window";
   case Kernel::Kind::Stack:
     return "stack";
   case Kernel::Kind::Slice:

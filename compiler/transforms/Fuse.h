@@ -16,6 +16,7 @@ struct Kernel {
             ///< and assigns over the product's shape, applied per tile
     Rows,   ///< softmax / log_softmax, row by row
     Gather, ///< pick / scatter by class labels
+    Window, ///< a convolution or pooling, or one of their gradients
     Stack,  ///< one stack
     Slice,  ///< one slice
     View,   ///< a reshape: no code, its result aliases its operand

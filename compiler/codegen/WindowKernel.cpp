@@ -1,0 +1,244 @@
+// WindowKernel.cpp - convolutions and pooling over [N, C, H, W], as direct
+// loop nests.
+//
+// Every output position visits its window's positions inside the image
+// (padding is skipped, as it adds zeros) in the order of the reference
+// interpreter: channel, then kernel row, then kernel column. The gradients
+// scatter-add in that order too, so results do not depend on anything but
+// the shapes. This is the first, simple lowering: one thread, no tiling;
+// the faster one (the windows through the GEMM kernels) replaces this file
+// without touching the ops.
+#include "compiler/codegen/Kernels.h"
+#include "compiler/graph/Ops.h"
+
+#include <limits>
+
+namespace netc {
+
+namespace {
+
+struct Dims {
+  llvm::Value *n;    ///< the batch
+  int64_t c, h, w;   ///< the image side [N, C, H, W]
+  int64_t o, oh, ow; ///< the window side [N, O, OH, OW]
+};
+
+class WindowEmitter {
+public:
+  WindowEmitter(const EmitContext &ctx, ValueId self)
+      : ctx_(ctx), b_(ctx.b), n_(ctx.graph.node(self)), self_(self) {}
+
+  void run() {
+    const Graph &g = ctx_.graph;
+    const Shape *weight = nullptr;
+    Shape image, windows;
+    switch (n_.op) {
+    case Op::Conv2d:
+    case Op::MaxPool2d:
+    case Op::AvgPool2d:
+      image = g.shape(n_.inputs[0]);
+      windows = n_.shape;
+      break;
+    case Op::Conv2dGradInput:
+    case Op::AvgPool2dGrad:
+      image = n_.attrs.shape;
+      windows = g.shape(n_.inputs[0]);
+      break;
+    default: // Conv2dGradWeight, MaxPool2dGrad: x, dy
+      image = g.shape(n_.inputs[0]);
+      windows = g.shape(n_.inputs[1]);
+      break;
+    }
+    if (n_.op == Op::Conv2d || n_.op == Op::Conv2dGradInput)
+      weight = &g.shape(n_.inputs[1]);
+    if (n_.op == Op::Conv2dGradWeight)
+      weight = &n_.shape;
+    geo_ = windowGeometry(n_.op, n_.attrs, weight);
+    d_ = {ctx_.batch,      image.dims[1],   image.dims[2],  image.dims[3],
+          windows.dims[1], windows.dims[2], windows.dims[3]};
+    conv_ = weight != nullptr;
+    bool scatters = n_.op == Op::Conv2dGradInput || n_.op == Op::Conv2dGradWeight ||
+                    n_.op == Op::MaxPool2dGrad || n_.op == Op::AvgPool2dGrad;
+    if (scatters) // the gradients add into a zeroed result
+      ctx_.loop(ctx_.numel(n_.shape), [&](llvm::Value *i) {
+        ctx_.store(self_, i, llvm::ConstantFP::get(ctx_.fp(), 0.0));
+      });
+    emitNest();
+  }
+
+private:
+  llvm::Value *c(int64_t v) const { return ctx_.i64(v); }
+  llvm::Value *add(llvm::Value *a, llvm::Value *b) { return b_.CreateAdd(a, b); }
+  llvm::Value *mul(llvm::Value *a, int64_t k) { return b_.CreateMul(a, c(k)); }
+  llvm::Value *smax(llvm::Value *a, llvm::Value *b) {
+    return b_.CreateSelect(b_.CreateICmpSGT(a, b), a, b);
+  }
+  llvm::Value *smin(llvm::Value *a, llvm::Value *b) {
+    return b_.CreateSelect(b_.CreateICmpSLT(a, b), a, b);
+  }
+
+  /// The kernel offsets k in [0, size) with start + k inside [0, extent):
+  /// the first and how many.
+  std::pair<llvm::Value *, llvm::Value *> inside(llvm::Value *start, int64_t size, int64_t extent) {
+    llvm::Value *lo = smax(c(0), b_.CreateNeg(start));
+    llvm::Value *hi = smin(c(size), b_.CreateSub(c(extent), start));
+    return {lo, smax(c(0), b_.CreateSub(hi, lo))};
+  }
+
+  llvm::Value *imageIndex(llvm::Value *n, llvm::Value *ch, llvm::Value *ih, llvm::Value *iw) {
+    return add(mul(add(mul(add(mul(n, d_.c), ch), d_.h), ih), d_.w), iw);
+  }
+  llvm::Value *windowIndex(llvm::Value *n, llvm::Value *o, llvm::Value *oh, llvm::Value *ow) {
+    return add(mul(add(mul(add(mul(n, d_.o), o), d_.oh), oh), d_.ow), ow);
+  }
+  llvm::Value *weightIndex(llvm::Value *o, llvm::Value *ch, llvm::Value *kh, llvm::Value *kw) {
+    return add(mul(add(mul(add(mul(o, d_.c), ch), geo_.kh), kh), geo_.kw), kw);
+  }
+
+  void emitNest() {
+    llvm::IRBuilder<> entry(&ctx_.fn->getEntryBlock(), ctx_.fn->getEntryBlock().begin());
+    acc_ = entry.CreateAlloca(ctx_.fp());
+    bestAt_ = entry.CreateAlloca(ctx_.i64());
+    ctx_.loop(
+        d_.n,
+        [&](llvm::Value *n) {
+          // Pooling runs over the channels, a convolution over its outputs.
+          ctx_.loop(
+              c(conv_ ? d_.o : d_.c),
+              [&](llvm::Value *o) {
+                ctx_.loop(
+                    c(d_.oh),
+                    [&](llvm::Value *oh) {
+                      ctx_.loop(
+                          c(d_.ow), [&](llvm::Value *ow) { position(n, o, oh, ow); }, "ow");
+                    },
+                    "oh");
+              },
+              "o");
+        },
+        "n");
+  }
+
+  /// One output position: its window, then its result (or its scatter).
+  void position(llvm::Value *n, llvm::Value *o, llvm::Value *oh, llvm::Value *ow) {
+    llvm::Type *fp = ctx_.fp();
+    llvm::Value *y = windowIndex(n, o, oh, ow);
+    b_.CreateStore(llvm::ConstantFP::get(fp, n_.op == Op::MaxPool2d || n_.op == Op::MaxPool2dGrad
+                                                 ? -std::numeric_limits<double>::infinity()
+                                                 : 0.0),
+                   acc_);
+    b_.CreateStore(c(-1), bestAt_);
+    auto [khLo, khCount] = inside(b_.CreateSub(mul(oh, geo_.sh), c(geo_.pt)), geo_.kh, d_.h);
+    auto [kwLo, kwCount] = inside(b_.CreateSub(mul(ow, geo_.sw), c(geo_.pl)), geo_.kw, d_.w);
+    llvm::Value *ihBase = b_.CreateSub(mul(oh, geo_.sh), c(geo_.pt));
+    llvm::Value *iwBase = b_.CreateSub(mul(ow, geo_.sw), c(geo_.pl));
+    llvm::Value *dy = nullptr;
+    if (n_.op == Op::Conv2dGradInput || n_.op == Op::AvgPool2dGrad)
+      dy = ctx_.load(n_.inputs[0], y);
+    if (n_.op == Op::Conv2dGradWeight)
+      dy = ctx_.load(n_.inputs[1], y);
+    if (n_.op == Op::AvgPool2dGrad)
+      dy = b_.CreateFDiv(dy, llvm::ConstantFP::get(fp, static_cast<double>(geo_.kh * geo_.kw)));
+    ctx_.loop(
+        c(conv_ ? d_.c : 1),
+        [&](llvm::Value *ch) {
+          llvm::Value *channel = conv_ ? ch : o;
+          ctx_.loop(
+              khCount,
+              [&](llvm::Value *i) {
+                llvm::Value *kh = add(khLo, i), *ih = add(ihBase, kh);
+                ctx_.loop(
+                    kwCount,
+                    [&](llvm::Value *j) {
+                      llvm::Value *kw = add(kwLo, j), *iw = add(iwBase, kw);
+                      element(imageIndex(n, channel, ih, iw),
+                              conv_ ? weightIndex(o, ch, kh, kw) : nullptr, dy);
+                    },
+                    "kw");
+              },
+              "kh");
+        },
+        "c");
+    llvm::Value *acc = b_.CreateLoad(fp, acc_);
+    switch (n_.op) {
+    case Op::Conv2d:
+      ctx_.store(self_, y, acc);
+      break;
+    case Op::AvgPool2d:
+      ctx_.store(
+          self_, y,
+          b_.CreateFDiv(acc, llvm::ConstantFP::get(fp, static_cast<double>(geo_.kh * geo_.kw))));
+      break;
+    case Op::MaxPool2d:
+      ctx_.store(self_, y, acc);
+      break;
+    case Op::MaxPool2dGrad: {
+      // The window's first maximum gets the adjoint (a window is never empty).
+      llvm::Value *at = b_.CreateLoad(ctx_.i64(), bestAt_);
+      llvm::Value *sum = b_.CreateFAdd(ctx_.load(self_, at), ctx_.load(n_.inputs[1], y));
+      ctx_.store(self_, at, sum);
+      break;
+    }
+    default:
+      break;
+    }
+  }
+
+  /// One window element: image index x, weight index w (convolutions).
+  void element(llvm::Value *x, llvm::Value *w, llvm::Value *dy) {
+    llvm::Type *fp = ctx_.fp();
+    switch (n_.op) {
+    case Op::Conv2d: {
+      llvm::Value *p = b_.CreateFMul(ctx_.load(n_.inputs[0], x), ctx_.load(n_.inputs[1], w));
+      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(fp, acc_), p), acc_);
+      return;
+    }
+    case Op::Conv2dGradInput:
+      ctx_.store(self_, x,
+                 b_.CreateFAdd(ctx_.load(self_, x), b_.CreateFMul(dy, ctx_.load(n_.inputs[1], w))));
+      return;
+    case Op::Conv2dGradWeight:
+      ctx_.store(self_, w,
+                 b_.CreateFAdd(ctx_.load(self_, w), b_.CreateFMul(ctx_.load(n_.inputs[0], x), dy)));
+      return;
+    case Op::AvgPool2d:
+      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(fp, acc_), ctx_.load(n_.inputs[0], x)), acc_);
+      return;
+    case Op::AvgPool2dGrad:
+      ctx_.store(self_, x, b_.CreateFAdd(ctx_.load(self_, x), dy));
+      return;
+    case Op::MaxPool2d:
+    case Op::MaxPool2dGrad: {
+      // PyTorch's rule: a larger value or a NaN; the first such wins ties.
+      llvm::Value *v = ctx_.load(n_.inputs[0], x), *best = b_.CreateLoad(fp, acc_);
+      llvm::Value *first = b_.CreateICmpSLT(b_.CreateLoad(ctx_.i64(), bestAt_), c(0));
+      llvm::Value *take =
+          b_.CreateOr(first, b_.CreateOr(b_.CreateFCmpOGT(v, best), b_.CreateFCmpUNO(v, v)));
+      // The first element with -inf as the maximum so far, as PyTorch starts.
+      llvm::Value *takeValue = b_.CreateOr(b_.CreateFCmpOGT(v, best), b_.CreateFCmpUNO(v, v));
+      b_.CreateStore(b_.CreateSelect(takeValue, v, best), acc_);
+      b_.CreateStore(b_.CreateSelect(take, x, b_.CreateLoad(ctx_.i64(), bestAt_)), bestAt_);
+      return;
+    }
+    default:
+      return;
+    }
+  }
+
+  const EmitContext &ctx_;
+  llvm::IRBuilder<> &b_;
+  const Node &n_;
+  ValueId self_ = kNoValue;
+  WindowGeometry geo_;
+  Dims d_{};
+  bool conv_ = false;
+  llvm::AllocaInst *acc_ = nullptr, *bestAt_ = nullptr;
+};
+
+} // namespace
+
+void emitWindowKernel(const EmitContext &ctx, const Kernel &kernel) {
+  WindowEmitter(ctx, kernel.nodes.front()).run();
+}
+
+} // namespace netc

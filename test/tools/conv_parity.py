@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""conv_parity.py NETC DATA_DIR WORK: a small CNN (conv2d, relu, max_pool2d,
+conv2d with stride and padding, avg_pool2d, linear) in netc and in PyTorch
+from the same initial weights: PyTorch writes them, netc trains 3 Adam steps
+on the first batches in file order (--no-shuffle), PyTorch does the same;
+the weights must agree to 1e-4 relative (max(1e-5) absolute), and the
+netc weights load into the PyTorch nn.Sequential with strict=True. Prints
+'parity ok' and the worst difference. Needs PyTorch."""
+import os
+import subprocess
+import sys
+
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_io  # noqa: E402
+from torch_crosscheck import read_idx  # noqa: E402
+
+netc, data, work = sys.argv[1], sys.argv[2], sys.argv[3]
+MODEL = """data mnist(dir = "%s", batch = 8)
+input  image: f32[N, 1, 28, 28]
+target label: i64[N]
+sequence net = conv2d(1, 4, 3, padding = 1) -> relu -> max_pool2d(2)
+            -> conv2d(4, 6, [3, 2], stride = [2, 1], padding = [1, 0]) -> relu -> avg_pool2d(2)
+            -> flatten() -> linear(108, 10)
+scores = image -> net
+loss cross_entropy(scores, label)
+optimizer adam(lr = 0.01)
+""" % os.path.abspath(data)
+
+torch.manual_seed(0)
+net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                    nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 0)), nn.ReLU(),
+                    nn.AvgPool2d(2), nn.Flatten(), nn.Linear(108, 10))
+init = {"net." + k: (list(v.shape), v.flatten().tolist()) for k, v in net.state_dict().items()}
+safetensors_io.write(os.path.join(work, "init.safetensors"), init)
+with open(os.path.join(work, "cnn.nn"), "w") as f:
+    f.write(MODEL)
+subprocess.run([netc, os.path.join(work, "cnn.nn"), "-o", os.path.join(work, "cnn")], check=True)
+subprocess.run([os.path.join(work, "cnn"), "--init", os.path.join(work, "init.safetensors"),
+                "--steps", "3", "--no-shuffle", "--save", os.path.join(work, "after.safetensors"),
+                "--checkpoint", os.path.join(work, "after.ckpt")], check=True,
+               stdout=subprocess.DEVNULL)
+
+(count, rows, cols), pixels = read_idx(os.path.join(data, "train-images-idx3-ubyte"))
+_, labels = read_idx(os.path.join(data, "train-labels-idx1-ubyte"))
+x = torch.tensor(list(pixels), dtype=torch.float32).reshape(count, 1, rows, cols) / 255
+y = torch.tensor(list(labels), dtype=torch.int64)
+opt = torch.optim.Adam(net.parameters(), lr=0.01)
+for step in range(3):
+    opt.zero_grad()
+    loss = nn.functional.cross_entropy(net(x[8 * step:8 * step + 8]), y[8 * step:8 * step + 8])
+    loss.backward()
+    opt.step()
+
+got, _ = safetensors_io.read(os.path.join(work, "after.safetensors"))
+state = {k[len("net."):]: torch.tensor(v[1]).reshape(v[0]) for k, v in got.items()}
+worst = 0.0
+for name, want in net.state_dict().items():
+    diff = (state[name] - want).abs().max().item()
+    scale = max(1e-5, 1e-4 * want.abs().max().item())
+    worst = max(worst, diff / scale)
+    if diff > scale:
+        sys.exit("%s differs by %g (allowed %g)" % (name, diff, scale))
+net.load_state_dict(state, strict=True)
+print("parity ok, worst %.3f of the tolerance" % worst)
