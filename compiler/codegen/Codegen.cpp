@@ -131,7 +131,7 @@ private:
       emitStackKernel(ctx, k);
       break;
     case Kernel::Kind::Window:
-      emitWindowKernel(ctx, k);
+      emitChunked(ctx, k, index, windowChunkCount, emitWindowChunk);
       break;
     case Kernel::Kind::Slice:
       emitSliceKernel(ctx, k);

@@ -34,8 +34,13 @@ void emitRowsKernel(const EmitContext &ctx, const Kernel &kernel);
 /// Pick (scores at the labels) and Scatter (its adjoint).
 void emitGatherKernel(const EmitContext &ctx, const Kernel &kernel);
 
-/// Convolutions and pooling over [N, C, H, W], and their gradients.
+/// Convolutions and pooling over [N, C, H, W], and their gradients, in
+/// independent chunks of images (of output channels for the weight
+/// gradient) for netc_rt_parallel_for.
 void emitWindowKernel(const EmitContext &ctx, const Kernel &kernel);
+llvm::Value *windowChunkCount(const EmitContext &ctx, const Kernel &kernel);
+void emitWindowChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
+                     llvm::Value *chunks);
 
 /// Stack and Slice along the last axis.
 void emitStackKernel(const EmitContext &ctx, const Kernel &kernel);

@@ -28,7 +28,22 @@ public:
   WindowEmitter(const EmitContext &ctx, ValueId self)
       : ctx_(ctx), b_(ctx.b), n_(ctx.graph.node(self)), self_(self) {}
 
-  void run() {
+  /// The chunks split the outer loop: the images, or for the weight
+  /// gradient (a sum over the images) the output channels, so every result
+  /// element is computed by one chunk, in one order.
+  llvm::Value *outerExtent() const { return n_.op == Op::Conv2dGradWeight ? ctx_.i64(d_.o) : d_.n; }
+
+  /// Window elements one outer index visits: the work a chunk is sized by.
+  llvm::Value *workPerOuter() const {
+    int64_t perWindow = geo_.kh * geo_.kw * (conv_ ? d_.c : 1);
+    if (n_.op == Op::Conv2dGradWeight) // per output channel, all images
+      return ctx_.b.CreateMul(d_.n, ctx_.i64(d_.oh * d_.ow * perWindow));
+    return ctx_.i64((conv_ ? d_.o : d_.c) * d_.oh * d_.ow * perWindow);
+  }
+
+  void run() { run(ctx_.i64(0), outerExtent()); }
+
+  void setup() {
     const Graph &g = ctx_.graph;
     const Shape *weight = nullptr;
     Shape image, windows;
@@ -57,13 +72,20 @@ public:
     d_ = {ctx_.batch,      image.dims[1],   image.dims[2],  image.dims[3],
           windows.dims[1], windows.dims[2], windows.dims[3]};
     conv_ = weight != nullptr;
+  }
+
+  /// The outer indices [lo, hi).
+  void run(llvm::Value *lo, llvm::Value *hi) {
     bool scatters = n_.op == Op::Conv2dGradInput || n_.op == Op::Conv2dGradWeight ||
                     n_.op == Op::MaxPool2dGrad || n_.op == Op::AvgPool2dGrad;
-    if (scatters) // the gradients add into a zeroed result
-      ctx_.loop(ctx_.numel(n_.shape), [&](llvm::Value *i) {
-        ctx_.store(self_, i, llvm::ConstantFP::get(ctx_.fp(), 0.0));
+    if (scatters) { // the gradients add into a zeroed result: this chunk's part
+      int64_t part = n_.op == Op::Conv2dGradWeight ? d_.c * geo_.kh * geo_.kw : d_.c * d_.h * d_.w;
+      llvm::Value *first = b_.CreateMul(lo, c(part));
+      ctx_.loop(b_.CreateMul(b_.CreateSub(hi, lo), c(part)), [&](llvm::Value *i) {
+        ctx_.store(self_, add(first, i), llvm::ConstantFP::get(ctx_.fp(), 0.0));
       });
-    emitNest();
+    }
+    emitNest(lo, hi);
   }
 
 private:
@@ -95,28 +117,38 @@ private:
     return add(mul(add(mul(add(mul(o, d_.c), ch), geo_.kh), kh), geo_.kw), kw);
   }
 
-  void emitNest() {
+  void emitNest(llvm::Value *lo, llvm::Value *hi) {
     llvm::IRBuilder<> entry(&ctx_.fn->getEntryBlock(), ctx_.fn->getEntryBlock().begin());
     acc_ = entry.CreateAlloca(ctx_.fp());
     bestAt_ = entry.CreateAlloca(ctx_.i64());
-    ctx_.loop(
-        d_.n,
-        [&](llvm::Value *n) {
-          // Pooling runs over the channels, a convolution over its outputs.
-          ctx_.loop(
-              c(conv_ ? d_.o : d_.c),
-              [&](llvm::Value *o) {
-                ctx_.loop(
-                    c(d_.oh),
-                    [&](llvm::Value *oh) {
-                      ctx_.loop(
-                          c(d_.ow), [&](llvm::Value *ow) { position(n, o, oh, ow); }, "ow");
-                    },
-                    "oh");
-              },
-              "o");
-        },
-        "n");
+    auto windows = [&](llvm::Value *n, llvm::Value *o) {
+      ctx_.loop(
+          c(d_.oh),
+          [&](llvm::Value *oh) {
+            ctx_.loop(
+                c(d_.ow), [&](llvm::Value *ow) { position(n, o, oh, ow); }, "ow");
+          },
+          "oh");
+    };
+    llvm::Value *count = b_.CreateSub(hi, lo);
+    // Pooling runs over the channels, a convolution over its outputs.
+    llvm::Value *channels = c(conv_ ? d_.o : d_.c);
+    if (n_.op == Op::Conv2dGradWeight) // channel outside, images inside: a chunk owns dw[o]
+      ctx_.loop(
+          count,
+          [&](llvm::Value *i) {
+            ctx_.loop(
+                d_.n, [&](llvm::Value *n) { windows(n, add(lo, i)); }, "n");
+          },
+          "o");
+    else
+      ctx_.loop(
+          count,
+          [&](llvm::Value *i) {
+            ctx_.loop(
+                channels, [&](llvm::Value *o) { windows(add(lo, i), o); }, "o");
+          },
+          "n");
   }
 
   /// One output position: its window, then its result (or its scatter).
@@ -238,7 +270,25 @@ private:
 } // namespace
 
 void emitWindowKernel(const EmitContext &ctx, const Kernel &kernel) {
-  WindowEmitter(ctx, kernel.nodes.front()).run();
+  WindowEmitter e(ctx, kernel.nodes.front());
+  e.setup();
+  e.run();
+}
+
+llvm::Value *windowChunkCount(const EmitContext &ctx, const Kernel &kernel) {
+  WindowEmitter e(ctx, kernel.nodes.front());
+  e.setup();
+  // About 2M window elements a chunk, whole outer indices.
+  llvm::Value *work = ctx.b.CreateMul(e.outerExtent(), e.workPerOuter());
+  return ctx.chunkCount(ctx.b.CreateLShr(work, ctx.i64(21)), e.outerExtent());
+}
+
+void emitWindowChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
+                     llvm::Value *chunks) {
+  WindowEmitter e(ctx, kernel.nodes.front());
+  e.setup();
+  auto [lo, hi] = ctx.chunkRange(chunk, chunks, e.outerExtent(), 1);
+  e.run(lo, hi);
 }
 
 } // namespace netc
