@@ -10,8 +10,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <fstream>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace netc::rt {
@@ -38,7 +38,6 @@ void checkFinite(const std::vector<TensorView> &tensors, const std::string &path
   }
 }
 
-
 } // namespace
 
 void writeSafetensors(const std::string &path, const std::vector<TensorView> &tensors,
@@ -51,7 +50,8 @@ void writeSafetensors(const std::string &path, const std::vector<TensorView> &te
     uint64_t bytes = 4;
     for (auto d : t.shape)
       bytes *= static_cast<uint64_t>(d);
-    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    header[t.name] = {
+        {"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   std::string text = header.dump();
@@ -73,9 +73,9 @@ void writeSafetensors(const std::string &path, const std::vector<TensorView> &te
   });
 }
 
-std::map<std::string, LoadedTensor>
-readSafetensors(const std::string &path, std::map<std::string, std::string> *metadata,
-                bool headerOnly) {
+std::map<std::string, LoadedTensor> readSafetensors(const std::string &path,
+                                                    std::map<std::string, std::string> *metadata,
+                                                    bool headerOnly) {
   auto bad = [&](const std::string &what) {
     return Error("'" + path + "' is not a valid safetensors file: " + what);
   };
@@ -118,8 +118,8 @@ readSafetensors(const std::string &path, std::map<std::string, std::string> *met
         !entry.contains("data_offsets"))
       throw bad("tensor '" + name + "' lacks dtype, shape or data_offsets");
     if (entry["dtype"] != "F32" && entry["dtype"] != "I64")
-      throw Error("'" + path + "': tensor '" + name + "' has dtype " +
-                  entry["dtype"].dump() + "; netc reads F32 tensors (and I64 class labels)");
+      throw Error("'" + path + "': tensor '" + name + "' has dtype " + entry["dtype"].dump() +
+                  "; netc reads F32 tensors (and I64 class labels)");
     LoadedTensor t;
     t.dtype = entry["dtype"];
     uint64_t width = t.dtype == "I64" ? 8 : 4;
@@ -163,8 +163,8 @@ void loadWeights(const ModelInfo &model, const std::string &path, float *persist
   for (const auto &p : model.params) {
     auto it = tensors.find(p.name);
     if (it == tensors.end())
-      throw Error("'" + path + "' has no tensor '" + p.name + "' (the model's parameter " +
-                  p.name + ": f32" + p.shapeString() + ")");
+      throw Error("'" + path + "' has no tensor '" + p.name + "' (the model's parameter " + p.name +
+                  ": f32" + p.shapeString() + ")");
     if (it->second.dtype != "F32")
       throw Error("'" + path + "': tensor '" + p.name + "' is " + it->second.dtype +
                   ", parameters are F32");
@@ -210,7 +210,9 @@ void saveCheckpoint(const ModelInfo &m, const std::string &path, const float *pe
                     {"step", std::to_string(s.step)},
                     {"seed", std::to_string(s.seed)},
                     {"epoch_loss_sum", loss},
-                    {"epoch_seen", std::to_string(s.epochSeen)}});
+                    {"epoch_seen", std::to_string(s.epochSeen)},
+                    {"batch", std::to_string(s.batch)},
+                    {"shuffle", s.shuffle ? "true" : "false"}});
 }
 
 CheckpointState loadCheckpoint(const ModelInfo &m, const std::string &path, float *persist) {
@@ -236,6 +238,12 @@ CheckpointState loadCheckpoint(const ModelInfo &m, const std::string &path, floa
     s.seed = std::stoull(meta.at("seed"));
     s.epochLossSum = std::stod(meta.at("epoch_loss_sum"));
     s.epochSeen = std::stoll(meta.at("epoch_seen"));
+    if (meta.count("batch")) // recorded since session 3
+      s.batch = std::stoll(meta.at("batch"));
+    s.shuffle = meta["shuffle"] != "false";
+    if (s.epoch < 0 || s.position < 0 || s.step < 0 || s.epochSeen < 0 || s.batch < 0 ||
+        !std::isfinite(s.epochLossSum))
+      throw std::invalid_argument("negative");
     return s;
   } catch (const std::exception &) {
     throw Error("'" + path + "' has malformed training counters in its metadata");
@@ -259,7 +267,8 @@ void checkReplaceable(const ModelInfo &model, const std::string &path, bool chec
   try {
     tensors = readSafetensors(path, &meta, /*headerOnly=*/true);
   } catch (const Error &) {
-    throw refuse(std::string("exists and is not a ") + what + " of this model (not a safetensors file)");
+    throw refuse(std::string("exists and is not a ") + what +
+                 " of this model (not a safetensors file)");
   }
   if (checkpoint) {
     if (meta["format"] != "netc-checkpoint")

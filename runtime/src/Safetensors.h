@@ -59,6 +59,8 @@ struct CheckpointState {
   uint64_t seed = 0;
   double epochLossSum = 0; ///< sum of batch loss * batch size so far this epoch
   int64_t epochSeen = 0;   ///< examples so far this epoch
+  int64_t batch = 0;       ///< the run's batch size (0: not recorded)
+  bool shuffle = true;     ///< whether its epochs are shuffled
 };
 
 /// A fingerprint of the model's structure (tensor names and shapes,

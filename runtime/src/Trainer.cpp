@@ -91,6 +91,29 @@ std::vector<int64_t> epochOrder(int64_t count, uint64_t seed, int64_t epoch, boo
   return order;
 }
 
+/// A resumed run continues the same run: the same batches in the same
+/// order, from a position that exists.
+void checkResume(const Session &s, const CheckpointState &at, int64_t perEpoch, int64_t total) {
+  const std::string &file = s.f.resume;
+  if (at.batch != 0 && at.batch != s.f.batch)
+    throw Error("--batch " + std::to_string(s.f.batch) + " differs from the run in '" + file +
+                "' (" + std::to_string(at.batch) + "); resume with --batch " +
+                std::to_string(at.batch));
+  if (at.shuffle == s.f.noShuffle)
+    throw Error(std::string("the run in '") + file + "' was " +
+                (at.shuffle ? "shuffled" : "not shuffled (--no-shuffle)") +
+                "; resume it the same way");
+  if (at.position > perEpoch || at.epoch * perEpoch + at.position != at.step)
+    throw Error("'" + file + "' holds inconsistent counters (epoch " + std::to_string(at.epoch) +
+                ", batch " + std::to_string(at.position) + ", step " + std::to_string(at.step) +
+                ") for " + counted(perEpoch, "batch", "batches") +
+                " an epoch: another data set or batch size?");
+  if (at.step >= total)
+    throw Error("the run in '" + file + "' is already at step " + std::to_string(at.step) +
+                " of the " + std::to_string(total) +
+                " asked for: nothing to train (give more --epochs or --steps)");
+}
+
 int trainEpochs(Session &s, const RunData &data) {
   const Dataset &train = *data.splits.train;
   Batch batch(train.fields(), s.f.batch);
@@ -100,8 +123,11 @@ int trainEpochs(Session &s, const RunData &data) {
   int64_t epochs = (total + perEpoch - 1) / perEpoch;
   CheckpointState at;
   at.seed = s.f.seed;
+  at.batch = s.f.batch;
+  at.shuffle = !s.f.noShuffle;
   if (!s.f.resume.empty()) {
     at = loadCheckpoint(s.m, s.f.resume, s.persist.get());
+    checkResume(s, at, perEpoch, total);
     std::printf("resuming %s at epoch %lld, batch %lld (step %lld)\n", s.f.resume.c_str(),
                 static_cast<long long>(at.epoch + 1), static_cast<long long>(at.position),
                 static_cast<long long>(at.step));
@@ -154,7 +180,7 @@ int trainEpochs(Session &s, const RunData &data) {
     double trainLoss = at.epochLossSum / static_cast<double>(std::max<int64_t>(at.epochSeen, 1));
     int64_t seen = at.epochSeen;
     if (complete) // the next epoch starts from scratch
-      at = {epoch + 1, 0, at.step, at.seed, 0, 0};
+      at = {epoch + 1, 0, at.step, at.seed, 0, 0, at.batch, at.shuffle};
     else
       at.epoch = epoch;
     if (!s.f.checkpoint.empty())

@@ -91,6 +91,8 @@ public:
       return;
     out_ << record.dump() << '\n';
     out_.flush();
+    if (!out_)
+      throw Error("cannot write the metrics file: " + std::string(std::strerror(errno)));
   }
 
 private:
