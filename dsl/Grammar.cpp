@@ -19,8 +19,7 @@ namespace {
 // its name ("an expression"); both read well after "expected".
 std::string describe(const std::string &which) {
   if (which == kTooDeep)
-    return fmt::format("expression nested too deeply (the limit is {} levels)",
-                       kMaxNesting);
+    return fmt::format("expression nested too deeply (the limit is {} levels)", kMaxNesting);
   if (which.size() == 1)
     return "expected '" + which + "'";
   return "expected " + which;
@@ -47,6 +46,20 @@ std::string syntaxHint(const std::string &source, uint32_t offset) {
   return {};
 }
 
+namespace {
+
+/// An expectation failure as a syntax error. The failure points before
+/// skipped whitespace; the error points where the offending token starts.
+bool expectationError(const std::string &source, const x3::expectation_failure<Iterator> &failure,
+                      uint32_t end, SyntaxError &error) {
+  error.offset = skipBlank(source, static_cast<uint32_t>(failure.where() - source.begin()), end);
+  error.message = describe(failure.which());
+  error.hint = syntaxHint(source, error.offset);
+  return false;
+}
+
+} // namespace
+
 bool parseExpression(const std::string &source, uint32_t offset, uint32_t end, ast::Expr &out,
                      SyntaxError &error) {
   ParseState state{source.begin(), 0};
@@ -57,19 +70,16 @@ bool parseExpression(const std::string &source, uint32_t offset, uint32_t end, a
     if (x3::phrase_parse(first, last, parser, skipper, out) && first == last)
       return true;
     error.offset = skipBlank(source, static_cast<uint32_t>(first - source.begin()), end);
-    error.message = first == last ? "expected an expression" : "unexpected text after the expression";
+    error.message =
+        first == last ? "expected an expression" : "unexpected text after the expression";
     return false;
   } catch (const x3::expectation_failure<Iterator> &failure) {
-    error.offset =
-        skipBlank(source, static_cast<uint32_t>(failure.where() - source.begin()), end);
-    error.message = describe(failure.which());
-    error.hint = syntaxHint(source, error.offset);
-    return false;
+    return expectationError(source, failure, end, error);
   }
 }
 
-bool parseStatement(const std::string &source, uint32_t &offset, uint32_t end,
-                    ast::Statement &out, SyntaxError &error) {
+bool parseStatement(const std::string &source, uint32_t &offset, uint32_t end, ast::Statement &out,
+                    SyntaxError &error) {
   ParseState state{source.begin(), 0};
   Iterator first = source.begin() + offset;
   Iterator const last = source.begin() + end;
@@ -81,16 +91,10 @@ bool parseStatement(const std::string &source, uint32_t &offset, uint32_t end,
     }
     error.offset = skipBlank(source, offset, end);
     error.message = "expected a statement (data, input, target, param, sequence, "
-                     "loss, optimizer, train, report, print or `name = ...`)";
+                    "loss, optimizer, train, report, print or `name = ...`)";
     return false;
   } catch (const x3::expectation_failure<Iterator> &failure) {
-    // The failure points before skipped whitespace; report where the
-    // offending token starts.
-    error.offset =
-        skipBlank(source, static_cast<uint32_t>(failure.where() - source.begin()), end);
-    error.message = describe(failure.which());
-    error.hint = syntaxHint(source, error.offset);
-    return false;
+    return expectationError(source, failure, end, error);
   }
 }
 
