@@ -76,6 +76,9 @@ public:
 
   /// The outer indices [lo, hi).
   void run(llvm::Value *lo, llvm::Value *hi) {
+    llvm::IRBuilder<> entry(&ctx_.fn->getEntryBlock(), ctx_.fn->getEntryBlock().begin());
+    acc_ = entry.CreateAlloca(ctx_.fp());
+    bestAt_ = entry.CreateAlloca(ctx_.i64());
     bool scatters = n_.op == Op::Conv2dGradInput || n_.op == Op::Conv2dGradWeight ||
                     n_.op == Op::MaxPool2dGrad || n_.op == Op::AvgPool2dGrad;
     if (scatters) { // the gradients add into a zeroed result: this chunk's part
@@ -85,10 +88,169 @@ public:
         ctx_.store(self_, add(first, i), llvm::ConstantFP::get(ctx_.fp(), 0.0));
       });
     }
-    emitNest(lo, hi);
+    if (n_.op == Op::Conv2d)
+      convForward(lo, hi);
+    else if (n_.op == Op::Conv2dGradInput)
+      convGradInput(lo, hi);
+    else
+      emitNest(lo, hi);
   }
 
 private:
+  /// ceil(a / s) for s > 0 and any sign of a.
+  llvm::Value *ceilDiv(llvm::Value *a, int64_t s) {
+    llvm::Value *up = b_.CreateSDiv(b_.CreateAdd(a, c(s - 1)), c(s));
+    llvm::Value *down = b_.CreateNeg(b_.CreateSDiv(b_.CreateNeg(a), c(s)));
+    return b_.CreateSelect(b_.CreateICmpSGE(a, c(0)), up, down);
+  }
+
+  /// The outputs o in [0, outs) whose input o * stride - pad + k lies in
+  /// [0, extent): the first and how many.
+  std::pair<llvm::Value *, llvm::Value *>
+  outputsReaching(llvm::Value *k, int64_t stride, int64_t pad, int64_t extent, int64_t outs) {
+    llvm::Value *first = smax(c(0), ceilDiv(b_.CreateSub(c(pad), k), stride));
+    llvm::Value *end = smin(c(outs), ceilDiv(b_.CreateSub(c(extent + pad), k), stride));
+    return {first, smax(c(0), b_.CreateSub(end, first))};
+  }
+
+  // The input gradient of images [lo, hi), weight element by weight
+  // element: dx[n, c, ih, iw] += dy[n, o, oh, ow] · w[o, c, kh, kw] over
+  // whole output rows, which are contiguous runs of dy (and of dx for stride
+  // 1). Each dx element sums in (output channel, kernel row, kernel column,
+  // output row, output column) order.
+  void convGradInput(llvm::Value *lo, llvm::Value *hi) {
+    ValueId dy = n_.inputs[0], w = n_.inputs[1];
+    ctx_.loop(
+        b_.CreateSub(hi, lo),
+        [&](llvm::Value *i) {
+          llvm::Value *n = add(lo, i);
+          ctx_.loop(
+              c(d_.c),
+              [&](llvm::Value *ch) {
+                ctx_.loop(
+                    c(d_.o),
+                    [&](llvm::Value *o) {
+                      llvm::Value *plane = mul(add(mul(n, d_.o), o), d_.oh * d_.ow);
+                      ctx_.loop(
+                          c(geo_.kh),
+                          [&](llvm::Value *kh) {
+                            auto [ohFirst, ohCount] =
+                                outputsReaching(kh, geo_.sh, geo_.pt, d_.h, d_.oh);
+                            ctx_.loop(
+                                c(geo_.kw),
+                                [&](llvm::Value *kw) {
+                                  auto [owFirst, owCount] =
+                                      outputsReaching(kw, geo_.sw, geo_.pl, d_.w, d_.ow);
+                                  llvm::Value *wv = ctx_.load(w, weightIndex(o, ch, kh, kw));
+                                  ctx_.loop(
+                                      ohCount,
+                                      [&](llvm::Value *r) {
+                                        llvm::Value *oh = add(ohFirst, r);
+                                        llvm::Value *ih =
+                                            add(b_.CreateSub(mul(oh, geo_.sh), c(geo_.pt)), kh);
+                                        llvm::Value *dyRow = add(plane, mul(oh, d_.ow));
+                                        llvm::Value *xRow =
+                                            mul(add(mul(add(mul(n, d_.c), ch), d_.h), ih), d_.w);
+                                        llvm::Value *xBase =
+                                            add(xRow, b_.CreateSub(kw, c(geo_.pl)));
+                                        ctx_.loop(
+                                            owCount,
+                                            [&](llvm::Value *q) {
+                                              llvm::Value *ow = add(owFirst, q);
+                                              llvm::Value *at = add(xBase, mul(ow, geo_.sw));
+                                              llvm::Value *g = ctx_.load(dy, add(dyRow, ow));
+                                              ctx_.store(self_, at,
+                                                         b_.CreateFAdd(ctx_.load(self_, at),
+                                                                       b_.CreateFMul(g, wv)));
+                                            },
+                                            "ow");
+                                      },
+                                      "oh");
+                                },
+                                "kw");
+                          },
+                          "kh");
+                    },
+                    "o");
+              },
+              "c");
+        },
+        "n");
+  }
+
+  // The forward convolution of images [lo, hi), weight element by weight
+  // element: each adds its products to a whole output plane, the rows of
+  // which are contiguous runs the vectorizer takes. Every output still sums
+  // its products in (channel, kernel row, kernel column) order, as the
+  // reference does.
+  void convForward(llvm::Value *lo, llvm::Value *hi) {
+    llvm::Type *fp = ctx_.fp();
+    ValueId x = n_.inputs[0], w = n_.inputs[1];
+    ctx_.loop(
+        b_.CreateSub(hi, lo),
+        [&](llvm::Value *i) {
+          llvm::Value *n = add(lo, i);
+          ctx_.loop(
+              c(d_.o),
+              [&](llvm::Value *o) {
+                llvm::Value *plane = mul(add(mul(n, d_.o), o), d_.oh * d_.ow);
+                ctx_.loop(
+                    c(d_.oh * d_.ow),
+                    [&](llvm::Value *e) {
+                      ctx_.store(self_, add(plane, e), llvm::ConstantFP::get(fp, 0.0));
+                    },
+                    "e");
+                ctx_.loop(
+                    c(d_.c),
+                    [&](llvm::Value *ch) {
+                      ctx_.loop(
+                          c(geo_.kh),
+                          [&](llvm::Value *kh) {
+                            auto [ohFirst, ohCount] =
+                                outputsReaching(kh, geo_.sh, geo_.pt, d_.h, d_.oh);
+                            ctx_.loop(
+                                c(geo_.kw),
+                                [&](llvm::Value *kw) {
+                                  auto [owFirst, owCount] =
+                                      outputsReaching(kw, geo_.sw, geo_.pl, d_.w, d_.ow);
+                                  llvm::Value *wv = ctx_.load(w, weightIndex(o, ch, kh, kw));
+                                  ctx_.loop(
+                                      ohCount,
+                                      [&](llvm::Value *r) {
+                                        llvm::Value *oh = add(ohFirst, r);
+                                        llvm::Value *ih =
+                                            add(b_.CreateSub(mul(oh, geo_.sh), c(geo_.pt)), kh);
+                                        llvm::Value *yRow = add(plane, mul(oh, d_.ow));
+                                        llvm::Value *xRow =
+                                            mul(add(mul(add(mul(n, d_.c), ch), d_.h), ih), d_.w);
+                                        llvm::Value *xBase =
+                                            add(xRow, b_.CreateSub(kw, c(geo_.pl)));
+                                        ctx_.loop(
+                                            owCount,
+                                            [&](llvm::Value *q) {
+                                              llvm::Value *ow = add(owFirst, q);
+                                              llvm::Value *at = add(yRow, ow);
+                                              llvm::Value *xv =
+                                                  ctx_.load(x, add(xBase, mul(ow, geo_.sw)));
+                                              ctx_.store(self_, at,
+                                                         b_.CreateFAdd(ctx_.load(self_, at),
+                                                                       b_.CreateFMul(xv, wv)));
+                                            },
+                                            "ow");
+                                      },
+                                      "oh");
+                                },
+                                "kw");
+                          },
+                          "kh");
+                    },
+                    "c");
+              },
+              "o");
+        },
+        "n");
+  }
+
   llvm::Value *c(int64_t v) const { return ctx_.i64(v); }
   llvm::Value *add(llvm::Value *a, llvm::Value *b) { return b_.CreateAdd(a, b); }
   llvm::Value *mul(llvm::Value *a, int64_t k) { return b_.CreateMul(a, c(k)); }
@@ -118,9 +280,6 @@ private:
   }
 
   void emitNest(llvm::Value *lo, llvm::Value *hi) {
-    llvm::IRBuilder<> entry(&ctx_.fn->getEntryBlock(), ctx_.fn->getEntryBlock().begin());
-    acc_ = entry.CreateAlloca(ctx_.fp());
-    bestAt_ = entry.CreateAlloca(ctx_.i64());
     auto windows = [&](llvm::Value *n, llvm::Value *o) {
       ctx_.loop(
           c(d_.oh),
