@@ -13,6 +13,7 @@
 #include <charconv>
 #include <chrono>
 #include <numeric>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace netc::rt {
@@ -23,7 +24,14 @@ namespace {
 
 extern "C" void onInterrupt(int signal) { interrupted = signal; }
 
+/// Whether something is at `path` (a file an early interrupt must not replace).
+bool exists(const std::string &path) {
+  struct stat st;
+  return !path.empty() && ::stat(path.c_str(), &st) == 0;
+}
+
 int trainFullBatch(Session &s, const RunData &data) {
+  bool reported = false; // an interrupt before the first report keeps old files
   const Dataset &train = *data.splits.train;
   int64_t n = train.size();
   Batch batch(train.fields(), n);
@@ -40,12 +48,19 @@ int trainFullBatch(Session &s, const RunData &data) {
     if (!s.train(step, batch.inputs(), n, loss))
       return 1;
     if (interrupted) {
+      if (!reported && exists(s.f.save)) {
+        std::printf("\ninterrupted at step %lld, before the first report: %s was left as it "
+                    "was\n",
+                    static_cast<long long>(step), s.f.save.c_str());
+        return 128 + interrupted;
+      }
       s.save();
       std::printf("\ninterrupted at step %lld; weights saved to %s\n", static_cast<long long>(step),
                   s.f.save.c_str());
       return 128 + interrupted;
     }
     if (step % s.m.reportEvery == 0 || step == s.f.steps) {
+      reported = true;
       double seconds = s.seconds();
       nlohmann::json record = {
           {"event", "report"}, {"step", step}, {"loss", loss}, {"seconds", seconds}};
@@ -136,6 +151,7 @@ int trainEpochs(Session &s, const RunData &data) {
              std::to_string(s.f.batch) + " (" + data.splits.description + ")");
   bool live = ::isatty(STDOUT_FILENO);
   double trainSeconds = 0;
+  bool completedEpoch = false; // an interrupt before one keeps old files (unless resumed)
   for (int64_t epoch = at.epoch; epoch < epochs && at.step < total; ++epoch) {
     auto order = epochOrder(count, at.seed, epoch, !s.f.noShuffle);
     auto epochStart = Clock::now();
@@ -152,6 +168,14 @@ int trainEpochs(Session &s, const RunData &data) {
       if (at.step % s.m.reportEvery == 0)
         s.metrics.write(
             {{"event", "report"}, {"step", at.step}, {"loss", loss}, {"seconds", s.seconds()}});
+      if (interrupted && s.f.resume.empty() && !completedEpoch &&
+          (exists(s.f.save) || exists(s.f.checkpoint))) {
+        std::printf("\ninterrupted at epoch %lld, batch %lld, before the first epoch ended: %s "
+                    "and %s were left as they were\n",
+                    static_cast<long long>(epoch + 1), static_cast<long long>(b + 1),
+                    s.f.save.c_str(), s.f.checkpoint.c_str());
+        return 128 + interrupted;
+      }
       if (interrupted) {
         at.epoch = epoch;
         if (!s.f.checkpoint.empty())
@@ -177,6 +201,7 @@ int trainEpochs(Session &s, const RunData &data) {
     double epochSeconds = std::chrono::duration<double>(Clock::now() - epochStart).count();
     trainSeconds += epochSeconds;
     bool complete = at.position == perEpoch;
+    completedEpoch = completedEpoch || complete;
     double trainLoss = at.epochLossSum / static_cast<double>(std::max<int64_t>(at.epochSeen, 1));
     int64_t seen = at.epochSeen;
     if (complete) // the next epoch starts from scratch
