@@ -1,13 +1,18 @@
 // WindowKernel.cpp - convolutions and pooling over [N, C, H, W], as direct
 // loop nests.
 //
-// Every output position visits its window's positions inside the image
-// (padding is skipped, as it adds zeros) in the order of the reference
-// interpreter: channel, then kernel row, then kernel column. The gradients
-// scatter-add in that order too, so results do not depend on anything but
-// the shapes. This is the first, simple lowering: one thread, no tiling;
-// the faster one (the windows through the GEMM kernels) replaces this file
-// without touching the ops.
+// Padding adds zeros, so it is skipped: only window positions inside the
+// image are visited. Pooling and the weight gradient go output position by
+// output position, through the window in the reference interpreter's order
+// (channel, kernel row, kernel column). The forward convolution and the
+// input gradient go weight element by weight element over whole output
+// rows, contiguous runs the vectorizer takes; each output still sums in a
+// fixed order. The outer loop (images, or output channels for the weight
+// gradient) is split into chunks for the thread pool; every result element
+// belongs to one chunk, so results depend on nothing but the shapes. This
+// is the first, simple lowering, without tiling; the faster one (the
+// windows through the GEMM kernels) replaces this file without touching the
+// ops.
 #include "compiler/codegen/Kernels.h"
 #include "compiler/graph/Ops.h"
 
@@ -113,79 +118,61 @@ private:
     return {first, smax(c(0), b_.CreateSub(end, first))};
   }
 
-  // The input gradient of images [lo, hi), weight element by weight
-  // element: dx[n, c, ih, iw] += dy[n, o, oh, ow] · w[o, c, kh, kw] over
-  // whole output rows, which are contiguous runs of dy (and of dx for stride
-  // 1). Each dx element sums in (output channel, kernel row, kernel column,
-  // output row, output column) order.
-  void convGradInput(llvm::Value *lo, llvm::Value *hi) {
-    ValueId dy = n_.inputs[0], w = n_.inputs[1];
+  /// The products of one weight element w[o, c, kh, kw] (value `wv`) with
+  /// every input it meets in image n: `body(x, y)` for each pair of an image
+  /// index x and an index y into the window plane that starts at `plane`,
+  /// output row by output row (contiguous runs the vectorizer takes).
+  template <typename Body>
+  void weightElement(llvm::Value *n, llvm::Value *ch, llvm::Value *plane, llvm::Value *kh,
+                     llvm::Value *kw, Body body) {
+    auto [ohFirst, ohCount] = outputsReaching(kh, geo_.sh, geo_.pt, d_.h, d_.oh);
+    auto [owFirst, owCount] = outputsReaching(kw, geo_.sw, geo_.pl, d_.w, d_.ow);
     ctx_.loop(
-        b_.CreateSub(hi, lo),
-        [&](llvm::Value *i) {
-          llvm::Value *n = add(lo, i);
+        ohCount,
+        [&](llvm::Value *r) {
+          llvm::Value *oh = add(ohFirst, r);
+          llvm::Value *ih = add(b_.CreateSub(mul(oh, geo_.sh), c(geo_.pt)), kh);
+          llvm::Value *yRow = add(plane, mul(oh, d_.ow));
+          llvm::Value *xRow = mul(add(mul(add(mul(n, d_.c), ch), d_.h), ih), d_.w);
+          llvm::Value *xBase = add(xRow, b_.CreateSub(kw, c(geo_.pl)));
           ctx_.loop(
-              c(d_.c),
-              [&](llvm::Value *ch) {
-                ctx_.loop(
-                    c(d_.o),
-                    [&](llvm::Value *o) {
-                      llvm::Value *plane = mul(add(mul(n, d_.o), o), d_.oh * d_.ow);
-                      ctx_.loop(
-                          c(geo_.kh),
-                          [&](llvm::Value *kh) {
-                            auto [ohFirst, ohCount] =
-                                outputsReaching(kh, geo_.sh, geo_.pt, d_.h, d_.oh);
-                            ctx_.loop(
-                                c(geo_.kw),
-                                [&](llvm::Value *kw) {
-                                  auto [owFirst, owCount] =
-                                      outputsReaching(kw, geo_.sw, geo_.pl, d_.w, d_.ow);
-                                  llvm::Value *wv = ctx_.load(w, weightIndex(o, ch, kh, kw));
-                                  ctx_.loop(
-                                      ohCount,
-                                      [&](llvm::Value *r) {
-                                        llvm::Value *oh = add(ohFirst, r);
-                                        llvm::Value *ih =
-                                            add(b_.CreateSub(mul(oh, geo_.sh), c(geo_.pt)), kh);
-                                        llvm::Value *dyRow = add(plane, mul(oh, d_.ow));
-                                        llvm::Value *xRow =
-                                            mul(add(mul(add(mul(n, d_.c), ch), d_.h), ih), d_.w);
-                                        llvm::Value *xBase =
-                                            add(xRow, b_.CreateSub(kw, c(geo_.pl)));
-                                        ctx_.loop(
-                                            owCount,
-                                            [&](llvm::Value *q) {
-                                              llvm::Value *ow = add(owFirst, q);
-                                              llvm::Value *at = add(xBase, mul(ow, geo_.sw));
-                                              llvm::Value *g = ctx_.load(dy, add(dyRow, ow));
-                                              ctx_.store(self_, at,
-                                                         b_.CreateFAdd(ctx_.load(self_, at),
-                                                                       b_.CreateFMul(g, wv)));
-                                            },
-                                            "ow");
-                                      },
-                                      "oh");
-                                },
-                                "kw");
-                          },
-                          "kh");
-                    },
-                    "o");
+              owCount,
+              [&](llvm::Value *q) {
+                llvm::Value *ow = add(owFirst, q);
+                body(add(xBase, mul(ow, geo_.sw)), add(yRow, ow));
               },
-              "c");
+              "ow");
         },
-        "n");
+        "oh");
+  }
+
+  /// Every weight element of output channel o and input channel ch, in
+  /// (kernel row, kernel column) order: `body(wv, kh, kw)`.
+  template <typename Body> void kernelElements(llvm::Value *o, llvm::Value *ch, Body body) {
+    ctx_.loop(
+        c(geo_.kh),
+        [&](llvm::Value *kh) {
+          ctx_.loop(
+              c(geo_.kw),
+              [&](llvm::Value *kw) {
+                body(ctx_.load(n_.inputs[1], weightIndex(o, ch, kh, kw)), kh, kw);
+              },
+              "kw");
+        },
+        "kh");
+  }
+
+  /// y += a · b at y of the result.
+  void accumulate(llvm::Value *y, llvm::Value *a, llvm::Value *b) {
+    ctx_.store(self_, y, b_.CreateFAdd(ctx_.load(self_, y), b_.CreateFMul(a, b)));
   }
 
   // The forward convolution of images [lo, hi), weight element by weight
-  // element: each adds its products to a whole output plane, the rows of
-  // which are contiguous runs the vectorizer takes. Every output still sums
-  // its products in (channel, kernel row, kernel column) order, as the
-  // reference does.
+  // element: each adds its products to a whole output plane. Every output
+  // still sums its products in (channel, kernel row, kernel column) order,
+  // as the reference does.
   void convForward(llvm::Value *lo, llvm::Value *hi) {
-    llvm::Type *fp = ctx_.fp();
-    ValueId x = n_.inputs[0], w = n_.inputs[1];
+    ValueId x = n_.inputs[0];
     ctx_.loop(
         b_.CreateSub(hi, lo),
         [&](llvm::Value *i) {
@@ -197,56 +184,51 @@ private:
                 ctx_.loop(
                     c(d_.oh * d_.ow),
                     [&](llvm::Value *e) {
-                      ctx_.store(self_, add(plane, e), llvm::ConstantFP::get(fp, 0.0));
+                      ctx_.store(self_, add(plane, e), llvm::ConstantFP::get(ctx_.fp(), 0.0));
                     },
                     "e");
                 ctx_.loop(
                     c(d_.c),
                     [&](llvm::Value *ch) {
-                      ctx_.loop(
-                          c(geo_.kh),
-                          [&](llvm::Value *kh) {
-                            auto [ohFirst, ohCount] =
-                                outputsReaching(kh, geo_.sh, geo_.pt, d_.h, d_.oh);
-                            ctx_.loop(
-                                c(geo_.kw),
-                                [&](llvm::Value *kw) {
-                                  auto [owFirst, owCount] =
-                                      outputsReaching(kw, geo_.sw, geo_.pl, d_.w, d_.ow);
-                                  llvm::Value *wv = ctx_.load(w, weightIndex(o, ch, kh, kw));
-                                  ctx_.loop(
-                                      ohCount,
-                                      [&](llvm::Value *r) {
-                                        llvm::Value *oh = add(ohFirst, r);
-                                        llvm::Value *ih =
-                                            add(b_.CreateSub(mul(oh, geo_.sh), c(geo_.pt)), kh);
-                                        llvm::Value *yRow = add(plane, mul(oh, d_.ow));
-                                        llvm::Value *xRow =
-                                            mul(add(mul(add(mul(n, d_.c), ch), d_.h), ih), d_.w);
-                                        llvm::Value *xBase =
-                                            add(xRow, b_.CreateSub(kw, c(geo_.pl)));
-                                        ctx_.loop(
-                                            owCount,
-                                            [&](llvm::Value *q) {
-                                              llvm::Value *ow = add(owFirst, q);
-                                              llvm::Value *at = add(yRow, ow);
-                                              llvm::Value *xv =
-                                                  ctx_.load(x, add(xBase, mul(ow, geo_.sw)));
-                                              ctx_.store(self_, at,
-                                                         b_.CreateFAdd(ctx_.load(self_, at),
-                                                                       b_.CreateFMul(xv, wv)));
-                                            },
-                                            "ow");
-                                      },
-                                      "oh");
-                                },
-                                "kw");
-                          },
-                          "kh");
+                      kernelElements(o, ch, [&](llvm::Value *wv, llvm::Value *kh, llvm::Value *kw) {
+                        weightElement(n, ch, plane, kh, kw, [&](llvm::Value *xi, llvm::Value *yi) {
+                          accumulate(yi, ctx_.load(x, xi), wv);
+                        });
+                      });
                     },
                     "c");
               },
               "o");
+        },
+        "n");
+  }
+
+  // The input gradient of images [lo, hi), weight element by weight
+  // element: dx[n, c, ih, iw] += dy[n, o, oh, ow] · w[o, c, kh, kw] over
+  // whole output rows. Each dx element sums in (output channel, kernel row,
+  // kernel column, output row, output column) order.
+  void convGradInput(llvm::Value *lo, llvm::Value *hi) {
+    ValueId dy = n_.inputs[0];
+    ctx_.loop(
+        b_.CreateSub(hi, lo),
+        [&](llvm::Value *i) {
+          llvm::Value *n = add(lo, i);
+          ctx_.loop(
+              c(d_.c),
+              [&](llvm::Value *ch) {
+                ctx_.loop(
+                    c(d_.o),
+                    [&](llvm::Value *o) {
+                      llvm::Value *plane = mul(add(mul(n, d_.o), o), d_.oh * d_.ow);
+                      kernelElements(o, ch, [&](llvm::Value *wv, llvm::Value *kh, llvm::Value *kw) {
+                        weightElement(n, ch, plane, kh, kw, [&](llvm::Value *xi, llvm::Value *yi) {
+                          accumulate(xi, ctx_.load(dy, yi), wv);
+                        });
+                      });
+                    },
+                    "o");
+              },
+              "c");
         },
         "n");
   }
@@ -310,7 +292,8 @@ private:
           "n");
   }
 
-  /// One output position: its window, then its result (or its scatter).
+  /// One output position (pooling, the weight gradient): its window, then
+  /// its result (or its scatter).
   void position(llvm::Value *n, llvm::Value *o, llvm::Value *oh, llvm::Value *ow) {
     llvm::Type *fp = ctx_.fp();
     llvm::Value *y = windowIndex(n, o, oh, ow);
@@ -324,7 +307,7 @@ private:
     llvm::Value *ihBase = b_.CreateSub(mul(oh, geo_.sh), c(geo_.pt));
     llvm::Value *iwBase = b_.CreateSub(mul(ow, geo_.sw), c(geo_.pl));
     llvm::Value *dy = nullptr;
-    if (n_.op == Op::Conv2dGradInput || n_.op == Op::AvgPool2dGrad)
+    if (n_.op == Op::AvgPool2dGrad)
       dy = ctx_.load(n_.inputs[0], y);
     if (n_.op == Op::Conv2dGradWeight)
       dy = ctx_.load(n_.inputs[1], y);
@@ -352,9 +335,6 @@ private:
         "c");
     llvm::Value *acc = b_.CreateLoad(fp, acc_);
     switch (n_.op) {
-    case Op::Conv2d:
-      ctx_.store(self_, y, acc);
-      break;
     case Op::AvgPool2d:
       ctx_.store(
           self_, y,
@@ -375,22 +355,12 @@ private:
     }
   }
 
-  /// One window element: image index x, weight index w (convolutions).
+  /// One window element: image index x, weight index w (weight gradient).
   void element(llvm::Value *x, llvm::Value *w, llvm::Value *dy) {
     llvm::Type *fp = ctx_.fp();
     switch (n_.op) {
-    case Op::Conv2d: {
-      llvm::Value *p = b_.CreateFMul(ctx_.load(n_.inputs[0], x), ctx_.load(n_.inputs[1], w));
-      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(fp, acc_), p), acc_);
-      return;
-    }
-    case Op::Conv2dGradInput:
-      ctx_.store(self_, x,
-                 b_.CreateFAdd(ctx_.load(self_, x), b_.CreateFMul(dy, ctx_.load(n_.inputs[1], w))));
-      return;
     case Op::Conv2dGradWeight:
-      ctx_.store(self_, w,
-                 b_.CreateFAdd(ctx_.load(self_, w), b_.CreateFMul(ctx_.load(n_.inputs[0], x), dy)));
+      accumulate(w, ctx_.load(n_.inputs[0], x), dy);
       return;
     case Op::AvgPool2d:
       b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(fp, acc_), ctx_.load(n_.inputs[0], x)), acc_);
