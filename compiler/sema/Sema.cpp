@@ -73,28 +73,6 @@ const char *netcSpelling(std::string_view word) {
   return nullptr;
 }
 
-/// `path` without "." and "dir/.." components (lexically, as a user reads it).
-std::string normalizedPath(const std::string &path) {
-  std::vector<std::string> parts;
-  size_t pos = 0;
-  while (pos <= path.size()) {
-    size_t slash = path.find('/', pos);
-    std::string part =
-        path.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
-    if (part == ".." && !parts.empty() && parts.back() != "..")
-      parts.pop_back();
-    else if (!part.empty() && part != ".")
-      parts.push_back(part);
-    if (slash == std::string::npos)
-      break;
-    pos = slash + 1;
-  }
-  std::string out = path.size() && path[0] == '/' ? "/" : "";
-  for (size_t i = 0; i < parts.size(); ++i)
-    out += (i ? "/" : "") + parts[i];
-  return out.empty() ? "." : out;
-}
-
 bool Sema::declare(const ast::Ident &name) {
   auto it = scope_.find(name.name);
   if (it != scope_.end()) {

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
+
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -145,7 +147,8 @@ bool Sema::sourceOption(const SourceOption &o, const ast::Arg &a) {
 std::string Sema::resolved(const SourceOption &o, const std::string &path) const {
   if (o.kind != SourceOption::Kind::Path || path.empty() || path[0] == '/' || sourceDir_.empty())
     return path;
-  return normalizedPath(sourceDir_ + "/" + path);
+  // Without "." and "dir/.." components, as a user reads a path.
+  return std::filesystem::path(sourceDir_ + "/" + path).lexically_normal().string();
 }
 
 std::vector<ast::Arg> Sema::inlineData(const ast::Call &c, const SourceSpec &spec) {

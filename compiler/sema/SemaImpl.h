@@ -38,9 +38,6 @@ std::vector<std::string> splitList(const std::string &text);
 /// netc's name for a PyTorch spelling (nn.ReLU, CrossEntropyLoss, ...), or null.
 const char *netcSpelling(std::string_view word);
 
-/// `path` without "." and "dir/.." components (lexically, as a user reads it).
-std::string normalizedPath(const std::string &path);
-
 /// Declared arguments of a call: positional names in order, with defaults.
 struct Signature {
   struct Param {
