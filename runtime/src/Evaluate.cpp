@@ -173,6 +173,20 @@ std::string values(const float *v, int64_t n) {
   return n > 4 ? s + ", ..." : s;
 }
 
+/// A forward pass over the first min(size, data.size()) examples of
+/// `data`, whose outputs print and report statements read.
+struct FirstExamples {
+  int64_t n;
+  Batch batch;
+  float loss;
+  FirstExamples(Session &s, const Dataset &data, int64_t size)
+      : n(std::min(size, data.size())), batch(data.fields(), n) {
+    std::vector<int64_t> rows = firstRows(n);
+    batch.fill(data, rows.data(), n);
+    loss = s.m.code->forward(s.persist.get(), batch.inputs(), s.scratch.get(), n, s.hparams.data());
+  }
+};
+
 } // namespace
 
 std::string reportLine(const ModelInfo &m, const float *persist,
@@ -233,29 +247,18 @@ void writeEvaluation(const ModelInfo &m, nlohmann::json &record, const Evaluatio
 void finalOutputs(Session &s, const Dataset &data, int64_t size) {
   if (s.m.prints.empty() && s.m.report.empty())
     return;
-  int64_t n = std::min(size, data.size());
-  Batch batch(data.fields(), n);
-  std::vector<int64_t> rows(static_cast<size_t>(n));
-  std::iota(rows.begin(), rows.end(), 0);
-  batch.fill(data, rows.data(), n);
-  s.m.code->forward(s.persist.get(), batch.inputs(), s.scratch.get(), n, s.hparams.data());
-  printValues(s, batch, n);
-  printReport(s, batch, n);
+  FirstExamples first(s, data, size);
+  printValues(s, first.batch, first.n);
+  printReport(s, first.batch, first.n);
 }
 
 int evaluateProgram(Session &s, const RunData &data) {
   const Dataset &set = *data.splits.train;
-  int64_t n = batched(s.m) ? std::min(s.f.batch, set.size()) : set.size();
-  Batch batch(set.fields(), n);
-  std::vector<int64_t> rows(static_cast<size_t>(n));
-  std::iota(rows.begin(), rows.end(), 0);
-  batch.fill(set, rows.data(), n);
-  float loss =
-      s.m.code->forward(s.persist.get(), batch.inputs(), s.scratch.get(), n, s.hparams.data());
+  FirstExamples first(s, set, batched(s.m) ? s.f.batch : set.size());
   if (s.m.lossGiven)
-    std::printf("loss %s\n", shortest(loss).c_str());
-  printValues(s, batch, n);
-  printReport(s, batch, n);
+    std::printf("loss %s\n", shortest(first.loss).c_str());
+  printValues(s, first.batch, first.n);
+  printReport(s, first.batch, first.n);
   return 0;
 }
 
