@@ -288,6 +288,10 @@ int run(const netc_model *model, int argc, char **argv) {
   // So do SIGTERM and SIGHUP, what systemd, docker and batch schedulers send.
   for (int signal : {SIGINT, SIGTERM, SIGHUP})
     std::signal(signal, onInterrupt);
+  // A training run refuses its output paths before it reads any data.
+  bool trains = m.trains && !f.gradCheck && !f.eval && !f.predict && f.predictFile.empty();
+  if (trains)
+    checkOutputs(m, f);
   RunData data = openRunData(m, f.data);
   // The scratch area fits the largest batch any loop runs.
   int64_t capacity = batched(m) ? f.batch : data.splits.train->size();
@@ -304,7 +308,6 @@ int run(const netc_model *model, int argc, char **argv) {
     return predictOnly(s, data);
   if (!f.predictFile.empty())
     return predictFile(s, data, capacity);
-  checkOutputs(m, f);
   return batched(m) ? trainEpochs(s, data) : trainFullBatch(s, data);
 }
 
