@@ -426,13 +426,9 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   for (const auto &s : cm.persistent.states)
     states.push_back({{"name", s.name}, {"shape", shapeJson(s.shape)}, {"offset", s.offset}});
   d["states"] = states;
-  d["persistent_floats"] = cm.persistent.totalFloats;
   d["max_chunks"] = kMaxChunks;
   d["scratch_f64"] = {{"fixed_bytes", cm.gradientsPlan64.fixedBytes},
                       {"batch_bytes_per_n", cm.gradientsPlan64.batchBytesPerN}};
-  ScratchSize scratch = scratchSize(cm);
-  d["scratch"] = {{"fixed_bytes", scratch.fixedBytes},
-                  {"batch_bytes_per_n", scratch.batchBytesPerN}};
   json options = json::object();
   for (const auto &[k, v] : m.data.numbers)
     options[k] = v;

@@ -77,10 +77,11 @@ ModelInfo parseModelInfo(const netc_model *code) {
     };
     m.params = tensors(d.at("params"));
     m.states = tensors(d.at("states"));
-    m.persistentFloats = d.at("persistent_floats");
+    // The buffer sizes are the descriptor's fields (what a C caller reads).
+    m.persistentFloats = code->persistent_floats;
     m.maxChunks = d.at("max_chunks");
-    m.scratchFixedBytes = d.at("scratch").at("fixed_bytes");
-    m.scratchBatchBytesPerN = d.at("scratch").at("batch_bytes_per_n");
+    m.scratchFixedBytes = code->scratch_fixed_bytes;
+    m.scratchBatchBytesPerN = code->scratch_batch_bytes_per_n;
     m.scratch64FixedBytes = d.at("scratch_f64").at("fixed_bytes");
     m.scratch64BatchBytesPerN = d.at("scratch_f64").at("batch_bytes_per_n");
     const json &data = d.at("data");
