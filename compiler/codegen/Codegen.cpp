@@ -1,5 +1,6 @@
 // Codegen.cpp - entry points, initialisation and the model description.
 #include "compiler/codegen/Codegen.h"
+#include "compiler/transforms/Modes.h"
 #include "compiler/codegen/Kernels.h"
 
 #include <llvm/IR/Constants.h>
@@ -268,7 +269,8 @@ private:
 
 // void init(float *persist, uint64_t seed): every parameter from its
 // initializer (counter-based RNG: element i of parameter p draws from
-// stream p, index i), every optimizer state tensor to zero.
+// stream p, index i), every buffer to its initial value, every optimizer
+// state tensor to zero.
 llvm::Function *emitInit(llvm::Module &m, const CompiledModel &cm, const std::string &symbol) {
   llvm::LLVMContext &c = m.getContext();
   llvm::IRBuilder<> b(c);
@@ -319,6 +321,10 @@ llvm::Function *emitInit(llvm::Module &m, const CompiledModel &cm, const std::st
       return a;
     });
   }
+  for (size_t k = 0; k < cm.model.buffers.size(); ++k)
+    fill(cm.persistent.buffers[k].offset, cm.persistent.buffers[k].shape, [&](llvm::Value *) {
+      return llvm::ConstantFP::get(b.getFloatTy(), cm.model.buffers[k].init);
+    });
   for (const auto &s : cm.persistent.states)
     fill(s.offset, s.shape,
          [&](llvm::Value *) { return llvm::ConstantFP::get(b.getFloatTy(), 0.0); });
@@ -422,6 +428,13 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
          {"init", {{"kind", initKind(p.init.kind)}, {"a", p.init.a}, {"b", p.init.b}}}});
   }
   d["params"] = params;
+  json buffers = json::array();
+  for (size_t i = 0; i < m.buffers.size(); ++i)
+    buffers.push_back({{"name", m.buffers[i].name},
+                       {"shape", shapeJson(m.buffers[i].shape)},
+                       {"offset", cm.persistent.buffers[i].offset},
+                       {"dtype", m.buffers[i].integer ? "I64" : "F32"}});
+  d["buffers"] = buffers;
   json states = json::array();
   for (const auto &s : cm.persistent.states)
     states.push_back({{"name", s.name}, {"shape", shapeJson(s.shape)}, {"offset", s.offset}});
@@ -463,6 +476,10 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   json hparams = json::array({{{"name", "lr"}, {"default", m.optimizer.lr}}});
   for (const StepHParam &h : stepHParams(m.optimizer))
     hparams.push_back({{"name", h.name}, {"base", h.base}, {"offset", h.offset}});
+  // Then, with dropout, the step's random key (runtime.h: netc_dropout_key).
+  if (hasRandomDropout(m.graph))
+    for (const char *half : {"dropout_key_low", "dropout_key_high"})
+      hparams.push_back({{"name", half}, {"key", true}});
   d["hparams"] = hparams;
   d["trains"] = m.trains();
   d["loss_given"] = m.lossGiven;

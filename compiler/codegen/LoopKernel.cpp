@@ -9,6 +9,7 @@
 //    (reassociation allowed, so they vectorize), partial sums in memory.
 // 4. After the loop: store the sums.
 #include "compiler/codegen/Kernels.h"
+#include "compiler/graph/Ops.h"
 
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/Module.h>
@@ -229,6 +230,10 @@ private:
       llvm::Value *result = nullptr;
       switch (opKind(n.op)) {
       case OpKind::Elementwise:
+        if (n.op == Op::DropoutTrain) {
+          result = dropout(n, idx);
+          break;
+        }
         result = emitElementwise(ctx_, n, operand(n.inputs[0], idx),
                                  n.inputs.size() > 1 ? operand(n.inputs[1], idx) : nullptr);
         break;
@@ -258,6 +263,32 @@ private:
       if (ctx_.schedule.materialized[static_cast<size_t>(id)])
         ctx_.store(id, here, result);
     }
+  }
+
+  /// runtime.h's netc_dropout_bits, inline: x / (1 - p) where kept, else 0.
+  llvm::Value *dropout(const Node &n, const std::vector<llvm::Value *> &idx) {
+    auto &b = ctx_.b;
+    auto u64 = [&](uint64_t v) { return b.getInt64(v); };
+    auto mix = [&](llvm::Value *h) {
+      h = b.CreateXor(h, b.CreateLShr(h, 30));
+      h = b.CreateMul(h, u64(0xBF58476D1CE4E5B9ull));
+      h = b.CreateXor(h, b.CreateLShr(h, 27));
+      h = b.CreateMul(h, u64(0x94D049BB133111EBull));
+      return b.CreateXor(h, b.CreateLShr(h, 31));
+    };
+    llvm::Value *low = b.CreateFPToUI(operand(n.inputs[1], idx), b.getInt64Ty());
+    llvm::Value *high = b.CreateFPToUI(operand(n.inputs[2], idx), b.getInt64Ty());
+    llvm::Value *key = b.CreateOr(low, b.CreateShl(high, 24));
+    auto stream = static_cast<uint64_t>(n.attrs.k) * 0x9E3779B97F4A7C15ull;
+    llvm::Value *at = b.CreateMul(index(n.shape, idx), u64(0xD1B54A32D192ED03ull));
+    llvm::Value *bits = b.CreateLShr(mix(b.CreateXor(b.CreateXor(key, u64(stream)), at)), 40);
+    llvm::Value *keep = b.CreateICmpUGE(bits, u64(dropoutThreshold(n.attrs.value)));
+    llvm::Value *x = operand(n.inputs[0], idx);
+    double scale = ctx_.fp()->isDoubleTy()
+                       ? 1.0 / (1.0 - n.attrs.value)
+                       : static_cast<double>(1.0f / static_cast<float>(1.0 - n.attrs.value));
+    return b.CreateSelect(keep, b.CreateFMul(x, llvm::ConstantFP::get(ctx_.fp(), scale)),
+                          llvm::ConstantFP::get(ctx_.fp(), 0.0));
   }
 
   llvm::AllocaInst *accumulator(ValueId id) {

@@ -201,6 +201,7 @@ int link(const std::string &object, const Options &o, const char *argv0) {
 
 std::optional<Stage> middleStage(const std::string &emit) {
   if (emit == "graph") return Stage::Graph;
+  if (emit == "modes") return Stage::Modes;
   if (emit == "grad") return Stage::Grad;
   if (emit == "step") return Stage::Step;
   if (emit == "opt") return Stage::Opt;
@@ -299,7 +300,7 @@ int main(int argc, char **argv) {
                  "output file (default: the model's name for an executable, "
                  "NAME.o for --emit=obj, standard output for text)");
   app.add_option("--emit", o.emit, "what to produce")
-      ->check(CLI::IsMember({"ast", "graph", "grad", "step", "opt", "plan", "llvm",
+      ->check(CLI::IsMember({"ast", "graph", "modes", "grad", "step", "opt", "plan", "llvm",
                              "asm", "obj", "exe"}))
       ->default_str("exe");
   app.add_option("--name", o.name,

@@ -32,6 +32,7 @@ enum class OpKind : uint8_t {
   Gather,
   Window,
   MatMul,
+  Mode,
   Effect
 };
 
@@ -57,12 +58,13 @@ const char *dtypeName(DType);
 
 /// Op-specific attributes; each op uses the fields its row documents.
 struct Attrs {
-  double value = 0;          ///< Const
+  double value = 0;          ///< Const; Dropout's p; BatchNorm's eps
+  double momentum = 0;       ///< BatchNorm
   int64_t k = 0;             ///< PowI exponent, Slice index, leaf slot index
   Shape shape;               ///< SumTo, BroadcastTo, Reshape target
   bool transA = false;       ///< MatMul
   bool transB = false;       ///< MatMul
-  std::string name;          ///< Input, Param, State, HParam
+  std::string name;          ///< Input, Param, State, Buffer, HParam
   std::vector<int64_t> window; ///< Window ops: [kh, kw,] stride h, w, padding t, b, l, r
   bool integer = false;      ///< Input: i64 elements (class labels)
   bool operator==(const Attrs &) const = default;

@@ -184,6 +184,17 @@ Evaluation interpret(const Graph &g, int64_t batch,
       continue;
     case OpKind::Elementwise: {
       r.resize(static_cast<size_t>(count));
+      if (n.op == Op::DropoutTrain) { // the same bits as runtime.h's
+        uint64_t key = static_cast<uint64_t>(in(1)[0]) | static_cast<uint64_t>(in(2)[0]) << 24;
+        double scale = 1.0 / (1.0 - n.attrs.value);
+        for (int64_t e = 0; e < count; ++e) {
+          uint64_t bits =
+              netc_dropout_bits(key, static_cast<uint64_t>(n.attrs.k), static_cast<uint64_t>(e));
+          r[static_cast<size_t>(e)] =
+              bits >= dropoutThreshold(n.attrs.value) ? in(0)[static_cast<size_t>(e)] * scale : 0;
+        }
+        continue;
+      }
       auto a = inDims(0);
       auto b = n.inputs.size() > 1 ? inDims(1) : std::vector<int64_t>{};
       for (int64_t e = 0; e < count; ++e) {

@@ -249,6 +249,7 @@ enum AttrUse : unsigned {
   kValue = 8,  ///< attrs.value: a constant or a real exponent
   kTrans = 16, ///< attrs.transA, attrs.transB
   kWindow = 32, ///< attrs.window
+  kMomentum = 64, ///< attrs.momentum
 };
 
 /// Every fact of an op but its kind and arity (Ops.def) and its LLVM
@@ -340,6 +341,7 @@ const OpRules kRules[] = {
     {Op::Input, leafShape, nullptr, nullptr, false, kName | kK | kShape},
     {Op::Param, leafShape, nullptr, nullptr, false, kName | kK | kShape},
     {Op::State, leafShape, nullptr, nullptr, false, kName | kK | kShape},
+    {Op::Buffer, leafShape, nullptr, nullptr, false, kName | kK | kShape},
     {Op::HParam, scalarShape, nullptr, nullptr, false, kName | kK},
     {Op::Const, scalarShape, nullptr, nullptr, false, kValue},
     {Op::BatchSize, scalarShape, nullptr, nullptr, false, kNone},
@@ -390,6 +392,20 @@ const OpRules kRules[] = {
        return grads({toFirst, r.dy() - toFirst});
      },
      [](double a, double b, const Attrs &) { return std::isnan(a) || std::isnan(b) ? a + b : a > b ? a : b; }, true, kNone},
+
+    // The same mask on the adjoint: its key and index are the same.
+    {Op::DropoutTrain,
+     [](const std::vector<const Shape *> &in, const Attrs &) {
+       if (in[1]->rank() != 0 || in[2]->rank() != 0)
+         return fail("dropout_train's key is two scalars");
+       return ok(*in[0]);
+     },
+     [](Rule r) -> Grads {
+       const auto &in = r.a.node.inputs;
+       return {r.a.g.add(Op::DropoutTrain, {r.a.dy, in[1], in[2]}, r.a.node.attrs), kNoValue,
+               kNoValue};
+     },
+     nullptr, false, kValue | kK},
 
     {Op::Sum, scalarShape,
      [](Rule r) { return grads({withShape(Op::BroadcastTo, r.dy(), r.shapeOf(0))}); },
@@ -552,6 +568,25 @@ const OpRules kRules[] = {
      },
      nullptr, false, kTrans},
 
+    // Mode ops are specialised away before differentiation (Modes.h).
+    {Op::Dropout, sameShape, nullptr, nullptr, false, kValue | kK},
+    {Op::BatchNorm,
+     [](const std::vector<const Shape *> &in, const Attrs &) {
+       const Shape &x = *in[0];
+       if (x.rank() < 2 || x.dims[1] == kBatch)
+         return fail(fmt::format("batch norm takes [N, C, ...], got {}", x.str()));
+       Shape channel{{x.dims[1]}};
+       for (size_t i = 1; i < 5; ++i)
+         if (!(*in[i] == channel))
+           return fail(fmt::format("batch norm over {} channels needs per-channel tensors {}, "
+                                   "got {}",
+                                   x.dims[1], channel.str(), in[i]->str()));
+       if (in[5]->rank() != 0)
+         return fail("batch norm counts its batches in a scalar");
+       return ok(x);
+     },
+     nullptr, nullptr, false, kValue | kMomentum},
+
     {Op::Assign,
      [](const std::vector<const Shape *> &in, const Attrs &) {
        if (!(*in[0] == *in[1]))
@@ -604,6 +639,8 @@ double evalElementwise(Op op, double a, double b, const Attrs &attrs) {
 
 bool joinsEpilogue(Op op) { return rules(op).epilogue; }
 
+uint64_t dropoutThreshold(double p) { return static_cast<uint64_t>(std::llround(p * 16777216.0)); }
+
 std::string attrKey(const Node &n) {
   unsigned use = rules(n.op).attrs;
   std::string key;
@@ -620,6 +657,8 @@ std::string attrKey(const Node &n) {
   }
   if (use & kTrans)
     key += fmt::format("trans={}{};", n.attrs.transA, n.attrs.transB);
+  if (use & kMomentum)
+    key += fmt::format("momentum={};", n.attrs.momentum);
   if (use & kWindow)
     key += fmt::format("window={};", fmt::join(n.attrs.window, ","));
   if (n.attrs.integer)
@@ -637,6 +676,10 @@ std::string attrText(const Node &n, bool beforeOperands) {
     return {};
   }
   std::string s;
+  if (n.op == Op::Dropout || n.op == Op::DropoutTrain)
+    return fmt::format(", p {}, stream {}", n.attrs.value, n.attrs.k);
+  if (n.op == Op::BatchNorm)
+    return fmt::format(", eps {}, momentum {}", n.attrs.value, n.attrs.momentum);
   if (use & kK && !(use & kName))
     s += fmt::format(", {}", n.attrs.k);
   if (use & kValue && n.op != Op::Const)

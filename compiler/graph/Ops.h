@@ -37,6 +37,10 @@ WindowGeometry windowGeometry(Op op, const Attrs &attrs, const Shape *weight);
 /// An elementwise op's value on doubles (operand b unused by unary ops).
 double evalElementwise(Op op, double a, double b, const Attrs &attrs);
 
+/// Dropout with drop probability p keeps an element when its 24 random bits
+/// are at least this (runtime.h: netc_dropout_bits).
+uint64_t dropoutThreshold(double p);
+
 /// Cheap enough on a register tile to join a matrix product's epilogue.
 bool joinsEpilogue(Op op);
 

@@ -29,7 +29,7 @@ std::string verifyGraph(const Graph &graph) {
     }
     if (n.op == Op::Assign) {
       Op target = graph.node(n.inputs[0]).op;
-      if (target != Op::Param && target != Op::State)
+      if (target != Op::Param && target != Op::State && target != Op::Buffer)
         return fmt::format("%{}: assign to a non-persistent value", i);
     }
   }

@@ -41,6 +41,8 @@ PersistentLayout layoutPersistent(const Model &model,
   };
   for (const auto &p : model.params)
     layout.params.push_back(place(p.name, p.shape));
+  for (const auto &b : model.buffers)
+    layout.buffers.push_back(place(b.name, b.shape));
   for (const auto &s : states)
     layout.states.push_back(place(s.name, s.shape));
   layout.totalFloats = offset;
@@ -93,6 +95,10 @@ MemoryPlan planMemory(const Graph &g, const Schedule &s,
     case Op::State:
       b.region = Buffer::Region::Persistent;
       b.offset = persistent.states[static_cast<size_t>(n.attrs.k)].offset;
+      continue;
+    case Op::Buffer:
+      b.region = Buffer::Region::Persistent;
+      b.offset = persistent.buffers[static_cast<size_t>(n.attrs.k)].offset;
       continue;
     case Op::Input:
       b.region = Buffer::Region::Input;

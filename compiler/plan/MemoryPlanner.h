@@ -1,7 +1,7 @@
 // MemoryPlanner.h - where every materialized value of an entry point lives.
 //
 // Three kinds of memory, all allocated by the runtime:
-//  - the persistent block (parameters, then optimizer state), f32, laid out
+//  - the persistent block (parameters, buffers, optimizer state), f32, laid out
 //    once per model and shared by every entry point;
 //  - the inputs, one pointer each, fed by the runtime;
 //  - the scratch arena, in two regions: values whose size does not depend
@@ -30,6 +30,7 @@ struct PersistentLayout {
     int64_t offset = 0;
   };
   std::vector<Entry> params;
+  std::vector<Entry> buffers;
   std::vector<Entry> states;
   int64_t totalFloats = 0;
 };

@@ -31,6 +31,8 @@ enum class Lowering {
   Linear,        ///< the linear layer
   Conv,          ///< conv2d
   Pool,          ///< max_pool2d, avg_pool2d
+  BatchNorm,     ///< batch_norm1d, batch_norm2d
+  Dropout,       ///< dropout
   None,          ///< initializers, optimizers, constants
 };
 

@@ -28,6 +28,17 @@ struct ParamSpec {
   ValueId value = kNoValue; ///< its Param node in Model::graph
 };
 
+/// A model tensor that is not trained (PyTorch's buffers: batch norm's
+/// running statistics): saved with the weights, updated by the training
+/// step's effects, read in evaluation.
+struct BufferSpec {
+  std::string name; ///< PyTorch state_dict name, e.g. "1.running_mean"
+  Shape shape;
+  double init = 0;      ///< every element's initial value
+  bool integer = false; ///< saved as I64 (num_batches_tracked), kept as f32
+  ValueId value = kNoValue; ///< its Buffer node in Model::graph
+};
+
 /// A tensor the data set provides each step (`input x: f32[N]`).
 struct FieldSpec {
   std::string name;
@@ -115,6 +126,7 @@ struct Model {
   std::string name; ///< the file's stem, e.g. "sine"
   DataSpec data;
   std::vector<ParamSpec> params;
+  std::vector<BufferSpec> buffers;
   Graph graph; ///< the forward computation; outputs "loss" and maybe "prediction"
   Prediction prediction; ///< set by cross_entropy and nll
   OptimizerSpec optimizer;

@@ -152,6 +152,17 @@ ValueId Sema::addParam(const std::string &name, const Shape &shape, InitSpec ini
   return v;
 }
 
+ValueId Sema::addBuffer(const std::string &name, const Shape &shape, double init, bool integer,
+                        ast::Loc loc) {
+  Attrs a;
+  a.name = name;
+  a.shape = shape;
+  a.k = static_cast<int64_t>(model_.buffers.size());
+  ValueId v = model_.graph.add(Op::Buffer, {}, a, loc);
+  model_.buffers.push_back({name, shape, init, integer, v});
+  return v;
+}
+
 std::optional<InitSpec> Sema::initializer(const ast::Expr &e) {
   using K = InitSpec::Kind;
   if (auto value = constValue(e, /*quiet=*/true))

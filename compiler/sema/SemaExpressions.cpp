@@ -206,6 +206,8 @@ ValueId Sema::lower(const ast::Call &c) {
   case Lowering::Linear:
   case Lowering::Conv:
   case Lowering::Pool:
+  case Lowering::BatchNorm:
+  case Lowering::Dropout:
   case Lowering::None:
     break;
   }

@@ -60,7 +60,8 @@ struct Layer {
   const Builtin *row; ///< its row in the registry
   std::string kind;
   std::vector<double> args;
-  std::vector<ValueId> params; ///< weight, bias for linear and conv2d
+  std::vector<ValueId> params; ///< weight, bias for linear, conv2d, batch norm
+  std::vector<ValueId> buffers; ///< batch norm: running mean, var, batches tracked
   std::vector<int64_t> window; ///< conv2d, pooling: the window op's attrs.window
   ast::Loc loc;
 };
@@ -155,6 +156,8 @@ private:
   std::optional<Shape> declaredShape(const ast::TensorType &t, bool allowBatch);
 
   ValueId addParam(const std::string &name, const Shape &shape, InitSpec init, ast::Loc loc);
+  ValueId addBuffer(const std::string &name, const Shape &shape, double init, bool integer,
+                    ast::Loc loc);
 
   std::optional<InitSpec> initializer(const ast::Expr &e);
 
@@ -343,6 +346,11 @@ private:
   std::optional<std::vector<int64_t>> sizes(const ast::Arg &a, const char *what, size_t most,
                                             int64_t least);
   ValueId applyWindow(const Layer &l, ValueId x, ast::Loc loc);
+  /// batch_norm1d/2d and dropout: mode ops (Modes.h).
+  std::optional<Layer> modeLayer(const ast::LayerRef &ref, const std::string &prefix,
+                                 Layer layer);
+  ValueId applyModeLayer(const Layer &l, ValueId x, ast::Loc loc);
+  int64_t dropoutStreams_ = 0; ///< dropout layers applied so far
 
   /// The layer's nodes carry the layer's own location (in a sequence: where
   /// the sequence declares it); `loc` is where it is applied, for errors

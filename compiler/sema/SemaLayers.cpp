@@ -21,9 +21,11 @@ std::optional<Layer> Sema::makeLayer(const ast::LayerRef &ref, const std::string
     suggest(ref.name, names);
     return std::nullopt;
   }
-  Layer layer{row, ref.name, {}, {}, {}, ref.loc};
+  Layer layer{row, ref.name, {}, {}, {}, {}, ref.loc};
   if (row->lowering == Lowering::Conv || row->lowering == Lowering::Pool)
     return windowLayer(ref, *row, prefix, std::move(layer));
+  if (row->lowering == Lowering::BatchNorm || row->lowering == Lowering::Dropout)
+    return modeLayer(ref, prefix, std::move(layer));
   if (row->lowering == Lowering::Linear) {
     auto v = bindArgs(ref.loc, "linear", ref.args,
                       Signature{{{"in", std::nullopt}, {"out", std::nullopt}, {"bias", 1.0}}});
@@ -214,6 +216,73 @@ ValueId Sema::applyWindow(const Layer &l, ValueId x, ast::Loc loc) {
   return node(Op::Add, {y, node(Op::Reshape, {l.params[1]}, column, l.loc)}, {}, l.loc);
 }
 
+std::optional<Layer> Sema::modeLayer(const ast::LayerRef &ref, const std::string &prefix,
+                                     Layer layer) {
+  if (layer.row->lowering == Lowering::Dropout) {
+    auto v = bindArgs(ref.loc, ref.name, ref.args, Signature{{{"p", 0.5}}});
+    if (!v)
+      return std::nullopt;
+    if (!((*v)[0] >= 0 && (*v)[0] < 1)) {
+      diags_.error(ref.loc, fmt::format("dropout's p is a probability from 0 to below 1, not {}",
+                                        (*v)[0]));
+      return std::nullopt;
+    }
+    layer.args = *v;
+    return layer;
+  }
+  auto v = bindArgs(ref.loc, ref.name, ref.args,
+                    Signature{{{"channels", std::nullopt}, {"eps", 1e-5}, {"momentum", 0.1}}});
+  if (!v)
+    return std::nullopt;
+  double channels = (*v)[0], eps = (*v)[1], momentum = (*v)[2];
+  if (channels < 1 || channels > (1 << 24) || channels != std::floor(channels)) {
+    diags_.error(ref.loc, fmt::format("{}(channels) needs a whole number from 1 to 2^24", ref.name));
+    return std::nullopt;
+  }
+  if (!(eps > 0) || !(momentum >= 0 && momentum <= 1)) {
+    diags_.error(ref.loc, fmt::format("{} needs eps > 0 and momentum from 0 to 1", ref.name));
+    return std::nullopt;
+  }
+  layer.args = *v;
+  // PyTorch's BatchNorm: weight 1, bias 0; running mean 0, var 1, no batches.
+  Shape c{{static_cast<int64_t>(channels)}};
+  layer.params.push_back(addParam(prefix + "weight", c, {InitSpec::Kind::Constant, 1, 0}, ref.loc));
+  layer.params.push_back(addParam(prefix + "bias", c, {InitSpec::Kind::Constant, 0, 0}, ref.loc));
+  layer.buffers.push_back(addBuffer(prefix + "running_mean", c, 0, false, ref.loc));
+  layer.buffers.push_back(addBuffer(prefix + "running_var", c, 1, false, ref.loc));
+  layer.buffers.push_back(addBuffer(prefix + "num_batches_tracked", Shape{}, 0, true, ref.loc));
+  return layer;
+}
+
+ValueId Sema::applyModeLayer(const Layer &l, ValueId x, ast::Loc loc) {
+  Attrs a;
+  a.value = l.args[0];
+  if (l.row->lowering == Lowering::Dropout) {
+    a.k = dropoutStreams_++;
+    return node(Op::Dropout, {x}, a, l.loc);
+  }
+  const Shape s = model_.graph.shape(x);
+  bool image = l.kind == "batch_norm2d";
+  auto channels = static_cast<int64_t>(l.args[0]);
+  if (s.rank() < 2 || s.dims[0] != kBatch || (image ? s.rank() != 4 : s.rank() > 3)) {
+    layerError(l, loc,
+               fmt::format("{} takes {}, got {}", l.kind,
+                           image ? "images [N, C, H, W]" : "[N, C] or [N, C, L]", s.str()));
+    return kNoValue;
+  }
+  if (s.dims[1] != channels) {
+    layerError(l, loc,
+               fmt::format("{}({}) expects {} channels (dimension 1), got {}", l.kind, channels,
+                           channels, s.str()));
+    return kNoValue;
+  }
+  a.value = l.args[1];
+  a.momentum = l.args[2];
+  std::vector<ValueId> in = {x, l.params[0], l.params[1]};
+  in.insert(in.end(), l.buffers.begin(), l.buffers.end());
+  return node(Op::BatchNorm, in, a, l.loc);
+}
+
 void Sema::layerError(const Layer &l, ast::Loc applied, const std::string &message) {
   diags_.error(l.loc, message);
   if (applied.begin != l.loc.begin)
@@ -264,6 +333,8 @@ ValueId Sema::applyLayer(const Layer &l, ValueId x, ast::Loc loc) {
     return flatten(x, l.args[0], l.args[1], loc);
   if (l.row->lowering == Lowering::Conv || l.row->lowering == Lowering::Pool)
     return applyWindow(l, x, loc);
+  if (l.row->lowering == Lowering::BatchNorm || l.row->lowering == Lowering::Dropout)
+    return applyModeLayer(l, x, loc);
   if (l.row->lowering == Lowering::Row)
     return rowOp(l.kind, x, l.args[0], l.loc);
   return node(l.row->op, {x}, {}, l.loc);

@@ -8,6 +8,7 @@
 //    first, the order in which the chain rule reads.
 #include "compiler/transforms/Explain.h"
 #include "compiler/transforms/Autodiff.h"
+#include "compiler/transforms/Modes.h"
 #include "compiler/transforms/Simplify.h"
 
 #include <fmt/format.h>
@@ -125,6 +126,7 @@ private:
     case Op::Input:
     case Op::Param:
     case Op::State:
+    case Op::Buffer:
     case Op::HParam:
       return {n.attrs.name, kAtom};
     case Op::Const:
@@ -155,6 +157,7 @@ private:
     case Op::Pow: return {print(n.inputs[0], kAtom) + "^" + fmt::format("{}", n.attrs.value), kAtom};
     case Op::Sigmoid: return call("σ");
     case Op::Step: return call("relu'");
+    case Op::DropoutTrain: return call("dropout"); // the step's mask, on values and adjoints
     case Op::Sum:
     case Op::SumTo: return call("sum");
     case Op::BroadcastTo:
@@ -188,7 +191,12 @@ bool explainGradient(const Model &model, const std::string &name, std::ostream &
     error = fmt::format("'{}' is not a parameter of this model (its parameters: {})", name, names);
     return false;
   }
-  Graph g = model.graph;
+  // The training step's derivative: dropout drops, batch norm uses the batch.
+  Graph g = specialize(model.graph, Mode::Train, ModeOptions{1});
+  g.effects.clear();
+  for (size_t i = 0; i < g.size(); ++i)
+    if (g.node(static_cast<ValueId>(i)).op == Op::Param && g.node(static_cast<ValueId>(i)).attrs.name == name)
+      param = static_cast<ValueId>(i);
   ValueId missing = kNoValue;
   std::vector<ValueId> grads = differentiate(g, g.output("loss"), {param}, &missing);
   if (missing != kNoValue) {

@@ -14,7 +14,9 @@ namespace netc {
 namespace {
 
 bool isInlineLeaf(Op op) { return op == Op::Const || op == Op::HParam || op == Op::BatchSize; }
-bool isMemoryLeaf(Op op) { return op == Op::Input || op == Op::Param || op == Op::State; }
+bool isMemoryLeaf(Op op) {
+  return op == Op::Input || op == Op::Param || op == Op::State || op == Op::Buffer;
+}
 bool isReduction(Op op) { return op == Op::Sum || op == Op::SumTo; }
 
 /// The iteration space of a node that can live in a loop kernel.

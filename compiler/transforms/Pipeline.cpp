@@ -3,6 +3,7 @@
 #include "compiler/graph/Printer.h"
 #include "compiler/graph/Verifier.h"
 #include "compiler/transforms/Autodiff.h"
+#include "compiler/transforms/Modes.h"
 #include "compiler/transforms/Simplify.h"
 
 #include <fmt/format.h>
@@ -42,7 +43,18 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
     return std::nullopt;
   }
 
-  Graph train = model.graph;
+  // Training and evaluation behaviour (dropout, batch norm), before
+  // differentiation: only the training graph is differentiated.
+  ModeOptions modes{1 + static_cast<int64_t>(stepHParams(model.optimizer).size())};
+  Graph train = specialize(model.graph, Mode::Train, modes);
+  Graph eval = specialize(model.graph, Mode::Eval, modes);
+  verifyOrDie(train, "modes");
+  verifyOrDie(eval, "modes");
+  if (stopAfter == Stage::Modes) {
+    printGraph(removeDeadNodes(train), "train", out);
+    printGraph(removeDeadNodes(eval), "eval", out);
+    return std::nullopt;
+  }
   // The training step needs the loss only; predictions are forward's job.
   std::erase_if(train.outputs, [](const Graph::Output &o) { return o.name != "loss"; });
   std::vector<ValueId> params;
@@ -59,6 +71,8 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
   }
   verifyOrDie(train, "autodiff");
   Graph gradients = train;
+  // Gradients only: running statistics are the training step's to update.
+  gradients.effects.clear();
   for (size_t i = 0; i < grads.size(); ++i)
     gradients.outputs.push_back({"grad " + std::to_string(i), grads[i]});
   if (stopAfter == Stage::Grad) {
@@ -87,9 +101,9 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
     printPlan(step.graph, step.schedule, step.plan, persistent, "train_step", out);
     return std::nullopt;
   }
-  EntryPoint forward = finish("forward", model.graph, persistent);
+  EntryPoint forward = finish("forward", eval, persistent);
   // Predictions need the inputs only: without the loss, the targets are dead.
-  Graph outputOnly = model.graph;
+  Graph outputOnly = eval;
   std::erase_if(outputOnly.outputs,
                 [](const Graph::Output &o) { return o.name != "prediction"; });
   EntryPoint predict = outputOnly.outputs.empty() ? EntryPoint{"predict", {}, {}, {}}

@@ -39,9 +39,10 @@ struct CompiledModel {
 };
 
 /// Where the pipeline may stop and print (`--emit=`).
-enum class Stage { Graph, Grad, Step, Opt, Plan, Done };
+enum class Stage { Graph, Modes, Grad, Step, Opt, Plan, Done };
 
-/// Runs, in order: autodiff (grad), optimizer updates (step), simplification
+/// Runs, in order: the specialisation to training and evaluation behaviour
+/// (modes), autodiff (grad), optimizer updates (step), simplification
 /// and fusion (opt), memory planning (plan). Verifies the graph after each
 /// stage. With `stopAfter` before Done, prints that stage's result of the
 /// train_step graph to `out` and returns nullopt.

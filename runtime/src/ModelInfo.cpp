@@ -72,10 +72,12 @@ ModelInfo parseModelInfo(const netc_model *code) {
     auto tensors = [](const json &list) {
       std::vector<TensorInfo> out;
       for (const auto &t : list)
-        out.push_back({t.at("name"), t.at("shape").get<std::vector<int64_t>>(), t.at("offset")});
+        out.push_back({t.at("name"), t.at("shape").get<std::vector<int64_t>>(), t.at("offset"),
+                       t.value("dtype", "F32") == "I64"});
       return out;
     };
     m.params = tensors(d.at("params"));
+    m.buffers = tensors(d.at("buffers"));
     m.states = tensors(d.at("states"));
     // The buffer sizes are the descriptor's fields (what a C caller reads).
     m.persistentFloats = code->persistent_floats;
@@ -107,8 +109,15 @@ ModelInfo parseModelInfo(const netc_model *code) {
                           f.at("shape").get<std::vector<int64_t>>()});
     const json &hparams = d.at("hparams");
     m.lr = hparams.at(0).at("default");
-    for (size_t i = 1; i < hparams.size(); ++i)
+    for (size_t i = 1; i < hparams.size(); ++i) {
+      if (hparams[i].value("key", false)) {
+        if (m.keyHParam < 0)
+          m.keyHParam = static_cast<int>(i);
+        continue;
+      }
       m.stepHParams.push_back({hparams[i].at("base"), hparams[i].at("offset")});
+    }
+    m.hparamCount = static_cast<int64_t>(hparams.size());
     m.optimizer = d.at("optimizer").at("kind");
     m.steps = d.at("train").at("steps");
     m.epochs = d.at("train").at("epochs");

@@ -32,6 +32,7 @@ struct TensorInfo {
   std::string name;
   std::vector<int64_t> shape; ///< kBatch for the batch dimension
   int64_t offset = 0;         ///< floats into the persistent block
+  bool integer = false;       ///< kept as f32, saved as I64 (num_batches_tracked)
   int64_t numel() const;
   std::string shapeString() const;
 };
@@ -71,6 +72,9 @@ struct ModelInfo {
   std::string cpu;
   std::vector<std::string> features;
   std::vector<TensorInfo> params;
+  /// Model tensors that are not trained (batch norm's running statistics):
+  /// saved with the parameters, as PyTorch's state_dict holds them.
+  std::vector<TensorInfo> buffers;
   std::vector<TensorInfo> states;
   int64_t persistentFloats = 0;
   int64_t maxChunks = 1; ///< no kernel splits into more: more threads idle
@@ -111,6 +115,10 @@ struct ModelInfo {
     int offset = 0;
   };
   std::vector<StepHParam> stepHParams;
+  /// The hparam index of the step's random key (two hparams), or -1: the
+  /// model has no dropout.
+  int keyHParam = -1;
+  int64_t hparamCount = 1;
   std::string optimizer;
   int64_t steps = 0;
   int64_t epochs = 0;

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -47,11 +48,12 @@ void writeSafetensors(const std::string &path, const std::vector<TensorView> &te
     header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const auto &t : tensors) {
-    uint64_t bytes = 4;
+    uint64_t bytes = t.integer ? 8 : 4;
     for (auto d : t.shape)
       bytes *= static_cast<uint64_t>(d);
-    header[t.name] = {
-        {"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    header[t.name] = {{"dtype", t.integer ? "I64" : "F32"},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   std::string text = header.dump();
@@ -65,10 +67,15 @@ void writeSafetensors(const std::string &path, const std::vector<TensorView> &te
     writeAll(fd, prefix, 8, path);
     writeAll(fd, text.data(), text.size(), path);
     for (const auto &t : tensors) {
-      size_t bytes = 4;
+      size_t count = 1;
       for (auto d : t.shape)
-        bytes *= static_cast<size_t>(d);
-      writeAll(fd, t.data, bytes, path); // little-endian host
+        count *= static_cast<size_t>(d);
+      if (!t.integer) {
+        writeAll(fd, t.data, count * 4, path); // little-endian host
+        continue;
+      }
+      std::vector<int64_t> ints(t.data, t.data + count);
+      writeAll(fd, ints.data(), count * 8, path);
     }
   });
 }
@@ -158,30 +165,47 @@ std::map<std::string, LoadedTensor> readSafetensors(const std::string &path,
   return out;
 }
 
+namespace {
+
+/// A tensor of the file into its place in `persist`: F32 as is, I64 (a
+/// buffer of whole numbers) converted.
+void place(const LoadedTensor &t, const TensorInfo &into, float *persist) {
+  if (into.integer)
+    std::transform(t.ints.begin(), t.ints.end(), persist + into.offset,
+                   [](int64_t v) { return static_cast<float>(v); });
+  else
+    std::memcpy(persist + into.offset, t.data.data(), t.data.size() * 4);
+}
+
+} // namespace
+
 void loadWeights(const ModelInfo &model, const std::string &path, float *persist) {
   auto tensors = readSafetensors(path);
-  for (const auto &p : model.params) {
-    auto it = tensors.find(p.name);
-    if (it == tensors.end())
-      throw Error("'" + path + "' has no tensor '" + p.name + "' (the model's parameter " + p.name +
-                  ": f32" + p.shapeString() + ")");
-    if (it->second.dtype != "F32")
-      throw Error("'" + path + "': tensor '" + p.name + "' is " + it->second.dtype +
-                  ", parameters are F32");
-    if (it->second.shape != p.shape)
-      throw Error("'" + path + "': tensor '" + p.name + "' has shape " +
-                  shapeString(it->second.shape) + ", the model needs " + p.shapeString());
-    std::memcpy(persist + p.offset, it->second.data.data(), it->second.data.size() * 4);
-    tensors.erase(it);
-  }
+  for (const auto *list : {&model.params, &model.buffers})
+    for (const auto &p : *list) {
+      const char *what = list == &model.params ? "parameter" : "buffer";
+      const char *dtype = p.integer ? "I64" : "F32";
+      auto it = tensors.find(p.name);
+      if (it == tensors.end())
+        throw Error("'" + path + "' has no tensor '" + p.name + "' (the model's " + what + " " +
+                    p.name + ": " + (p.integer ? "i64" : "f32") + p.shapeString() + ")");
+      if (it->second.dtype != dtype)
+        throw Error("'" + path + "': tensor '" + p.name + "' is " + it->second.dtype +
+                    ", the model's " + what + " is " + dtype);
+      if (it->second.shape != p.shape)
+        throw Error("'" + path + "': tensor '" + p.name + "' has shape " +
+                    shapeString(it->second.shape) + ", the model needs " + p.shapeString());
+      place(it->second, p, persist);
+      tensors.erase(it);
+    }
   if (!tensors.empty())
     throw Error("'" + path + "' has tensor '" + tensors.begin()->first +
-                "', which is not a parameter of this model");
+                "', which is not a parameter or buffer of this model");
 }
 
 std::string modelFingerprint(const ModelInfo &m) {
   std::string text = m.optimizer + "|" + m.dataSource;
-  for (const auto *list : {&m.params, &m.states})
+  for (const auto *list : {&m.params, &m.buffers, &m.states})
     for (const auto &t : *list)
       text += "|" + t.name + t.shapeString();
   uint64_t h = 0xcbf29ce484222325ULL; // FNV-1a
@@ -195,9 +219,9 @@ std::string modelFingerprint(const ModelInfo &m) {
 void saveCheckpoint(const ModelInfo &m, const std::string &path, const float *persist,
                     const CheckpointState &s) {
   std::vector<TensorView> views;
-  for (const auto *list : {&m.params, &m.states})
+  for (const auto *list : {&m.params, &m.buffers, &m.states})
     for (const auto &t : *list)
-      views.push_back({t.name, t.shape, persist + t.offset});
+      views.push_back({t.name, t.shape, persist + t.offset, t.integer});
   checkFinite(views, path);
   char loss[40];
   std::snprintf(loss, sizeof loss, "%.17g", s.epochLossSum);
@@ -223,12 +247,13 @@ CheckpointState loadCheckpoint(const ModelInfo &m, const std::string &path, floa
   if (meta["fingerprint"] != modelFingerprint(m))
     throw Error("'" + path + "' is a checkpoint of another model ('" + meta["model"] +
                 "'); this program trains '" + m.name + "'");
-  for (const auto *list : {&m.params, &m.states})
+  for (const auto *list : {&m.params, &m.buffers, &m.states})
     for (const auto &t : *list) {
       auto it = tensors.find(t.name);
-      if (it == tensors.end() || it->second.shape != t.shape || it->second.dtype != "F32")
+      if (it == tensors.end() || it->second.shape != t.shape ||
+          it->second.dtype != (t.integer ? "I64" : "F32"))
         throw Error("'" + path + "' lacks tensor '" + t.name + "' " + t.shapeString());
-      std::memcpy(persist + t.offset, it->second.data.data(), it->second.data.size() * 4);
+      place(it->second, t, persist);
     }
   try {
     CheckpointState s;
@@ -280,11 +305,13 @@ void checkReplaceable(const ModelInfo &model, const std::string &path, bool chec
   }
   if (meta["format"] == "netc-checkpoint")
     throw refuse("is a training checkpoint, not a weights file");
-  bool same = tensors.size() == model.params.size();
-  for (const auto &p : model.params) {
-    auto it = tensors.find(p.name);
-    same = same && it != tensors.end() && it->second.dtype == "F32" && it->second.shape == p.shape;
-  }
+  bool same = tensors.size() == model.params.size() + model.buffers.size();
+  for (const auto *list : {&model.params, &model.buffers})
+    for (const auto &p : *list) {
+      auto it = tensors.find(p.name);
+      same = same && it != tensors.end() && it->second.dtype == (p.integer ? "I64" : "F32") &&
+             it->second.shape == p.shape;
+    }
   if (!same)
     throw refuse("exists and holds other tensors than this model's parameters (another model's "
                  "weights, or data?)");
@@ -292,8 +319,9 @@ void checkReplaceable(const ModelInfo &model, const std::string &path, bool chec
 
 void saveWeights(const ModelInfo &model, const std::string &path, const float *persist) {
   std::vector<TensorView> views;
-  for (const auto &p : model.params)
-    views.push_back({p.name, p.shape, persist + p.offset});
+  for (const auto *list : {&model.params, &model.buffers})
+    for (const auto &p : *list)
+      views.push_back({p.name, p.shape, persist + p.offset, p.integer});
   checkFinite(views, path);
   writeSafetensors(path, views, {{"format", "pt"}, {"producer", "netc"}, {"model", model.name}});
 }

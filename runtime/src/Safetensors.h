@@ -19,6 +19,7 @@ struct TensorView {
   std::string name;
   std::vector<int64_t> shape;
   const float *data;
+  bool integer = false; ///< written as I64 (whole numbers kept as f32)
 };
 
 void writeSafetensors(const std::string &path, const std::vector<TensorView> &tensors,
@@ -43,14 +44,15 @@ readSafetensors(const std::string &path, std::map<std::string, std::string> *met
 /// Another model's file, a data file or anything else is never replaced.
 void checkReplaceable(const ModelInfo &model, const std::string &path, bool checkpoint);
 
-/// Copies the parameters of `model` from a weights file into `persist`. The
-/// file must hold exactly the model's parameters, with their shapes.
+/// Copies the parameters and buffers of `model` (its state_dict) from a
+/// weights file into `persist`. The file must hold exactly those tensors,
+/// with their shapes.
 void loadWeights(const ModelInfo &model, const std::string &path, float *persist);
 
-/// Writes the model's parameters (and nothing else) to `path`.
+/// Writes the model's parameters and buffers (and nothing else) to `path`.
 void saveWeights(const ModelInfo &model, const std::string &path, const float *persist);
 
-/// A training checkpoint: parameters, optimizer state (optim.<param>.<slot>)
+/// A training checkpoint: parameters, buffers, optimizer state (optim.<param>.<slot>)
 /// and, as __metadata__, where training stands.
 struct CheckpointState {
   int64_t epoch = 0;    ///< the epoch in progress (0-based)

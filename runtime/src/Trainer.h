@@ -123,7 +123,17 @@ struct Session {
     if (!f.init.empty())
       loadWeights(m, f.init, persist.get());
     hparams = {static_cast<float>(f.lr)};
-    hparams.resize(1 + m.stepHParams.size(), 1.0f);
+    hparams.resize(static_cast<size_t>(m.hparamCount), 1.0f);
+    setKey(1);
+  }
+
+  /// Dropout's random key for training step `step` (runtime.h).
+  void setKey(int64_t step) {
+    if (m.keyHParam < 0)
+      return;
+    uint64_t key = netc_dropout_key(f.seed, step);
+    hparams[static_cast<size_t>(m.keyHParam)] = static_cast<float>(key & 0xFFFFFF);
+    hparams[static_cast<size_t>(m.keyHParam) + 1] = static_cast<float>(key >> 24);
   }
 
   double seconds() const { return std::chrono::duration<double>(Clock::now() - start).count(); }
@@ -136,6 +146,7 @@ struct Session {
       hparams[1 + i] =
           static_cast<float>(1.0 - std::pow(h.base, static_cast<double>(step + h.offset)));
     }
+    setKey(step);
     bool stats = f.gradStats > 0 && step % f.gradStats == 0;
     if (stats)
       gradientsBefore(inputs, n);

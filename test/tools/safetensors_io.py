@@ -1,4 +1,5 @@
-"""Minimal safetensors reading and writing (F32 only) for netc's tests.
+"""Minimal safetensors reading and writing (F32, and I64 for whole-number
+buffers such as num_batches_tracked) for netc's tests.
 
 Standard library only, so the tests need neither NumPy nor PyTorch.
 """
@@ -6,15 +7,20 @@ import json
 import struct
 
 
+class Ints(list):
+    """Values written as I64 (plain lists are written as F32)."""
+
+
 def write(path, tensors, metadata=None):
-    """tensors: {name: (shape, flat list of floats)}"""
+    """tensors: {name: (shape, flat list of floats, or Ints)}"""
     header = {}
     if metadata:
         header["__metadata__"] = metadata
     blobs, offset = [], 0
     for name, (shape, values) in tensors.items():
-        blob = struct.pack("<%df" % len(values), *values)
-        header[name] = {"dtype": "F32", "shape": list(shape),
+        ints = isinstance(values, Ints)
+        blob = struct.pack("<%d%s" % (len(values), "q" if ints else "f"), *values)
+        header[name] = {"dtype": "I64" if ints else "F32", "shape": list(shape),
                         "data_offsets": [offset, offset + len(blob)]}
         offset += len(blob)
         blobs.append(blob)
@@ -35,9 +41,11 @@ def read(path):
     for name, entry in header.items():
         if name == "__metadata__":
             continue
-        assert entry["dtype"] == "F32", entry
+        assert entry["dtype"] in ("F32", "I64"), entry
         begin, end = entry["data_offsets"]
-        out[name] = (entry["shape"], list(struct.unpack("<%df" % ((end - begin) // 4), body[begin:end])))
+        code, width = ("f", 4) if entry["dtype"] == "F32" else ("q", 8)
+        out[name] = (entry["shape"],
+                     list(struct.unpack("<%d%s" % ((end - begin) // width, code), body[begin:end])))
     return out, header.get("__metadata__", {})
 
 

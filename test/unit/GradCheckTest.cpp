@@ -7,6 +7,7 @@
 // derives for L are compared with (L(p + h e_i) - L(p - h e_i)) / 2h.
 #include "GraphTestUtil.h"
 #include "compiler/transforms/Autodiff.h"
+#include "compiler/transforms/Modes.h"
 #include "compiler/transforms/Simplify.h"
 
 #include <gtest/gtest.h>
@@ -18,6 +19,8 @@ namespace netc::test {
 namespace {
 
 constexpr int64_t kBatchSize = 3;
+/// hparams 1 and 2: a dropout key (runtime.h: two 24-bit halves).
+const std::vector<double> kHParams = {0, 1234567, 89};
 
 struct Case {
   std::string name;
@@ -57,9 +60,9 @@ void checkGradients(const Case &c, bool simplified) {
   auto leaves = randomLeaves(g, kBatchSize, rng, c.lo, c.hi, c.gap);
 
   auto lossAt = [&](const std::map<ValueId, std::vector<double>> &l) {
-    return interpret(g, kBatchSize, l).values[static_cast<size_t>(g.output("loss"))][0];
+    return interpret(g, kBatchSize, l, kHParams).values[static_cast<size_t>(g.output("loss"))][0];
   };
-  auto ev = interpret(g, kBatchSize, leaves);
+  auto ev = interpret(g, kBatchSize, leaves, kHParams);
   for (size_t p = 0; p < params.size(); ++p) {
     const auto &analytic = ev.values[static_cast<size_t>(g.output("grad" + std::to_string(p)))];
     auto &values = leaves[params[p]];
@@ -96,6 +99,34 @@ ValueId windowOp(Graph &g, Op op, Shape x, Shape weight, std::vector<int64_t> wi
   if (op == Op::Conv2d)
     in.push_back(param(g, "w", std::move(weight)));
   return g.add(op, in, a);
+}
+
+/// A mode op's training behaviour: `g` becomes the specialised graph.
+ValueId training(Graph &g, ValueId modeOp) {
+  g.outputs = {{"f", modeOp}};
+  g = specialize(g, Mode::Train, ModeOptions{1});
+  ValueId f = g.output("f");
+  g.outputs.clear();
+  return f;
+}
+
+ValueId batchNorm(Graph &g, Shape x, double eps) {
+  int64_t c = x.dims[1];
+  std::vector<ValueId> in = {param(g, "x", x), param(g, "weight", Shape{{c}}),
+                             param(g, "bias", Shape{{c}})};
+  for (const char *name : {"mean", "var"}) {
+    Attrs a;
+    a.name = name;
+    a.shape = Shape{{c}};
+    in.push_back(g.add(Op::Buffer, {}, a));
+  }
+  Attrs count;
+  count.name = "count";
+  in.push_back(g.add(Op::Buffer, {}, count));
+  Attrs a;
+  a.value = eps;
+  a.momentum = 0.1;
+  return training(g, g.add(Op::BatchNorm, in, a));
 }
 
 ValueId realPower(Graph &g, double c) {
@@ -179,6 +210,14 @@ std::vector<Case> cases() {
       {"avg_pool2d 2x3 stride 1 2", [](Graph &g) {
          return windowOp(g, Op::AvgPool2d, Shape{{kBatch, 2, 4, 6}}, Shape{}, {2, 3, 1, 2, 0, 0, 0, 0});
        }},
+      {"dropout_train p 0.4", [](Graph &g) {
+         Attrs a;
+         a.value = 0.4;
+         a.k = 3;
+         return training(g, g.add(Op::Dropout, {param(g, "x", Shape{{kBatch, 5, 4}})}, a));
+       }},
+      {"batch_norm2d training", [](Graph &g) { return batchNorm(g, Shape{{kBatch, 2, 3, 2}}, 1e-5); }},
+      {"batch_norm1d training", [](Graph &g) { return batchNorm(g, Shape{{kBatch, 4}}, 1e-3); }},
       {"softmax", [](Graph &g) { return unary(g, Op::Softmax, Shape{{kBatch, 4}}); }},
       {"softmax rank 3", [](Graph &g) { return unary(g, Op::Softmax, Shape{{2, 3, 5}}); }},
       {"log_softmax", [](Graph &g) { return unary(g, Op::LogSoftmax, Shape{{kBatch, 4}}); }},

@@ -48,7 +48,7 @@ randomLeaves(const Graph &g, int64_t batch, std::mt19937_64 &rng, double lo = -2
   std::map<ValueId, std::vector<double>> leaves;
   for (size_t i = 0; i < g.size(); ++i) {
     const Node &n = g.node(static_cast<ValueId>(i));
-    if (n.op != Op::Param && n.op != Op::Input && n.op != Op::State)
+    if (n.op != Op::Param && n.op != Op::Input && n.op != Op::State && n.op != Op::Buffer)
       continue;
     std::vector<double> v(static_cast<size_t>(numel(n.shape, batch)));
     if (n.dtype == DType::I64) { // class labels: 0, 1 or 2

@@ -9,15 +9,23 @@
  * it needs is in the descriptor and its description. Generated code does no
  * I/O.
  *
- * Memory: all f32. `persist` holds parameters then optimizer state at the
- * offsets (in floats) the description gives. `inputs` holds one pointer per
+ * Memory: all f32. `persist` holds the parameters, then the buffers (model
+ * tensors that are not trained: batch norm's running statistics), then the
+ * optimizer state, at the offsets (in floats) the description gives. `inputs` holds one pointer per
  * data field, in declaration order, each a row-major tensor of the field's
  * shape with the batch dimension N = `n` (predict reads only the fields
  * with role "input"; the others may be NULL). `scratch` is at least
  * scratch_fixed_bytes + scratch_batch_bytes_per_n * Npad bytes, Npad being
  * n rounded up to a multiple of NETC_BATCH_PAD, aligned to 64 bytes.
  * `hparams` holds the run-time hyperparameters in description order
- * (hparams[0]: learning rate).
+ * (hparams[0]: learning rate; a model with dropout ends them with its
+ * step's random key, see netc_dropout_key).
+ *
+ * Modes: train_step and gradients compute the training behaviour (dropout
+ * drops, batch norm normalises by the batch's statistics and train_step
+ * updates its running statistics); forward and predict the evaluation
+ * behaviour (dropout is the identity, batch norm uses the running
+ * statistics).
  */
 #ifndef NETC_RUNTIME_H
 #define NETC_RUNTIME_H
@@ -29,7 +37,7 @@ extern "C" {
 #endif
 
 /* Version of this contract; a descriptor's `abi` must equal it. */
-#define NETC_ABI_VERSION 3
+#define NETC_ABI_VERSION 4
 
 /* Per-example scratch offsets are scaled by Npad, the batch size rounded up
  * to a multiple of this, so every per-batch buffer stays 64-byte aligned. */
@@ -41,6 +49,28 @@ extern "C" {
 /* Npad for a batch of n examples. */
 static inline int64_t netc_padded_batch(int64_t n) {
   return (n + NETC_BATCH_PAD - 1) / NETC_BATCH_PAD * NETC_BATCH_PAD;
+}
+
+/* Dropout's random bits. In training step `step` (1-based) of a run with
+ * seed `seed`, the key is netc_dropout_key(seed, step), passed to the
+ * generated code as two hparams of 24 bits each (low bits first); element
+ * `index` of dropout layer `stream` is kept when netc_dropout_bits(key,
+ * stream, index) >= p * 2^24 (rounded). The generated code computes the
+ * same bits inline; the mask depends on nothing else, so it does not
+ * depend on the number of threads, and a resumed run draws the same. */
+static inline uint64_t netc_mix64(uint64_t h) { /* splitmix64's finalizer */
+  h ^= h >> 30;
+  h *= 0xBF58476D1CE4E5B9ull;
+  h ^= h >> 27;
+  h *= 0x94D049BB133111EBull;
+  return h ^ (h >> 31);
+}
+static inline uint64_t netc_dropout_key(uint64_t seed, int64_t step) {
+  return netc_mix64(netc_mix64(seed ^ 0x64726f70ull) + (uint64_t)step) & ((1ull << 48) - 1);
+}
+static inline uint64_t netc_dropout_bits(uint64_t key, uint64_t stream, uint64_t index) {
+  return netc_mix64(key ^ (stream * 0x9E3779B97F4A7C15ull) ^ (index * 0xD1B54A32D192ED03ull)) >>
+         40;
 }
 
 /* ---- defined by the generated object, one per model --------------------- */
