@@ -155,6 +155,7 @@ private:
     ctx.vectorBytes = target_.vectorBytes();
     ctx.vectorRegisters = target_.vectorRegisters();
     ctx.pointers = pointers(ctx, persist, inputs, scratch);
+    ctx.scratch = scratch;
     return ctx;
   }
 
@@ -188,7 +189,10 @@ private:
     auto parallelFor = m_.getOrInsertFunction(
         "netc_rt_parallel_for",
         llvm::FunctionType::get(b_.getVoidTy(), {ptr, ptr, b_.getInt64Ty()}, false));
-    b_.CreateCall(parallelFor, {body, args_, count(ctx, k)});
+    llvm::Value *chunks = count(ctx, k);
+    b_.CreateCall(parallelFor, {body, args_, chunks});
+    if (k.kind == Kernel::Kind::Window)
+      emitWindowFinish(ctx, k, chunks);
   }
 
   // Output "prediction" to out, n examples of its per-example floats.

@@ -17,10 +17,6 @@
 
 namespace netc {
 
-/// The most chunks a kernel splits into (the model description's
-/// "max_chunks": more threads than this have nothing to do).
-constexpr int64_t kMaxChunks = 16;
-
 struct EmitContext {
   llvm::IRBuilder<> &b;
   llvm::Function *fn;
@@ -34,6 +30,7 @@ struct EmitContext {
   llvm::Type *elementType = nullptr; ///< float, or double for the f64 twin
   unsigned vectorBytes = 16;         ///< SIMD register width of the target
   unsigned vectorRegisters = 16;     ///< SIMD registers a kernel may keep live
+  llvm::Value *scratch = nullptr;    ///< the arena (kernel workspaces: plan.workspace)
   llvm::Type *fp() const { return elementType; }
   llvm::Type *i64() const { return b.getInt64Ty(); }
   llvm::Value *i64(int64_t v) const { return b.getInt64(static_cast<uint64_t>(v)); }

@@ -28,6 +28,15 @@ llvm::Value *matMulChunkCount(const EmitContext &ctx, const Kernel &kernel);
 void emitMatMulChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
                      llvm::Value *chunks);
 
+/// A call of the module's shared GEMM function, for other kernels (the
+/// convolutions): C (rows x cols, row-major) = op(A) · op(B), or += with
+/// `accumulate`; lda and ldb are the row lengths of A and B as stored.
+struct GemmCall {
+  bool transA = false, transB = false, accumulate = false;
+  llvm::Value *a, *b, *c, *rows, *cols, *depth, *lda, *ldb;
+};
+void emitGemmCall(const EmitContext &ctx, const GemmCall &call);
+
 /// Softmax and log-softmax along the last axis, numerically stable.
 void emitRowsKernel(const EmitContext &ctx, const Kernel &kernel);
 
@@ -41,6 +50,9 @@ void emitWindowKernel(const EmitContext &ctx, const Kernel &kernel);
 llvm::Value *windowChunkCount(const EmitContext &ctx, const Kernel &kernel);
 void emitWindowChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
                      llvm::Value *chunks);
+/// After every chunk has run: the weight gradient's per-chunk partial sums
+/// added up, in chunk order.
+void emitWindowFinish(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunks);
 
 /// Stack and Slice along the last axis.
 void emitStackKernel(const EmitContext &ctx, const Kernel &kernel);

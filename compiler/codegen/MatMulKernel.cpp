@@ -78,17 +78,23 @@ struct GemmKind {
   unsigned lanes = 1;
   bool wide = false; ///< 32 SIMD registers
 
-  GemmKind(const EmitContext &ctx, const Node &n) : transA(n.attrs.transA), fp(ctx.fp()) {
-    scheme = !n.attrs.transB ? Scheme::Broadcast : !transA ? Scheme::Dot : Scheme::Scalar;
+  bool accumulate = false; ///< C += op(A) · op(B)
+
+  GemmKind(const EmitContext &ctx, bool ta, bool tb, bool acc = false)
+      : transA(ta), fp(ctx.fp()), accumulate(acc) {
+    scheme = !tb ? Scheme::Broadcast : !transA ? Scheme::Dot : Scheme::Scalar;
     lanes = ctx.vectorBytes / (fp->getPrimitiveSizeInBits() / 8);
     wide = ctx.vectorRegisters == 32;
   }
+  GemmKind(const EmitContext &ctx, const Node &n) : GemmKind(ctx, n.attrs.transA, n.attrs.transB) {}
 
   std::string name() const {
     const char *schemes[] = {"broadcast", "dot", "scalar"};
     std::string n = std::string("netc_gemm.") + schemes[static_cast<int>(scheme)];
     if (scheme == Scheme::Broadcast && transA)
       n += "_ta";
+    if (accumulate)
+      n += "_acc";
     return n + (fp->isDoubleTy() ? ".f64" : ".f32");
   }
 
@@ -143,7 +149,12 @@ public:
     if (!store_)
       store_ = [this](llvm::Value *value, llvm::Value *row, llvm::Value *col, llvm::Value *mask) {
         llvm::Value *at = b_.CreateAdd(b_.CreateMul(row, cols_), col);
-        if (value->getType()->isVectorTy())
+        bool vector = value->getType()->isVectorTy();
+        if (k_.accumulate)
+          value = b_.CreateFAdd(vector ? loadVector(c_, at, mask)
+                                       : b_.CreateLoad(k_.fp, address(c_, at)),
+                                value);
+        if (vector)
           storeVector(c_, at, value, mask);
         else
           b_.CreateStore(value, address(c_, at));
@@ -606,6 +617,13 @@ struct Product {
 };
 
 } // namespace
+
+void emitGemmCall(const EmitContext &ctx, const GemmCall &g) {
+  GemmKind kind(ctx, g.transA, g.transB, g.accumulate);
+  llvm::Function *f = gemmFunction(*ctx.fn->getParent(), kind);
+  llvm::Value *outer = kind.scheme == Scheme::Broadcast ? g.cols : g.rows;
+  ctx.b.CreateCall(f, {g.a, g.b, g.c, g.rows, g.cols, g.depth, g.lda, g.ldb, ctx.i64(0), outer});
+}
 
 // One chunk per ~2 MFLOP of work, in whole tiles of the outer dimension.
 llvm::Value *matMulChunkCount(const EmitContext &ctx, const Kernel &kernel) {

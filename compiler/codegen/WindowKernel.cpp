@@ -33,20 +33,16 @@ public:
   WindowEmitter(const EmitContext &ctx, ValueId self)
       : ctx_(ctx), b_(ctx.b), n_(ctx.graph.node(self)), self_(self) {}
 
-  /// The chunks split the outer loop: the images, or for the weight
-  /// gradient (a sum over the images) the output channels, so every result
-  /// element is computed by one chunk, in one order.
-  llvm::Value *outerExtent() const { return n_.op == Op::Conv2dGradWeight ? ctx_.i64(d_.o) : d_.n; }
+  /// The chunks split the images.
+  llvm::Value *outerExtent() const { return d_.n; }
 
-  /// Window elements one outer index visits: the work a chunk is sized by.
+  /// Window elements one image visits: the work a chunk is sized by.
   llvm::Value *workPerOuter() const {
     int64_t perWindow = geo_.kh * geo_.kw * (conv_ ? d_.c : 1);
-    if (n_.op == Op::Conv2dGradWeight) // per output channel, all images
-      return ctx_.b.CreateMul(d_.n, ctx_.i64(d_.oh * d_.ow * perWindow));
     return ctx_.i64((conv_ ? d_.o : d_.c) * d_.oh * d_.ow * perWindow);
   }
 
-  void run() { run(ctx_.i64(0), outerExtent()); }
+  void run() { run(ctx_.i64(0), outerExtent(), ctx_.i64(0)); }
 
   void setup() {
     const Graph &g = ctx_.graph;
@@ -79,24 +75,22 @@ public:
     conv_ = weight != nullptr;
   }
 
-  /// The outer indices [lo, hi).
-  void run(llvm::Value *lo, llvm::Value *hi) {
+  /// The outer indices [lo, hi), as chunk `chunk`.
+  void run(llvm::Value *lo, llvm::Value *hi, llvm::Value *chunk) {
     llvm::IRBuilder<> entry(&ctx_.fn->getEntryBlock(), ctx_.fn->getEntryBlock().begin());
     acc_ = entry.CreateAlloca(ctx_.fp());
     bestAt_ = entry.CreateAlloca(ctx_.i64());
-    bool scatters = n_.op == Op::Conv2dGradInput || n_.op == Op::Conv2dGradWeight ||
-                    n_.op == Op::MaxPool2dGrad || n_.op == Op::AvgPool2dGrad;
-    if (scatters) { // the gradients add into a zeroed result: this chunk's part
-      int64_t part = n_.op == Op::Conv2dGradWeight ? d_.c * geo_.kh * geo_.kw : d_.c * d_.h * d_.w;
+    bool scatters = n_.op == Op::Conv2dGradInput || n_.op == Op::MaxPool2dGrad ||
+                    n_.op == Op::AvgPool2dGrad;
+    if (scatters) { // the gradients add into a zeroed result: this chunk's images
+      int64_t part = d_.c * d_.h * d_.w;
       llvm::Value *first = b_.CreateMul(lo, c(part));
       ctx_.loop(b_.CreateMul(b_.CreateSub(hi, lo), c(part)), [&](llvm::Value *i) {
         ctx_.store(self_, add(first, i), llvm::ConstantFP::get(ctx_.fp(), 0.0));
       });
     }
-    if (n_.op == Op::Conv2d)
-      convForward(lo, hi);
-    else if (n_.op == Op::Conv2dGradInput)
-      convGradInput(lo, hi);
+    if (conv_)
+      convGemm(lo, hi, chunk);
     else
       emitNest(lo, hi);
   }
@@ -167,70 +161,212 @@ private:
     ctx_.store(self_, y, b_.CreateFAdd(ctx_.load(self_, y), b_.CreateFMul(a, b)));
   }
 
-  // The forward convolution of images [lo, hi), weight element by weight
-  // element: each adds its products to a whole output plane. Every output
-  // still sums its products in (channel, kernel row, kernel column) order,
-  // as the reference does.
-  void convForward(llvm::Value *lo, llvm::Value *hi) {
-    ValueId x = n_.inputs[0];
+  // ---- convolutions through the GEMM kernels ------------------------------
+  //
+  // Per image n, with K = C·KH·KW and P = OH·OW, and the image unrolled into
+  // columns (im2col: row (c, kh, kw) of `col` holds x[n, c, oh·sh - pt + kh,
+  // ow·sw - pl + kw] at oh·OW + ow, zero in the padding):
+  //   forward:         y[n] (O x P)   = W (O x K) · col (K x P)
+  //   input gradient:  dcol (K x P)   = Wᵀ · dy[n] (O x P), then added back
+  //                    into dx[n] (col2im, in (c, kh, kw, oh, ow) order)
+  //   weight gradient: dW (O x K)    += dy[n] · colᵀ, into this chunk's
+  //                    partial sum; emitWindowFinish adds the chunks' sums
+  //                    in chunk order.
+  // The chunks split the images; their count depends on the shapes only, so
+  // every result is the same for any number of threads.
+
+  llvm::Value *elementAt(llvm::Value *base, llvm::Value *index) {
+    return b_.CreateInBoundsGEP(ctx_.fp(), base, index);
+  }
+
+  /// This chunk's part of the kernel's workspace (MemoryPlanner.h).
+  llvm::Value *workspace(llvm::Value *chunk, bool partial) {
+    int kernel = ctx_.schedule.kernelOf[static_cast<size_t>(self_)];
+    int64_t offset = ctx_.plan.workspace[static_cast<size_t>(kernel)];
+    llvm::Value *base = b_.CreateInBoundsGEP(b_.getInt8Ty(), ctx_.scratch, c(offset));
+    if (!partial)
+      return elementAt(base, b_.CreateMul(chunk, c(k() * p())));
+    return elementAt(base, add(c(kMaxChunks * k() * p()), b_.CreateMul(chunk, c(d_.o * k()))));
+  }
+
+  int64_t k() const { return d_.c * geo_.kh * geo_.kw; }
+  int64_t p() const { return d_.oh * d_.ow; }
+
+  /// Every row (c, kh, kw) of the columns, and for each the output rows oh
+  /// (and columns ow) whose window element lies inside the image:
+  /// `inside(row, oh, owFirst, owCount, xBase)` with x's index xBase + ow·sw;
+  /// `outside(row, oh, from, count)` for runs in the padding.
+  template <typename Inside, typename Outside>
+  void columnRows(llvm::Value *n, Inside inside, Outside outside) {
+    ctx_.loop(
+        c(d_.c),
+        [&](llvm::Value *ch) {
+          ctx_.loop(
+              c(geo_.kh),
+              [&](llvm::Value *kh) {
+                ctx_.loop(
+                    c(geo_.kw),
+                    [&](llvm::Value *kw) {
+                      llvm::Value *row = add(mul(add(mul(ch, geo_.kh), kh), geo_.kw), kw);
+                      auto [ohFirst, ohCount] = outputsReaching(kh, geo_.sh, geo_.pt, d_.h, d_.oh);
+                      auto [owFirst, owCount] = outputsReaching(kw, geo_.sw, geo_.pl, d_.w, d_.ow);
+                      llvm::Value *ohEnd = add(ohFirst, ohCount);
+                      ctx_.loop(
+                          c(d_.oh),
+                          [&](llvm::Value *oh) {
+                            llvm::Value *in = b_.CreateAnd(b_.CreateICmpSGE(oh, ohFirst),
+                                                           b_.CreateICmpSLT(oh, ohEnd));
+                            branch(
+                                in,
+                                [&] {
+                                  llvm::Value *ih =
+                                      add(b_.CreateSub(mul(oh, geo_.sh), c(geo_.pt)), kh);
+                                  llvm::Value *xBase = add(imageIndex(n, ch, ih, c(0)),
+                                                           b_.CreateSub(kw, c(geo_.pl)));
+                                  outside(row, oh, c(0), owFirst);
+                                  inside(row, oh, owFirst, owCount, xBase);
+                                  llvm::Value *owEnd = add(owFirst, owCount);
+                                  outside(row, oh, owEnd, b_.CreateSub(c(d_.ow), owEnd));
+                                },
+                                [&] { outside(row, oh, c(0), c(d_.ow)); });
+                          },
+                          "oh");
+                    },
+                    "kw");
+              },
+              "kh");
+        },
+        "c");
+  }
+
+  /// if (cond) then() else otherwise()
+  void branch(llvm::Value *cond, const std::function<void()> &then,
+              const std::function<void()> &otherwise) {
+    llvm::LLVMContext &cx = b_.getContext();
+    auto *thenBlock = llvm::BasicBlock::Create(cx, "in", ctx_.fn);
+    auto *elseBlock = llvm::BasicBlock::Create(cx, "out", ctx_.fn);
+    auto *done = llvm::BasicBlock::Create(cx, "join", ctx_.fn);
+    b_.CreateCondBr(cond, thenBlock, elseBlock);
+    b_.SetInsertPoint(thenBlock);
+    then();
+    b_.CreateBr(done);
+    b_.SetInsertPoint(elseBlock);
+    otherwise();
+    b_.CreateBr(done);
+    b_.SetInsertPoint(done);
+  }
+
+  /// col = im2col(x[n]).
+  void im2col(ValueId x, llvm::Value *n, llvm::Value *col) {
+    llvm::Value *zero = llvm::ConstantFP::get(ctx_.fp(), 0.0);
+    auto at = [&](llvm::Value *row, llvm::Value *oh, llvm::Value *ow) {
+      return elementAt(col, add(add(mul(row, p()), mul(oh, d_.ow)), ow));
+    };
+    columnRows(
+        n,
+        [&](llvm::Value *row, llvm::Value *oh, llvm::Value *first, llvm::Value *count,
+            llvm::Value *xBase) {
+          ctx_.loop(
+              count,
+              [&](llvm::Value *q) {
+                llvm::Value *ow = add(first, q);
+                b_.CreateStore(ctx_.load(x, add(xBase, mul(ow, geo_.sw))), at(row, oh, ow));
+              },
+              "ow");
+        },
+        [&](llvm::Value *row, llvm::Value *oh, llvm::Value *first, llvm::Value *count) {
+          ctx_.loop(
+              count, [&](llvm::Value *q) { b_.CreateStore(zero, at(row, oh, add(first, q))); },
+              "ow");
+        });
+  }
+
+  /// dx[n] += col2im(dcol), dx[n] zeroed beforehand.
+  void col2im(llvm::Value *n, llvm::Value *dcol) {
+    columnRows(
+        n,
+        [&](llvm::Value *row, llvm::Value *oh, llvm::Value *first, llvm::Value *count,
+            llvm::Value *xBase) {
+          llvm::Value *from = add(mul(row, p()), mul(oh, d_.ow));
+          ctx_.loop(
+              count,
+              [&](llvm::Value *q) {
+                llvm::Value *ow = add(first, q);
+                llvm::Value *xi = add(xBase, mul(ow, geo_.sw));
+                llvm::Value *v = b_.CreateLoad(ctx_.fp(), elementAt(dcol, add(from, ow)));
+                ctx_.store(self_, xi, b_.CreateFAdd(ctx_.load(self_, xi), v));
+              },
+              "ow");
+        },
+        [](llvm::Value *, llvm::Value *, llvm::Value *, llvm::Value *) {});
+  }
+
+  void convGemm(llvm::Value *lo, llvm::Value *hi, llvm::Value *chunk) {
+    llvm::Value *col = workspace(chunk, false);
+    llvm::Value *partial = nullptr;
+    if (n_.op == Op::Conv2dGradWeight) {
+      partial = workspace(chunk, true);
+      ctx_.loop(c(d_.o * k()), [&](llvm::Value *e) {
+        b_.CreateStore(llvm::ConstantFP::get(ctx_.fp(), 0.0), elementAt(partial, e));
+      });
+    }
     ctx_.loop(
         b_.CreateSub(hi, lo),
         [&](llvm::Value *i) {
           llvm::Value *n = add(lo, i);
-          ctx_.loop(
-              c(d_.o),
-              [&](llvm::Value *o) {
-                llvm::Value *plane = mul(add(mul(n, d_.o), o), d_.oh * d_.ow);
-                ctx_.loop(
-                    c(d_.oh * d_.ow),
-                    [&](llvm::Value *e) {
-                      ctx_.store(self_, add(plane, e), llvm::ConstantFP::get(ctx_.fp(), 0.0));
-                    },
-                    "e");
-                ctx_.loop(
-                    c(d_.c),
-                    [&](llvm::Value *ch) {
-                      kernelElements(o, ch, [&](llvm::Value *wv, llvm::Value *kh, llvm::Value *kw) {
-                        weightElement(n, ch, plane, kh, kw, [&](llvm::Value *xi, llvm::Value *yi) {
-                          accumulate(yi, ctx_.load(x, xi), wv);
-                        });
-                      });
-                    },
-                    "c");
-              },
-              "o");
+          llvm::Value *plane = mul(n, d_.o * p()); // y[n] or dy[n]: O x P
+          switch (n_.op) {
+          case Op::Conv2d:
+            im2col(n_.inputs[0], n, col);
+            emitGemmCall(ctx_, {false, false, false, ctx_.pointer(n_.inputs[1]), col,
+                                elementAt(ctx_.pointer(self_), plane), c(d_.o), c(p()), c(k()),
+                                c(k()), c(p())});
+            break;
+          case Op::Conv2dGradInput:
+            emitGemmCall(ctx_, {true, false, false, ctx_.pointer(n_.inputs[1]),
+                                elementAt(ctx_.pointer(n_.inputs[0]), plane), col, c(k()), c(p()),
+                                c(d_.o), c(k()), c(p())});
+            col2im(n, col);
+            break;
+          default: // Conv2dGradWeight
+            im2col(n_.inputs[0], n, col);
+            emitGemmCall(ctx_, {false, true, true, elementAt(ctx_.pointer(n_.inputs[1]), plane),
+                                col, partial, c(d_.o), c(k()), c(p()), c(p()), c(p())});
+            break;
+          }
         },
         "n");
   }
 
-  // The input gradient of images [lo, hi), weight element by weight
-  // element: dx[n, c, ih, iw] += dy[n, o, oh, ow] · w[o, c, kh, kw] over
-  // whole output rows. Each dx element sums in (output channel, kernel row,
-  // kernel column, output row, output column) order.
-  void convGradInput(llvm::Value *lo, llvm::Value *hi) {
-    ValueId dy = n_.inputs[0];
-    ctx_.loop(
-        b_.CreateSub(hi, lo),
-        [&](llvm::Value *i) {
-          llvm::Value *n = add(lo, i);
-          ctx_.loop(
-              c(d_.c),
-              [&](llvm::Value *ch) {
-                ctx_.loop(
-                    c(d_.o),
-                    [&](llvm::Value *o) {
-                      llvm::Value *plane = mul(add(mul(n, d_.o), o), d_.oh * d_.ow);
-                      kernelElements(o, ch, [&](llvm::Value *wv, llvm::Value *kh, llvm::Value *kw) {
-                        weightElement(n, ch, plane, kh, kw, [&](llvm::Value *xi, llvm::Value *yi) {
-                          accumulate(xi, ctx_.load(dy, yi), wv);
-                        });
-                      });
-                    },
-                    "o");
-              },
-              "c");
-        },
-        "n");
+public:
+  /// The weight gradient: dW = the chunks' partial sums, in chunk order.
+  void finish(llvm::Value *chunks) {
+    if (n_.op != Op::Conv2dGradWeight)
+      return;
+    llvm::Value *first = workspace(c(0), true);
+    ctx_.loop(c(d_.o * k()), [&](llvm::Value *e) {
+      llvm::Value *sum = b_.CreateLoad(ctx_.fp(), elementAt(first, e));
+      llvm::BasicBlock *pre = b_.GetInsertBlock();
+      (void)pre;
+      llvm::AllocaInst *acc = accumulator();
+      b_.CreateStore(sum, acc);
+      ctx_.loop(
+          b_.CreateSub(chunks, c(1)),
+          [&](llvm::Value *j) {
+            llvm::Value *part = elementAt(first, add(mul(add(j, c(1)), d_.o * k()), e));
+            b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(ctx_.fp(), acc),
+                                         b_.CreateLoad(ctx_.fp(), part)),
+                           acc);
+          },
+          "chunk");
+      ctx_.store(self_, e, b_.CreateLoad(ctx_.fp(), acc));
+    });
+  }
+
+private:
+  llvm::AllocaInst *accumulator() {
+    llvm::IRBuilder<> entry(&ctx_.fn->getEntryBlock(), ctx_.fn->getEntryBlock().begin());
+    return entry.CreateAlloca(ctx_.fp());
   }
 
   llvm::Value *c(int64_t v) const { return ctx_.i64(v); }
@@ -417,7 +553,13 @@ void emitWindowChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *
   WindowEmitter e(ctx, kernel.nodes.front());
   e.setup();
   auto [lo, hi] = ctx.chunkRange(chunk, chunks, e.outerExtent(), 1);
-  e.run(lo, hi);
+  e.run(lo, hi, chunk);
+}
+
+void emitWindowFinish(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunks) {
+  WindowEmitter e(ctx, kernel.nodes.front());
+  e.setup();
+  e.finish(chunks);
 }
 
 } // namespace netc

@@ -49,6 +49,35 @@ PersistentLayout layoutPersistent(const Model &model,
   return layout;
 }
 
+Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
+  if (kernel.kind != Kernel::Kind::Window)
+    return {};
+  const Node &n = g.node(kernel.nodes.front());
+  const Shape *weight = nullptr, *windows = nullptr;
+  switch (n.op) {
+  case Op::Conv2d:
+    weight = &g.shape(n.inputs[1]);
+    windows = &n.shape;
+    break;
+  case Op::Conv2dGradInput:
+    weight = &g.shape(n.inputs[1]);
+    windows = &g.shape(n.inputs[0]);
+    break;
+  case Op::Conv2dGradWeight:
+    weight = &n.shape;
+    windows = &g.shape(n.inputs[1]);
+    break;
+  default:
+    return {}; // pooling: direct loops
+  }
+  int64_t k = weight->dims[1] * weight->dims[2] * weight->dims[3];
+  Workspace w;
+  w.columns = k * windows->dims[2] * windows->dims[3];
+  if (n.op == Op::Conv2dGradWeight)
+    w.partial = weight->dims[0] * k;
+  return w;
+}
+
 MemoryPlan planMemory(const Graph &g, const Schedule &s,
                       const PersistentLayout &persistent, int64_t elementBytes) {
   MemoryPlan plan;
@@ -130,6 +159,22 @@ MemoryPlan planMemory(const Graph &g, const Schedule &s,
     placed.push_back({b.offset, b.bytes, b.firstKernel, b.lastKernel});
     int64_t &top = perBatch ? plan.batchBytesPerN : plan.fixedBytes;
     top = std::max(top, b.offset + b.bytes);
+  }
+  // Kernel workspaces: fixed-size buffers that live for their kernel only.
+  plan.workspace.assign(s.kernels.size(), -1);
+  for (size_t k = 0; k < s.kernels.size(); ++k) {
+    int64_t elements = kernelWorkspace(g, s.kernels[k]).perChunk() * kMaxChunks;
+    if (elements == 0)
+      continue;
+    int64_t bytes = alignUp(elements * elementBytes, kAlign);
+    std::vector<std::pair<int64_t, int64_t>> busy;
+    for (const Placed &p : fixed)
+      if (p.first <= static_cast<int>(k) && p.last >= static_cast<int>(k))
+        busy.push_back({p.offset, p.size});
+    int64_t offset = firstFit(std::move(busy), bytes, kAlign);
+    fixed.push_back({offset, bytes, static_cast<int>(k), static_cast<int>(k)});
+    plan.workspace[k] = offset;
+    plan.fixedBytes = std::max(plan.fixedBytes, offset + bytes);
   }
   plan.fixedBytes = alignUp(plan.fixedBytes, kAlign);
   return plan;

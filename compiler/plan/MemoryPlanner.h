@@ -47,8 +47,22 @@ struct Buffer {
   ValueId aliasOf = kNoValue; ///< a reshape's operand
 };
 
+/// Scratch a kernel uses while it runs, per chunk (kMaxChunks are planned),
+/// in elements of the kernel's type: a convolution's im2col columns
+/// (K = C·KH·KW rows of P = OH·OW) and, for the weight gradient, its chunk's
+/// partial sum of the gradient (O·K).
+struct Workspace {
+  int64_t columns = 0;
+  int64_t partial = 0;
+  int64_t perChunk() const { return columns + partial; }
+};
+Workspace kernelWorkspace(const Graph &graph, const Kernel &kernel);
+
 struct MemoryPlan {
   std::vector<Buffer> buffers; ///< per node; Region::None if not in memory
+  /// Per kernel: the byte offset of its workspace in the fixed region, or
+  /// -1 for none.
+  std::vector<int64_t> workspace;
   int64_t fixedBytes = 0;
   int64_t batchBytesPerN = 0;
 };

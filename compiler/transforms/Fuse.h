@@ -8,6 +8,11 @@
 
 namespace netc {
 
+/// The most chunks a kernel splits into for the runtime's threads (the
+/// model description's "max_chunks": more threads than this have nothing
+/// to do). Kernel workspaces (MemoryPlanner.h) are planned for this many.
+constexpr int64_t kMaxChunks = 16;
+
 struct Kernel {
   enum class Kind {
     Loop,   ///< one loop nest over `domain`: elementwise ops, broadcasts,
