@@ -167,6 +167,7 @@ private:
 
   void prepare() {
     auto &b = ctx_.b;
+    innerStart_ = flat() ? k_.domain.rank() : blockStart();
     for (ValueId id : k_.nodes) {
       const Node &n = g().node(id);
       if (n.op == Op::Sum) {
@@ -178,6 +179,8 @@ private:
         ctx_.loop(ctx_.numel(n.shape), [&](llvm::Value *i) {
           ctx_.store(id, i, llvm::ConstantFP::get(ctx_.fp(), 0.0));
         });
+        llvm::IRBuilder<> entry(&ctx_.fn->getEntryBlock(), ctx_.fn->getEntryBlock().begin());
+        blockSums_.emplace_back(id, entry.CreateAlloca(ctx_.fp()));
       }
       // Scalars from outside the kernel: load once.
       for (ValueId v : n.inputs)
@@ -189,6 +192,27 @@ private:
   void nest(size_t dim, std::vector<llvm::Value *> idx) {
     if (dim == k_.domain.rank())
       return body(idx);
+    if (dim == innerStart_) {
+      // Sums to shapes with every dimension from here on reduced: the
+      // block's part in a register (a vectorized reduction), added to the
+      // target once per block.
+      auto &b = ctx_.b;
+      for (auto &[v, acc] : blockSums_)
+        b.CreateStore(llvm::ConstantFP::get(ctx_.fp(), 0.0), acc);
+      inBlock_ = true;
+      nestLoops(dim, idx);
+      inBlock_ = false;
+      for (auto &[v, acc] : blockSums_) {
+        llvm::Value *at = index(g().shape(v), idx);
+        llvm::Value *sum = b.CreateFAdd(ctx_.load(v, at), b.CreateLoad(ctx_.fp(), acc));
+        ctx_.store(v, at, sum);
+      }
+      return;
+    }
+    nestLoops(dim, idx);
+  }
+
+  void nestLoops(size_t dim, const std::vector<llvm::Value *> &idx) {
     ctx_.loop(ctx_.extent(k_.domain.dims[dim]), [&](llvm::Value *i) {
       auto inner = idx;
       inner.push_back(i);
@@ -251,6 +275,12 @@ private:
         llvm::cast<llvm::Instruction>(sum)->setHasAllowReassoc(true);
         b.CreateStore(sum, acc);
         continue;
+      } else if (n.op == Op::SumTo && inBlock_) {
+        llvm::AllocaInst *acc = blockSum(id);
+        llvm::Value *sum = b.CreateFAdd(b.CreateLoad(ctx_.fp(), acc), operand(n.inputs[0], idx));
+        llvm::cast<llvm::Instruction>(sum)->setHasAllowReassoc(true);
+        b.CreateStore(sum, acc);
+        continue;
       } else if (n.op == Op::SumTo) {
         llvm::Value *at = index(n.shape, idx);
         llvm::Value *sum = b.CreateFAdd(ctx_.load(id, at), operand(n.inputs[0], idx));
@@ -291,6 +321,43 @@ private:
                           llvm::ConstantFP::get(ctx_.fp(), 0.0));
   }
 
+  llvm::AllocaInst *blockSum(ValueId id) {
+    for (auto &[v, acc] : blockSums_)
+      if (v == id)
+        return acc;
+    assert(false && "sum_to without a block accumulator");
+    return nullptr;
+  }
+
+  /// The first dimension of a block every SumTo of the kernel reduces
+  /// whole: all later dimensions are 1 in every SumTo's shape, fixed, and
+  /// at least 64 elements together (smaller blocks, such as a softmax's
+  /// rows, keep the element-by-element sums). The rank if none.
+  size_t blockStart() const {
+    const Shape &d = k_.domain;
+    std::vector<const Shape *> sums;
+    for (ValueId id : k_.nodes)
+      if (g().node(id).op == Op::SumTo)
+        sums.push_back(&g().shape(id));
+    if (sums.empty())
+      return d.rank();
+    size_t start = d.rank();
+    int64_t size = 1;
+    while (start > 1) {
+      size_t dim = start - 1;
+      bool reduced = d.dims[dim] != kBatch;
+      for (const Shape *s : sums) {
+        size_t offset = d.rank() - s->rank();
+        reduced = reduced && (dim < offset || s->dims[dim - offset] == 1);
+      }
+      if (!reduced)
+        break;
+      start = dim;
+      size *= d.dims[dim];
+    }
+    return size >= 64 ? start : d.rank();
+  }
+
   llvm::AllocaInst *accumulator(ValueId id) {
     for (auto &[v, acc] : sums_)
       if (v == id)
@@ -305,6 +372,9 @@ private:
   std::map<ValueId, llvm::Value *> scalars_;
   std::map<ValueId, llvm::Value *> values_;
   std::vector<std::pair<ValueId, llvm::AllocaInst *>> sums_;
+  std::vector<std::pair<ValueId, llvm::AllocaInst *>> blockSums_;
+  size_t innerStart_ = 0; ///< see blockStart
+  bool inBlock_ = false;
 };
 
 } // namespace
