@@ -3,9 +3,12 @@
 
   torch_reference.py mnist DATA_DIR THREADS   -> seconds of the faster of two
                                                 training epochs
+  torch_reference.py lenet DATA_DIR THREADS   -> the same for examples/lenet.nn
+  torch_reference.py course_cnn DIR THREADS   -> the same for examples/course_cnn.nn
+                                                (DIR: its IDX files, f32 1x64x63)
   torch_reference.py sine                     -> seconds for 2000 steps
-Data is preloaded as float tensors (no DataLoader), Adam lr 1e-3, batch 128.
-Prints one JSON object."""
+Data is preloaded as float tensors (no DataLoader), Adam lr 1e-3, batch 128,
+the models in training mode. Prints one JSON object."""
 import gzip
 import json
 import math
@@ -23,18 +26,51 @@ def read_idx(path):
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rb") as f:
         data = f.read()
-    n = data[3]
+    kind, n = data[2], data[3]
     dims = struct.unpack(">%dI" % n, data[4:4 + 4 * n])
-    return torch.frombuffer(bytearray(data[4 + 4 * n:]), dtype=torch.uint8).reshape(dims)
+    body = bytearray(data[4 + 4 * n:])
+    if kind == 0x08:
+        return torch.frombuffer(body, dtype=torch.uint8).reshape(dims)
+    assert kind == 0x0D, "u8 or f32 IDX files"
+    return torch.frombuffer(body, dtype=torch.float32).reshape(dims).byteswap() \
+        if hasattr(torch.Tensor, "byteswap") else \
+        torch.tensor(struct.unpack(">%df" % (len(body) // 4), body)).reshape(dims)
 
 
-def mnist(data_dir, threads, epochs=2):
+def lenet():
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2, bias=False), nn.BatchNorm2d(6), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Conv2d(6, 16, 5, bias=False), nn.BatchNorm2d(16),
+                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(),
+                         nn.Linear(120, 84), nn.ReLU(), nn.Dropout(0.5), nn.Linear(84, 10))
+
+
+def course_cnn():
+    nn = torch.nn
+    layers = []
+    for c_in, c_out in ((1, 16), (16, 32), (32, 64), (64, 128)):
+        layers += [nn.Conv2d(c_in, c_out, 3, stride=1, padding=2), nn.ReLU(), nn.MaxPool2d(2)]
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(128 * 5 * 5, 10))
+
+
+def mlp():
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(),
+                               torch.nn.Linear(256, 10))
+
+
+def load(data_dir, images, labels):
+    x = read_idx(os.path.join(data_dir, images))
+    x = x.float().div_(255) if x.dtype == torch.uint8 else x
+    return x.unsqueeze(1) if x.dim() == 3 else x, read_idx(os.path.join(data_dir, labels)).long()
+
+
+def mnist(data_dir, threads, epochs=2, make=mlp, files=("train-images-idx3-ubyte",
+                                                         "train-labels-idx1-ubyte")):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    x = read_idx(os.path.join(data_dir, "train-images-idx3-ubyte")).float().div_(255).unsqueeze(1)
-    y = read_idx(os.path.join(data_dir, "train-labels-idx1-ubyte")).long()
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(),
-                                torch.nn.Linear(256, 10))
+    x, y = load(data_dir, *files)
+    model = make()
+    model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     best = float("inf")
@@ -71,5 +107,10 @@ def sine():
 if __name__ == "__main__":
     if sys.argv[1] == "mnist":
         print(json.dumps({"seconds": mnist(sys.argv[2], int(sys.argv[3]))}))
+    elif sys.argv[1] == "lenet":
+        print(json.dumps({"seconds": mnist(sys.argv[2], int(sys.argv[3]), make=lenet)}))
+    elif sys.argv[1] == "course_cnn":
+        print(json.dumps({"seconds": mnist(sys.argv[2], int(sys.argv[3]), make=course_cnn,
+                                           files=("train-images.idx", "train-labels.idx"))}))
     else:
         print(json.dumps({"seconds": sine()}))

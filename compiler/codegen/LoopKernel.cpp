@@ -200,7 +200,23 @@ private:
       for (auto &[v, acc] : blockSums_)
         b.CreateStore(llvm::ConstantFP::get(ctx_.fp(), 0.0), acc);
       inBlock_ = true;
-      nestLoops(dim, idx);
+      // The block is contiguous in every domain-shaped tensor and constant
+      // in the others: one flat loop over its elements.
+      llvm::Value *outer = ctx_.i64(0);
+      for (size_t d = 0; d < dim; ++d)
+        outer = b.CreateAdd(b.CreateMul(outer, ctx_.extent(k_.domain.dims[d])), idx[d]);
+      int64_t size = 1;
+      for (size_t d = dim; d < k_.domain.rank(); ++d)
+        size *= k_.domain.dims[d];
+      blockBase_ = b.CreateMul(outer, ctx_.i64(size));
+      ctx_.loop(
+          ctx_.i64(size),
+          [&](llvm::Value *e) {
+            blockElem_ = e;
+            body(idx);
+            blockElem_ = nullptr;
+          },
+          "e");
       inBlock_ = false;
       for (auto &[v, acc] : blockSums_) {
         llvm::Value *at = index(g().shape(v), idx);
@@ -224,6 +240,9 @@ private:
   llvm::Value *index(const Shape &shape, const std::vector<llvm::Value *> &idx) {
     if (shape.rank() == 0)
       return ctx_.i64(0);
+    if (blockElem_ && shape == k_.domain)
+      return ctx_.b.CreateAdd(blockBase_, blockElem_);
+    // In a block, other shapes are 1 along its dimensions: idx's outer part.
     if (idx.size() == 1 && shape == k_.domain)
       return idx[0]; // flat loop
     auto &b = ctx_.b;
@@ -279,6 +298,7 @@ private:
         llvm::AllocaInst *acc = blockSum(id);
         llvm::Value *sum = b.CreateFAdd(b.CreateLoad(ctx_.fp(), acc), operand(n.inputs[0], idx));
         llvm::cast<llvm::Instruction>(sum)->setHasAllowReassoc(true);
+        llvm::cast<llvm::Instruction>(sum)->setHasNoSignedZeros(true);
         b.CreateStore(sum, acc);
         continue;
       } else if (n.op == Op::SumTo) {
@@ -329,16 +349,25 @@ private:
     return nullptr;
   }
 
-  /// The first dimension of a block every SumTo of the kernel reduces
-  /// whole: all later dimensions are 1 in every SumTo's shape, fixed, and
-  /// at least 64 elements together (smaller blocks, such as a softmax's
-  /// rows, keep the element-by-element sums). The rank if none.
+  /// The first dimension of a trailing block of the domain that every
+  /// tensor the kernel reads or sums into either spans whole (the domain's
+  /// shape) or does not vary over (its dimensions there are 1): fixed
+  /// sizes, at least 64 elements together (smaller blocks, such as a
+  /// softmax's rows, keep the loop nest and its element-by-element sums).
+  /// The block runs as one flat loop, its sums in registers. The rank if
+  /// there is none.
   size_t blockStart() const {
     const Shape &d = k_.domain;
-    std::vector<const Shape *> sums;
-    for (ValueId id : k_.nodes)
-      if (g().node(id).op == Op::SumTo)
-        sums.push_back(&g().shape(id));
+    std::vector<const Shape *> sums; // every other shape the kernel touches
+    for (ValueId id : k_.nodes) {
+      const Node &n = g().node(id);
+      if (n.op == Op::SumTo)
+        sums.push_back(&n.shape);
+      for (ValueId v : n.inputs)
+        if (!local(v) && !ctx_.isInline(v) && g().shape(v).rank() != 0 &&
+            !(g().shape(v) == d))
+          sums.push_back(&g().shape(v));
+    }
     if (sums.empty())
       return d.rank();
     size_t start = d.rank();
@@ -375,6 +404,8 @@ private:
   std::vector<std::pair<ValueId, llvm::AllocaInst *>> blockSums_;
   size_t innerStart_ = 0; ///< see blockStart
   bool inBlock_ = false;
+  llvm::Value *blockBase_ = nullptr; ///< in a block: its first flat index
+  llvm::Value *blockElem_ = nullptr; ///< in a block: the element in it
 };
 
 } // namespace
