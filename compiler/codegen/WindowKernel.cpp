@@ -80,8 +80,11 @@ public:
     llvm::IRBuilder<> entry(&ctx_.fn->getEntryBlock(), ctx_.fn->getEntryBlock().begin());
     acc_ = entry.CreateAlloca(ctx_.fp());
     bestAt_ = entry.CreateAlloca(ctx_.i64());
-    bool scatters = n_.op == Op::Conv2dGradInput || n_.op == Op::MaxPool2dGrad ||
-                    n_.op == Op::AvgPool2dGrad;
+    // Tiling max pooling writes every element of its windows (the rest of
+    // the image only if the windows do not cover it).
+    bool covered = tiles() && d_.h == d_.oh * geo_.kh && d_.w == d_.ow * geo_.kw;
+    bool scatters = n_.op == Op::Conv2dGradInput ||
+                    (n_.op == Op::MaxPool2dGrad && !covered) || n_.op == Op::AvgPool2dGrad;
     if (scatters) { // the gradients add into a zeroed result: this chunk's images
       int64_t part = d_.c * d_.h * d_.w;
       llvm::Value *first = b_.CreateMul(lo, c(part));
@@ -91,6 +94,8 @@ public:
     }
     if (conv_)
       convGemm(lo, hi, chunk);
+    else if (tiles())
+      tiledMaxPool(lo, hi);
     else
       emitNest(lo, hi);
   }
@@ -159,6 +164,72 @@ private:
   /// y += a · b at y of the result.
   void accumulate(llvm::Value *y, llvm::Value *a, llvm::Value *b) {
     ctx_.store(self_, y, b_.CreateFAdd(ctx_.load(self_, y), b_.CreateFMul(a, b)));
+  }
+
+  // ---- max pooling with windows that tile the image ------------------------
+  //
+  // Stride = kernel, no padding (max_pool2d(2)): every image element is in
+  // at most one window, so each window is straight-line code over its
+  // elements, and the gradient writes all of them (the adjoint at the
+  // window's first maximum, 0 elsewhere) instead of adding into a zeroed
+  // image. The rule is the general path's (PyTorch's): a larger value or a
+  // NaN takes over, ties keep the first.
+
+  bool tiles() const {
+    return (n_.op == Op::MaxPool2d || n_.op == Op::MaxPool2dGrad) && geo_.sh == geo_.kh &&
+           geo_.sw == geo_.kw && geo_.pt == 0 && geo_.pb == 0 && geo_.pl == 0 && geo_.pr == 0 &&
+           geo_.kh * geo_.kw <= 16;
+  }
+
+  void tiledMaxPool(llvm::Value *lo, llvm::Value *hi) {
+    llvm::Type *fp = ctx_.fp();
+    ValueId x = n_.inputs[0];
+    llvm::Value *planes = b_.CreateMul(b_.CreateSub(hi, lo), c(d_.c));
+    llvm::Value *first = b_.CreateMul(lo, c(d_.c));
+    ctx_.loop(
+        planes,
+        [&](llvm::Value *i) {
+          llvm::Value *plane = add(first, i); // n · C + c
+          ctx_.loop(
+              c(d_.oh),
+              [&](llvm::Value *oh) {
+                ctx_.loop(
+                    c(d_.ow),
+                    [&](llvm::Value *ow) {
+                      llvm::Value *y = add(mul(add(mul(plane, d_.oh), oh), d_.ow), ow);
+                      std::vector<llvm::Value *> at;
+                      for (int64_t kh = 0; kh < geo_.kh; ++kh)
+                        for (int64_t kw = 0; kw < geo_.kw; ++kw)
+                          at.push_back(add(mul(add(mul(plane, d_.h), add(mul(oh, geo_.kh), c(kh))),
+                                               d_.w),
+                                           add(mul(ow, geo_.kw), c(kw))));
+                      llvm::Value *best =
+                          llvm::ConstantFP::getInfinity(fp, /*Negative=*/true);
+                      llvm::Value *bestAt = c(0);
+                      for (size_t e = 0; e < at.size(); ++e) {
+                        llvm::Value *v = ctx_.load(x, at[e]);
+                        llvm::Value *take =
+                            b_.CreateOr(b_.CreateFCmpOGT(v, best), b_.CreateFCmpUNO(v, v));
+                        best = b_.CreateSelect(take, v, best);
+                        bestAt = b_.CreateSelect(take, c(static_cast<int64_t>(e)), bestAt);
+                      }
+                      if (n_.op == Op::MaxPool2d) {
+                        ctx_.store(self_, y, best);
+                        return;
+                      }
+                      llvm::Value *dy = ctx_.load(n_.inputs[1], y);
+                      llvm::Value *zero = llvm::ConstantFP::get(fp, 0.0);
+                      for (size_t e = 0; e < at.size(); ++e) {
+                        llvm::Value *mine =
+                            b_.CreateICmpEQ(bestAt, c(static_cast<int64_t>(e)));
+                        ctx_.store(self_, at[e], b_.CreateSelect(mine, dy, zero));
+                      }
+                    },
+                    "ow");
+              },
+              "oh");
+        },
+        "plane");
   }
 
   // ---- convolutions through the GEMM kernels ------------------------------
