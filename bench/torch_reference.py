@@ -9,6 +9,7 @@
   torch_reference.py sine                     -> seconds for 2000 steps
 Data is preloaded as float tensors (no DataLoader), Adam lr 1e-3, batch 128,
 the models in training mode. Prints one JSON object."""
+import collections
 import gzip
 import json
 import math
@@ -38,6 +39,7 @@ def read_idx(path):
 
 
 def lenet():
+    """examples/lenet.nn, its weights file's names under "lenet."."""
     nn = torch.nn
     return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2, bias=False), nn.BatchNorm2d(6), nn.ReLU(),
                          nn.MaxPool2d(2), nn.Conv2d(6, 16, 5, bias=False), nn.BatchNorm2d(16),
@@ -46,11 +48,13 @@ def lenet():
 
 
 def course_cnn():
+    """examples/course_cnn.nn, named as its weights file names them."""
     nn = torch.nn
-    layers = []
-    for c_in, c_out in ((1, 16), (16, 32), (32, 64), (64, 128)):
-        layers += [nn.Conv2d(c_in, c_out, 3, stride=1, padding=2), nn.ReLU(), nn.MaxPool2d(2)]
-    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(128 * 5 * 5, 10))
+    blocks = [("conv%d" % (i + 1), nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=1, padding=2),
+                                                   nn.ReLU(), nn.MaxPool2d(2)))
+              for i, (c_in, c_out) in enumerate(((1, 16), (16, 32), (32, 64), (64, 128)))]
+    classifier = nn.Sequential(nn.Flatten(), nn.Linear(128 * 5 * 5, 10))
+    return nn.Sequential(collections.OrderedDict(blocks + [("classifier", classifier)]))
 
 
 def mlp():

@@ -240,9 +240,12 @@ private:
   //   forward:         y[n] (O x P)   = W (O x K) · col (K x P)
   //   input gradient:  dcol (K x P)   = Wᵀ · dy[n] (O x P), then added back
   //                    into dx[n] (col2im, in (c, kh, kw, oh, ow) order)
-  //   weight gradient: dW (O x K)    += dy[n] · colᵀ, into this chunk's
-  //                    partial sum; emitWindowFinish adds the chunks' sums
-  //                    in chunk order.
+  //   weight gradient: dW (O x K)    += dy[n] · colᵀ (the dot GEMM), or with
+  //                    many output channels dWᵀ (K x O) += col · dy[n]ᵀ
+  //                    (dy[n] transposed into the workspace: the broadcast
+  //                    GEMM), into this chunk's partial sum;
+  //                    emitWindowFinish adds the chunks' sums in chunk
+  //                    order (transposing back).
   // The chunks split the images; their count depends on the shapes only, so
   // every result is the same for any number of threads.
 
@@ -255,10 +258,19 @@ private:
     int kernel = ctx_.schedule.kernelOf[static_cast<size_t>(self_)];
     int64_t offset = ctx_.plan.workspace[static_cast<size_t>(kernel)];
     llvm::Value *base = b_.CreateInBoundsGEP(b_.getInt8Ty(), ctx_.scratch, c(offset));
+    Workspace w = layout();
+    int64_t columns = w.columns + w.transposed;
     if (!partial)
-      return elementAt(base, b_.CreateMul(chunk, c(k() * p())));
-    return elementAt(base, add(c(kMaxChunks * k() * p()), b_.CreateMul(chunk, c(d_.o * k()))));
+      return elementAt(base, b_.CreateMul(chunk, c(columns)));
+    return elementAt(base, add(c(kMaxChunks * columns), b_.CreateMul(chunk, c(w.partial))));
   }
+
+  Workspace layout() const {
+    int kernel = ctx_.schedule.kernelOf[static_cast<size_t>(self_)];
+    return kernelWorkspace(ctx_.graph, ctx_.schedule.kernels[static_cast<size_t>(kernel)]);
+  }
+  /// The weight gradient as dWᵀ = col · dyᵀ (else dW = dy · colᵀ).
+  bool transposedGradient() const { return layout().transposed != 0; }
 
   int64_t k() const { return d_.c * geo_.kh * geo_.kw; }
   int64_t p() const { return d_.oh * d_.ow; }
@@ -399,11 +411,25 @@ private:
                                 c(d_.o), c(k()), c(p())});
             col2im(n, col);
             break;
-          default: // Conv2dGradWeight
+          default: { // Conv2dGradWeight
             im2col(n_.inputs[0], n, col);
-            emitGemmCall(ctx_, {false, true, true, elementAt(ctx_.pointer(n_.inputs[1]), plane),
-                                col, partial, c(d_.o), c(k()), c(p()), c(p()), c(p())});
+            llvm::Value *dy = elementAt(ctx_.pointer(n_.inputs[1]), plane);
+            if (!transposedGradient()) {
+              emitGemmCall(ctx_, {false, true, true, dy, col, partial, c(d_.o), c(k()), c(p()),
+                                  c(p()), c(p())});
+              break;
+            }
+            llvm::Value *dyT = elementAt(col, c(k() * p()));
+            ctx_.loop(c(d_.o), [&](llvm::Value *o) {
+              ctx_.loop(c(p()), [&](llvm::Value *q) {
+                llvm::Value *v = b_.CreateLoad(ctx_.fp(), elementAt(dy, add(mul(o, p()), q)));
+                b_.CreateStore(v, elementAt(dyT, add(mul(q, d_.o), o)));
+              });
+            });
+            emitGemmCall(ctx_, {false, false, true, col, dyT, partial, c(k()), c(d_.o), c(p()),
+                                c(p()), c(d_.o)});
             break;
+          }
           }
         },
         "n");
@@ -416,7 +442,10 @@ public:
       return;
     llvm::Value *first = workspace(c(0), true);
     ctx_.loop(c(d_.o * k()), [&](llvm::Value *e) {
-      llvm::Value *sum = b_.CreateLoad(ctx_.fp(), elementAt(first, e));
+      // dW[o, k], from the partial sums' dWᵀ[k, o] when transposed
+      llvm::Value *o = b_.CreateUDiv(e, c(k())), *kk = b_.CreateURem(e, c(k()));
+      llvm::Value *t = transposedGradient() ? add(mul(kk, d_.o), o) : e;
+      llvm::Value *sum = b_.CreateLoad(ctx_.fp(), elementAt(first, t));
       llvm::BasicBlock *pre = b_.GetInsertBlock();
       (void)pre;
       llvm::AllocaInst *acc = accumulator();
@@ -424,7 +453,7 @@ public:
       ctx_.loop(
           b_.CreateSub(chunks, c(1)),
           [&](llvm::Value *j) {
-            llvm::Value *part = elementAt(first, add(mul(add(j, c(1)), d_.o * k()), e));
+            llvm::Value *part = elementAt(first, add(mul(add(j, c(1)), d_.o * k()), t));
             b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(ctx_.fp(), acc),
                                          b_.CreateLoad(ctx_.fp(), part)),
                            acc);

@@ -48,13 +48,16 @@ struct Buffer {
 };
 
 /// Scratch a kernel uses while it runs, per chunk (kMaxChunks are planned),
-/// in elements of the kernel's type: a convolution's im2col columns
-/// (K = C·KH·KW rows of P = OH·OW) and, for the weight gradient, its chunk's
-/// partial sum of the gradient (O·K).
+/// in elements of the kernel's type, in this order: a convolution's im2col
+/// columns (K = C·KH·KW rows of P = OH·OW); for the weight gradient with
+/// many output channels, an image's output gradient transposed (P x O),
+/// which lets the GEMM take its fast layout (WindowKernel.cpp); for the
+/// weight gradient, its chunk's partial sum of the gradient (O·K).
 struct Workspace {
   int64_t columns = 0;
+  int64_t transposed = 0;
   int64_t partial = 0;
-  int64_t perChunk() const { return columns + partial; }
+  int64_t perChunk() const { return columns + transposed + partial; }
 };
 Workspace kernelWorkspace(const Graph &graph, const Kernel &kernel);
 
