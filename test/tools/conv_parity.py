@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """conv_parity.py NETC DATA_DIR WORK: a small CNN (conv2d, relu, max_pool2d,
 conv2d with stride and padding, avg_pool2d, linear) in netc and in PyTorch
-from the same initial weights: PyTorch writes them, netc trains 3 Adam steps
-on the first batches in file order (--no-shuffle), PyTorch does the same;
+from the same initial weights: PyTorch writes them, netc trains 50 Adam
+steps on the batches in file order (--no-shuffle), PyTorch does the same;
 the weights must agree to 1e-4 relative (max(1e-5) absolute), and the
 netc weights load into the PyTorch nn.Sequential with strict=True. Prints
 'parity ok' and the worst difference. Needs PyTorch."""
@@ -39,7 +39,7 @@ with open(os.path.join(work, "cnn.nn"), "w") as f:
     f.write(MODEL)
 subprocess.run([netc, os.path.join(work, "cnn.nn"), "-o", os.path.join(work, "cnn")], check=True)
 subprocess.run([os.path.join(work, "cnn"), "--init", os.path.join(work, "init.safetensors"),
-                "--steps", "3", "--no-shuffle", "--save", os.path.join(work, "after.safetensors"),
+                "--steps", "50", "--no-shuffle", "--save", os.path.join(work, "after.safetensors"),
                 "--checkpoint", os.path.join(work, "after.ckpt")], check=True,
                stdout=subprocess.DEVNULL)
 
@@ -48,9 +48,10 @@ _, labels = read_idx(os.path.join(data, "train-labels-idx1-ubyte"))
 x = torch.tensor(list(pixels), dtype=torch.float32).reshape(count, 1, rows, cols) / 255
 y = torch.tensor(list(labels), dtype=torch.int64)
 opt = torch.optim.Adam(net.parameters(), lr=0.01)
-for step in range(3):
+for step in range(50):
     opt.zero_grad()
-    loss = nn.functional.cross_entropy(net(x[8 * step:8 * step + 8]), y[8 * step:8 * step + 8])
+    at = step % ((len(y) + 7) // 8) * 8  # epochs in file order, as --no-shuffle
+    loss = nn.functional.cross_entropy(net(x[at:at + 8]), y[at:at + 8])
     loss.backward()
     opt.step()
 
