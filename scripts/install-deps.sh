@@ -2,7 +2,8 @@
 # Installs every Debian package netc needs to build and test. Idempotent.
 # Usage: scripts/install-deps.sh [--with-reference]   (as root or with sudo)
 #   --with-reference  also installs PyTorch, NumPy and OpenBLAS (golden values;
-#                     bench/ compares against PyTorch on OpenBLAS).
+#                     bench/ compares against PyTorch on OpenBLAS), and the
+#                     allocators bench/ tries PyTorch with (jemalloc, tcmalloc).
 set -euo pipefail
 
 packages=(
@@ -13,7 +14,7 @@ packages=(
   python3-sklearn dataset-fashion-mnist   # real tables and images the examples use
 )
 if [[ "${1:-}" == "--with-reference" ]]; then
-  packages+=(python3-torch python3-numpy libopenblas0-openmp)
+  packages+=(python3-torch python3-numpy libopenblas0-openmp libjemalloc2 libtcmalloc-minimal4)
 fi
 
 sudo_cmd=()
