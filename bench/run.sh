@@ -130,14 +130,14 @@ fi
 if [[ -d "$fashion" ]]; then
   # LeNet-5: conv 6@5x5 on 28x28 (235,200), conv 16@5x5 on 10x10 outputs
   # (480,000), linear 400-120-84-10 (117,840): 833,040 forward.
-  cnn_rows lenet.nn lenet "$fashion" $((833040 * 2 + 833040 - 235200)) 60000 "LeNet-5 Fashion-MNIST"
+  cnn_rows lenet.nn lenet "$fashion" $((833040 * 2 + 833040 - 235200)) 60000 "LeNet-5 Fashion-MNIST epoch,"
 fi
 spectrograms="$root/data/spectrograms"
 [[ -f $spectrograms/train-images.idx ]] || "$py" "$root/scripts/make-standin-spectrograms.py" > /dev/null
 # The course CNN on 1x64x63: 16@3x3 on 66x65 (1,235,520), 32 on 35x34
 # (10,967,040), 64 on 19x19 (13,307,904), 128 on 11x11 (17,842,176),
 # linear 3200-10 (64,000): 43,416,640 forward.
-cnn_rows course_cnn.nn course_cnn "$spectrograms" $((43416640 * 2 + 43416640 - 1235520)) 2700 "course CNN, 2,700 spectrograms,"
+cnn_rows course_cnn.nn course_cnn "$spectrograms" $((43416640 * 2 + 43416640 - 1235520)) 2700 "course CNN epoch (2,700 examples),"
 ./sine --metrics s.jsonl > /dev/null
 n=$(last s.jsonl report seconds)
 p=$("$py" "$root/bench/torch_reference.py" sine | "$py" -c "import json,sys; print(json.load(sys.stdin)['seconds'])")
