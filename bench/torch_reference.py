@@ -7,6 +7,8 @@
   torch_reference.py course_cnn DIR THREADS   -> the same for examples/course_cnn.nn
                                                 (DIR: its IDX files, f32 1x64x63)
   torch_reference.py sine                     -> seconds for 2000 steps
+  torch_reference.py accuracy MODEL DIR EPOCHS SEED -> test accuracy after
+                                                training (one thread)
 Data is preloaded as float tensors (no DataLoader), Adam lr 1e-3, batch 128,
 the models in training mode. Prints one JSON object."""
 import collections
@@ -108,11 +110,43 @@ def sine():
     return time.perf_counter() - start
 
 
+def accuracy(name, data_dir, epochs, seed, files):
+    """Trains `name` for `epochs` from seed `seed` (shuffled batches of 128,
+    Adam lr 1e-3), then returns its test accuracy in evaluation mode, %."""
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    x, y = load(data_dir, files[0], files[1])
+    tx, ty = load(data_dir, files[2], files[3])
+    model = globals()[name]()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(y))
+        for b in range(0, len(y), 128):
+            idx = perm[b:b + 128]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        return 100.0 * (model(tx).argmax(1) == ty).float().mean().item()
+
+
+FILES = {"mnist": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                   "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+         "course_cnn": ("train-images.idx", "train-labels.idx", "test-images.idx",
+                        "test-labels.idx")}
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "mnist":
         print(json.dumps({"seconds": mnist(sys.argv[2], int(sys.argv[3]))}))
     elif sys.argv[1] == "lenet":
         print(json.dumps({"seconds": mnist(sys.argv[2], int(sys.argv[3]), make=lenet)}))
+    elif sys.argv[1] == "accuracy":  # accuracy MODEL DATA_DIR EPOCHS SEED
+        files = FILES["course_cnn" if sys.argv[2] == "course_cnn" else "mnist"]
+        print(json.dumps({"accuracy": accuracy(sys.argv[2], sys.argv[3], int(sys.argv[4]),
+                                               int(sys.argv[5]), files)}))
     elif sys.argv[1] == "course_cnn":
         print(json.dumps({"seconds": mnist(sys.argv[2], int(sys.argv[3]), make=course_cnn,
                                            files=("train-images.idx", "train-labels.idx"))}))

@@ -353,7 +353,9 @@ const OpRules kRules[] = {
     {Op::Cos, sameShape, [](Rule r) { return grads({-(r.dy() * apply(Op::Sin, r.x(0)))}); }, [](double a, double, const Attrs &) { return std::cos(a); }, false, kNone},
     {Op::Sigmoid, sameShape, [](Rule r) { return grads({r.dy() * (r.y() * (1.0 - r.y()))}); }, [](double a, double, const Attrs &) { return 1.0 / (1.0 + std::exp(-a)); }, false, kNone},
     {Op::Tanh, sameShape, [](Rule r) { return grads({r.dy() * (1.0 - r.y() * r.y())}); }, [](double a, double, const Attrs &) { return std::tanh(a); }, false, kNone},
-    {Op::Relu, sameShape, [](Rule r) { return grads({r.dy() * apply(Op::Step, r.x(0))}); }, [](double a, double, const Attrs &) { return a > 0 || std::isnan(a) ? a : 0.0; }, true, kNone},
+    // The mask from the result (y > 0 exactly when x > 0, NaN neither): y is
+    // kept for the next layer anyway, so x need not be.
+    {Op::Relu, sameShape, [](Rule r) { return grads({r.dy() * apply(Op::Step, r.y())}); }, [](double a, double, const Attrs &) { return a > 0 || std::isnan(a) ? a : 0.0; }, true, kNone},
     {Op::Sqrt, sameShape, [](Rule r) { return grads({r.dy() / (2.0 * r.y())}); }, [](double a, double, const Attrs &) { return std::sqrt(a); }, true, kNone},
     {Op::Abs, sameShape, [](Rule r) { return grads({r.dy() * apply(Op::Sign, r.x(0))}); }, [](double a, double, const Attrs &) { return std::fabs(a); }, true, kNone},
     {Op::Sign, sameShape, noGradient, [](double a, double, const Attrs &) { return a > 0 ? 1.0 : a < 0 ? -1.0 : 0.0; }, true, kNone}, // piecewise constant

@@ -156,7 +156,10 @@ private:
     case Op::PowI: return {print(n.inputs[0], kAtom) + "^" + std::to_string(n.attrs.k), kAtom};
     case Op::Pow: return {print(n.inputs[0], kAtom) + "^" + fmt::format("{}", n.attrs.value), kAtom};
     case Op::Sigmoid: return call("σ");
-    case Op::Step: return call("relu'");
+    case Op::Step: // relu's mask, taken from relu's result: relu'(x)
+      if (node(n.inputs[0]).op == Op::Relu)
+        return {"relu'(" + print(node(n.inputs[0]).inputs[0]) + ")", kAtom};
+      return call("relu'");
     case Op::DropoutTrain: return call("dropout"); // the step's mask, on values and adjoints
     case Op::Sum:
     case Op::SumTo: return call("sum");
