@@ -44,8 +44,19 @@ public:
   }
 
   Schedule run() {
-    for (size_t i = 0; i < g_.size(); ++i)
-      place(static_cast<ValueId>(i));
+    deferred_.assign(g_.size(), false);
+    for (size_t i = 0; i < g_.size(); ++i) {
+      auto id = static_cast<ValueId>(i);
+      if (g_.node(id).op == Op::Step) // relu's mask: sunk to where it is used
+        deferred_[i] = true;
+      else
+        placeWithDeferred(id);
+    }
+    for (size_t i = 0; i < g_.size(); ++i) // used by no kernel (an output)
+      if (deferred_[i]) {
+        deferred_[i] = false;
+        place(static_cast<ValueId>(i));
+      }
     if (epilogues_)
       absorbEpilogues();
     markMaterialized();
@@ -54,6 +65,35 @@ public:
 
 private:
   int kernelOf(ValueId v) const { return s_.kernelOf[static_cast<size_t>(v)]; }
+  bool deferred(ValueId v) const { return deferred_[static_cast<size_t>(v)]; }
+
+  // A cheap mask (step) is computed in the kernel of its first user when
+  // that is a loop over its shape, rather than where its operand is
+  // computed (greedy placement put the mask of a ReLU in the forward
+  // pass's kernel, which then had to write it to memory for the backward
+  // pass): it then stays in registers.
+  void placeWithDeferred(ValueId id) {
+    const Node &n = g_.node(id);
+    std::vector<ValueId> sunk;
+    auto domain = loopDomain(g_, n);
+    for (ValueId v : n.inputs)
+      if (deferred(v) && std::find(sunk.begin(), sunk.end(), v) == sunk.end()) {
+        deferred_[static_cast<size_t>(v)] = false;
+        if (domain && g_.shape(v) == *domain)
+          sunk.push_back(v);
+        else
+          place(v); // an ordinary node, before its user
+      }
+    if (sunk.empty())
+      return place(id);
+    sinking_ = sunk;
+    place(id);
+    sinking_.clear();
+    Kernel &k = s_.kernels[static_cast<size_t>(kernelOf(id))];
+    k.nodes.insert(k.nodes.end() - 1, sunk.begin(), sunk.end());
+    for (ValueId v : sunk)
+      s_.kernelOf[static_cast<size_t>(v)] = kernelOf(id);
+  }
 
   void place(ValueId id) {
     const Node &n = g_.node(id);
@@ -84,11 +124,15 @@ private:
 
   bool canJoin(const Node &n, int k) const {
     for (ValueId v : n.inputs) {
-      int kv = kernelOf(v);
-      if (kv > k)
-        return false;
-      if (kv == k && isReduction(g_.node(v).op))
-        return false;
+      // A mask sunk into this node's kernel needs its own operands there.
+      bool sinks = std::find(sinking_.begin(), sinking_.end(), v) != sinking_.end();
+      for (ValueId w : sinks ? g_.node(v).inputs : std::vector<ValueId>{v}) {
+        int kw = kernelOf(w);
+        if (kw > k)
+          return false;
+        if (kw == k && isReduction(g_.node(w).op))
+          return false;
+      }
     }
     if (n.op != Op::Assign)
       return true;
@@ -230,6 +274,8 @@ private:
         s_.materialized[static_cast<size_t>(o.value)] = true;
   }
 
+  std::vector<bool> deferred_;  ///< masks not placed yet (placeWithDeferred)
+  std::vector<ValueId> sinking_; ///< the masks the node being placed takes along
   const Graph &g_;
   bool epilogues_;
   Schedule s_;
