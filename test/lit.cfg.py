@@ -17,6 +17,9 @@ config.substitutions.append(("%FileCheck", config.filecheck))
 config.substitutions.append(("%python", config.python))
 config.substitutions.append(("%examples", os.path.join(config.netc_src_root, "examples")))
 config.substitutions.append(("%tools", os.path.join(config.netc_src_root, "test", "tools")))
+# Scratch memory starts as NaNs in every emitted program the tests run
+# (runtime/src/Trainer.h): reading what no kernel wrote cannot pass.
+config.environment["NETC_POISON_SCRATCH"] = "1"
 config.environment["PATH"] = os.pathsep.join(
     [os.path.dirname(config.filecheck), config.environment.get("PATH", "/usr/bin:/bin")])
 

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -44,6 +46,9 @@ public:
     scratch_.reset(static_cast<char *>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
     if (!scratch_)
       throw Error("out of memory for the gradient check");
+    const char *poison = std::getenv("NETC_POISON_SCRATCH"); // as Trainer.h's scratch
+    std::memset(scratch_.get(), poison && std::string(poison) == "1" ? 0xFF : 0,
+                (bytes + 63) / 64 * 64);
   }
 
   double loss() { return m_.code->gradients_f64(persist_.data(), pointers_.data(), scratch_.get(), n_, hparams_.data(),

@@ -74,6 +74,18 @@ template <typename T> Aligned<T> allocate(size_t count) {
   return Aligned<T>(static_cast<T *>(p));
 }
 
+/// The scratch arena. With NETC_POISON_SCRATCH=1 in the environment (the
+/// tests set it) every byte starts as 0xFF, a NaN in every float: a kernel
+/// that reads scratch no kernel wrote shows up as a NaN loss or gradient
+/// instead of passing on the zeros of fresh memory.
+inline Aligned<char> allocateScratch(size_t bytes) {
+  Aligned<char> p = allocate<char>(bytes);
+  const char *poison = std::getenv("NETC_POISON_SCRATCH");
+  if (poison && std::string(poison) == "1")
+    std::memset(p.get(), 0xFF, (std::max<size_t>(bytes, 64) + 63) / 64 * 64);
+  return p;
+}
+
 /// Trains in epochs of batches (else: the whole set each step).
 inline bool batched(const ModelInfo &m) { return m.batch > 0; }
 
@@ -116,7 +128,7 @@ struct Session {
   Session(const ModelInfo &model, Flags flags, int64_t maxBatch)
       : m(model), f(std::move(flags)),
         persist(allocate<float>(static_cast<size_t>(model.persistentFloats))),
-        scratch(allocate<char>(static_cast<size_t>(
+        scratch(allocateScratch(static_cast<size_t>(
             model.scratchFixedBytes + model.scratchBatchBytesPerN * paddedBatch(maxBatch)))),
         metrics(f.metrics) {
     m.code->init(persist.get(), f.seed);
