@@ -82,9 +82,8 @@ public:
     bestAt_ = entry.CreateAlloca(ctx_.i64());
     // Tiling max pooling writes every element of its windows (the rest of
     // the image only if the windows do not cover it).
-    bool covered = tiles() && d_.h == d_.oh * geo_.kh && d_.w == d_.ow * geo_.kw;
-    bool scatters = n_.op == Op::Conv2dGradInput ||
-                    (n_.op == Op::MaxPool2dGrad && !covered) || n_.op == Op::AvgPool2dGrad;
+    bool scatters = n_.op == Op::Conv2dGradInput || (n_.op == Op::MaxPool2dGrad && !tiles()) ||
+                    n_.op == Op::AvgPool2dGrad;
     if (scatters) { // the gradients add into a zeroed result: this chunk's images
       int64_t part = d_.c * d_.h * d_.w;
       llvm::Value *first = b_.CreateMul(lo, c(part));
@@ -228,8 +227,30 @@ private:
                     "ow");
               },
               "oh");
+          if (n_.op == Op::MaxPool2dGrad)
+            zeroUncovered(plane);
         },
         "plane");
+  }
+
+  /// The gradient's elements no window covers (the last rows and columns
+  /// when the windows do not divide the image) are 0.
+  void zeroUncovered(llvm::Value *plane) {
+    int64_t rows = d_.oh * geo_.kh, cols = d_.ow * geo_.kw;
+    llvm::Value *zero = llvm::ConstantFP::get(ctx_.fp(), 0.0);
+    llvm::Value *base = mul(plane, d_.h * d_.w);
+    auto fill = [&](int64_t fromRow, int64_t toRow, int64_t fromCol) {
+      if (fromRow >= toRow || fromCol >= d_.w)
+        return;
+      ctx_.loop(c(toRow - fromRow), [&](llvm::Value *r) {
+        llvm::Value *row = add(base, mul(add(r, c(fromRow)), d_.w));
+        ctx_.loop(c(d_.w - fromCol), [&](llvm::Value *q) {
+          ctx_.store(self_, add(row, add(q, c(fromCol))), zero);
+        });
+      });
+    };
+    fill(0, rows, cols); // right of the windows
+    fill(rows, d_.h, 0); // below them
   }
 
   // ---- convolutions through the GEMM kernels ------------------------------

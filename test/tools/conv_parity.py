@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""conv_parity.py NETC DATA_DIR WORK: a small CNN (conv2d, relu, max_pool2d,
-conv2d with stride and padding, avg_pool2d, linear) in netc and in PyTorch
+"""conv_parity.py NETC DATA_DIR WORK: a small CNN (conv2d, relu, max_pool2d
+over 27 x 27, whose windows leave the last row and column out, conv2d with
+stride and padding, avg_pool2d, linear) in netc and in PyTorch
 from the same initial weights: PyTorch writes them, netc trains 50 Adam
 steps on the batches in file order (--no-shuffle), PyTorch does the same;
 the weights must agree to 1e-4 relative (max(1e-5) absolute), and the
@@ -21,7 +22,7 @@ netc, data, work = sys.argv[1], sys.argv[2], sys.argv[3]
 MODEL = """data mnist(dir = "%s", batch = 8)
 input  image: f32[N, 1, 28, 28]
 target label: i64[N]
-sequence net = conv2d(1, 4, 3, padding = 1) -> relu -> max_pool2d(2)
+sequence net = conv2d(1, 4, 2) -> relu -> max_pool2d(2)
             -> conv2d(4, 6, [3, 2], stride = [2, 1], padding = [1, 0]) -> relu -> avg_pool2d(2)
             -> flatten() -> linear(108, 10)
 scores = image -> net
@@ -30,7 +31,7 @@ optimizer adam(lr = 0.01)
 """ % os.path.abspath(data)
 
 torch.manual_seed(0)
-net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+net = nn.Sequential(nn.Conv2d(1, 4, 2), nn.ReLU(), nn.MaxPool2d(2),
                     nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 0)), nn.ReLU(),
                     nn.AvgPool2d(2), nn.Flatten(), nn.Linear(108, 10))
 init = {"net." + k: (list(v.shape), v.flatten().tolist()) for k, v in net.state_dict().items()}
