@@ -190,6 +190,8 @@ private:
         "netc_rt_parallel_for",
         llvm::FunctionType::get(b_.getVoidTy(), {ptr, ptr, b_.getInt64Ty()}, false));
     llvm::Value *chunks = count(ctx, k);
+    if (k.kind == Kernel::Kind::Window)
+      emitWindowPrepare(ctx, k);
     b_.CreateCall(parallelFor, {body, args_, chunks});
     if (k.kind == Kernel::Kind::Window)
       emitWindowFinish(ctx, k, chunks);

@@ -46,10 +46,11 @@ void emitGatherKernel(const EmitContext &ctx, const Kernel &kernel);
 /// Convolutions and pooling over [N, C, H, W], and their gradients, in
 /// independent chunks of images (of output channels for the weight
 /// gradient) for netc_rt_parallel_for.
-void emitWindowKernel(const EmitContext &ctx, const Kernel &kernel);
 llvm::Value *windowChunkCount(const EmitContext &ctx, const Kernel &kernel);
 void emitWindowChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
                      llvm::Value *chunks);
+/// Before the chunks run: the flipped weights of a stride-1 input gradient.
+void emitWindowPrepare(const EmitContext &ctx, const Kernel &kernel);
 /// After every chunk has run: the weight gradient's per-chunk partial sums
 /// added up, in chunk order.
 void emitWindowFinish(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunks);

@@ -42,8 +42,6 @@ public:
     return ctx_.i64((conv_ ? d_.o : d_.c) * d_.oh * d_.ow * perWindow);
   }
 
-  void run() { run(ctx_.i64(0), outerExtent(), ctx_.i64(0)); }
-
   void setup() {
     const Graph &g = ctx_.graph;
     const Shape *weight = nullptr;
@@ -82,8 +80,8 @@ public:
     bestAt_ = entry.CreateAlloca(ctx_.i64());
     // Tiling max pooling writes every element of its windows (the rest of
     // the image only if the windows do not cover it).
-    bool scatters = n_.op == Op::Conv2dGradInput || (n_.op == Op::MaxPool2dGrad && !tiles()) ||
-                    n_.op == Op::AvgPool2dGrad;
+    bool scatters = (n_.op == Op::Conv2dGradInput && !flipped()) ||
+                    (n_.op == Op::MaxPool2dGrad && !tiles()) || n_.op == Op::AvgPool2dGrad;
     if (scatters) { // the gradients add into a zeroed result: this chunk's images
       int64_t part = d_.c * d_.h * d_.w;
       llvm::Value *first = b_.CreateMul(lo, c(part));
@@ -281,10 +279,20 @@ private:
     llvm::Value *base = b_.CreateInBoundsGEP(b_.getInt8Ty(), ctx_.scratch, c(offset));
     Workspace w = layout();
     int64_t columns = w.columns + w.transposed;
+    base = elementAt(base, c(w.shared));
     if (!partial)
       return elementAt(base, b_.CreateMul(chunk, c(columns)));
     return elementAt(base, add(c(kMaxChunks * columns), b_.CreateMul(chunk, c(w.partial))));
   }
+
+  /// The workspace's shared part: the flipped weights.
+  llvm::Value *sharedWorkspace() {
+    int kernel = ctx_.schedule.kernelOf[static_cast<size_t>(self_)];
+    int64_t offset = ctx_.plan.workspace[static_cast<size_t>(kernel)];
+    return b_.CreateInBoundsGEP(b_.getInt8Ty(), ctx_.scratch, c(offset));
+  }
+
+  bool flipped() const { return layout().shared != 0; }
 
   Workspace layout() const {
     int kernel = ctx_.schedule.kernelOf[static_cast<size_t>(self_)];
@@ -296,43 +304,65 @@ private:
   int64_t k() const { return d_.c * geo_.kh * geo_.kw; }
   int64_t p() const { return d_.oh * d_.ow; }
 
+  /// An image unrolled into columns: `channels` planes of h x w of `src`
+  /// (image n), windows of `geo`, oh x ow window positions.
+  struct Unroll {
+    ValueId src;
+    int64_t channels, h, w;
+    WindowGeometry geo;
+    int64_t oh, ow;
+  };
+  /// The convolution's input x.
+  Unroll forwardUnroll() const { return {n_.inputs[0], d_.c, d_.h, d_.w, geo_, d_.oh, d_.ow}; }
+  /// dy for the flipped input gradient: stride 1, padding kernel - 1 - the
+  /// forward padding, one window position per element of x.
+  Unroll gradientUnroll() const {
+    WindowGeometry g = geo_;
+    g.pt = geo_.kh - 1 - geo_.pt;
+    g.pb = geo_.kh - 1 - geo_.pb;
+    g.pl = geo_.kw - 1 - geo_.pl;
+    g.pr = geo_.kw - 1 - geo_.pr;
+    return {n_.inputs[0], d_.o, d_.oh, d_.ow, g, d_.h, d_.w};
+  }
+
   /// Every row (c, kh, kw) of the columns, and for each the output rows oh
   /// (and columns ow) whose window element lies inside the image:
-  /// `inside(row, oh, owFirst, owCount, xBase)` with x's index xBase + ow·sw;
-  /// `outside(row, oh, from, count)` for runs in the padding.
+  /// `inside(row, oh, owFirst, owCount, xBase)` with the source's index
+  /// xBase + ow·sw; `outside(row, oh, from, count)` for runs in the padding.
   template <typename Inside, typename Outside>
-  void columnRows(llvm::Value *n, Inside inside, Outside outside) {
+  void columnRows(const Unroll &u, llvm::Value *n, Inside inside, Outside outside) {
+    const WindowGeometry &g = u.geo;
     ctx_.loop(
-        c(d_.c),
+        c(u.channels),
         [&](llvm::Value *ch) {
           ctx_.loop(
-              c(geo_.kh),
+              c(g.kh),
               [&](llvm::Value *kh) {
                 ctx_.loop(
-                    c(geo_.kw),
+                    c(g.kw),
                     [&](llvm::Value *kw) {
-                      llvm::Value *row = add(mul(add(mul(ch, geo_.kh), kh), geo_.kw), kw);
-                      auto [ohFirst, ohCount] = outputsReaching(kh, geo_.sh, geo_.pt, d_.h, d_.oh);
-                      auto [owFirst, owCount] = outputsReaching(kw, geo_.sw, geo_.pl, d_.w, d_.ow);
+                      llvm::Value *row = add(mul(add(mul(ch, g.kh), kh), g.kw), kw);
+                      auto [ohFirst, ohCount] = outputsReaching(kh, g.sh, g.pt, u.h, u.oh);
+                      auto [owFirst, owCount] = outputsReaching(kw, g.sw, g.pl, u.w, u.ow);
                       llvm::Value *ohEnd = add(ohFirst, ohCount);
                       ctx_.loop(
-                          c(d_.oh),
+                          c(u.oh),
                           [&](llvm::Value *oh) {
                             llvm::Value *in = b_.CreateAnd(b_.CreateICmpSGE(oh, ohFirst),
                                                            b_.CreateICmpSLT(oh, ohEnd));
                             branch(
                                 in,
                                 [&] {
-                                  llvm::Value *ih =
-                                      add(b_.CreateSub(mul(oh, geo_.sh), c(geo_.pt)), kh);
-                                  llvm::Value *xBase = add(imageIndex(n, ch, ih, c(0)),
-                                                           b_.CreateSub(kw, c(geo_.pl)));
+                                  llvm::Value *ih = add(b_.CreateSub(mul(oh, g.sh), c(g.pt)), kh);
+                                  llvm::Value *plane = add(mul(n, u.channels), ch);
+                                  llvm::Value *xBase = add(mul(add(mul(plane, u.h), ih), u.w),
+                                                           b_.CreateSub(kw, c(g.pl)));
                                   outside(row, oh, c(0), owFirst);
                                   inside(row, oh, owFirst, owCount, xBase);
                                   llvm::Value *owEnd = add(owFirst, owCount);
-                                  outside(row, oh, owEnd, b_.CreateSub(c(d_.ow), owEnd));
+                                  outside(row, oh, owEnd, b_.CreateSub(c(u.ow), owEnd));
                                 },
-                                [&] { outside(row, oh, c(0), c(d_.ow)); });
+                                [&] { outside(row, oh, c(0), c(u.ow)); });
                           },
                           "oh");
                     },
@@ -360,21 +390,21 @@ private:
     b_.SetInsertPoint(done);
   }
 
-  /// col = im2col(x[n]).
-  void im2col(ValueId x, llvm::Value *n, llvm::Value *col) {
+  /// col = im2col(src[n]).
+  void im2col(const Unroll &u, llvm::Value *n, llvm::Value *col) {
     llvm::Value *zero = llvm::ConstantFP::get(ctx_.fp(), 0.0);
     auto at = [&](llvm::Value *row, llvm::Value *oh, llvm::Value *ow) {
-      return elementAt(col, add(add(mul(row, p()), mul(oh, d_.ow)), ow));
+      return elementAt(col, add(add(mul(row, u.oh * u.ow), mul(oh, u.ow)), ow));
     };
     columnRows(
-        n,
+        u, n,
         [&](llvm::Value *row, llvm::Value *oh, llvm::Value *first, llvm::Value *count,
             llvm::Value *xBase) {
           ctx_.loop(
               count,
               [&](llvm::Value *q) {
                 llvm::Value *ow = add(first, q);
-                b_.CreateStore(ctx_.load(x, add(xBase, mul(ow, geo_.sw))), at(row, oh, ow));
+                b_.CreateStore(ctx_.load(u.src, add(xBase, mul(ow, u.geo.sw))), at(row, oh, ow));
               },
               "ow");
         },
@@ -388,7 +418,7 @@ private:
   /// dx[n] += col2im(dcol), dx[n] zeroed beforehand.
   void col2im(llvm::Value *n, llvm::Value *dcol) {
     columnRows(
-        n,
+        forwardUnroll(), n,
         [&](llvm::Value *row, llvm::Value *oh, llvm::Value *first, llvm::Value *count,
             llvm::Value *xBase) {
           llvm::Value *from = add(mul(row, p()), mul(oh, d_.ow));
@@ -421,19 +451,27 @@ private:
           llvm::Value *plane = mul(n, d_.o * p()); // y[n] or dy[n]: O x P
           switch (n_.op) {
           case Op::Conv2d:
-            im2col(n_.inputs[0], n, col);
+            im2col(forwardUnroll(), n, col);
             emitGemmCall(ctx_, {false, false, false, ctx_.pointer(n_.inputs[1]), col,
                                 elementAt(ctx_.pointer(self_), plane), c(d_.o), c(p()), c(k()),
                                 c(k()), c(p())});
             break;
           case Op::Conv2dGradInput:
+            if (flipped()) { // dx[n] (C x HW) = W' (C x O·KH·KW) · im2col(dy[n])
+              int64_t rows = d_.o * geo_.kh * geo_.kw, positions = d_.h * d_.w;
+              im2col(gradientUnroll(), n, col);
+              emitGemmCall(ctx_, {false, false, false, sharedWorkspace(), col,
+                                  elementAt(ctx_.pointer(self_), mul(n, d_.c * positions)),
+                                  c(d_.c), c(positions), c(rows), c(rows), c(positions)});
+              break;
+            }
             emitGemmCall(ctx_, {true, false, false, ctx_.pointer(n_.inputs[1]),
                                 elementAt(ctx_.pointer(n_.inputs[0]), plane), col, c(k()), c(p()),
                                 c(d_.o), c(k()), c(p())});
             col2im(n, col);
             break;
           default: { // Conv2dGradWeight
-            im2col(n_.inputs[0], n, col);
+            im2col(forwardUnroll(), n, col);
             llvm::Value *dy = elementAt(ctx_.pointer(n_.inputs[1]), plane);
             if (!transposedGradient()) {
               emitGemmCall(ctx_, {false, true, true, dy, col, partial, c(d_.o), c(k()), c(p()),
@@ -457,6 +495,25 @@ private:
   }
 
 public:
+  /// Before the chunks: the flipped input gradient's weights, W'[c, o,
+  /// kh, kw] = W[o, c, KH - 1 - kh, KW - 1 - kw].
+  void prepare() {
+    if (!conv_ || !flipped())
+      return;
+    llvm::Value *flippedW = sharedWorkspace();
+    ctx_.loop(c(d_.c), [&](llvm::Value *ch) {
+      ctx_.loop(c(d_.o), [&](llvm::Value *o) {
+        for (int64_t kh = 0; kh < geo_.kh; ++kh)
+          for (int64_t kw = 0; kw < geo_.kw; ++kw) {
+            llvm::Value *from = weightIndex(o, ch, c(geo_.kh - 1 - kh), c(geo_.kw - 1 - kw));
+            llvm::Value *to =
+                add(mul(add(mul(ch, d_.o), o), geo_.kh * geo_.kw), c(kh * geo_.kw + kw));
+            b_.CreateStore(ctx_.load(n_.inputs[1], from), elementAt(flippedW, to));
+          }
+      });
+    });
+  }
+
   /// The weight gradient: dW = the chunks' partial sums, in chunk order.
   void finish(llvm::Value *chunks) {
     if (n_.op != Op::Conv2dGradWeight)
@@ -655,12 +712,6 @@ private:
 
 } // namespace
 
-void emitWindowKernel(const EmitContext &ctx, const Kernel &kernel) {
-  WindowEmitter e(ctx, kernel.nodes.front());
-  e.setup();
-  e.run();
-}
-
 llvm::Value *windowChunkCount(const EmitContext &ctx, const Kernel &kernel) {
   WindowEmitter e(ctx, kernel.nodes.front());
   e.setup();
@@ -675,6 +726,12 @@ void emitWindowChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *
   e.setup();
   auto [lo, hi] = ctx.chunkRange(chunk, chunks, e.outerExtent(), 1);
   e.run(lo, hi, chunk);
+}
+
+void emitWindowPrepare(const EmitContext &ctx, const Kernel &kernel) {
+  WindowEmitter e(ctx, kernel.nodes.front());
+  e.setup();
+  e.prepare();
 }
 
 void emitWindowFinish(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunks) {

@@ -1,5 +1,6 @@
 // MemoryPlanner.cpp - liveness over kernels, then first-fit offsets.
 #include "compiler/plan/MemoryPlanner.h"
+#include "compiler/graph/Ops.h"
 #include "compiler/graph/Printer.h"
 
 #include <fmt/format.h>
@@ -49,6 +50,15 @@ PersistentLayout layoutPersistent(const Model &model,
   return layout;
 }
 
+// Measured: the course CNN's input gradients with 64 and 32 input channels
+// ran 18% and 8% faster flipped, with 16 as fast; LeNet's with 6 input
+// channels (GEMM tiles of 6 rows) and padding 4 around dy, 4.5x slower.
+bool flippedInputGradient(const Node &n, const Shape &weight) {
+  WindowGeometry w = windowGeometry(n.op, n.attrs, &weight);
+  return n.op == Op::Conv2dGradInput && weight.dims[1] >= 32 && w.sh == 1 && w.sw == 1 &&
+         w.pt < w.kh && w.pb < w.kh && w.pl < w.kw && w.pr < w.kw;
+}
+
 Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
   if (kernel.kind != Kernel::Kind::Window)
     return {};
@@ -74,6 +84,13 @@ Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
   Workspace w;
   int64_t positions = windows->dims[2] * windows->dims[3];
   w.columns = k * positions;
+  if (n.op == Op::Conv2dGradInput && flippedInputGradient(n, *weight)) {
+    // dy's columns (O·KH·KW rows of H·W) and the flipped weights
+    const Shape &image = n.attrs.shape;
+    int64_t flippedK = weight->dims[0] * weight->dims[2] * weight->dims[3];
+    w.columns = flippedK * image.dims[2] * image.dims[3];
+    w.shared = weight->dims[1] * flippedK;
+  }
   if (n.op == Op::Conv2dGradWeight) {
     // Measured on the course CNN: with 64 output channels and more, dWᵀ =
     // col · dyᵀ (the broadcast GEMM) beats dW = dy · colᵀ (the dot GEMM)
@@ -170,7 +187,7 @@ MemoryPlan planMemory(const Graph &g, const Schedule &s,
   // Kernel workspaces: fixed-size buffers that live for their kernel only.
   plan.workspace.assign(s.kernels.size(), -1);
   for (size_t k = 0; k < s.kernels.size(); ++k) {
-    int64_t elements = kernelWorkspace(g, s.kernels[k]).perChunk() * kMaxChunks;
+    int64_t elements = kernelWorkspace(g, s.kernels[k]).total();
     if (elements == 0)
       continue;
     int64_t bytes = alignUp(elements * elementBytes, kAlign);

@@ -47,19 +47,28 @@ struct Buffer {
   ValueId aliasOf = kNoValue; ///< a reshape's operand
 };
 
-/// Scratch a kernel uses while it runs, per chunk (kMaxChunks are planned),
-/// in elements of the kernel's type, in this order: a convolution's im2col
+/// Scratch a kernel uses while it runs: a shared part, then per chunk
+/// (kMaxChunks are planned), in elements of the kernel's type, in this
+/// order: a convolution's im2col
 /// columns (K = C·KH·KW rows of P = OH·OW); for the weight gradient with
 /// many output channels, an image's output gradient transposed (P x O),
 /// which lets the GEMM take its fast layout (WindowKernel.cpp); for the
 /// weight gradient, its chunk's partial sum of the gradient (O·K).
 struct Workspace {
+  int64_t shared = 0; ///< once, before the chunks' parts: the input
+                      ///< gradient's flipped weights (WindowKernel.cpp)
   int64_t columns = 0;
   int64_t transposed = 0;
   int64_t partial = 0;
   int64_t perChunk() const { return columns + transposed + partial; }
+  int64_t total() const { return shared + perChunk() * kMaxChunks; }
 };
 Workspace kernelWorkspace(const Graph &graph, const Kernel &kernel);
+
+/// A stride-1 convolution's input gradient with 32 or more input channels
+/// and padding less than its kernel: computed as the forward convolution of
+/// dy with the flipped, transposed weights (no col2im; WindowKernel.cpp).
+bool flippedInputGradient(const Node &n, const Shape &weight);
 
 struct MemoryPlan {
   std::vector<Buffer> buffers; ///< per node; Region::None if not in memory
