@@ -190,6 +190,10 @@ private:
           ctx_.loop(
               c(d_.oh),
               [&](llvm::Value *oh) {
+                if (vectorPairs()) {
+                  vectorRow(plane, oh);
+                  return;
+                }
                 ctx_.loop(
                     c(d_.ow),
                     [&](llvm::Value *ow) {
@@ -229,6 +233,91 @@ private:
             zeroUncovered(plane);
         },
         "plane");
+  }
+
+  /// 2 x 2 windows in f32 on a SIMD target: a whole output row a vector of
+  /// windows at a time (vectorRow).
+  bool vectorPairs() const {
+    return geo_.kh == 2 && geo_.kw == 2 && ctx_.fp()->isFloatTy() && ctx_.vectorBytes >= 32;
+  }
+
+  /// Output row oh of a plane, L = lanes windows at a time: the two input
+  /// rows as 2L-element masked loads split into even and odd columns (the
+  /// windows' four elements a b / c d), the first maximum found lane by
+  /// lane as the scalar path does; the forward pass stores it, the gradient
+  /// stores dy at the maximum and 0 at the other three, interleaved back.
+  void vectorRow(llvm::Value *plane, llvm::Value *oh) {
+    auto *fp = ctx_.fp();
+    unsigned lanes = ctx_.vectorBytes / 4;
+    auto *vec = llvm::FixedVectorType::get(fp, lanes);
+    auto *wide = llvm::FixedVectorType::get(fp, 2 * lanes);
+    auto *idx = llvm::FixedVectorType::get(b_.getInt32Ty(), lanes);
+    std::vector<int> even, odd, lowHalf, highHalf;
+    for (unsigned i = 0; i < lanes; ++i) {
+      even.push_back(static_cast<int>(2 * i));
+      odd.push_back(static_cast<int>(2 * i + 1));
+    }
+    for (unsigned i = 0; i < lanes; ++i) { // interleave (p, q) -> p0 q0 p1 q1 ...
+      lowHalf.push_back(static_cast<int>(i / 2 + (i % 2) * lanes));
+      highHalf.push_back(static_cast<int>(lanes / 2 + i / 2 + (i % 2) * lanes));
+    }
+    auto laneMask = [&](llvm::Value *count, unsigned width) {
+      llvm::SmallVector<llvm::Constant *, 32> at;
+      for (unsigned i = 0; i < width; ++i)
+        at.push_back(b_.getInt64(i));
+      return b_.CreateICmpSLT(llvm::ConstantVector::get(at), b_.CreateVectorSplat(width, count));
+    };
+    llvm::Align align(4);
+    llvm::Value *rowBase = mul(add(mul(plane, d_.h), mul(oh, 2)), d_.w); // x[plane, 2 oh, 0]
+    llvm::Value *yBase = mul(add(mul(plane, d_.oh), oh), d_.ow);
+    llvm::Value *xp = ctx_.pointer(n_.inputs[0]);
+    llvm::Value *steps = c((d_.ow + lanes - 1) / lanes);
+    ctx_.loop(steps, [&](llvm::Value *step) {
+      llvm::Value *ow0 = mul(step, lanes);
+      llvm::Value *left = b_.CreateSub(c(d_.ow), ow0); // windows left in the row
+      llvm::Value *m = laneMask(left, lanes);
+      llvm::Value *m2 = laneMask(mul(left, 2), 2 * lanes);
+      llvm::Value *zeroWide = llvm::Constant::getNullValue(wide);
+      std::vector<llvm::Value *> values; // a, b, c, d
+      for (int r = 0; r < 2; ++r) {
+        llvm::Value *at = add(add(rowBase, c(r * d_.w)), mul(ow0, 2));
+        llvm::Value *row = b_.CreateMaskedLoad(wide, elementAt(xp, at), align, m2, zeroWide);
+        values.push_back(b_.CreateShuffleVector(row, even));
+        values.push_back(b_.CreateShuffleVector(row, odd));
+      }
+      llvm::Value *best = b_.CreateVectorSplat(lanes, llvm::ConstantFP::getInfinity(fp, true));
+      llvm::Value *bestAt = llvm::Constant::getNullValue(idx);
+      for (size_t e = 0; e < values.size(); ++e) {
+        llvm::Value *v = values[e];
+        llvm::Value *take = b_.CreateOr(b_.CreateFCmpOGT(v, best), b_.CreateFCmpUNO(v, v));
+        best = b_.CreateSelect(take, v, best);
+        bestAt = b_.CreateSelect(take, b_.CreateVectorSplat(lanes, b_.getInt32(e)), bestAt);
+      }
+      llvm::Value *y = add(yBase, ow0);
+      if (n_.op == Op::MaxPool2d) {
+        b_.CreateMaskedStore(best, elementAt(ctx_.pointer(self_), y), align, m);
+        return;
+      }
+      llvm::Value *dy = b_.CreateMaskedLoad(vec, elementAt(ctx_.pointer(n_.inputs[1]), y), align,
+                                            m, llvm::Constant::getNullValue(vec));
+      llvm::Value *zero = llvm::Constant::getNullValue(vec);
+      std::vector<llvm::Value *> grads;
+      for (int e = 0; e < 4; ++e)
+        grads.push_back(b_.CreateSelect(
+            b_.CreateICmpEQ(bestAt, b_.CreateVectorSplat(lanes, b_.getInt32(e))), dy, zero));
+      for (int r = 0; r < 2; ++r) {
+        llvm::Value *low = b_.CreateShuffleVector(grads[2 * r], grads[2 * r + 1], lowHalf);
+        llvm::Value *high = b_.CreateShuffleVector(grads[2 * r], grads[2 * r + 1], highHalf);
+        llvm::Value *row = b_.CreateShuffleVector(low, high, [&] {
+          std::vector<int> cat;
+          for (unsigned i = 0; i < 2 * lanes; ++i)
+            cat.push_back(static_cast<int>(i));
+          return cat;
+        }());
+        llvm::Value *at = add(add(rowBase, c(r * d_.w)), mul(ow0, 2));
+        b_.CreateMaskedStore(row, elementAt(ctx_.pointer(self_), at), align, m2);
+      }
+    });
   }
 
   /// The gradient's elements no window covers (the last rows and columns
