@@ -51,6 +51,17 @@ std::optional<std::string> readFile(const std::string &path, std::string &error)
     error = fmt::format("'{}' is a directory", path);
     return std::nullopt;
   }
+  // A device or a pipe (/dev/zero) would be read forever; a model is a file.
+  llvm::sys::fs::file_status status;
+  if (!llvm::sys::fs::status(path, status) && !llvm::sys::fs::is_regular_file(status)) {
+    error = fmt::format("'{}' is not a regular file", path);
+    return std::nullopt;
+  }
+  uint64_t size = 0;
+  if (!llvm::sys::fs::file_size(path, size) && size > (64u << 20)) {
+    error = fmt::format("'{}' is {} MB; a .nn file is at most 64 MB", path, size >> 20);
+    return std::nullopt;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     error = fmt::format("cannot read '{}': {}", path, std::strerror(errno));

@@ -23,14 +23,17 @@ std::string programName(const char *argv0) {
 
 // Validators with messages that say what is wanted (CLI11's own print the
 // whole range of a double).
-CLI::Validator wholeNumber(uint64_t min = 0) {
+CLI::Validator wholeNumber(uint64_t min = 0, uint64_t max = uint64_t(1) << 62) {
   return CLI::Validator(
-      [min](std::string &text) -> std::string {
+      [min, max](std::string &text) -> std::string {
         uint64_t v = 0;
         auto r = std::from_chars(text.data(), text.data() + text.size(), v);
-        if (r.ec != std::errc() || r.ptr != text.data() + text.size() || v > (uint64_t(1) << 62) ||
-            v < min)
-          return "expected a whole number >= " + std::to_string(min) + ", got '" + text + "'";
+        if (r.ec != std::errc() || r.ptr != text.data() + text.size() || v > max || v < min)
+          return (max == uint64_t(1) << 62
+                      ? "expected a whole number >= " + std::to_string(min)
+                      : "expected a whole number from " + std::to_string(min) + " to " +
+                            std::to_string(max)) +
+                 ", got '" + text + "'";
         return {};
       },
       "");
@@ -183,7 +186,9 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
                  ->check(wholeNumber(1))
                  ->capture_default_str();
     epochs->excludes(steps);
-    app.add_option("--batch", f.batch, "batch size")->check(wholeNumber(1))->capture_default_str();
+    app.add_option("--batch", f.batch, "batch size")
+        ->check(wholeNumber(1, int64_t(1) << 24))
+        ->capture_default_str();
     app.add_flag("--no-shuffle", f.noShuffle, "batches in file order");
     f.checkpoint = name + ".ckpt.safetensors";
     app.add_option("--checkpoint", f.checkpoint,

@@ -329,5 +329,11 @@ extern "C" int netc_main(const netc_model *model, int argc, char **argv) {
   } catch (const std::bad_alloc &) {
     std::fprintf(stderr, "error: out of memory\n");
     return 1;
+  } catch (const std::length_error &) { // a size the flags or files made absurd
+    std::fprintf(stderr, "error: out of memory (a size beyond what this machine can hold)\n");
+    return 1;
+  } catch (const std::exception &e) { // never abort: name what went wrong
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
   }
 }
