@@ -236,7 +236,8 @@ void saveCheckpoint(const ModelInfo &m, const std::string &path, const float *pe
                     {"epoch_loss_sum", loss},
                     {"epoch_seen", std::to_string(s.epochSeen)},
                     {"batch", std::to_string(s.batch)},
-                    {"shuffle", s.shuffle ? "true" : "false"}});
+                    {"shuffle", s.shuffle ? "true" : "false"},
+                    {"data", s.data}});
 }
 
 CheckpointState loadCheckpoint(const ModelInfo &m, const std::string &path, float *persist) {
@@ -266,6 +267,7 @@ CheckpointState loadCheckpoint(const ModelInfo &m, const std::string &path, floa
     if (meta.count("batch")) // recorded since session 3
       s.batch = std::stoll(meta.at("batch"));
     s.shuffle = meta["shuffle"] != "false";
+    s.data = meta["data"]; // recorded since session 4
     if (s.epoch < 0 || s.position < 0 || s.step < 0 || s.epochSeen < 0 || s.batch < 0 ||
         !std::isfinite(s.epochLossSum))
       throw std::invalid_argument("negative");

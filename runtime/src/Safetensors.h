@@ -63,6 +63,7 @@ struct CheckpointState {
   int64_t epochSeen = 0;   ///< examples so far this epoch
   int64_t batch = 0;       ///< the run's batch size (0: not recorded)
   bool shuffle = true;     ///< whether its epochs are shuffled
+  std::string data;        ///< the training set's dataFingerprint ("": not recorded)
 };
 
 /// A fingerprint of the model's structure (tensor names and shapes,

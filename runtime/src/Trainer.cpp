@@ -108,7 +108,8 @@ std::vector<int64_t> epochOrder(int64_t count, uint64_t seed, int64_t epoch, boo
 
 /// A resumed run continues the same run: the same batches in the same
 /// order, from a position that exists.
-void checkResume(const Session &s, const CheckpointState &at, int64_t perEpoch, int64_t total) {
+void checkResume(const Session &s, const CheckpointState &at, const CheckpointState &current,
+                 int64_t perEpoch, int64_t total) {
   const std::string &file = s.f.resume;
   if (at.batch != 0 && at.batch != s.f.batch)
     throw Error("--batch " + std::to_string(s.f.batch) + " differs from the run in '" + file +
@@ -118,6 +119,9 @@ void checkResume(const Session &s, const CheckpointState &at, int64_t perEpoch, 
     throw Error(std::string("the run in '") + file + "' was " +
                 (at.shuffle ? "shuffled" : "not shuffled (--no-shuffle)") +
                 "; resume it the same way");
+  if (!at.data.empty() && at.data != current.data)
+    throw Error("the run in '" + file + "' trained on other data (" + at.data + "; this is " +
+                current.data + "); resume it on the same data");
   if (at.position > perEpoch || at.epoch * perEpoch + at.position != at.step)
     throw Error("'" + file + "' holds inconsistent counters (epoch " + std::to_string(at.epoch) +
                 ", batch " + std::to_string(at.position) + ", step " + std::to_string(at.step) +
@@ -140,9 +144,12 @@ int trainEpochs(Session &s, const RunData &data) {
   at.seed = s.f.seed;
   at.batch = s.f.batch;
   at.shuffle = !s.f.noShuffle;
+  at.data = dataFingerprint(train);
   if (!s.f.resume.empty()) {
+    CheckpointState current = at;
     at = loadCheckpoint(s.m, s.f.resume, s.persist.get());
-    checkResume(s, at, perEpoch, total);
+    checkResume(s, at, current, perEpoch, total);
+    at.data = current.data;
     std::printf("resuming %s at epoch %lld, batch %lld (step %lld)\n", s.f.resume.c_str(),
                 static_cast<long long>(at.epoch + 1), static_cast<long long>(at.position),
                 static_cast<long long>(at.step));
@@ -205,7 +212,7 @@ int trainEpochs(Session &s, const RunData &data) {
     double trainLoss = at.epochLossSum / static_cast<double>(std::max<int64_t>(at.epochSeen, 1));
     int64_t seen = at.epochSeen;
     if (complete) // the next epoch starts from scratch
-      at = {epoch + 1, 0, at.step, at.seed, 0, 0, at.batch, at.shuffle};
+      at = {epoch + 1, 0, at.step, at.seed, 0, 0, at.batch, at.shuffle, at.data};
     else
       at.epoch = epoch;
     if (!s.f.checkpoint.empty())

@@ -1,6 +1,9 @@
 // Dataset.cpp - in-memory tables, subsets, seeded splits and batches.
 #include "Dataset.h"
 
+#include <algorithm>
+#include <cstdio>
+
 #include "netc/runtime.h"
 
 #include <algorithm>
@@ -136,6 +139,27 @@ Batch::Batch(const std::vector<FieldLayout> &fields, int64_t capacity) {
 void Batch::fill(const Dataset &data, const int64_t *rows, int64_t n) {
   n_ = n;
   data.fill(rows, n, out_.data());
+}
+
+std::string dataFingerprint(const Dataset &data) {
+  int64_t count = data.size();
+  int64_t samples = std::min<int64_t>(count, 64);
+  std::vector<int64_t> rows;
+  for (int64_t i = 0; i < samples; ++i)
+    rows.push_back(i * count / std::max<int64_t>(samples, 1));
+  Batch batch(data.fields(), std::max<int64_t>(samples, 1));
+  if (samples > 0)
+    batch.fill(data, rows.data(), samples);
+  uint64_t h = 0xcbf29ce484222325ULL; // FNV-1a over the sampled examples' bytes
+  for (size_t f = 0; f < data.fields().size(); ++f) {
+    auto bytes = reinterpret_cast<const unsigned char *>(batch.inputs()[f]);
+    size_t width = data.fields()[f].integer ? 8 : 4;
+    for (size_t b = 0; b < static_cast<size_t>(samples * data.fields()[f].numel) * width; ++b)
+      h = (h ^ bytes[b]) * 0x100000001b3ULL;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return std::to_string(count) + " examples, sample " + hex;
 }
 
 } // namespace netc::rt

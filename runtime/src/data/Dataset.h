@@ -117,4 +117,10 @@ private:
   int64_t n_ = 0;
 };
 
+/// What identifies a data set for --resume: its size and a hash of 64
+/// examples spread over it (every field, in order), e.g. "60000 examples,
+/// sample 3f2a9c0d1e2b4a5f". Cheap for any size; another file, order or
+/// split gives another fingerprint.
+std::string dataFingerprint(const Dataset &data);
+
 } // namespace netc::rt
