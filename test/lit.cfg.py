@@ -41,6 +41,11 @@ if foreign_cpu:
     config.substitutions.append(("%foreign_cpu", foreign_cpu[0]))
     config.substitutions.append(("%foreign_feature", foreign_cpu[1]))
 
+# A sanitizer build (scripts/sanitize.sh): tests that interpose malloc or
+# time kernels say `UNSUPPORTED: sanitize`.
+if getattr(config, "netc_sanitize", False):
+    config.available_features.add("sanitize")
+
 # Lets a sanitizer build of netc link programs with an uninstrumented runtime.
 if "NETC_RUNTIME_LIB" in os.environ:
     config.environment["NETC_RUNTIME_LIB"] = os.environ["NETC_RUNTIME_LIB"]
