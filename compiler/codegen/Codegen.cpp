@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cassert>
+#include <memory>
 #include <cctype>
 
 #ifndef NETC_VERSION
@@ -154,7 +155,8 @@ private:
     EmitContext ctx{b, fn, entry_.graph, entry_.schedule, plan_, n, hparams, {}, elem_};
     ctx.vectorBytes = target_.vectorBytes();
     ctx.vectorRegisters = target_.vectorRegisters();
-    ctx.pointers = pointers(ctx, persist, inputs, scratch);
+    ctx.pointers.assign(entry_.graph.size(), nullptr);
+    ctx.address = addresses(fn, persist, inputs, scratch, n);
     ctx.scratch = scratch;
     return ctx;
   }
@@ -226,39 +228,50 @@ private:
     }
   }
 
-  std::vector<llvm::Value *> pointers(const EmitContext &ctx, llvm::Value *persist,
-                                      llvm::Value *inputs, llvm::Value *scratch) {
-    auto &b = ctx.b;
-    // Npad = N rounded up to NETC_BATCH_PAD: keeps per-batch buffers aligned.
-    static_assert((NETC_BATCH_PAD & (NETC_BATCH_PAD - 1)) == 0, "a power of two");
-    llvm::Value *npad = b.CreateAnd(b.CreateAdd(ctx.batch, b.getInt64(NETC_BATCH_PAD - 1)),
-                                    b.getInt64(~int64_t(NETC_BATCH_PAD - 1)));
-    llvm::Value *batchBase =
-        b.CreateInBoundsGEP(b.getInt8Ty(), scratch,
-                            b.getInt64(static_cast<uint64_t>(plan_.fixedBytes)), "batch_region");
-    std::vector<llvm::Value *> out(entry_.graph.size(), nullptr);
-    for (size_t i = 0; i < out.size(); ++i) {
-      const Buffer &buf = plan_.buffers[i];
+  // Base addresses are computed on first use, in the function's entry
+  // block (so they dominate every use): a kernel function computes only the
+  // ones it touches. Computing all of them in every kernel made the IR, and
+  // compile time, grow with kernels x values (quadratic in the model).
+  std::function<llvm::Value *(ValueId)> addresses(llvm::Function *fn, llvm::Value *persist,
+                                                  llvm::Value *inputs, llvm::Value *scratch,
+                                                  llvm::Value *batch) {
+    struct Bases {
+      llvm::Value *batchRegion = nullptr; ///< scratch + fixed part, scaled by Npad
+      llvm::Value *npad = nullptr;
+    };
+    auto bases = std::make_shared<Bases>();
+    return [this, fn, persist, inputs, scratch, batch, bases](ValueId v) -> llvm::Value * {
+      const Buffer &buf = plan_.buffers[static_cast<size_t>(v)];
+      if (buf.region == Buffer::Region::None)
+        return nullptr;
+      llvm::BasicBlock &entry = fn->getEntryBlock();
+      llvm::IRBuilder<> b(&entry, entry.getTerminator() ? entry.getTerminator()->getIterator()
+                                                        : entry.end());
       auto off = static_cast<uint64_t>(buf.offset);
       switch (buf.region) {
       case Buffer::Region::Persistent:
-        out[i] = b.CreateConstInBoundsGEP1_64(elem_, persist, off);
-        break;
+        return b.CreateConstInBoundsGEP1_64(elem_, persist, off);
       case Buffer::Region::Input:
-        out[i] =
-            b.CreateLoad(b.getPtrTy(), b.CreateConstInBoundsGEP1_64(b.getPtrTy(), inputs, off));
-        break;
+        return b.CreateLoad(b.getPtrTy(), b.CreateConstInBoundsGEP1_64(b.getPtrTy(), inputs, off));
       case Buffer::Region::Fixed:
-        out[i] = b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), scratch, off);
-        break;
+        return b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), scratch, off);
       case Buffer::Region::Batch:
-        out[i] = b.CreateInBoundsGEP(b.getInt8Ty(), batchBase, b.CreateMul(b.getInt64(off), npad));
-        break;
+        if (!bases->npad) {
+          // Npad = N rounded up to NETC_BATCH_PAD: keeps per-batch buffers aligned.
+          static_assert((NETC_BATCH_PAD & (NETC_BATCH_PAD - 1)) == 0, "a power of two");
+          bases->npad = b.CreateAnd(b.CreateAdd(batch, b.getInt64(NETC_BATCH_PAD - 1)),
+                                    b.getInt64(~int64_t(NETC_BATCH_PAD - 1)));
+          bases->batchRegion = b.CreateInBoundsGEP(
+              b.getInt8Ty(), scratch, b.getInt64(static_cast<uint64_t>(plan_.fixedBytes)),
+              "batch_region");
+        }
+        return b.CreateInBoundsGEP(b.getInt8Ty(), bases->batchRegion,
+                                   b.CreateMul(b.getInt64(off), bases->npad));
       case Buffer::Region::None:
         break;
       }
-    }
-    return out;
+      return nullptr;
+    };
   }
 
   llvm::Module &m_;

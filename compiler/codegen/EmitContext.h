@@ -1,6 +1,6 @@
 // EmitContext.h - what every kernel lowering needs while emitting one entry
 // point: the builder, the graph, its schedule and memory plan, and the base
-// pointers of every buffer.
+// addresses of the buffers it uses.
 //
 // Kernel lowerings (Kernels.h) only read this; FunctionEmitter (Codegen.cpp)
 // builds it.
@@ -25,12 +25,15 @@ struct EmitContext {
   const MemoryPlan &plan;
   llvm::Value *batch = nullptr;        ///< N, i64
   llvm::Value *hparams = nullptr;      ///< const T*, T the element type
-  std::vector<llvm::Value *> pointers; ///< per node, base address or null
+  /// Per node: its base address once computed (pointer()), else null.
+  mutable std::vector<llvm::Value *> pointers;
 
   llvm::Type *elementType = nullptr; ///< float, or double for the f64 twin
   unsigned vectorBytes = 16;         ///< SIMD register width of the target
   unsigned vectorRegisters = 16;     ///< SIMD registers a kernel may keep live
   llvm::Value *scratch = nullptr;    ///< the arena (kernel workspaces: plan.workspace)
+  /// Emits a node's base address in the function's entry block (Codegen).
+  std::function<llvm::Value *(ValueId)> address = nullptr;
   llvm::Type *fp() const { return elementType; }
   llvm::Type *i64() const { return b.getInt64Ty(); }
   llvm::Value *i64(int64_t v) const { return b.getInt64(static_cast<uint64_t>(v)); }
@@ -43,7 +46,13 @@ struct EmitContext {
   llvm::Value *inlineScalar(ValueId v) const;
   bool isInline(ValueId v) const;
 
-  llvm::Value *pointer(ValueId v) const { return pointers[static_cast<size_t>(v)]; }
+  /// A node's base address (null if not in memory), computed on first use.
+  llvm::Value *pointer(ValueId v) const {
+    llvm::Value *&p = pointers[static_cast<size_t>(v)];
+    if (!p && address)
+      p = address(v);
+    return p;
+  }
   llvm::Value *load(ValueId v, llvm::Value *index) const;
   void store(ValueId v, llvm::Value *index, llvm::Value *value) const;
 
