@@ -23,8 +23,8 @@ struct EmitContext {
   const Graph &graph;
   const Schedule &schedule;
   const MemoryPlan &plan;
-  llvm::Value *batch = nullptr;        ///< N, i64
-  llvm::Value *hparams = nullptr;      ///< const T*, T the element type
+  llvm::Value *batch = nullptr;   ///< N, i64
+  llvm::Value *hparams = nullptr; ///< const T*, T the element type
   /// Per node: its base address once computed (pointer()), else null.
   mutable std::vector<llvm::Value *> pointers;
 

@@ -82,7 +82,8 @@ llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value 
     return n.attrs.k < 0 ? b.CreateFDiv(one, result) : result;
   }
   case Op::Pow:
-    return b.CreateBinaryIntrinsic(llvm::Intrinsic::pow, a, llvm::ConstantFP::get(type, n.attrs.value));
+    return b.CreateBinaryIntrinsic(llvm::Intrinsic::pow, a,
+                                   llvm::ConstantFP::get(type, n.attrs.value));
   case Op::Add:
     return b.CreateFAdd(a, bv);
   case Op::Sub:
@@ -364,8 +365,7 @@ private:
       if (n.op == Op::SumTo)
         sums.push_back(&n.shape);
       for (ValueId v : n.inputs)
-        if (!local(v) && !ctx_.isInline(v) && g().shape(v).rank() != 0 &&
-            !(g().shape(v) == d))
+        if (!local(v) && !ctx_.isInline(v) && g().shape(v).rank() != 0 && !(g().shape(v) == d))
           sums.push_back(&g().shape(v));
     }
     if (sums.empty())

@@ -151,9 +151,8 @@ public:
         llvm::Value *at = b_.CreateAdd(b_.CreateMul(row, cols_), col);
         bool vector = value->getType()->isVectorTy();
         if (k_.accumulate)
-          value = b_.CreateFAdd(vector ? loadVector(c_, at, mask)
-                                       : b_.CreateLoad(k_.fp, address(c_, at)),
-                                value);
+          value = b_.CreateFAdd(
+              vector ? loadVector(c_, at, mask) : b_.CreateLoad(k_.fp, address(c_, at)), value);
         if (vector)
           storeVector(c_, at, value, mask);
         else

@@ -201,11 +201,10 @@ private:
                       std::vector<llvm::Value *> at;
                       for (int64_t kh = 0; kh < geo_.kh; ++kh)
                         for (int64_t kw = 0; kw < geo_.kw; ++kw)
-                          at.push_back(add(mul(add(mul(plane, d_.h), add(mul(oh, geo_.kh), c(kh))),
-                                               d_.w),
-                                           add(mul(ow, geo_.kw), c(kw))));
-                      llvm::Value *best =
-                          llvm::ConstantFP::getInfinity(fp, /*Negative=*/true);
+                          at.push_back(
+                              add(mul(add(mul(plane, d_.h), add(mul(oh, geo_.kh), c(kh))), d_.w),
+                                  add(mul(ow, geo_.kw), c(kw))));
+                      llvm::Value *best = llvm::ConstantFP::getInfinity(fp, /*Negative=*/true);
                       llvm::Value *bestAt = c(0);
                       for (size_t e = 0; e < at.size(); ++e) {
                         llvm::Value *v = ctx_.load(x, at[e]);
@@ -221,8 +220,7 @@ private:
                       llvm::Value *dy = ctx_.load(n_.inputs[1], y);
                       llvm::Value *zero = llvm::ConstantFP::get(fp, 0.0);
                       for (size_t e = 0; e < at.size(); ++e) {
-                        llvm::Value *mine =
-                            b_.CreateICmpEQ(bestAt, c(static_cast<int64_t>(e)));
+                        llvm::Value *mine = b_.CreateICmpEQ(bestAt, c(static_cast<int64_t>(e)));
                         ctx_.store(self_, at[e], b_.CreateSelect(mine, dy, zero));
                       }
                     },
@@ -298,8 +296,8 @@ private:
         b_.CreateMaskedStore(best, elementAt(ctx_.pointer(self_), y), align, m);
         return;
       }
-      llvm::Value *dy = b_.CreateMaskedLoad(vec, elementAt(ctx_.pointer(n_.inputs[1]), y), align,
-                                            m, llvm::Constant::getNullValue(vec));
+      llvm::Value *dy = b_.CreateMaskedLoad(vec, elementAt(ctx_.pointer(n_.inputs[1]), y), align, m,
+                                            llvm::Constant::getNullValue(vec));
       llvm::Value *zero = llvm::Constant::getNullValue(vec);
       std::vector<llvm::Value *> grads;
       for (int e = 0; e < 4; ++e)
@@ -331,9 +329,8 @@ private:
         return;
       ctx_.loop(c(toRow - fromRow), [&](llvm::Value *r) {
         llvm::Value *row = add(base, mul(add(r, c(fromRow)), d_.w));
-        ctx_.loop(c(d_.w - fromCol), [&](llvm::Value *q) {
-          ctx_.store(self_, add(row, add(q, c(fromCol))), zero);
-        });
+        ctx_.loop(c(d_.w - fromCol),
+                  [&](llvm::Value *q) { ctx_.store(self_, add(row, add(q, c(fromCol))), zero); });
       });
     };
     fill(0, rows, cols); // right of the windows
@@ -550,8 +547,8 @@ private:
               int64_t rows = d_.o * geo_.kh * geo_.kw, positions = d_.h * d_.w;
               im2col(gradientUnroll(), n, col);
               emitGemmCall(ctx_, {false, false, false, sharedWorkspace(), col,
-                                  elementAt(ctx_.pointer(self_), mul(n, d_.c * positions)),
-                                  c(d_.c), c(positions), c(rows), c(rows), c(positions)});
+                                  elementAt(ctx_.pointer(self_), mul(n, d_.c * positions)), c(d_.c),
+                                  c(positions), c(rows), c(rows), c(positions)});
               break;
             }
             emitGemmCall(ctx_, {true, false, false, ctx_.pointer(n_.inputs[1]),
@@ -621,9 +618,8 @@ public:
           b_.CreateSub(chunks, c(1)),
           [&](llvm::Value *j) {
             llvm::Value *part = elementAt(first, add(mul(add(j, c(1)), d_.o * k()), t));
-            b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(ctx_.fp(), acc),
-                                         b_.CreateLoad(ctx_.fp(), part)),
-                           acc);
+            b_.CreateStore(
+                b_.CreateFAdd(b_.CreateLoad(ctx_.fp(), acc), b_.CreateLoad(ctx_.fp(), part)), acc);
           },
           "chunk");
       ctx_.store(self_, e, b_.CreateLoad(ctx_.fp(), acc));

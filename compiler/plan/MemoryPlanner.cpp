@@ -31,8 +31,7 @@ int64_t firstFit(std::vector<std::pair<int64_t, int64_t>> busy, int64_t size, in
 
 } // namespace
 
-PersistentLayout layoutPersistent(const Model &model,
-                                  const std::vector<StateSpec> &states) {
+PersistentLayout layoutPersistent(const Model &model, const std::vector<StateSpec> &states) {
   PersistentLayout layout;
   int64_t offset = 0;
   auto place = [&](const std::string &name, const Shape &shape) {
@@ -102,8 +101,8 @@ Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
   return w;
 }
 
-MemoryPlan planMemory(const Graph &g, const Schedule &s,
-                      const PersistentLayout &persistent, int64_t elementBytes) {
+MemoryPlan planMemory(const Graph &g, const Schedule &s, const PersistentLayout &persistent,
+                      int64_t elementBytes) {
   MemoryPlan plan;
   plan.buffers.resize(g.size());
   // Lifetimes in kernel order.
@@ -205,8 +204,7 @@ MemoryPlan planMemory(const Graph &g, const Schedule &s,
 }
 
 void printPlan(const Graph &g, const Schedule &s, const MemoryPlan &plan,
-               const PersistentLayout &persistent, std::string_view name,
-               std::ostream &out) {
+               const PersistentLayout &persistent, std::string_view name, std::ostream &out) {
   out << "plan " << name << " {\n";
   for (size_t i = 0; i < g.size(); ++i) {
     const Buffer &b = plan.buffers[i];
@@ -233,13 +231,11 @@ void printPlan(const Graph &g, const Schedule &s, const MemoryPlan &plan,
       where += fmt::format(", alias of %{}", b.aliasOf);
     out << fmt::format("  %{} {}{}: {}, kernels {}..{}\n", i,
                        dtypeName(g.node(static_cast<ValueId>(i)).dtype),
-                       g.shape(static_cast<ValueId>(i)).str(), where,
-                       b.firstKernel, b.lastKernel);
+                       g.shape(static_cast<ValueId>(i)).str(), where, b.firstKernel, b.lastKernel);
   }
   out << fmt::format("  persistent: {} floats ({} B)\n", persistent.totalFloats,
                      persistent.totalFloats * 4);
-  out << fmt::format("  scratch peak: {} B + {} B * Npad\n", plan.fixedBytes,
-                     plan.batchBytesPerN);
+  out << fmt::format("  scratch peak: {} B + {} B * Npad\n", plan.fixedBytes, plan.batchBytesPerN);
   out << "}\n";
 }
 

@@ -34,8 +34,7 @@ struct PersistentLayout {
   std::vector<Entry> states;
   int64_t totalFloats = 0;
 };
-PersistentLayout layoutPersistent(const Model &model,
-                                  const std::vector<StateSpec> &states);
+PersistentLayout layoutPersistent(const Model &model, const std::vector<StateSpec> &states);
 
 struct Buffer {
   enum class Region { None, Persistent, Input, Fixed, Batch };
@@ -85,8 +84,7 @@ MemoryPlan planMemory(const Graph &graph, const Schedule &schedule,
                       const PersistentLayout &persistent, int64_t elementBytes = 4);
 
 /// `--emit=plan`: every buffer, its lifetime and the peak.
-void printPlan(const Graph &graph, const Schedule &schedule,
-               const MemoryPlan &plan, const PersistentLayout &persistent,
-               std::string_view name, std::ostream &out);
+void printPlan(const Graph &graph, const Schedule &schedule, const MemoryPlan &plan,
+               const PersistentLayout &persistent, std::string_view name, std::ostream &out);
 
 } // namespace netc

@@ -60,9 +60,9 @@ struct Layer {
   const Builtin *row; ///< its row in the registry
   std::string kind;
   std::vector<double> args;
-  std::vector<ValueId> params; ///< weight, bias for linear, conv2d, batch norm
+  std::vector<ValueId> params;  ///< weight, bias for linear, conv2d, batch norm
   std::vector<ValueId> buffers; ///< batch norm: running mean, var, batches tracked
-  std::vector<int64_t> window; ///< conv2d, pooling: the window op's attrs.window
+  std::vector<int64_t> window;  ///< conv2d, pooling: the window op's attrs.window
   ast::Loc loc;
 };
 
@@ -347,8 +347,7 @@ private:
                                             int64_t least);
   ValueId applyWindow(const Layer &l, ValueId x, ast::Loc loc);
   /// batch_norm1d/2d and dropout: mode ops (Modes.h).
-  std::optional<Layer> modeLayer(const ast::LayerRef &ref, const std::string &prefix,
-                                 Layer layer);
+  std::optional<Layer> modeLayer(const ast::LayerRef &ref, const std::string &prefix, Layer layer);
   ValueId applyModeLayer(const Layer &l, ValueId x, ast::Loc loc);
   int64_t dropoutStreams_ = 0; ///< dropout layers applied so far
 

@@ -223,8 +223,8 @@ std::optional<Layer> Sema::modeLayer(const ast::LayerRef &ref, const std::string
     if (!v)
       return std::nullopt;
     if (!((*v)[0] >= 0 && (*v)[0] < 1)) {
-      diags_.error(ref.loc, fmt::format("dropout's p is a probability from 0 to below 1, not {}",
-                                        (*v)[0]));
+      diags_.error(ref.loc,
+                   fmt::format("dropout's p is a probability from 0 to below 1, not {}", (*v)[0]));
       return std::nullopt;
     }
     layer.args = *v;
@@ -236,7 +236,8 @@ std::optional<Layer> Sema::modeLayer(const ast::LayerRef &ref, const std::string
     return std::nullopt;
   double channels = (*v)[0], eps = (*v)[1], momentum = (*v)[2];
   if (channels < 1 || channels > (1 << 24) || channels != std::floor(channels)) {
-    diags_.error(ref.loc, fmt::format("{}(channels) needs a whole number from 1 to 2^24", ref.name));
+    diags_.error(ref.loc,
+                 fmt::format("{}(channels) needs a whole number from 1 to 2^24", ref.name));
     return std::nullopt;
   }
   if (!(eps > 0) || !(momentum >= 0 && momentum <= 1)) {

@@ -274,7 +274,7 @@ private:
         s_.materialized[static_cast<size_t>(o.value)] = true;
   }
 
-  std::vector<bool> deferred_;  ///< masks not placed yet (placeWithDeferred)
+  std::vector<bool> deferred_;   ///< masks not placed yet (placeWithDeferred)
   std::vector<ValueId> sinking_; ///< the masks the node being placed takes along
   const Graph &g_;
   bool epilogues_;

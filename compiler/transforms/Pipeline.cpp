@@ -104,8 +104,7 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
   EntryPoint forward = finish("forward", eval, persistent);
   // Predictions need the inputs only: without the loss, the targets are dead.
   Graph outputOnly = eval;
-  std::erase_if(outputOnly.outputs,
-                [](const Graph::Output &o) { return o.name != "prediction"; });
+  std::erase_if(outputOnly.outputs, [](const Graph::Output &o) { return o.name != "prediction"; });
   EntryPoint predict = outputOnly.outputs.empty() ? EntryPoint{"predict", {}, {}, {}}
                                                   : finish("predict", outputOnly, persistent);
   // Unfused: the reference the fused step is checked against.

@@ -50,7 +50,7 @@ enum class Stage { Graph, Modes, Grad, Step, Opt, Plan, Done };
 /// A model the pipeline cannot compile (an op without a gradient rule on the
 /// way from the loss to a parameter) is reported to `diags`; the result is
 /// then nullopt too.
-std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter,
-                                         std::ostream &out, DiagnosticEngine &diags);
+std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostream &out,
+                                         DiagnosticEngine &diags);
 
 } // namespace netc

@@ -29,10 +29,9 @@ CLI::Validator wholeNumber(uint64_t min = 0, uint64_t max = uint64_t(1) << 62) {
         uint64_t v = 0;
         auto r = std::from_chars(text.data(), text.data() + text.size(), v);
         if (r.ec != std::errc() || r.ptr != text.data() + text.size() || v > max || v < min)
-          return (max == uint64_t(1) << 62
-                      ? "expected a whole number >= " + std::to_string(min)
-                      : "expected a whole number from " + std::to_string(min) + " to " +
-                            std::to_string(max)) +
+          return (max == uint64_t(1) << 62 ? "expected a whole number >= " + std::to_string(min)
+                                           : "expected a whole number from " + std::to_string(min) +
+                                                 " to " + std::to_string(max)) +
                  ", got '" + text + "'";
         return {};
       },
@@ -48,8 +47,7 @@ CLI::Validator positiveNumber() {
           return "expected a positive number, got '" + text + "'";
         // The step computes in float32: 1e39 would be infinite there.
         if (!std::isfinite(static_cast<float>(v)))
-          return "expected a positive number a float can hold (at most 3.4e38), got '" + text +
-                 "'";
+          return "expected a positive number a float can hold (at most 3.4e38), got '" + text + "'";
         return {};
       },
       "");

@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace netc::rt {
@@ -41,8 +41,9 @@ public:
       data_.emplace_back(inputs[i], inputs[i] + count);
       pointers_.push_back(data_.back().data());
     }
-    size_t bytes = static_cast<size_t>(m.scratch64FixedBytes +
-                                       m.scratch64BatchBytesPerN * paddedBatch(n)) + 64;
+    size_t bytes =
+        static_cast<size_t>(m.scratch64FixedBytes + m.scratch64BatchBytesPerN * paddedBatch(n)) +
+        64;
     scratch_.reset(static_cast<char *>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
     if (!scratch_)
       throw Error("out of memory for the gradient check");
@@ -51,8 +52,10 @@ public:
                 (bytes + 63) / 64 * 64);
   }
 
-  double loss() { return m_.code->gradients_f64(persist_.data(), pointers_.data(), scratch_.get(), n_, hparams_.data(),
-                                     grads_.data()); }
+  double loss() {
+    return m_.code->gradients_f64(persist_.data(), pointers_.data(), scratch_.get(), n_,
+                                  hparams_.data(), grads_.data());
+  }
   std::vector<double> &params() { return persist_; }
   const std::vector<double> &grads() const { return grads_; }
 
@@ -98,8 +101,8 @@ uint64_t mix(uint64_t z) {
 
 } // namespace
 
-bool checkGradients(const ModelInfo &m, const float *persist, const float *const *inputs,
-                    int64_t n, char *scratch, const float *hparams, const GradCheckOptions &o) {
+bool checkGradients(const ModelInfo &m, const float *persist, const float *const *inputs, int64_t n,
+                    char *scratch, const float *hparams, const GradCheckOptions &o) {
   Twin twin(m, persist, inputs, n, hparams);
   twin.loss();
   std::vector<double> g64 = twin.grads();
@@ -141,7 +144,8 @@ bool checkGradients(const ModelInfo &m, const float *persist, const float *const
     double worstFd = 0;
     for (int64_t e = 0; e < std::min(o.entries, p.numel()); ++e) {
       draw = mix(draw);
-      auto k = static_cast<size_t>(p.offset + static_cast<int64_t>(draw % static_cast<uint64_t>(p.numel())));
+      auto k = static_cast<size_t>(p.offset +
+                                   static_cast<int64_t>(draw % static_cast<uint64_t>(p.numel())));
       double err = bestError([&](double t) { return lossAt(k, t); }, g64[k],
                              std::max(1.0, std::abs(twin.params()[k])), floor);
       worstFd = std::max(worstFd, err);

@@ -25,8 +25,7 @@ struct GradCheckOptions {
 ///      below the tensor's scale are judged on that scale.
 ///   3. The f32 gradient (the gradients entry point) against the double one:
 ///      |g32 - g64| / |g64| per tensor (Euclidean norms).
-bool checkGradients(const ModelInfo &m, const float *persist, const float *const *inputs,
-                    int64_t n, char *scratch, const float *hparams,
-                    const GradCheckOptions &options);
+bool checkGradients(const ModelInfo &m, const float *persist, const float *const *inputs, int64_t n,
+                    char *scratch, const float *hparams, const GradCheckOptions &options);
 
 } // namespace netc::rt

@@ -266,7 +266,9 @@ int gradientCheck(Session &s, const RunData &data) {
                   static_cast<long long>(n));
     else
       std::printf("gradient check (%lld examples):\n", static_cast<long long>(n));
-    ok = checkGradients(s.m, s.persist.get(), batch.inputs(), n, s.scratch.get(), s.hparams.data(), o) && ok;
+    ok = checkGradients(s.m, s.persist.get(), batch.inputs(), n, s.scratch.get(), s.hparams.data(),
+                        o) &&
+         ok;
   }
   if (!ok) {
     std::printf("gradcheck FAILED (tolerances: %.0e against finite differences, %.0e for f32)\n",
