@@ -500,6 +500,14 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
     for (const char *half : {"dropout_key_low", "dropout_key_high"})
       hparams.push_back({{"name", half}, {"key", true}});
   d["hparams"] = hparams;
+  // Batch norm over [N, C] normalises each channel by N values: training
+  // needs two at least (PyTorch refuses one too).
+  int64_t minBatch = 1;
+  for (const Node &n : m.graph.nodes())
+    if (n.op == Op::BatchNorm && m.graph.shape(n.inputs[0]).constNumel() ==
+                                     m.graph.shape(n.inputs[0]).dims[1])
+      minBatch = 2;
+  d["min_batch"] = minBatch;
   d["trains"] = m.trains();
   d["loss_given"] = m.lossGiven;
   json prints = json::array();

@@ -124,6 +124,7 @@ ModelInfo parseModelInfo(const netc_model *code) {
     m.reportEvery = d.at("train").at("report_every");
     m.seed = d.at("train").at("seed");
     m.trains = d.at("trains");
+    m.minBatch = d.value("min_batch", 1);
     m.lossGiven = d.at("loss_given");
     for (const auto &p : d.at("prints"))
       m.prints.push_back({p.at("text"), location(p)});

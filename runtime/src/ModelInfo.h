@@ -127,6 +127,9 @@ struct ModelInfo {
   std::vector<ReportPiece> report;
   std::vector<PrintInfo> prints;
   bool trains = true;     ///< false: no parameters; the program evaluates and prints
+  /// The fewest examples a training step may have (2 with batch norm over
+  /// [N, C]: one example has no variance).
+  int64_t minBatch = 1;
   bool lossGiven = true;  ///< the .nn file has a loss statement
 
   /// A numeric or text option of the data source; throws if it is missing.

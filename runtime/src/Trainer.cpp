@@ -317,6 +317,18 @@ int run(const netc_model *model, int argc, char **argv) {
     return predictOnly(s, data);
   if (!f.predictFile.empty())
     return predictFile(s, data, capacity);
+  // Every step's batch must be big enough (the last one of an epoch too).
+  int64_t count = data.splits.train->size();
+  int64_t last = batched(m) ? (count % f.batch == 0 ? std::min(f.batch, count) : count % f.batch)
+                            : count;
+  if (std::min(last, batched(m) ? f.batch : count) < m.minBatch)
+    throw Error("batch norm over [N, C] needs at least " + std::to_string(m.minBatch) +
+                " examples in every training batch (the variance of one is 0), but " +
+                (batched(m) ? "the last batch of each epoch (" + std::to_string(count) +
+                                  " examples in batches of " + std::to_string(f.batch) + ") has " +
+                                  std::to_string(last)
+                            : "the data has " + std::to_string(count)) +
+                "; choose another --batch");
   return batched(m) ? trainEpochs(s, data) : trainFullBatch(s, data);
 }
 
