@@ -159,6 +159,7 @@ int trainEpochs(Session &s, const RunData &data) {
   bool live = ::isatty(STDOUT_FILENO);
   double trainSeconds = 0;
   bool completedEpoch = false; // an interrupt before one keeps old files (unless resumed)
+  bool saved = false;
   for (int64_t epoch = at.epoch; epoch < epochs && at.step < total; ++epoch) {
     auto order = epochOrder(count, at.seed, epoch, !s.f.noShuffle);
     auto epochStart = Clock::now();
@@ -239,7 +240,10 @@ int trainEpochs(Session &s, const RunData &data) {
         {"threads", s.f.threads},
         {"worker_chunks", workerChunks()}});
     s.metrics.write(record);
+    saved = true;
   }
+  if (!saved) // --steps 0: the initial weights, exported on purpose
+    s.save();
   std::printf("weights saved to %s\n", s.f.save.c_str());
   finalOutputs(s, data.evalSet(), s.f.batch);
   return 0;
