@@ -36,6 +36,12 @@ struct GemmCall {
   llvm::Value *a, *b, *c, *rows, *cols, *depth, *lda, *ldb;
 };
 void emitGemmCall(const EmitContext &ctx, const GemmCall &call);
+/// The same product with its tiles inline, each finished vector of C
+/// handed to `store(value, row, column, mask)` instead of written (an
+/// epilogue). Broadcast layout only (no transposed B).
+using GemmStore =
+    std::function<void(llvm::Value *, llvm::Value *, llvm::Value *, llvm::Value *)>;
+void emitGemmInline(const EmitContext &ctx, const GemmCall &call, const GemmStore &store);
 
 /// Softmax and log-softmax along the last axis, numerically stable.
 void emitRowsKernel(const EmitContext &ctx, const Kernel &kernel);

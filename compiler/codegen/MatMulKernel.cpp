@@ -624,6 +624,13 @@ void emitGemmCall(const EmitContext &ctx, const GemmCall &g) {
   ctx.b.CreateCall(f, {g.a, g.b, g.c, g.rows, g.cols, g.depth, g.lda, g.ldb, ctx.i64(0), outer});
 }
 
+void emitGemmInline(const EmitContext &ctx, const GemmCall &g, const GemmStore &store) {
+  GemmKind kind(ctx, g.transA, g.transB, g.accumulate);
+  llvm::Value *outer = kind.scheme == Scheme::Broadcast ? g.cols : g.rows;
+  GemmBody(kind, ctx.fn, ctx.b, {g.a, g.b, g.c, g.rows, g.cols, g.depth, g.lda, g.ldb}, store)
+      .emit(ctx.i64(0), outer);
+}
+
 // One chunk per ~2 MFLOP of work, in whole tiles of the outer dimension.
 llvm::Value *matMulChunkCount(const EmitContext &ctx, const Kernel &kernel) {
   Product p(ctx, kernel);

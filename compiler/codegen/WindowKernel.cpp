@@ -17,6 +17,7 @@
 #include "compiler/graph/Ops.h"
 
 #include <limits>
+#include <map>
 
 namespace netc {
 
@@ -371,6 +372,57 @@ private:
     return elementAt(base, add(c(kMaxChunks * columns), b_.CreateMul(chunk, c(w.partial))));
   }
 
+  const Kernel &kernel() const {
+    int k = ctx_.schedule.kernelOf[static_cast<size_t>(self_)];
+    return ctx_.schedule.kernels[static_cast<size_t>(k)];
+  }
+
+  /// The forward convolution's epilogue (Fuse.cpp: bias, activation) on a
+  /// finished vector of output channel o, positions [q, q + lanes) (lanes
+  /// on in `mask`) of the image whose output plane starts at `plane`.
+  void epilogue(llvm::Value *plane, llvm::Value *value, llvm::Value *o, llvm::Value *q,
+                llvm::Value *mask) {
+    auto *type = llvm::cast<llvm::FixedVectorType>(value->getType());
+    unsigned lanes = type->getNumElements();
+    llvm::Value *at = add(add(plane, mul(o, p())), q);
+    llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
+    auto where = [&](ValueId v) { return elementAt(ctx_.pointer(v), at); };
+    auto store = [&](ValueId v, llvm::Value *x) {
+      if (!ctx_.schedule.materialized[static_cast<size_t>(v)])
+        return;
+      if (mask)
+        b_.CreateMaskedStore(x, where(v), align, mask);
+      else
+        b_.CreateAlignedStore(x, where(v), align);
+    };
+    std::map<ValueId, llvm::Value *> values{{self_, value}};
+    for (size_t i = 1; i < kernel().nodes.size(); ++i) {
+      ValueId id = kernel().nodes[i];
+      const Node &n = ctx_.graph.node(id);
+      std::vector<llvm::Value *> in;
+      for (ValueId v : n.inputs) {
+        if (auto it = values.find(v); it != values.end()) {
+          in.push_back(it->second);
+          continue;
+        }
+        const Shape &s = ctx_.graph.shape(v);
+        if (s.rank() == 0) // a scalar
+          in.push_back(b_.CreateVectorSplat(lanes, ctx_.isInline(v) ? ctx_.inlineScalar(v)
+                                                                    : ctx_.load(v, c(0))));
+        else if (s.rank() == 3) // per channel: [O, 1, 1]
+          in.push_back(b_.CreateVectorSplat(lanes, ctx_.load(v, o)));
+        else if (mask) // the result's shape
+          in.push_back(
+              b_.CreateMaskedLoad(type, where(v), align, mask, llvm::Constant::getNullValue(type)));
+        else
+          in.push_back(b_.CreateAlignedLoad(type, where(v), align));
+      }
+      values[id] = emitElementwise(ctx_, n, in[0], in.size() > 1 ? in[1] : nullptr);
+      store(id, values[id]);
+    }
+    store(self_, value);
+  }
+
   /// The workspace's shared part: the flipped weights.
   llvm::Value *sharedWorkspace() {
     int kernel = ctx_.schedule.kernelOf[static_cast<size_t>(self_)];
@@ -536,12 +588,25 @@ private:
           llvm::Value *n = add(lo, i);
           llvm::Value *plane = mul(n, d_.o * p()); // y[n] or dy[n]: O x P
           switch (n_.op) {
-          case Op::Conv2d:
+          case Op::Conv2d: {
             im2col(forwardUnroll(), n, col);
-            emitGemmCall(ctx_, {false, false, false, ctx_.pointer(n_.inputs[1]), col,
-                                elementAt(ctx_.pointer(self_), plane), c(d_.o), c(p()), c(k()),
-                                c(k()), c(p())});
+            GemmCall call{
+                false,   false,
+                false,   ctx_.pointer(n_.inputs[1]),
+                col,     ctx_.pointer(self_) ? elementAt(ctx_.pointer(self_), plane) : nullptr,
+                c(d_.o), c(p()),
+                c(k()),  c(k()),
+                c(p())};
+            if (kernel().nodes.size() == 1) {
+              emitGemmCall(ctx_, call);
+              break;
+            }
+            emitGemmInline(ctx_, call,
+                           [&](llvm::Value *v, llvm::Value *o, llvm::Value *q, llvm::Value *m) {
+                             epilogue(plane, v, o, q, m);
+                           });
             break;
+          }
           case Op::Conv2dGradInput:
             if (flipped()) { // dx[n] (C x HW) = W' (C x O·KH·KW) · im2col(dy[n])
               int64_t rows = d_.o * geo_.kh * geo_.kw, positions = d_.h * d_.w;

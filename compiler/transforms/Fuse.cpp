@@ -160,10 +160,62 @@ private:
   // so C need not make a trip through memory. When the loop also sums (a
   // bias gradient), only the elementwise part before the first sum moves;
   // the sum reads it from memory.
+  // A convolution's next loop kernel, over its result's shape, made of
+  // cheap elementwise ops on the result, same-shaped values, per-channel
+  // values ([C, 1, 1]: a bias) and scalars: its leading part is applied to
+  // the convolution's GEMM tiles while they are in registers (the bias and
+  // the activation), so the convolution's raw result need not go to memory.
+  void absorbConvEpilogue(size_t l) {
+    size_t k = l - 1; // the kernel before, past views (a bias's reshape)
+    while (k > 0 && s_.kernels[k].kind == Kernel::Kind::View)
+      --k;
+    Kernel &conv = s_.kernels[k];
+    Kernel &loop = s_.kernels[l];
+    if (conv.kind != Kernel::Kind::Window || conv.nodes.size() != 1)
+      return;
+    const Node &c = g_.node(conv.nodes.front());
+    if (c.op != Op::Conv2d || !(loop.domain == c.shape))
+      return;
+    Shape channel{{c.shape.dims[1], 1, 1}};
+    size_t count = 0;
+    for (ValueId id : loop.nodes) {
+      const Node &n = g_.node(id);
+      if (!joinsEpilogue(n.op) || n.op == Op::Assign || isReduction(n.op))
+        break;
+      bool ok = true;
+      for (ValueId v : n.inputs) {
+        const Shape &sh = g_.shape(v);
+        ok = ok && (sh.rank() == 0 || sh == c.shape || sh == channel);
+      }
+      if (!ok)
+        break;
+      ++count;
+    }
+    for (size_t i = 0; i < count; ++i) // operands in views between are aliases: ready
+      for (ValueId v : g_.node(loop.nodes[i]).inputs)
+        if (kernelOf(v) > static_cast<int>(k) && kernelOf(v) != static_cast<int>(l) &&
+            s_.kernels[static_cast<size_t>(kernelOf(v))].kind != Kernel::Kind::View)
+          count = 0;
+    for (size_t i = 0; i < count; ++i) {
+      conv.nodes.push_back(loop.nodes[i]);
+      s_.kernelOf[static_cast<size_t>(loop.nodes[i])] = static_cast<int>(k);
+    }
+    loop.nodes.erase(loop.nodes.begin(), loop.nodes.begin() + static_cast<std::ptrdiff_t>(count));
+  }
+
   void absorbEpilogues() {
     for (size_t l = 1; l < s_.kernels.size(); ++l) {
       if (s_.kernels[l].kind != Kernel::Kind::Loop)
         continue;
+      absorbConvEpilogue(l);
+      if (s_.kernels[l].nodes.empty()) {
+        s_.kernels.erase(s_.kernels.begin() + static_cast<std::ptrdiff_t>(l));
+        for (int &owner : s_.kernelOf)
+          if (owner > static_cast<int>(l))
+            --owner;
+        --l;
+        continue;
+      }
       // The latest product the loop reads; kernels in between may not be
       // skipped by assigns, and every operand must be ready at the product.
       int k = -1;
@@ -260,9 +312,10 @@ private:
         // Loop kernels and matrix-product epilogues keep values in registers.
         const Kernel *user =
             s_.kernelOf[i] >= 0 ? &s_.kernels[static_cast<size_t>(s_.kernelOf[i])] : nullptr;
-        bool loopUser = user && (user->kind == Kernel::Kind::Loop ||
-                                 (user->kind == Kernel::Kind::MatMul &&
-                                  user->nodes.front() != static_cast<ValueId>(i)));
+        bool loopUser =
+            user && (user->kind == Kernel::Kind::Loop ||
+                     ((user->kind == Kernel::Kind::MatMul || user->kind == Kernel::Kind::Window) &&
+                      user->nodes.front() != static_cast<ValueId>(i)));
         if (otherKernel || !loopUser)
           s_.materialized[static_cast<size_t>(v)] = true;
       }
