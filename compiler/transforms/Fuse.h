@@ -46,11 +46,10 @@ struct Schedule {
 /// computing its value when nothing after that kernel reads the old value.
 /// Const, HParam and BatchSize are computed inline where used. Then a loop
 /// kernel right after a matrix product, over its shape and made of cheap
-/// elementwise ops and assigns, becomes that product's epilogue (so do the
-/// cheap elementwise ops after a convolution: its bias and activation)
-/// (unless
-/// `epilogues` is false: the raw-gradients entry point stays unfused, a
-/// reference for --gradcheck and --grad-stats).
+/// elementwise ops and assigns, becomes that product's epilogue, and so do
+/// the cheap elementwise ops right after a convolution (its bias and
+/// activation) - unless `epilogues` is false: the raw-gradients entry point
+/// stays unfused, a reference for --gradcheck and --grad-stats.
 Schedule fuse(const Graph &graph, bool epilogues = true);
 
 /// `--emit=opt`: the graph grouped by kernel.
