@@ -197,6 +197,8 @@ private:
     b_.CreateCall(parallelFor, {body, args_, chunks});
     if (k.kind == Kernel::Kind::Window)
       emitWindowFinish(ctx, k, chunks);
+    if (k.kind == Kernel::Kind::Loop)
+      emitLoopFinish(ctx, k, chunks);
   }
 
   // Output "prediction" to out, n examples of its per-example floats.

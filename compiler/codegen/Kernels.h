@@ -20,6 +20,9 @@ bool loopKernelSplits(const Graph &graph, const Kernel &kernel);
 llvm::Value *loopChunkCount(const EmitContext &ctx, const Kernel &kernel);
 void emitLoopChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
                    llvm::Value *chunks);
+/// After the chunks of a kernel whose sums split (loopSumsSplit): the sums'
+/// results from the chunks' partial sums, in chunk order.
+void emitLoopFinish(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunks);
 
 /// C = op(A) · op(B) and its epilogue, in independent chunks along C's
 /// outer dimension for netc_rt_parallel_for: how many (a function of the

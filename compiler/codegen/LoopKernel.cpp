@@ -112,6 +112,37 @@ public:
 
   void run() { runRange(nullptr, nullptr); }
 
+  /// Sums into chunk `chunk`'s partial targets (loopSumsSplit), not into
+  /// the results.
+  void sumIntoPartials(llvm::Value *chunk) { chunk_ = chunk; }
+
+  /// The sums' results from the chunks' partial targets, added in chunk
+  /// order (after all chunks have run).
+  void addPartials(llvm::Value *chunks) {
+    auto &b = ctx_.b;
+    for (ValueId id : k_.nodes) {
+      if (g().node(id).op != Op::SumTo)
+        continue;
+      ctx_.loop(ctx_.numel(g().shape(id)), [&](llvm::Value *e) {
+        chunk_ = ctx_.i64(0);
+        llvm::Value *first = b.CreateLoad(ctx_.fp(), target(id, e));
+        llvm::IRBuilder<> entry(&ctx_.fn->getEntryBlock(), ctx_.fn->getEntryBlock().begin());
+        llvm::AllocaInst *acc = entry.CreateAlloca(ctx_.fp());
+        b.CreateStore(first, acc);
+        ctx_.loop(
+            b.CreateSub(chunks, ctx_.i64(1)),
+            [&](llvm::Value *c) {
+              chunk_ = b.CreateAdd(c, ctx_.i64(1));
+              llvm::Value *part = b.CreateLoad(ctx_.fp(), target(id, e));
+              b.CreateStore(b.CreateFAdd(b.CreateLoad(ctx_.fp(), acc), part), acc);
+            },
+            "chunk");
+        chunk_ = nullptr;
+        ctx_.store(id, e, b.CreateLoad(ctx_.fp(), acc));
+      });
+    }
+  }
+
   /// Only the part of the domain whose outer index (the flat index, or the
   /// first dimension's) lies in [lo, hi); the whole domain without a range.
   void runRange(llvm::Value *lo, llvm::Value *hi) {
@@ -178,7 +209,7 @@ private:
         sums_.emplace_back(id, acc);
       } else if (n.op == Op::SumTo) {
         ctx_.loop(ctx_.numel(n.shape), [&](llvm::Value *i) {
-          ctx_.store(id, i, llvm::ConstantFP::get(ctx_.fp(), 0.0));
+          b.CreateStore(llvm::ConstantFP::get(ctx_.fp(), 0.0), target(id, i));
         });
         llvm::IRBuilder<> entry(&ctx_.fn->getEntryBlock(), ctx_.fn->getEntryBlock().begin());
         blockSums_.emplace_back(id, entry.CreateAlloca(ctx_.fp()));
@@ -220,9 +251,9 @@ private:
           "e");
       inBlock_ = false;
       for (auto &[v, acc] : blockSums_) {
-        llvm::Value *at = index(g().shape(v), idx);
-        llvm::Value *sum = b.CreateFAdd(ctx_.load(v, at), b.CreateLoad(ctx_.fp(), acc));
-        ctx_.store(v, at, sum);
+        llvm::Value *at = target(v, index(g().shape(v), idx));
+        llvm::Value *sum = b.CreateFAdd(b.CreateLoad(ctx_.fp(), at), b.CreateLoad(ctx_.fp(), acc));
+        b.CreateStore(sum, at);
       }
       return;
     }
@@ -303,10 +334,10 @@ private:
         b.CreateStore(sum, acc);
         continue;
       } else if (n.op == Op::SumTo) {
-        llvm::Value *at = index(n.shape, idx);
-        llvm::Value *sum = b.CreateFAdd(ctx_.load(id, at), operand(n.inputs[0], idx));
+        llvm::Value *at = target(id, index(n.shape, idx));
+        llvm::Value *sum = b.CreateFAdd(b.CreateLoad(ctx_.fp(), at), operand(n.inputs[0], idx));
         llvm::cast<llvm::Instruction>(sum)->setHasAllowReassoc(true);
-        ctx_.store(id, at, sum);
+        b.CreateStore(sum, at);
         continue;
       }
       assert(result && "node kind not handled in a loop kernel");
@@ -350,41 +381,29 @@ private:
     return nullptr;
   }
 
-  /// The first dimension of a trailing block of the domain that every
-  /// tensor the kernel reads or sums into either spans whole (the domain's
-  /// shape) or does not vary over (its dimensions there are 1): fixed
-  /// sizes, at least 64 elements together (smaller blocks, such as a
-  /// softmax's rows, keep the loop nest and its element-by-element sums).
-  /// The block runs as one flat loop, its sums in registers. The rank if
-  /// there is none.
-  size_t blockStart() const {
-    const Shape &d = k_.domain;
-    std::vector<const Shape *> sums; // every other shape the kernel touches
-    for (ValueId id : k_.nodes) {
-      const Node &n = g().node(id);
-      if (n.op == Op::SumTo)
-        sums.push_back(&n.shape);
-      for (ValueId v : n.inputs)
-        if (!local(v) && !ctx_.isInline(v) && g().shape(v).rank() != 0 && !(g().shape(v) == d))
-          sums.push_back(&g().shape(v));
-    }
-    if (sums.empty())
-      return d.rank();
-    size_t start = d.rank();
-    int64_t size = 1;
-    while (start > 1) {
-      size_t dim = start - 1;
-      bool reduced = d.dims[dim] != kBatch;
-      for (const Shape *s : sums) {
-        size_t offset = d.rank() - s->rank();
-        reduced = reduced && (dim < offset || s->dims[dim - offset] == 1);
+  /// See loopBlockStart (Fuse.h): the block runs as one flat loop, its
+  /// sums in registers.
+  size_t blockStart() const { return loopBlockStart(g(), k_); }
+
+  /// Where sum_to `id` accumulates element `at`: its result, or this
+  /// chunk's partial target in the kernel's workspace (MemoryPlanner.h).
+  llvm::Value *target(ValueId id, llvm::Value *at) {
+    auto &b = ctx_.b;
+    if (!chunk_)
+      return b.CreateInBoundsGEP(ctx_.fp(), ctx_.pointer(id), at);
+    int kernel = ctx_.schedule.kernelOf[static_cast<size_t>(id)];
+    int64_t perChunk = 0, offset = 0;
+    for (ValueId v : k_.nodes)
+      if (g().node(v).op == Op::SumTo) {
+        if (v == id)
+          offset = perChunk;
+        perChunk += g().shape(v).constNumel();
       }
-      if (!reduced)
-        break;
-      start = dim;
-      size *= d.dims[dim];
-    }
-    return size >= 64 ? start : d.rank();
+    llvm::Value *base = b.CreateInBoundsGEP(
+        b.getInt8Ty(), ctx_.scratch, ctx_.i64(ctx_.plan.workspace[static_cast<size_t>(kernel)]));
+    llvm::Value *element =
+        b.CreateAdd(b.CreateMul(chunk_, ctx_.i64(perChunk)), b.CreateAdd(ctx_.i64(offset), at));
+    return b.CreateInBoundsGEP(ctx_.fp(), base, element);
   }
 
   llvm::AllocaInst *accumulator(ValueId id) {
@@ -402,7 +421,8 @@ private:
   std::map<ValueId, llvm::Value *> values_;
   std::vector<std::pair<ValueId, llvm::AllocaInst *>> sums_;
   std::vector<std::pair<ValueId, llvm::AllocaInst *>> blockSums_;
-  size_t innerStart_ = 0; ///< see blockStart
+  llvm::Value *chunk_ = nullptr; ///< summing into this chunk's partial targets
+  size_t innerStart_ = 0;        ///< see blockStart
   bool inBlock_ = false;
   llvm::Value *blockBase_ = nullptr; ///< in a block: its first flat index
   llvm::Value *blockElem_ = nullptr; ///< in a block: the element in it
@@ -421,6 +441,8 @@ void emitLoopKernel(const EmitContext &ctx, const Kernel &kernel) {
 bool loopKernelSplits(const Graph &graph, const Kernel &kernel) {
   if (kernel.domain.rank() == 0)
     return false;
+  if (loopSumsSplit(graph, kernel))
+    return true;
   std::set<ValueId> written;
   for (ValueId id : kernel.nodes) {
     const Node &n = graph.node(id);
@@ -456,7 +478,15 @@ void emitLoopChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *ch
                    llvm::Value *chunks) {
   LoopEmitter e(ctx, kernel);
   auto [lo, hi] = ctx.chunkRange(chunk, chunks, e.outerExtent(), loopGranule(e));
+  if (loopSumsSplit(ctx.graph, kernel))
+    e.sumIntoPartials(chunk);
   e.runRange(lo, hi);
+}
+
+void emitLoopFinish(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunks) {
+  if (!loopSumsSplit(ctx.graph, kernel))
+    return;
+  LoopEmitter(ctx, kernel).addPartials(chunks);
 }
 
 } // namespace netc

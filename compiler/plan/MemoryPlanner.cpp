@@ -59,6 +59,13 @@ bool flippedInputGradient(const Node &n, const Shape &weight) {
 }
 
 Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
+  if (loopSumsSplit(g, kernel)) { // a partial sum per chunk for every sum_to
+    Workspace w;
+    for (ValueId id : kernel.nodes)
+      if (g.node(id).op == Op::SumTo)
+        w.partial += g.shape(id).constNumel();
+    return w;
+  }
   if (kernel.kind != Kernel::Kind::Window)
     return {};
   const Node &n = g.node(kernel.nodes.front());

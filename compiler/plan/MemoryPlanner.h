@@ -52,7 +52,9 @@ struct Buffer {
 /// columns (K = C·KH·KW rows of P = OH·OW); for the weight gradient with
 /// many output channels, an image's output gradient transposed (P x O),
 /// which lets the GEMM take its fast layout (WindowKernel.cpp); for the
-/// weight gradient, its chunk's partial sum of the gradient (O·K).
+/// weight gradient, its chunk's partial sum of the gradient (O·K); for a
+/// loop kernel whose sums split (Fuse.h: loopSumsSplit), its chunk's
+/// partial sums.
 struct Workspace {
   int64_t shared = 0; ///< once, before the chunks' parts: the input
                       ///< gradient's flipped weights (WindowKernel.cpp)

@@ -360,6 +360,57 @@ const char *kindName(Kernel::Kind k) {
 
 Schedule fuse(const Graph &graph, bool epilogues) { return Fuser(graph, epilogues).run(); }
 
+size_t loopBlockStart(const Graph &g, const Kernel &k) {
+  const Shape &d = k.domain;
+  auto local = [&](ValueId v) {
+    return std::find(k.nodes.begin(), k.nodes.end(), v) != k.nodes.end();
+  };
+  std::vector<const Shape *> others; // every other shape the kernel touches
+  for (ValueId id : k.nodes) {
+    const Node &n = g.node(id);
+    if (n.op == Op::SumTo)
+      others.push_back(&n.shape);
+    for (ValueId v : n.inputs)
+      if (!local(v) && !isInlineLeaf(g.node(v).op) && g.shape(v).rank() != 0 && !(g.shape(v) == d))
+        others.push_back(&g.shape(v));
+  }
+  if (others.empty())
+    return d.rank();
+  size_t start = d.rank();
+  int64_t size = 1;
+  while (start > 1) {
+    size_t dim = start - 1;
+    bool reduced = d.dims[dim] != kBatch;
+    for (const Shape *s : others) {
+      size_t offset = d.rank() - s->rank();
+      reduced = reduced && (dim < offset || s->dims[dim - offset] == 1);
+    }
+    if (!reduced)
+      break;
+    start = dim;
+    size *= d.dims[dim];
+  }
+  return size >= 64 ? start : d.rank();
+}
+
+bool loopSumsSplit(const Graph &g, const Kernel &k) {
+  if (k.kind != Kernel::Kind::Loop || k.domain.rank() < 2)
+    return false;
+  bool sums = false;
+  for (ValueId id : k.nodes) {
+    const Node &n = g.node(id);
+    if (n.op == Op::Sum || n.op == Op::Assign)
+      return false;
+    if (n.op != Op::SumTo)
+      continue;
+    sums = true;
+    size_t offset = k.domain.rank() - n.shape.rank();
+    if (n.shape.hasBatch() || (offset == 0 && n.shape.dims[0] != 1))
+      return false; // the target varies over the first dimension
+  }
+  return sums && loopBlockStart(g, k) < k.domain.rank();
+}
+
 void printSchedule(const Graph &g, const Schedule &s, std::string_view name, std::ostream &out) {
   out << "graph " << name << " {\n";
   for (size_t i = 0; i < g.size(); ++i) {

@@ -52,6 +52,19 @@ struct Schedule {
 /// stays unfused, a reference for --gradcheck and --grad-stats.
 Schedule fuse(const Graph &graph, bool epilogues = true);
 
+/// A non-flat loop kernel's trailing block (LoopKernel.cpp): the first
+/// dimension of a trailing block of the domain that every tensor the kernel
+/// reads or sums into spans whole or does not vary over, fixed sizes and
+/// at least 64 elements together; the rank if there is none.
+size_t loopBlockStart(const Graph &graph, const Kernel &kernel);
+
+/// A loop kernel whose sums (sum_to, no sum or assign) all reduce a
+/// trailing block and its first dimension, into fixed-size targets (batch
+/// norm's and a convolution bias's gradient sums over [N, C, H, W]): it
+/// runs in chunks of the first dimension, each chunk summing into its own
+/// partial targets (a workspace), added up in chunk order afterwards.
+bool loopSumsSplit(const Graph &graph, const Kernel &kernel);
+
 /// `--emit=opt`: the graph grouped by kernel.
 void printSchedule(const Graph &graph, const Schedule &schedule, std::string_view name,
                    std::ostream &out);
