@@ -436,8 +436,10 @@ void emitLoopKernel(const EmitContext &ctx, const Kernel &kernel) {
 
 // Elementwise work and assigns only: every element is computed from the same
 // index of domain-shaped tensors (or from scalars and broadcasts nothing in
-// the kernel writes), so disjoint ranges are independent. Sums are not split:
-// partial sums would change the order of additions with the chunk count.
+// the kernel writes), so disjoint ranges are independent. Other sums are not
+// split; block sums that reduce the first dimension (loopSumsSplit) are, each
+// chunk into its own partial sums: the chunk count depends on the shapes
+// only, so the order of additions does too.
 bool loopKernelSplits(const Graph &graph, const Kernel &kernel) {
   if (kernel.domain.rank() == 0)
     return false;
