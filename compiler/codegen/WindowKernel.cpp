@@ -1,18 +1,14 @@
-// WindowKernel.cpp - convolutions and pooling over [N, C, H, W], as direct
-// loop nests.
+// WindowKernel.cpp - convolutions and pooling over [N, C, H, W].
 //
-// Padding adds zeros, so it is skipped: only window positions inside the
-// image are visited. Pooling and the weight gradient go output position by
-// output position, through the window in the reference interpreter's order
-// (channel, kernel row, kernel column). The forward convolution and the
-// input gradient go weight element by weight element over whole output
-// rows, contiguous runs the vectorizer takes; each output still sums in a
-// fixed order. The outer loop (images, or output channels for the weight
-// gradient) is split into chunks for the thread pool; every result element
-// belongs to one chunk, so results depend on nothing but the shapes. This
-// is the first, simple lowering, without tiling; the faster one (the
-// windows through the GEMM kernels) replaces this file without touching the
-// ops.
+// Convolutions go through the GEMM kernels, image by image (see "convolutions
+// through the GEMM kernels" below). Pooling goes output position by output
+// position, through the window in the reference interpreter's order (kernel
+// row, kernel column), visiting only positions inside the image (padding adds
+// nothing); max pooling whose windows tile the image has its own straight-line
+// (and, 2 x 2 in f32, SIMD) code. The images are split into chunks for the
+// thread pool; every result element belongs to one chunk (the weight
+// gradient's per-chunk partial sums are added in chunk order), so results
+// depend on nothing but the shapes.
 #include "compiler/codegen/Kernels.h"
 #include "compiler/graph/Ops.h"
 
@@ -113,55 +109,6 @@ private:
     llvm::Value *first = smax(c(0), ceilDiv(b_.CreateSub(c(pad), k), stride));
     llvm::Value *end = smin(c(outs), ceilDiv(b_.CreateSub(c(extent + pad), k), stride));
     return {first, smax(c(0), b_.CreateSub(end, first))};
-  }
-
-  /// The products of one weight element w[o, c, kh, kw] (value `wv`) with
-  /// every input it meets in image n: `body(x, y)` for each pair of an image
-  /// index x and an index y into the window plane that starts at `plane`,
-  /// output row by output row (contiguous runs the vectorizer takes).
-  template <typename Body>
-  void weightElement(llvm::Value *n, llvm::Value *ch, llvm::Value *plane, llvm::Value *kh,
-                     llvm::Value *kw, Body body) {
-    auto [ohFirst, ohCount] = outputsReaching(kh, geo_.sh, geo_.pt, d_.h, d_.oh);
-    auto [owFirst, owCount] = outputsReaching(kw, geo_.sw, geo_.pl, d_.w, d_.ow);
-    ctx_.loop(
-        ohCount,
-        [&](llvm::Value *r) {
-          llvm::Value *oh = add(ohFirst, r);
-          llvm::Value *ih = add(b_.CreateSub(mul(oh, geo_.sh), c(geo_.pt)), kh);
-          llvm::Value *yRow = add(plane, mul(oh, d_.ow));
-          llvm::Value *xRow = mul(add(mul(add(mul(n, d_.c), ch), d_.h), ih), d_.w);
-          llvm::Value *xBase = add(xRow, b_.CreateSub(kw, c(geo_.pl)));
-          ctx_.loop(
-              owCount,
-              [&](llvm::Value *q) {
-                llvm::Value *ow = add(owFirst, q);
-                body(add(xBase, mul(ow, geo_.sw)), add(yRow, ow));
-              },
-              "ow");
-        },
-        "oh");
-  }
-
-  /// Every weight element of output channel o and input channel ch, in
-  /// (kernel row, kernel column) order: `body(wv, kh, kw)`.
-  template <typename Body> void kernelElements(llvm::Value *o, llvm::Value *ch, Body body) {
-    ctx_.loop(
-        c(geo_.kh),
-        [&](llvm::Value *kh) {
-          ctx_.loop(
-              c(geo_.kw),
-              [&](llvm::Value *kw) {
-                body(ctx_.load(n_.inputs[1], weightIndex(o, ch, kh, kw)), kh, kw);
-              },
-              "kw");
-        },
-        "kh");
-  }
-
-  /// y += a · b at y of the result.
-  void accumulate(llvm::Value *y, llvm::Value *a, llvm::Value *b) {
-    ctx_.store(self_, y, b_.CreateFAdd(ctx_.load(self_, y), b_.CreateFMul(a, b)));
   }
 
   // ---- max pooling with windows that tile the image ------------------------
@@ -675,8 +622,6 @@ public:
       llvm::Value *o = b_.CreateUDiv(e, c(k())), *kk = b_.CreateURem(e, c(k()));
       llvm::Value *t = transposedGradient() ? add(mul(kk, d_.o), o) : e;
       llvm::Value *sum = b_.CreateLoad(ctx_.fp(), elementAt(first, t));
-      llvm::BasicBlock *pre = b_.GetInsertBlock();
-      (void)pre;
       llvm::AllocaInst *acc = accumulator();
       b_.CreateStore(sum, acc);
       ctx_.loop(
@@ -725,39 +670,30 @@ private:
     return add(mul(add(mul(add(mul(o, d_.c), ch), geo_.kh), kh), geo_.kw), kw);
   }
 
+  /// Pooling without tiling windows: images [lo, hi), channel by channel.
   void emitNest(llvm::Value *lo, llvm::Value *hi) {
-    auto windows = [&](llvm::Value *n, llvm::Value *o) {
-      ctx_.loop(
-          c(d_.oh),
-          [&](llvm::Value *oh) {
-            ctx_.loop(
-                c(d_.ow), [&](llvm::Value *ow) { position(n, o, oh, ow); }, "ow");
-          },
-          "oh");
-    };
-    llvm::Value *count = b_.CreateSub(hi, lo);
-    // Pooling runs over the channels, a convolution over its outputs.
-    llvm::Value *channels = c(conv_ ? d_.o : d_.c);
-    if (n_.op == Op::Conv2dGradWeight) // channel outside, images inside: a chunk owns dw[o]
-      ctx_.loop(
-          count,
-          [&](llvm::Value *i) {
-            ctx_.loop(
-                d_.n, [&](llvm::Value *n) { windows(n, add(lo, i)); }, "n");
-          },
-          "o");
-    else
-      ctx_.loop(
-          count,
-          [&](llvm::Value *i) {
-            ctx_.loop(
-                channels, [&](llvm::Value *o) { windows(add(lo, i), o); }, "o");
-          },
-          "n");
+    ctx_.loop(
+        b_.CreateSub(hi, lo),
+        [&](llvm::Value *i) {
+          ctx_.loop(
+              c(d_.c),
+              [&](llvm::Value *o) {
+                ctx_.loop(
+                    c(d_.oh),
+                    [&](llvm::Value *oh) {
+                      ctx_.loop(
+                          c(d_.ow), [&](llvm::Value *ow) { position(add(lo, i), o, oh, ow); },
+                          "ow");
+                    },
+                    "oh");
+              },
+              "o");
+        },
+        "n");
   }
 
-  /// One output position (pooling, the weight gradient): its window, then
-  /// its result (or its scatter).
+  /// One output position of pooling channel o: its window, then its result
+  /// (or its scatter).
   void position(llvm::Value *n, llvm::Value *o, llvm::Value *oh, llvm::Value *ow) {
     llvm::Type *fp = ctx_.fp();
     llvm::Value *y = windowIndex(n, o, oh, ow);
@@ -772,31 +708,21 @@ private:
     llvm::Value *iwBase = b_.CreateSub(mul(ow, geo_.sw), c(geo_.pl));
     llvm::Value *dy = nullptr;
     if (n_.op == Op::AvgPool2dGrad)
-      dy = ctx_.load(n_.inputs[0], y);
-    if (n_.op == Op::Conv2dGradWeight)
-      dy = ctx_.load(n_.inputs[1], y);
-    if (n_.op == Op::AvgPool2dGrad)
-      dy = b_.CreateFDiv(dy, llvm::ConstantFP::get(fp, static_cast<double>(geo_.kh * geo_.kw)));
+      dy = b_.CreateFDiv(ctx_.load(n_.inputs[0], y),
+                         llvm::ConstantFP::get(fp, static_cast<double>(geo_.kh * geo_.kw)));
     ctx_.loop(
-        c(conv_ ? d_.c : 1),
-        [&](llvm::Value *ch) {
-          llvm::Value *channel = conv_ ? ch : o;
+        khCount,
+        [&](llvm::Value *i) {
+          llvm::Value *kh = add(khLo, i), *ih = add(ihBase, kh);
           ctx_.loop(
-              khCount,
-              [&](llvm::Value *i) {
-                llvm::Value *kh = add(khLo, i), *ih = add(ihBase, kh);
-                ctx_.loop(
-                    kwCount,
-                    [&](llvm::Value *j) {
-                      llvm::Value *kw = add(kwLo, j), *iw = add(iwBase, kw);
-                      element(imageIndex(n, channel, ih, iw),
-                              conv_ ? weightIndex(o, ch, kh, kw) : nullptr, dy);
-                    },
-                    "kw");
+              kwCount,
+              [&](llvm::Value *j) {
+                llvm::Value *iw = add(iwBase, add(kwLo, j));
+                element(imageIndex(n, o, ih, iw), dy);
               },
-              "kh");
+              "kw");
         },
-        "c");
+        "kh");
     llvm::Value *acc = b_.CreateLoad(fp, acc_);
     switch (n_.op) {
     case Op::AvgPool2d:
@@ -819,13 +745,10 @@ private:
     }
   }
 
-  /// One window element: image index x, weight index w (weight gradient).
-  void element(llvm::Value *x, llvm::Value *w, llvm::Value *dy) {
+  /// One window element at image index x.
+  void element(llvm::Value *x, llvm::Value *dy) {
     llvm::Type *fp = ctx_.fp();
     switch (n_.op) {
-    case Op::Conv2dGradWeight:
-      accumulate(w, ctx_.load(n_.inputs[0], x), dy);
-      return;
     case Op::AvgPool2d:
       b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(fp, acc_), ctx_.load(n_.inputs[0], x)), acc_);
       return;
