@@ -27,8 +27,8 @@ llvm::Value *EmitContext::inlineScalar(ValueId v) const {
   case Op::BatchSize:
     return b.CreateSIToFP(batch, fp());
   case Op::HParam:
-    return b.CreateLoad(fp(), b.CreateConstInBoundsGEP1_64(fp(), hparams,
-                                                            static_cast<uint64_t>(n.attrs.k)));
+    return b.CreateLoad(
+        fp(), b.CreateConstInBoundsGEP1_64(fp(), hparams, static_cast<uint64_t>(n.attrs.k)));
   default:
     break;
   }
@@ -48,6 +48,22 @@ void EmitContext::store(ValueId v, llvm::Value *index, llvm::Value *value) const
   llvm::Value *base = pointer(v);
   assert(base && "store to a value that is not in memory");
   b.CreateStore(value, b.CreateInBoundsGEP(fp(), base, index));
+}
+
+llvm::Value *
+EmitContext::sumOverChunks(llvm::Value *chunks,
+                           const std::function<llvm::Value *(llvm::Value *)> &part) const {
+  llvm::IRBuilder<> entry(&fn->getEntryBlock(), fn->getEntryBlock().begin());
+  llvm::AllocaInst *acc = entry.CreateAlloca(fp());
+  b.CreateStore(part(i64(0)), acc);
+  loop(
+      b.CreateSub(chunks, i64(1)),
+      [&](llvm::Value *c) {
+        llvm::Value *next = part(b.CreateAdd(c, i64(1)));
+        b.CreateStore(b.CreateFAdd(b.CreateLoad(fp(), acc), next), acc);
+      },
+      "chunk");
+  return b.CreateLoad(fp(), acc);
 }
 
 llvm::Value *EmitContext::chunkUnits(llvm::Value *extent, int64_t granule) const {
@@ -72,8 +88,7 @@ std::pair<llvm::Value *, llvm::Value *> EmitContext::chunkRange(llvm::Value *chu
   return {edge(chunk), edge(b.CreateAdd(chunk, i64(1)))};
 }
 
-void EmitContext::loop(llvm::Value *count,
-                       const std::function<void(llvm::Value *)> &body,
+void EmitContext::loop(llvm::Value *count, const std::function<void(llvm::Value *)> &body,
                        const char *name) const {
   llvm::LLVMContext &c = b.getContext();
   llvm::BasicBlock *pre = b.GetInsertBlock();

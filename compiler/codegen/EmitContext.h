@@ -69,6 +69,12 @@ struct EmitContext {
   std::pair<llvm::Value *, llvm::Value *> chunkRange(llvm::Value *chunk, llvm::Value *chunks,
                                                      llvm::Value *extent, int64_t granule) const;
 
+  /// part(0) + part(1) + ... + part(chunks - 1), added in that order: the
+  /// total of per-chunk partial sums, the same for any number of threads
+  /// (part(c) emits the load of chunk c's partial sum).
+  llvm::Value *sumOverChunks(llvm::Value *chunks,
+                             const std::function<llvm::Value *(llvm::Value *)> &part) const;
+
   /// Emits `for (i = 0; i < count; ++i) body(i)` at the insertion point and
   /// leaves the builder after the loop.
   void loop(llvm::Value *count, const std::function<void(llvm::Value *)> &body,

@@ -124,21 +124,12 @@ public:
       if (g().node(id).op != Op::SumTo)
         continue;
       ctx_.loop(ctx_.numel(g().shape(id)), [&](llvm::Value *e) {
-        chunk_ = ctx_.i64(0);
-        llvm::Value *first = b.CreateLoad(ctx_.fp(), target(id, e));
-        llvm::IRBuilder<> entry(&ctx_.fn->getEntryBlock(), ctx_.fn->getEntryBlock().begin());
-        llvm::AllocaInst *acc = entry.CreateAlloca(ctx_.fp());
-        b.CreateStore(first, acc);
-        ctx_.loop(
-            b.CreateSub(chunks, ctx_.i64(1)),
-            [&](llvm::Value *c) {
-              chunk_ = b.CreateAdd(c, ctx_.i64(1));
-              llvm::Value *part = b.CreateLoad(ctx_.fp(), target(id, e));
-              b.CreateStore(b.CreateFAdd(b.CreateLoad(ctx_.fp(), acc), part), acc);
-            },
-            "chunk");
+        llvm::Value *sum = ctx_.sumOverChunks(chunks, [&](llvm::Value *chunk) {
+          chunk_ = chunk;
+          return b.CreateLoad(ctx_.fp(), target(id, e));
+        });
         chunk_ = nullptr;
-        ctx_.store(id, e, b.CreateLoad(ctx_.fp(), acc));
+        ctx_.store(id, e, sum);
       });
     }
   }
@@ -321,13 +312,13 @@ private:
       if (n.op == Op::BroadcastTo) {
         result = operand(n.inputs[0], idx);
       } else if (n.op == Op::Sum) {
-        llvm::AllocaInst *acc = accumulator(id);
+        llvm::AllocaInst *acc = accumulator(sums_, id);
         llvm::Value *sum = b.CreateFAdd(b.CreateLoad(ctx_.fp(), acc), operand(n.inputs[0], idx));
         llvm::cast<llvm::Instruction>(sum)->setHasAllowReassoc(true);
         b.CreateStore(sum, acc);
         continue;
       } else if (n.op == Op::SumTo && inBlock_) {
-        llvm::AllocaInst *acc = blockSum(id);
+        llvm::AllocaInst *acc = accumulator(blockSums_, id);
         llvm::Value *sum = b.CreateFAdd(b.CreateLoad(ctx_.fp(), acc), operand(n.inputs[0], idx));
         llvm::cast<llvm::Instruction>(sum)->setHasAllowReassoc(true);
         llvm::cast<llvm::Instruction>(sum)->setHasNoSignedZeros(true);
@@ -373,14 +364,6 @@ private:
                           llvm::ConstantFP::get(ctx_.fp(), 0.0));
   }
 
-  llvm::AllocaInst *blockSum(ValueId id) {
-    for (auto &[v, acc] : blockSums_)
-      if (v == id)
-        return acc;
-    assert(false && "sum_to without a block accumulator");
-    return nullptr;
-  }
-
   /// See loopBlockStart (Fuse.h): the block runs as one flat loop, its
   /// sums in registers.
   size_t blockStart() const { return loopBlockStart(g(), k_); }
@@ -406,11 +389,14 @@ private:
     return b.CreateInBoundsGEP(ctx_.fp(), base, element);
   }
 
-  llvm::AllocaInst *accumulator(ValueId id) {
-    for (auto &[v, acc] : sums_)
+  /// The register a sum (in `sums_`) or a block's sum_to (in `blockSums_`)
+  /// accumulates in.
+  using Accumulators = std::vector<std::pair<ValueId, llvm::AllocaInst *>>;
+  static llvm::AllocaInst *accumulator(const Accumulators &list, ValueId id) {
+    for (auto &[v, acc] : list)
       if (v == id)
         return acc;
-    assert(false && "sum without an accumulator");
+    assert(false && "a sum without its accumulator");
     return nullptr;
   }
 
@@ -419,8 +405,8 @@ private:
   std::set<ValueId> inKernel_;
   std::map<ValueId, llvm::Value *> scalars_;
   std::map<ValueId, llvm::Value *> values_;
-  std::vector<std::pair<ValueId, llvm::AllocaInst *>> sums_;
-  std::vector<std::pair<ValueId, llvm::AllocaInst *>> blockSums_;
+  Accumulators sums_;
+  Accumulators blockSums_;
   llvm::Value *chunk_ = nullptr; ///< summing into this chunk's partial targets
   size_t innerStart_ = 0;        ///< see blockStart
   bool inBlock_ = false;

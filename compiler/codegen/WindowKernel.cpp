@@ -621,27 +621,13 @@ public:
       // dW[o, k], from the partial sums' dWᵀ[k, o] when transposed
       llvm::Value *o = b_.CreateUDiv(e, c(k())), *kk = b_.CreateURem(e, c(k()));
       llvm::Value *t = transposedGradient() ? add(mul(kk, d_.o), o) : e;
-      llvm::Value *sum = b_.CreateLoad(ctx_.fp(), elementAt(first, t));
-      llvm::AllocaInst *acc = accumulator();
-      b_.CreateStore(sum, acc);
-      ctx_.loop(
-          b_.CreateSub(chunks, c(1)),
-          [&](llvm::Value *j) {
-            llvm::Value *part = elementAt(first, add(mul(add(j, c(1)), d_.o * k()), t));
-            b_.CreateStore(
-                b_.CreateFAdd(b_.CreateLoad(ctx_.fp(), acc), b_.CreateLoad(ctx_.fp(), part)), acc);
-          },
-          "chunk");
-      ctx_.store(self_, e, b_.CreateLoad(ctx_.fp(), acc));
+      ctx_.store(self_, e, ctx_.sumOverChunks(chunks, [&](llvm::Value *chunk) {
+        return b_.CreateLoad(ctx_.fp(), elementAt(first, add(mul(chunk, d_.o * k()), t)));
+      }));
     });
   }
 
 private:
-  llvm::AllocaInst *accumulator() {
-    llvm::IRBuilder<> entry(&ctx_.fn->getEntryBlock(), ctx_.fn->getEntryBlock().begin());
-    return entry.CreateAlloca(ctx_.fp());
-  }
-
   llvm::Value *c(int64_t v) const { return ctx_.i64(v); }
   llvm::Value *add(llvm::Value *a, llvm::Value *b) { return b_.CreateAdd(a, b); }
   llvm::Value *mul(llvm::Value *a, int64_t k) { return b_.CreateMul(a, c(k)); }
