@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cassert>
 #include <ostream>
+#include <set>
 
 namespace netc {
 
@@ -362,16 +363,14 @@ Schedule fuse(const Graph &graph, bool epilogues) { return Fuser(graph, epilogue
 
 size_t loopBlockStart(const Graph &g, const Kernel &k) {
   const Shape &d = k.domain;
-  auto local = [&](ValueId v) {
-    return std::find(k.nodes.begin(), k.nodes.end(), v) != k.nodes.end();
-  };
+  const std::set<ValueId> local(k.nodes.begin(), k.nodes.end()); // not a scan per operand
   std::vector<const Shape *> others; // every other shape the kernel touches
   for (ValueId id : k.nodes) {
     const Node &n = g.node(id);
     if (n.op == Op::SumTo)
       others.push_back(&n.shape);
     for (ValueId v : n.inputs)
-      if (!local(v) && !isInlineLeaf(g.node(v).op) && g.shape(v).rank() != 0 && !(g.shape(v) == d))
+      if (!local.count(v) && !isInlineLeaf(g.node(v).op) && g.shape(v).rank() != 0 && !(g.shape(v) == d))
         others.push_back(&g.shape(v));
   }
   if (others.empty())
