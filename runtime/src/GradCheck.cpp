@@ -1,14 +1,11 @@
 // GradCheck.cpp - gradient checks in double precision.
 #include "GradCheck.h"
+#include "Memory.h"
 #include "netc/runtime.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <memory>
-#include <string>
 #include <vector>
 
 namespace netc::rt {
@@ -44,12 +41,7 @@ public:
     size_t bytes =
         static_cast<size_t>(m.scratch64FixedBytes + m.scratch64BatchBytesPerN * paddedBatch(n)) +
         64;
-    scratch_.reset(static_cast<char *>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
-    if (!scratch_)
-      throw Error("out of memory for the gradient check");
-    const char *poison = std::getenv("NETC_POISON_SCRATCH"); // as Trainer.h's scratch
-    std::memset(scratch_.get(), poison && std::string(poison) == "1" ? 0xFF : 0,
-                (bytes + 63) / 64 * 64);
+    scratch_ = allocateScratch(bytes);
   }
 
   double loss() {
@@ -60,15 +52,12 @@ public:
   const std::vector<double> &grads() const { return grads_; }
 
 private:
-  struct Free {
-    void operator()(char *p) const { std::free(p); }
-  };
   const ModelInfo &m_;
   int64_t n_;
   std::vector<double> persist_, grads_;
   std::vector<std::vector<double>> data_;
   std::vector<const double *> pointers_;
-  std::unique_ptr<char, Free> scratch_;
+  Aligned<char> scratch_;
   std::vector<double> hparams_; ///< the f32 step's: the same dropout key
 };
 
