@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import safetensors_io  # noqa: E402
+import torch_state  # noqa: E402
 from torch_crosscheck import read_idx  # noqa: E402
 
 netc, data, work = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -54,14 +54,7 @@ with torch.no_grad():
             m.num_batches_tracked.fill_(3)
 
 
-def flat(v):
-    if v.dtype == torch.int64:
-        return safetensors_io.Ints(int(i) for i in v.flatten())
-    return v.flatten().tolist()
-
-
-init = {"net." + k: (list(v.shape), flat(v)) for k, v in net.state_dict().items()}
-safetensors_io.write(os.path.join(work, "init.safetensors"), init)
+torch_state.write(os.path.join(work, "init.safetensors"), net.state_dict(), "net.")
 with open(os.path.join(work, "bn.nn"), "w") as f:
     f.write(MODEL)
 exe = os.path.join(work, "bn")
@@ -91,19 +84,8 @@ for step in range(STEPS):
     loss.backward()
     opt.step()
 
-got, _ = safetensors_io.read(os.path.join(work, "after.safetensors"))
-state = {k[len("net."):]: torch.tensor(v[1]).reshape(v[0]) for k, v in got.items()}
-worst = 0.0
-for name, want in net.state_dict().items():
-    if want.dtype == torch.int64:
-        if state[name].dtype != torch.int64 or state[name].item() != want.item():
-            sys.exit("%s is %s, PyTorch has %s" % (name, state[name], want))
-        continue
-    diff = (state[name] - want).abs().max().item()
-    scale = max(1e-6, 1e-4 * want.abs().max().item())
-    worst = max(worst, diff / scale)
-    if diff > scale:
-        sys.exit("%s differs by %g (allowed %g)" % (name, diff, scale))
+state = torch_state.read(os.path.join(work, "after.safetensors"), "net.")
+worst = torch_state.compare(state, net.state_dict(), floor=1e-6)
 net.load_state_dict(state, strict=True)
 
 net.eval()

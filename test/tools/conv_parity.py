@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import safetensors_io  # noqa: E402
+import torch_state  # noqa: E402
 from torch_crosscheck import read_idx  # noqa: E402
 
 netc, data, work = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -34,8 +34,7 @@ torch.manual_seed(0)
 net = nn.Sequential(nn.Conv2d(1, 4, 2), nn.ReLU(), nn.MaxPool2d(2),
                     nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 0)), nn.ReLU(),
                     nn.AvgPool2d(2), nn.Flatten(), nn.Linear(108, 10))
-init = {"net." + k: (list(v.shape), v.flatten().tolist()) for k, v in net.state_dict().items()}
-safetensors_io.write(os.path.join(work, "init.safetensors"), init)
+torch_state.write(os.path.join(work, "init.safetensors"), net.state_dict(), "net.")
 with open(os.path.join(work, "cnn.nn"), "w") as f:
     f.write(MODEL)
 subprocess.run([netc, os.path.join(work, "cnn.nn"), "-o", os.path.join(work, "cnn")], check=True)
@@ -56,14 +55,7 @@ for step in range(50):
     loss.backward()
     opt.step()
 
-got, _ = safetensors_io.read(os.path.join(work, "after.safetensors"))
-state = {k[len("net."):]: torch.tensor(v[1]).reshape(v[0]) for k, v in got.items()}
-worst = 0.0
-for name, want in net.state_dict().items():
-    diff = (state[name] - want).abs().max().item()
-    scale = max(1e-5, 1e-4 * want.abs().max().item())
-    worst = max(worst, diff / scale)
-    if diff > scale:
-        sys.exit("%s differs by %g (allowed %g)" % (name, diff, scale))
+state = torch_state.read(os.path.join(work, "after.safetensors"), "net.")
+worst = torch_state.compare(state, net.state_dict(), floor=1e-5)
 net.load_state_dict(state, strict=True)
 print("parity ok, worst %.3f of the tolerance" % worst)

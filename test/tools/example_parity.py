@@ -22,7 +22,7 @@ import torch
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "..", "bench"))
-import safetensors_io  # noqa: E402
+import torch_state  # noqa: E402
 import torch_reference  # noqa: E402
 
 netc, example, data, work, steps = sys.argv[1:6]
@@ -38,15 +38,8 @@ torch.manual_seed(0)
 model = getattr(torch_reference, example)()
 
 
-def flat(v):
-    if v.dtype == torch.int64:
-        return safetensors_io.Ints(int(i) for i in v.flatten())
-    return v.flatten().tolist()
-
-
 init = os.path.join(work, "init.safetensors")
-safetensors_io.write(init, {prefix + k: (list(v.shape), flat(v))
-                            for k, v in model.state_dict().items()})
+torch_state.write(init, model.state_dict(), prefix)
 exe = os.path.join(work, example)
 subprocess.run([netc, source, "-o", exe], check=True)
 after = os.path.join(work, "after.safetensors")
@@ -60,12 +53,7 @@ predicted = subprocess.run([exe, "--data", data, "--init", after, "--predict-fil
                            text=True).stdout
 
 x, y = torch_reference.load(data, files[0], files[1])
-got, _ = safetensors_io.read(after)
-state = {}
-for name, (shape, values) in got.items():
-    dtype = torch.int64 if isinstance(values[0], int) else torch.float32
-    state[name[len(prefix):]] = torch.tensor(values, dtype=dtype).reshape(shape)
-model.load_state_dict(state, strict=True)
+model.load_state_dict(torch_state.read(after, prefix), strict=True)
 model.eval()
 tx, ty = torch_reference.load(data, files[2], files[3])
 with torch.no_grad():
