@@ -34,6 +34,8 @@ struct TensorInfo {
   int64_t offset = 0;         ///< floats into the persistent block
   bool integer = false;       ///< kept as f32, saved as I64 (num_batches_tracked)
   int64_t numel() const;
+  /// Its safetensors dtype: "I64" or "F32".
+  const char *fileType() const { return integer ? "I64" : "F32"; }
   std::string shapeString() const;
 };
 

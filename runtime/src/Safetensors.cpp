@@ -184,7 +184,7 @@ void loadWeights(const ModelInfo &model, const std::string &path, float *persist
   for (const auto *list : {&model.params, &model.buffers})
     for (const auto &p : *list) {
       const char *what = list == &model.params ? "parameter" : "buffer";
-      const char *dtype = p.integer ? "I64" : "F32";
+      const char *dtype = p.fileType();
       auto it = tensors.find(p.name);
       if (it == tensors.end())
         throw Error("'" + path + "' has no tensor '" + p.name + "' (the model's " + what + " " +
@@ -251,8 +251,7 @@ CheckpointState loadCheckpoint(const ModelInfo &m, const std::string &path, floa
   for (const auto *list : {&m.params, &m.buffers, &m.states})
     for (const auto &t : *list) {
       auto it = tensors.find(t.name);
-      if (it == tensors.end() || it->second.shape != t.shape ||
-          it->second.dtype != (t.integer ? "I64" : "F32"))
+      if (it == tensors.end() || it->second.shape != t.shape || it->second.dtype != t.fileType())
         throw Error("'" + path + "' lacks tensor '" + t.name + "' " + t.shapeString());
       place(it->second, t, persist);
     }
@@ -311,7 +310,7 @@ void checkReplaceable(const ModelInfo &model, const std::string &path, bool chec
   for (const auto *list : {&model.params, &model.buffers})
     for (const auto &p : *list) {
       auto it = tensors.find(p.name);
-      same = same && it != tensors.end() && it->second.dtype == (p.integer ? "I64" : "F32") &&
+      same = same && it != tensors.end() && it->second.dtype == p.fileType() &&
              it->second.shape == p.shape;
     }
   if (!same)
