@@ -100,6 +100,33 @@ std::vector<SourceSpec> makeTable() {
               "the class names \"a, b, ...\" or their number (classifiers)"}},
             batching(32)),
        "file"});
+  t.push_back(
+      {"audio",
+       "data audio(dir = \"recordings\", sample_rate = 8000, label = \"^[0-9]\", batch = 64)",
+       SourceSpec::Fields::Pair,
+       {},
+       join({{"dir",
+              K::Path,
+              0,
+              {},
+              true,
+              "the folder of .wav files (searched with its sub-folders)"},
+             {"sample_rate", K::Number, 0, {}, true, "the clips' sample rate in Hz"},
+             {"label", K::Text, 0, "folder", false,
+              "\"folder\": a clip's class is its sub-folder; else a regular expression whose "
+              "match (its first group, if it has one) in the file name is the class"},
+             {"test_files", K::Text, 0, "", false,
+              "a regular expression: the clips whose file names it matches are the test set"},
+             {"channel",
+              K::Number,
+              -1,
+              {},
+              false,
+              "the channel to take (from 0); -1: the mean of all channels"},
+             {"classes", K::Classes, 0, "", false,
+              "the class names \"a, b, ...\" or their number (default: the labels found)"}},
+            batching(64)),
+       "dir"});
   return t;
 }
 

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <regex>
 
 #include <algorithm>
 #include <cassert>
@@ -109,6 +110,16 @@ bool Sema::sourceOption(const SourceOption &o, const ast::Arg &a) {
                    fmt::format("'{}' is a string: {} = \"...\" ({})", o.name, o.name, o.help));
       return false;
     }
+    if (model_.data.source == "audio" && (o.name == "label" || o.name == "test_files") &&
+        !(o.name == "label" && text->text == "folder")) {
+      try {
+        std::regex check(text->text, std::regex::ECMAScript);
+      } catch (const std::regex_error &e) {
+        diags_.error(a.loc, fmt::format("{} = \"{}\" is not a regular expression: {}", o.name,
+                                        text->text, e.what()));
+        return false;
+      }
+    }
     model_.data.texts[o.name] = resolved(o, text->text);
     return true;
   }
@@ -134,6 +145,10 @@ bool Sema::sourceOption(const SourceOption &o, const ast::Arg &a) {
   if ((o.name == "skip" || o.name == "split_seed") && !whole(0, 1e15))
     return false;
   if (o.name == "points" && !whole(2, 1e8))
+    return false;
+  if (o.name == "sample_rate" && !whole(1, 1e7))
+    return false;
+  if (o.name == "channel" && !whole(-1, 65535))
     return false;
   if (o.name == "test" && !(*v >= 0 && *v < 1)) {
     diags_.error(a.loc, "test is the fraction held out for testing, from 0 up to (not "

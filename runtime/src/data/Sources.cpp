@@ -94,8 +94,8 @@ using Opener = Splits (*)(const ModelInfo &, const std::string &);
 
 /// Every source the runtime knows, by the name sema's table gives it.
 constexpr std::pair<std::string_view, Opener> kSources[] = {
-    {"sine", openSine}, {"inline", openInline}, {"tensors", openTensors},
-    {"mnist", openIdx}, {"idx", openIdx},       {"csv", openCsv},
+    {"sine", openSine}, {"inline", openInline}, {"tensors", openTensors}, {"mnist", openIdx},
+    {"idx", openIdx},   {"csv", openCsv},       {"audio", openAudio},
 };
 
 } // namespace
@@ -181,6 +181,8 @@ std::shared_ptr<const Dataset> openInputs(const ModelInfo &m, const std::string 
   std::vector<FieldLayout> layouts = inputLayouts(m);
   if (m.dataSource == "csv")
     return csvInputs(m, file);
+  if (m.dataSource == "audio")
+    return audioInputs(m, file);
   if (m.dataSource == "idx" || m.dataSource == "mnist") {
     if (layouts.size() != 1)
       throw Error("predictions from an IDX file need a model with one input field");
@@ -211,7 +213,7 @@ std::shared_ptr<const Dataset> openInputs(const ModelInfo &m, const std::string 
     }
     return std::make_shared<TableDataset>(std::move(layouts), std::move(cols), n);
   }
-  throw Error("--predict-file reads csv, idx and tensors data; this model's data is '" +
+  throw Error("--predict-file reads csv, idx, tensors and audio data; this model's data is '" +
               m.dataSource + "'");
 }
 

@@ -21,6 +21,7 @@ Splits openInline(const ModelInfo &model, const std::string &path);
 Splits openTensors(const ModelInfo &model, const std::string &path);
 Splits openIdx(const ModelInfo &model, const std::string &path);
 Splits openCsv(const ModelInfo &model, const std::string &path);
+Splits openAudio(const ModelInfo &model, const std::string &path);
 
 /// New inputs for predictions (--predict-file): a file in the source's
 /// format holding the model's input fields (targets may be there or not).
@@ -31,6 +32,8 @@ std::shared_ptr<const Dataset> openInputs(const ModelInfo &model, const std::str
 std::vector<FieldLayout> inputLayouts(const ModelInfo &model);
 
 std::shared_ptr<const Dataset> csvInputs(const ModelInfo &model, const std::string &file);
+/// One clip, from a WAVE file, as the audio source reads it.
+std::shared_ptr<const Dataset> audioInputs(const ModelInfo &model, const std::string &file);
 
 /// The number of classes of a classifier (its class names, else the width
 /// of its scores); 0 for other models.
