@@ -123,15 +123,30 @@ void formatTensor(std::string &out, const float *v, const std::vector<int64_t> &
 /// `text = value` for every print statement, after a forward pass over
 /// `batch` (n examples).
 void printValues(const Session &s, const Batch &batch, int64_t n) {
+  std::vector<std::vector<float>> copies; // --print-file's tensors
+  std::vector<TensorView> views;
   for (const PrintInfo &p : s.m.prints) {
     std::vector<int64_t> shape = p.at.shape;
-    for (auto &d : shape)
+    int64_t numel = 1;
+    for (auto &d : shape) {
       d = d == kBatch ? n : d;
+      numel *= d;
+    }
     float constant;
     std::string text;
-    formatTensor(text, outputValues(s, p.at, batch, n, constant), shape, 0);
+    const float *values = outputValues(s, p.at, batch, n, constant);
+    formatTensor(text, values, shape, 0);
     std::printf("%s = %s\n", p.text.c_str(), text.c_str());
+    if (!s.f.printFile.empty()) {
+      copies.emplace_back(values, values + numel);
+      views.push_back({p.text, shape, nullptr});
+    }
   }
+  if (s.f.printFile.empty())
+    return;
+  for (size_t i = 0; i < views.size(); ++i)
+    views[i].data = copies[i].data();
+  writeSafetensors(s.f.printFile, views, {});
 }
 
 /// A forward pass over the first examples of `data` (all of them, or a

@@ -155,6 +155,9 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
   app.add_option("--save", f.save, "where to write the trained weights (safetensors)")
       ->capture_default_str();
   app.add_option("--metrics", f.metrics, "append JSON Lines progress records to this file");
+  app.add_option("--print-file", f.printFile,
+                 "also write the values of the print statements, in full, to this safetensors "
+                 "file (each named by its expression)");
   app.add_option("--threads", f.threads,
                  "threads for the big kernels (default: the cores this process may use, "
                  "at most the model's largest chunk count); results are the same bits "

@@ -39,6 +39,7 @@ struct Flags {
   std::string init;
   std::string save;
   std::string metrics;
+  std::string printFile; ///< --print-file: the print statements' values, in full
   std::string data;
   int64_t batch = 0;
   bool noShuffle = false;
