@@ -6,7 +6,7 @@ import lit.formats
 config.name = "netc"
 config.test_format = lit.formats.ShTest(execute_external=False)
 config.suffixes = [".nn", ".test"]
-config.excludes = ["Inputs", "unit", "fuzz", "reference", "models", "expected", "data", "CMakeLists.txt"]
+config.excludes = ["Inputs", "unit", "fuzz", "reference", "models", "expected", "data", "audio", "CMakeLists.txt"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.netc_obj_root, "test")
 

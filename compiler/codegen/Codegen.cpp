@@ -3,7 +3,9 @@
 #include "compiler/transforms/Modes.h"
 #include "compiler/codegen/Kernels.h"
 
+#include <fmt/format.h>
 #include <llvm/IR/Constants.h>
+#include <llvm/IR/GlobalVariable.h>
 #include <llvm/IR/Verifier.h>
 #include <nlohmann/json.hpp>
 
@@ -138,6 +140,9 @@ private:
     case Kernel::Kind::Slice:
       emitSliceKernel(ctx, k);
       break;
+    case Kernel::Kind::Layout:
+      emitChunked(ctx, k, index, layoutChunkCount, emitLayoutChunk);
+      break;
     case Kernel::Kind::View:
       break;
     }
@@ -257,6 +262,8 @@ private:
         return b.CreateLoad(b.getPtrTy(), b.CreateConstInBoundsGEP1_64(b.getPtrTy(), inputs, off));
       case Buffer::Region::Fixed:
         return b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), scratch, off);
+      case Buffer::Region::Table:
+        return table(entry_.graph.node(v));
       case Buffer::Region::Batch:
         if (!bases->npad) {
           // Npad = N rounded up to NETC_BATCH_PAD: keeps per-batch buffers aligned.
@@ -274,6 +281,28 @@ private:
       }
       return nullptr;
     };
+  }
+
+  /// A table as a constant global of the element type, one per name and
+  /// type in the module (entry points share it).
+  llvm::Constant *table(const Node &n) {
+    std::string name = fmt::format("netc.table.{}.{}", elem_->isDoubleTy() ? "f64" : "f32",
+                                   n.attrs.name);
+    if (llvm::GlobalVariable *g = m_.getGlobalVariable(name, /*AllowInternal=*/true))
+      return g;
+    const std::vector<double> &v = *n.attrs.table;
+    llvm::Constant *data;
+    if (elem_->isDoubleTy()) {
+      data = llvm::ConstantDataArray::get(m_.getContext(), llvm::ArrayRef<double>(v));
+    } else {
+      std::vector<float> f(v.begin(), v.end());
+      data = llvm::ConstantDataArray::get(m_.getContext(), llvm::ArrayRef<float>(f));
+    }
+    auto *g = new llvm::GlobalVariable(m_, data->getType(), /*isConstant=*/true,
+                                       llvm::GlobalValue::InternalLinkage, data, name);
+    g->setAlignment(llvm::Align(64));
+    g->setUnnamedAddr(llvm::GlobalValue::UnnamedAddr::Global);
+    return g;
   }
 
   llvm::Module &m_;
@@ -414,6 +443,7 @@ nlohmann::json outputLocation(const EntryPoint &entry, const std::string &name) 
   case Buffer::Region::Input:
     out.update({{"region", "input"}, {"field", b.offset}});
     break;
+  case Buffer::Region::Table: // sema never makes a table an output
   case Buffer::Region::None:
     assert(n.op == Op::Const && "an output not in memory is a constant");
     out.update({{"region", "const"}, {"value", n.attrs.value}});

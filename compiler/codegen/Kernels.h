@@ -68,4 +68,10 @@ void emitWindowFinish(const EmitContext &ctx, const Kernel &kernel, llvm::Value 
 void emitStackKernel(const EmitContext &ctx, const Kernel &kernel);
 void emitSliceKernel(const EmitContext &ctx, const Kernel &kernel);
 
+/// Transpose, Frames and FramesGrad, in independent chunks of matrices or
+/// signals.
+llvm::Value *layoutChunkCount(const EmitContext &ctx, const Kernel &kernel);
+void emitLayoutChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
+                     llvm::Value *chunks);
+
 } // namespace netc

@@ -1,8 +1,123 @@
-// LayoutKernels.cpp - stack and slice along the last axis: pure data
-// movement, one loop each.
+// LayoutKernels.cpp - stack and slice along the last axis, transposes and
+// frames: pure data movement (frames' adjoint adds overlapping frames).
 #include "compiler/codegen/Kernels.h"
 
+#include "compiler/graph/Ops.h"
+
 namespace netc {
+
+namespace {
+
+/// A layout kernel's independent units: matrices of a transpose, signals
+/// of frames and of their adjoint; the elements each unit moves.
+struct LayoutUnits {
+  llvm::Value *count;
+  int64_t elements;
+};
+
+LayoutUnits layoutUnits(const EmitContext &ctx, const Node &n) {
+  const Shape &in = ctx.graph.shape(n.inputs[0]);
+  const Shape &small = n.op == Op::Frames ? in : n.shape; // the signals' shape
+  switch (n.op) {
+  case Op::Transpose: {
+    int64_t matrix = in.dims[in.rank() - 1] * in.dims[in.rank() - 2];
+    llvm::Value *all = ctx.numel(in);
+    return {ctx.b.CreateUDiv(all, ctx.i64(matrix)), matrix};
+  }
+  default: {
+    int64_t length = (n.op == Op::Frames ? in : n.shape).dims.back();
+    const Shape &framed = n.op == Op::Frames ? n.shape : in;
+    int64_t perSignal = framed.dims[framed.rank() - 1] * framed.dims[framed.rank() - 2];
+    return {ctx.b.CreateUDiv(ctx.numel(small), ctx.i64(length)), perSignal};
+  }
+  }
+}
+
+} // namespace
+
+llvm::Value *layoutChunkCount(const EmitContext &ctx, const Kernel &kernel) {
+  const Node &n = ctx.graph.node(kernel.nodes.front());
+  LayoutUnits u = layoutUnits(ctx, n);
+  // One chunk per ~64K elements moved.
+  llvm::Value *byWork =
+      ctx.b.CreateLShr(ctx.b.CreateMul(u.count, ctx.i64(u.elements)), ctx.i64(16));
+  return ctx.chunkCount(byWork, ctx.chunkUnits(u.count, 1));
+}
+
+void emitLayoutChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
+                     llvm::Value *chunks) {
+  auto &b = ctx.b;
+  ValueId out = kernel.nodes.front();
+  const Node &n = ctx.graph.node(out);
+  LayoutUnits u = layoutUnits(ctx, n);
+  auto [lo, hi] = ctx.chunkRange(chunk, chunks, u.count, 1);
+  auto units = [&](const std::function<void(llvm::Value *)> &body) {
+    ctx.loop(
+        b.CreateSub(hi, lo), [&](llvm::Value *i) { body(b.CreateAdd(lo, i)); }, "unit");
+  };
+  if (n.op == Op::Transpose) {
+    // [.., R, C] -> [.., C, R], read row by row.
+    const Shape &in = ctx.graph.shape(n.inputs[0]);
+    int64_t rows = in.dims[in.rank() - 2], cols = in.dims[in.rank() - 1];
+    units([&](llvm::Value *m) {
+      llvm::Value *base = b.CreateMul(m, ctx.i64(rows * cols));
+      ctx.loop(
+          ctx.i64(rows),
+          [&](llvm::Value *r) {
+            ctx.loop(
+                ctx.i64(cols),
+                [&](llvm::Value *c) {
+                  llvm::Value *from =
+                      b.CreateAdd(base, b.CreateAdd(b.CreateMul(r, ctx.i64(cols)), c));
+                  llvm::Value *to =
+                      b.CreateAdd(base, b.CreateAdd(b.CreateMul(c, ctx.i64(rows)), r));
+                  ctx.store(out, to, ctx.load(n.inputs[0], from));
+                },
+                "c");
+          },
+          "r");
+    });
+    return;
+  }
+  // Frames and their adjoint: signals of `length`, `frames` frames of
+  // `width` samples `hop` apart, over the signal reflect-padded by pl.
+  const std::vector<int64_t> &w = n.attrs.window;
+  bool grad = n.op == Op::FramesGrad;
+  const Shape &signal = grad ? n.shape : ctx.graph.shape(n.inputs[0]);
+  const Shape &framed = grad ? ctx.graph.shape(n.inputs[0]) : n.shape;
+  int64_t length = signal.dims.back(), width = w[0], hop = w[1], pl = w[2];
+  int64_t frames = framed.dims[framed.rank() - 2];
+  units([&](llvm::Value *m) {
+    llvm::Value *x0 = b.CreateMul(m, ctx.i64(length));
+    llvm::Value *f0 = b.CreateMul(m, ctx.i64(frames * width));
+    if (grad)
+      ctx.loop(ctx.i64(length), [&](llvm::Value *i) {
+        ctx.store(out, b.CreateAdd(x0, i), llvm::ConstantFP::get(ctx.fp(), 0.0));
+      });
+    ctx.loop(
+        ctx.i64(frames),
+        [&](llvm::Value *t) {
+          ctx.loop(
+              ctx.i64(width),
+              [&](llvm::Value *k) {
+                // i = p - pl for the padded position p, reflected at both ends.
+                llvm::Value *i =
+                    b.CreateSub(b.CreateAdd(b.CreateMul(t, ctx.i64(hop)), k), ctx.i64(pl));
+                i = b.CreateSelect(b.CreateICmpSLT(i, ctx.i64(0)), b.CreateNeg(i), i);
+                i = b.CreateSelect(b.CreateICmpSGE(i, ctx.i64(length)),
+                                   b.CreateSub(ctx.i64(2 * (length - 1)), i), i);
+                llvm::Value *x = b.CreateAdd(x0, i);
+                llvm::Value *f = b.CreateAdd(f0, b.CreateAdd(b.CreateMul(t, ctx.i64(width)), k));
+                if (grad)
+                  ctx.store(out, x, b.CreateFAdd(ctx.load(out, x), ctx.load(n.inputs[0], f)));
+                else
+                  ctx.store(out, f, ctx.load(n.inputs[0], x));
+              },
+              "k");
+        },
+        "t");
+  });
+}
 
 void emitStackKernel(const EmitContext &ctx, const Kernel &kernel) {
   auto &b = ctx.b;

@@ -589,11 +589,19 @@ struct Product {
     a = ctx.pointer(n.inputs[0]);
     b = ctx.pointer(n.inputs[1]);
     c = ctx.pointer(cv);
-    rows = ctx.extent(n.shape.dims[0]);
-    cols = ctx.extent(n.shape.dims[1]);
-    depth = ctx.extent(n.attrs.transA ? as.dims[0] : as.dims[1]);
-    lda = ctx.extent(as.dims[1]);
-    ldb = ctx.extent(bs.dims[1]);
+    // Operands of higher rank are matrices of their leading dims by their
+    // last (Ops.def).
+    auto leading = [&](const Shape &s) {
+      llvm::Value *r = ctx.extent(s.dims[0]);
+      for (size_t i = 1; i + 1 < s.rank(); ++i)
+        r = ctx.b.CreateMul(r, ctx.extent(s.dims[i]));
+      return r;
+    };
+    rows = leading(n.shape);
+    cols = ctx.extent(n.shape.dims.back());
+    depth = n.attrs.transA ? leading(as) : ctx.extent(as.dims.back());
+    lda = ctx.extent(as.dims.back());
+    ldb = ctx.extent(bs.dims.back());
   }
 
   llvm::Value *outer() const { return kind.scheme == Scheme::Broadcast ? cols : rows; }

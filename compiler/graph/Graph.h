@@ -12,6 +12,7 @@
 #include "netc/runtime.h"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -64,9 +65,12 @@ struct Attrs {
   Shape shape;               ///< SumTo, BroadcastTo, Reshape target
   bool transA = false;       ///< MatMul
   bool transB = false;       ///< MatMul
-  std::string name;          ///< Input, Param, State, Buffer, HParam
+  std::string name;          ///< Input, Param, State, Buffer, HParam, Table
   std::vector<int64_t> window; ///< Window ops: [kh, kw,] stride h, w, padding t, b, l, r
   bool integer = false;      ///< Input: i64 elements (class labels)
+  /// Table: its values, row-major (its name says what they are: tables of
+  /// one name hold the same values).
+  std::shared_ptr<const std::vector<double>> table;
   bool operator==(const Attrs &) const = default;
 };
 

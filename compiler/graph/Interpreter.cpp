@@ -178,6 +178,8 @@ Evaluation interpret(const Graph &g, int64_t batch,
         r = {static_cast<double>(batch)};
       else if (n.op == Op::HParam)
         r = {hparams.at(static_cast<size_t>(n.attrs.k))};
+      else if (n.op == Op::Table)
+        r = *n.attrs.table;
       else
         r = leaves.at(static_cast<ValueId>(i));
       assert(static_cast<int64_t>(r.size()) == count && "leaf of the wrong size");
@@ -247,6 +249,39 @@ Evaluation interpret(const Graph &g, int64_t batch,
           r[e * k + j] = in(j)[e];
       break;
     }
+    case Op::Transpose: {
+      // [.., R, C] -> [.., C, R]
+      int64_t rows = out[out.size() - 1], cols = out[out.size() - 2];
+      r.resize(static_cast<size_t>(count));
+      for (int64_t m = 0; m < count / (rows * cols); ++m)
+        for (int64_t i2 = 0; i2 < rows; ++i2)
+          for (int64_t j = 0; j < cols; ++j)
+            r[static_cast<size_t>((m * cols + j) * rows + i2)] =
+                in(0)[static_cast<size_t>((m * rows + i2) * cols + j)];
+      break;
+    }
+    case Op::Frames:
+    case Op::FramesGrad: {
+      // Signals of `length` samples, `frames` frames of `width` each.
+      const std::vector<int64_t> &w = n.attrs.window;
+      bool grad = n.op == Op::FramesGrad;
+      auto sig = grad ? out : inDims(0);
+      int64_t length = sig.back(), width = w[0], hop = w[1];
+      int64_t frames = (length + w[2] + w[3] - width) / hop + 1;
+      int64_t signals = numel(grad ? n.shape : g.shape(n.inputs[0]), batch) / length;
+      r.assign(static_cast<size_t>(count), 0.0);
+      for (int64_t m = 0; m < signals; ++m)
+        for (int64_t t = 0; t < frames; ++t)
+          for (int64_t k = 0; k < width; ++k) {
+            auto x = static_cast<size_t>(m * length + reflectIndex(t * hop + k, w[2], length));
+            auto f = static_cast<size_t>((m * frames + t) * width + k);
+            if (grad)
+              r[x] += in(0)[f];
+            else
+              r[f] = in(0)[x];
+          }
+      break;
+    }
     case Op::Slice: {
       auto src = inDims(0);
       auto last = static_cast<size_t>(src.back());
@@ -297,18 +332,22 @@ Evaluation interpret(const Graph &g, int64_t batch,
       r = window(g, n, batch, [&](size_t k) -> const std::vector<double> & { return in(k); });
       break;
     case Op::MatMul: {
+      // Operands as matrices: leading dims by the last (Ops.def).
       auto a = inDims(0), b = inDims(1);
-      int64_t m = out[0], nn = out[1];
-      int64_t kk = n.attrs.transA ? a[0] : a[1];
+      int64_t lda = a.back(), ldb = b.back();
+      int64_t aRows = static_cast<int64_t>(in(0).size()) / lda;
+      int64_t m = n.attrs.transA ? lda : aRows;
+      int64_t kk = n.attrs.transA ? aRows : lda;
+      int64_t nn = out.back();
       r.assign(static_cast<size_t>(m * nn), 0.0);
       for (int64_t i2 = 0; i2 < m; ++i2)
         for (int64_t j = 0; j < nn; ++j) {
           double s = 0;
           for (int64_t p = 0; p < kk; ++p) {
-            double av = n.attrs.transA ? in(0)[static_cast<size_t>(p * a[1] + i2)]
-                                       : in(0)[static_cast<size_t>(i2 * a[1] + p)];
-            double bv = n.attrs.transB ? in(1)[static_cast<size_t>(j * b[1] + p)]
-                                       : in(1)[static_cast<size_t>(p * b[1] + j)];
+            double av = n.attrs.transA ? in(0)[static_cast<size_t>(p * lda + i2)]
+                                       : in(0)[static_cast<size_t>(i2 * lda + p)];
+            double bv = n.attrs.transB ? in(1)[static_cast<size_t>(j * ldb + p)]
+                                       : in(1)[static_cast<size_t>(p * ldb + j)];
             s += av * bv;
           }
           r[static_cast<size_t>(i2 * nn + j)] = s;

@@ -96,21 +96,67 @@ ShapeResult checked(Shape s) {
   return ok(std::move(s));
 }
 
+/// A matrix product's operand as a matrix: its leading dims (rows) and its
+/// last dim (columns).
+std::pair<std::vector<int64_t>, int64_t> asMatrix(const Shape &s) {
+  return {std::vector<int64_t>(s.dims.begin(), s.dims.end() - 1), s.dims.back()};
+}
+
 ShapeResult matmulShape(const Shape &a, const Shape &b, const Attrs &at) {
-  if (a.rank() != 2 || b.rank() != 2)
+  if (a.rank() < 2 || b.rank() < 2 || (at.transB && b.rank() != 2))
     return fail(fmt::format("matrix product needs 2-d operands, got {} and {}",
                             a.str(), b.str()));
-  int64_t m = at.transA ? a.dims[1] : a.dims[0];
-  int64_t ka = at.transA ? a.dims[0] : a.dims[1];
-  int64_t kb = at.transB ? b.dims[1] : b.dims[0];
-  int64_t n = at.transB ? b.dims[0] : b.dims[1];
+  auto [aRows, aCols] = asMatrix(a);
+  auto [bRows, bCols] = asMatrix(b);
+  // op(A) is rows x inner, op(B) inner x cols; an operand of higher rank
+  // keeps its leading dims together, so its rows may only meet the other
+  // operand's rows (Aᵀ·B, a gradient summed over them) or become C's.
+  std::vector<int64_t> rows = at.transA ? std::vector<int64_t>{aCols} : aRows;
+  std::vector<int64_t> ka = at.transA ? aRows : std::vector<int64_t>{aCols};
+  std::vector<int64_t> kb = at.transB ? std::vector<int64_t>{bCols} : bRows;
+  int64_t n = at.transB ? bRows[0] : bCols;
   if (ka != kb)
     return fail(fmt::format("matrix product of {} and {}: inner dimensions "
                             "differ",
                             a.str(), b.str()));
-  return checked(Shape{{m, n}});
+  rows.push_back(n);
+  return checked(Shape{rows});
 }
 
+/// frames: [.., L] -> [.., T, n] (Ops.def).
+ShapeResult framesShape(const std::vector<const Shape *> &in, const Attrs &at) {
+  const Shape &x = *in[0];
+  const std::vector<int64_t> &w = at.window;
+  if (x.rank() == 0 || x.dims.back() == kBatch || w.size() != 4 || w[0] < 1 || w[1] < 1 ||
+      w[2] < 0 || w[3] < 0)
+    return fail(fmt::format("frames of {} need signals along the last axis", x.str()));
+  int64_t length = x.dims.back();
+  if (w[2] >= length || w[3] >= length)
+    return fail(fmt::format("reflect padding of {} and {} samples needs signals longer than "
+                            "that, got {}",
+                            w[2], w[3], length));
+  int64_t padded = length + w[2] + w[3];
+  if (padded < w[0])
+    return fail(fmt::format("frames of {} samples from signals of {} (padded) leave none", w[0],
+                            padded));
+  Shape out = x;
+  out.dims.back() = (padded - w[0]) / w[1] + 1;
+  out.dims.push_back(w[0]);
+  return checked(out);
+}
+
+} // namespace
+
+int64_t reflectIndex(int64_t p, int64_t padLeft, int64_t length) {
+  int64_t i = p - padLeft;
+  if (i < 0)
+    return -i;
+  if (i >= length)
+    return 2 * (length - 1) - i;
+  return i;
+}
+
+namespace {
 } // namespace
 
 // ---- the graph -------------------------------------------------------------
@@ -345,6 +391,7 @@ const OpRules kRules[] = {
     {Op::HParam, scalarShape, nullptr, nullptr, false, kName | kK},
     {Op::Const, scalarShape, nullptr, nullptr, false, kValue},
     {Op::BatchSize, scalarShape, nullptr, nullptr, false, kNone},
+    {Op::Table, leafShape, nullptr, nullptr, false, kName | kShape},
 
     {Op::Neg, sameShape, [](Rule r) { return grads({-r.dy()}); }, [](double a, double, const Attrs &) { return -a; }, true, kNone},
     {Op::Exp, sameShape, [](Rule r) { return grads({r.dy() * r.y()}); }, [](double a, double, const Attrs &) { return std::exp(a); }, false, kNone},
@@ -483,6 +530,31 @@ const OpRules kRules[] = {
        return Grads{r.a.g.add(Op::Stack, parts)};
      },
      nullptr, false, kK},
+
+    {Op::Transpose,
+     [](const std::vector<const Shape *> &in, const Attrs &) {
+       if (in[0]->rank() < 2)
+         return fail(fmt::format("transpose swaps the two last axes, which {} does not have",
+                                 in[0]->str()));
+       Shape s = *in[0];
+       std::swap(s.dims[s.rank() - 1], s.dims[s.rank() - 2]);
+       return ok(s);
+     },
+     [](Rule r) { return grads({apply(Op::Transpose, r.dy())}); }, nullptr, false, kNone},
+    {Op::Frames, framesShape,
+     [](Rule r) {
+       Attrs a = r.a.node.attrs;
+       a.shape = r.shapeOf(0);
+       return Grads{r.a.g.add(Op::FramesGrad, {r.a.dy}, a)};
+     },
+     nullptr, false, kWindow},
+    {Op::FramesGrad, givenShape,
+     [](Rule r) {
+       Attrs a = r.a.node.attrs;
+       a.shape = {};
+       return Grads{r.a.g.add(Op::Frames, {r.a.dy}, a)};
+     },
+     nullptr, false, kWindow | kShape},
 
     // dx = y * (dy - rowsum(dy * y)).
     {Op::Softmax, rowShape,

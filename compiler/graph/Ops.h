@@ -34,6 +34,11 @@ struct WindowGeometry {
 };
 WindowGeometry windowGeometry(Op op, const Attrs &attrs, const Shape *weight);
 
+/// Frames' reflect padding (torch.nn.functional.pad, mode "reflect"): the
+/// index in a signal of `length` samples of position p of the signal
+/// padded by `padLeft` on the left (p within the padded signal).
+int64_t reflectIndex(int64_t p, int64_t padLeft, int64_t length);
+
 /// An elementwise op's value on doubles (operand b unused by unary ops).
 double evalElementwise(Op op, double a, double b, const Attrs &attrs);
 

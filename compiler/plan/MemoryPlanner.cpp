@@ -163,6 +163,9 @@ MemoryPlan planMemory(const Graph &g, const Schedule &s, const PersistentLayout 
       b.region = Buffer::Region::Input;
       b.offset = n.attrs.k;
       continue;
+    case Op::Table:
+      b.region = Buffer::Region::Table;
+      continue;
     case Op::Reshape: {
       ValueId src = n.inputs[0];
       while (g.node(src).op == Op::Reshape)
@@ -224,6 +227,9 @@ void printPlan(const Graph &g, const Schedule &s, const MemoryPlan &plan,
       break;
     case Buffer::Region::Input:
       where = fmt::format("input #{}", b.offset);
+      break;
+    case Buffer::Region::Table:
+      where = "constant";
       break;
     case Buffer::Region::Fixed:
       where = fmt::format("scratch +{} ({} B)", b.offset, b.bytes);

@@ -37,10 +37,11 @@ struct PersistentLayout {
 PersistentLayout layoutPersistent(const Model &model, const std::vector<StateSpec> &states);
 
 struct Buffer {
-  enum class Region { None, Persistent, Input, Fixed, Batch };
+  enum class Region { None, Persistent, Input, Fixed, Batch, Table };
   Region region = Region::None;
   int64_t offset = 0; ///< floats (Persistent), index (Input), bytes (Fixed),
-                      ///< bytes per padded N (Batch)
+                      ///< bytes per padded N (Batch); Table: a constant of
+                      ///< the module (the node's attrs.table)
   int64_t bytes = 0;  ///< Fixed: bytes; Batch: bytes per padded N
   int firstKernel = -1, lastKernel = -1;
   ValueId aliasOf = kNoValue; ///< a reshape's operand

@@ -45,6 +45,13 @@ const Builtin kBuiltins[] = {
     {"batch_norm2d", K::Layer, L::BatchNorm, Op::BatchNorm,
      "batch_norm2d(channels, eps = 1e-5, momentum = 0.1)"},
     {"dropout", K::Layer, L::Dropout, Op::Dropout, "dropout(p = 0.5)"},
+    {"spectrogram", K::Layer, L::Spectrogram, Op::Frames,
+     "spectrogram(n_fft = 400, win_length = n_fft, hop_length = win_length / 2, power = 2, "
+     "center = true)"},
+    {"mel_spectrogram", K::Layer, L::Spectrogram, Op::Frames,
+     "mel_spectrogram(sample_rate = 16000, n_fft = 400, win_length = n_fft, hop_length = "
+     "win_length / 2, f_min = 0, f_max = sample_rate / 2, n_mels = 128, power = 2, center = true, "
+     "norm = \"none\", mel_scale = \"htk\")"},
     {"flatten", K::Layer, L::Flatten, Op::Reshape, "flatten(start = 1, end = -1)"},
     {"relu", K::Layer, L::Elementwise, Op::Relu, "relu"},
     {"sigmoid", K::Layer, L::Elementwise, Op::Sigmoid, "sigmoid"},

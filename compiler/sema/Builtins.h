@@ -33,6 +33,7 @@ enum class Lowering {
   Pool,          ///< max_pool2d, avg_pool2d
   BatchNorm,     ///< batch_norm1d, batch_norm2d
   Dropout,       ///< dropout
+  Spectrogram,   ///< spectrogram, mel_spectrogram (torchaudio's transforms)
   None,          ///< initializers, optimizers, constants
 };
 

@@ -208,6 +208,7 @@ ValueId Sema::lower(const ast::Call &c) {
   case Lowering::Pool:
   case Lowering::BatchNorm:
   case Lowering::Dropout:
+  case Lowering::Spectrogram:
   case Lowering::None:
     break;
   }

@@ -9,6 +9,7 @@
 // those files include this header.
 #pragma once
 
+#include "compiler/sema/AudioTables.h"
 #include "compiler/sema/Builtins.h"
 #include "compiler/sema/DataSources.h"
 #include "compiler/sema/Sema.h"
@@ -64,6 +65,7 @@ struct Layer {
   std::vector<ValueId> buffers; ///< batch norm: running mean, var, batches tracked
   std::vector<int64_t> window;  ///< conv2d, pooling: the window op's attrs.window
   ast::Loc loc;
+  SpectrogramSpec spectrogram;  ///< spectrogram, mel_spectrogram
 };
 
 struct Sequence {
@@ -348,6 +350,11 @@ private:
   ValueId applyWindow(const Layer &l, ValueId x, ast::Loc loc);
   /// batch_norm1d/2d and dropout: mode ops (Modes.h).
   std::optional<Layer> modeLayer(const ast::LayerRef &ref, const std::string &prefix, Layer layer);
+  /// spectrogram, mel_spectrogram: torchaudio's arguments, checked.
+  std::optional<Layer> spectrogramLayer(const ast::LayerRef &ref, Layer layer);
+  /// Frames of the signal's last axis, times the DFT tables, the power,
+  /// times the mel table: [.., L] -> [.., n_mels (or bins), frames].
+  ValueId applySpectrogram(const Layer &l, ValueId x, ast::Loc loc);
   ValueId applyModeLayer(const Layer &l, ValueId x, ast::Loc loc);
   int64_t dropoutStreams_ = 0; ///< dropout layers applied so far
 

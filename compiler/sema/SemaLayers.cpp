@@ -21,11 +21,13 @@ std::optional<Layer> Sema::makeLayer(const ast::LayerRef &ref, const std::string
     suggest(ref.name, names);
     return std::nullopt;
   }
-  Layer layer{row, ref.name, {}, {}, {}, {}, ref.loc};
+  Layer layer{row, ref.name, {}, {}, {}, {}, ref.loc, {}};
   if (row->lowering == Lowering::Conv || row->lowering == Lowering::Pool)
     return windowLayer(ref, *row, prefix, std::move(layer));
   if (row->lowering == Lowering::BatchNorm || row->lowering == Lowering::Dropout)
     return modeLayer(ref, prefix, std::move(layer));
+  if (row->lowering == Lowering::Spectrogram)
+    return spectrogramLayer(ref, std::move(layer));
   if (row->lowering == Lowering::Linear) {
     auto v = bindArgs(ref.loc, "linear", ref.args,
                       Signature{{{"in", std::nullopt}, {"out", std::nullopt}, {"bias", 1.0}}});
@@ -336,6 +338,8 @@ ValueId Sema::applyLayer(const Layer &l, ValueId x, ast::Loc loc) {
     return applyWindow(l, x, loc);
   if (l.row->lowering == Lowering::BatchNorm || l.row->lowering == Lowering::Dropout)
     return applyModeLayer(l, x, loc);
+  if (l.row->lowering == Lowering::Spectrogram)
+    return applySpectrogram(l, x, loc);
   if (l.row->lowering == Lowering::Row)
     return rowOp(l.kind, x, l.args[0], l.loc);
   return node(l.row->op, {x}, {}, l.loc);

@@ -15,8 +15,10 @@ namespace netc {
 namespace {
 
 bool isInlineLeaf(Op op) { return op == Op::Const || op == Op::HParam || op == Op::BatchSize; }
+// Tables are in memory too: constant globals of the module.
 bool isMemoryLeaf(Op op) {
-  return op == Op::Input || op == Op::Param || op == Op::State || op == Op::Buffer;
+  return op == Op::Input || op == Op::Param || op == Op::State || op == Op::Buffer ||
+         op == Op::Table;
 }
 bool isReduction(Op op) { return op == Op::Sum || op == Op::SumTo; }
 
@@ -108,6 +110,8 @@ private:
                           : opKind(n.op) == OpKind::Window ? Kernel::Kind::Window
                           : n.op == Op::Stack              ? Kernel::Kind::Stack
                           : n.op == Op::Slice              ? Kernel::Kind::Slice
+                          : n.op == Op::Transpose || n.op == Op::Frames || n.op == Op::FramesGrad
+                              ? Kernel::Kind::Layout
                                                            : Kernel::Kind::View;
       start(kind, {}, id);
       return;
@@ -351,6 +355,8 @@ const char *kindName(Kernel::Kind k) {
     return "stack";
   case Kernel::Kind::Slice:
     return "slice";
+  case Kernel::Kind::Layout:
+    return "layout";
   case Kernel::Kind::View:
     return "view";
   }

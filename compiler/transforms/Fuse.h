@@ -24,6 +24,7 @@ struct Kernel {
     Window, ///< a convolution or pooling, or one of their gradients
     Stack,  ///< one stack
     Slice,  ///< one slice
+    Layout, ///< one transpose, frames or frames' adjoint
     View,   ///< a reshape: no code, its result aliases its operand
   };
   Kind kind = Kind::Loop;

@@ -195,6 +195,29 @@ std::vector<Case> cases() {
          a.k = 1;
          return g.add(Op::Slice, {param(g, "x", Shape{{kBatch, 3}})}, a);
        }},
+      {"transpose", [](Graph &g) { return unary(g, Op::Transpose, Shape{{kBatch, 2, 3}}); }},
+      {"frames with reflect padding", [](Graph &g) {
+         Attrs a;
+         a.window = {4, 3, 2, 3}; // width 4, hop 3, padding 2 left, 3 right
+         return g.add(Op::Frames, {param(g, "x", Shape{{kBatch, 2, 7}})}, a);
+       }},
+      {"frames_grad", [](Graph &g) {
+         Attrs a;
+         a.window = {3, 2, 1, 1};
+         a.shape = Shape{{kBatch, 5}};
+         return g.add(Op::FramesGrad, {param(g, "x", Shape{{kBatch, 3, 3}})}, a);
+       }},
+      {"matmul rank 3 by a table", [](Graph &g) {
+         Attrs t;
+         t.name = "t";
+         t.shape = Shape{{3, 2}};
+         t.table = std::make_shared<const std::vector<double>>(
+             std::vector<double>{0.5, -1, 2, 0.25, -0.75, 1.5});
+         return g.add(Op::MatMul, {param(g, "x", Shape{{kBatch, 4, 3}}), g.add(Op::Table, {}, t)});
+       }},
+      {"matmul rank 3 by a parameter", [](Graph &g) {
+         return g.add(Op::MatMul, {param(g, "x", Shape{{kBatch, 2, 3}}), param(g, "w", Shape{{3, 4}})});
+       }},
       {"conv2d stride 1 2, padding 1 0 1 1", [](Graph &g) {
          return windowOp(g, Op::Conv2d, Shape{{kBatch, 2, 5, 4}}, Shape{{3, 2, 3, 2}}, {1, 2, 1, 0, 1, 1});
        }},
