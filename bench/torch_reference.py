@@ -132,6 +132,74 @@ def accuracy(name, data_dir, epochs, seed, files):
         return 100.0 * (model(tx).argmax(1) == ty).float().mean().item()
 
 
+def load_clips(folder, length=8000):
+    """The spoken-digit clips as netc's audio source reads them (sorted by
+    name, padded or cut to `length` samples): training and test (clip
+    index 0-4) waveforms [N, 1, length] and labels (the leading digit)."""
+    import glob
+    import os
+    import re
+    import torchaudio
+    sets = {False: ([], []), True: ([], [])}
+    for path in sorted(glob.glob(os.path.join(folder, "*.wav"))):
+        name = os.path.basename(path)
+        w, _ = torchaudio.load(path)
+        w = w.mean(0)[:length]
+        w = torch.nn.functional.pad(w, (0, length - w.shape[0]))
+        xs, ys = sets[bool(re.search(r"_[0-4]\.wav$", name))]
+        xs.append(w.unsqueeze(0))
+        ys.append(int(name[0]))
+    return [(torch.stack(xs), torch.tensor(ys)) for xs, ys in (sets[False], sets[True])]
+
+
+def spoken_digits(folder, epochs, seed, threads):
+    """examples/spoken_digits.nn in PyTorch + torchaudio: MelSpectrogram and
+    log(mel + 1e-6) on each batch, the course CNN, Adam lr 1e-3, batch 64.
+    Returns (test accuracy %, the fastest epoch's seconds)."""
+    import torchaudio
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    (x, y), (tx, ty) = load_clips(folder)
+    mel = torchaudio.transforms.MelSpectrogram(sample_rate=8000, n_fft=512, hop_length=128,
+                                               n_mels=64)
+    model = course_cnn()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    seconds = float("inf")
+    for _ in range(epochs):
+        start = time.perf_counter()
+        model.train()
+        perm = torch.randperm(len(y))
+        for b in range(0, len(y), 64):
+            idx = perm[b:b + 64]
+            opt.zero_grad()
+            scores = model(torch.log(mel(x[idx]) + 1e-6))
+            torch.nn.functional.cross_entropy(scores, y[idx]).backward()
+            opt.step()
+        seconds = min(seconds, time.perf_counter() - start)
+    model.eval()
+    with torch.no_grad():
+        correct = (model(torch.log(mel(tx) + 1e-6)).argmax(1) == ty).float().mean().item()
+    return 100.0 * correct, seconds
+
+
+def frontend(folder, threads, repeats=3):
+    """log(MelSpectrogram + 1e-6) of the training clips (loaded once), in
+    batches of 64 as bench/frontend.nn: the best of `repeats` passes, s."""
+    import torchaudio
+    torch.set_num_threads(threads)
+    (clips, _), _ = load_clips(folder)
+    mel = torchaudio.transforms.MelSpectrogram(sample_rate=8000, n_fft=512, hop_length=128,
+                                               n_mels=64)
+    best = float("inf")
+    with torch.no_grad():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for b in range(0, len(clips), 64):
+                torch.log(mel(clips[b:b + 64]) + 1e-6)
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
 FILES = {"mnist": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
          "course_cnn": ("train-images.idx", "train-labels.idx", "test-images.idx",
@@ -147,6 +215,13 @@ if __name__ == "__main__":
         files = FILES["course_cnn" if sys.argv[2] == "course_cnn" else "mnist"]
         print(json.dumps({"accuracy": accuracy(sys.argv[2], sys.argv[3], int(sys.argv[4]),
                                                int(sys.argv[5]), files)}))
+    elif sys.argv[1] == "spoken_digits":  # spoken_digits FOLDER EPOCHS SEED THREADS
+        acc, sec = spoken_digits(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+        print(json.dumps({"accuracy": acc, "seconds": sec}))
+    elif sys.argv[1] == "spoken_digits_epoch":  # spoken_digits_epoch FOLDER THREADS
+        print(json.dumps({"seconds": spoken_digits(sys.argv[2], 2, 0, int(sys.argv[3]))[1]}))
+    elif sys.argv[1] == "frontend":  # frontend FOLDER THREADS: seconds for the training clips
+        print(json.dumps({"seconds": frontend(sys.argv[2], int(sys.argv[3]))}))
     elif sys.argv[1] == "course_cnn":
         print(json.dumps({"seconds": mnist(sys.argv[2], int(sys.argv[3]), make=course_cnn,
                                            files=("train-images.idx", "train-labels.idx"))}))

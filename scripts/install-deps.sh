@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package netc needs to build and test. Idempotent.
 # Usage: scripts/install-deps.sh [--with-reference]   (as root or with sudo)
-#   --with-reference  also installs PyTorch, NumPy and OpenBLAS (golden values;
+#   --with-reference  also installs PyTorch, torchaudio, NumPy and OpenBLAS (golden values;
 #                     bench/ compares against PyTorch on OpenBLAS), and the
 #                     allocators bench/ tries PyTorch with (jemalloc, tcmalloc).
 set -euo pipefail
@@ -12,9 +12,11 @@ packages=(
   libfmt-dev libboost-dev libgtest-dev zlib1g-dev python3
   libcli11-dev nlohmann-json3-dev
   python3-sklearn dataset-fashion-mnist   # real tables and images the examples use
+  espeak-ng sox   # spoken digits where ../shared/data/fsdd is not (scripts/make-spoken-digits.sh)
 )
 if [[ "${1:-}" == "--with-reference" ]]; then
-  packages+=(python3-torch python3-numpy libopenblas0-openmp libjemalloc2 libtcmalloc-minimal4)
+  packages+=(python3-torch python3-torchaudio python3-numpy libopenblas0-openmp libjemalloc2
+    libtcmalloc-minimal4)
 fi
 
 sudo_cmd=()

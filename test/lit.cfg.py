@@ -71,3 +71,19 @@ try:
         config.substitutions.append(("%torch_python", "/usr/bin/python3"))
 except (OSError, subprocess.TimeoutExpired):
     pass
+try:
+    if subprocess.run(["/usr/bin/python3", "-c", "import torchaudio"], capture_output=True,
+                      timeout=120).returncode == 0:
+        config.available_features.add("torchaudio")
+except (OSError, subprocess.TimeoutExpired):
+    pass
+
+# Spoken digits: the Free Spoken Digit Dataset beside the project
+# (../shared/data/fsdd), else a set espeak-ng and sox synthesise.
+import shutil
+fsdd = os.path.join(config.netc_src_root, "..", "shared", "data", "fsdd", "recordings")
+if os.path.isdir(fsdd) or (shutil.which("espeak-ng") and shutil.which("sox")):
+    config.available_features.add("spoken-digits")
+else:
+    lit_config.note("the spoken-digits tests are skipped: neither ../shared/data/fsdd nor "
+                    "espeak-ng and sox (scripts/install-deps.sh installs them) are here")
