@@ -138,6 +138,29 @@ spectrograms="$root/data/spectrograms"
 # (10,967,040), 64 on 19x19 (13,307,904), 128 on 11x11 (17,842,176),
 # linear 3200-10 (64,000): 43,416,640 forward.
 cnn_rows course_cnn.nn course_cnn "$spectrograms" $((43416640 * 2 + 43416640 - 1235520)) 2700 "course CNN epoch (2,700 examples),"
+# Spoken digits (FSDD, beside the project): the spectrogram front end
+# alone (bench/frontend.nn: mel spectrogram and log of the 2,700 training
+# clips in batches of 64, against torchaudio's MelSpectrogram on the same
+# batches), then examples/spoken_digits.nn's training epoch against
+# PyTorch + torchaudio computing the same pipeline per batch.
+fsdd="$root/../shared/data/fsdd/recordings"
+if [[ -d $fsdd ]]; then
+  "$netc" "$root/bench/frontend.nn" -o frontend
+  "$netc" "$root/examples/spoken_digits.nn" -o spoken
+  for t in 1 2; do
+    rm -f e.jsonl f.safetensors f.ckpt
+    ./frontend --data "$fsdd" --threads "$t" --metrics e.jsonl --save f.safetensors --checkpoint f.ckpt > /dev/null
+    n=$("$py" -c "import json,sys; print(min(json.loads(l)['epoch_seconds'] for l in open(sys.argv[1]) if '\"epoch\"' in l))" e.jsonl)
+    p=$(torch_best frontend "$fsdd" "$t")
+    row "mel spectrograms, clips/s ($t thread$([[ $t == 1 ]] || echo s))" "$(fmt "$(py_eval "2700 / float(sys.argv[1])" "$n")")" "$(fmt "$(py_eval "2700 / float(sys.argv[1])" "${p%%|*}")")" "$(ratio "${p%%|*}" "$n")"
+    rm -f e.jsonl s.safetensors s.ckpt
+    ./spoken --data "$fsdd" --epochs 2 --threads "$t" --metrics e.jsonl --save s.safetensors --checkpoint s.ckpt > /dev/null
+    n=$("$py" -c "import json,sys; print(min(json.loads(l)['epoch_seconds'] for l in open(sys.argv[1]) if '\"epoch\"' in l))" e.jsonl)
+    p=$(torch_best spoken_digits_epoch "$fsdd" "$t")
+    row "spoken digits epoch (2,700 clips), s ($t thread$([[ $t == 1 ]] || echo s))" "$(fmt "$n")" "$(fmt "${p%%|*}")" "$(ratio "${p%%|*}" "$n")"
+    row "  PyTorch's fastest configuration" "" "${p#*|}" ""
+  done
+fi
 ./sine --metrics s.jsonl > /dev/null
 n=$(last s.jsonl report seconds)
 p=$("$py" "$root/bench/torch_reference.py" sine | "$py" -c "import json,sys; print(json.load(sys.stdin)['seconds'])")
