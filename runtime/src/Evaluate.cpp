@@ -341,7 +341,16 @@ int predictOnly(Session &s, const RunData &data) {
     if (set.fields()[k].role == "input" && !set.fields()[k].integer && input < 0 &&
         set.fields()[k].numel <= 4)
       input = static_cast<int>(k);
-  auto inputText = [&](const Batch &b, int64_t i) {
+  // Named examples (clips) show their names instead.
+  bool named = count > 0 && !set.name(rows[0]).empty();
+  if (named)
+    input = -1;
+  auto inputText = [&](const Batch &b, int64_t i, int64_t row) {
+    if (named) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%-18s ", set.name(row).c_str());
+      return std::string(buf);
+    }
     if (input < 0)
       return std::string();
     int64_t w = set.fields()[static_cast<size_t>(input)].numel;
@@ -350,7 +359,7 @@ int predictOnly(Session &s, const RunData &data) {
                   values(b.floats(static_cast<size_t>(input)) + i * w, w).c_str());
     return std::string(buf);
   };
-  std::string inputHead;
+  std::string inputHead = named ? std::string("example            ") : std::string();
   if (input >= 0) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%-18s ", set.fields()[static_cast<size_t>(input)].name.c_str());
@@ -366,7 +375,7 @@ int predictOnly(Session &s, const RunData &data) {
       s, set, batch, rows.data(), count, size,
       [&](int64_t position, const Batch &b, int64_t i, const float *row) {
         auto index = static_cast<long long>(rows[static_cast<size_t>(position)]);
-        std::string in = inputText(b, i);
+        std::string in = inputText(b, i, index);
         if (classes) {
           int64_t best = predictedClass(s.m, row), label = expectedClass(s.m, b, i);
           std::printf("%6lld  %s%-14s %-14s %6.2f%%%s\n", index, in.c_str(),
@@ -390,6 +399,18 @@ int predictOnly(Session &s, const RunData &data) {
   return 0;
 }
 
+namespace {
+/// `text` as one CSV field: quoted when it holds a comma, quote or newline.
+std::string csvField(const std::string &text) {
+  if (text.find_first_of(",\"\n") == std::string::npos)
+    return text;
+  std::string out = "\"";
+  for (char c : text)
+    out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+} // namespace
+
 int predictFile(Session &s, const RunData &data, int64_t capacity) {
   auto inputs = openInputs(s.m, s.f.predictFile);
   int64_t width = s.m.prediction.width;
@@ -399,10 +420,13 @@ int predictFile(Session &s, const RunData &data, int64_t capacity) {
   // One pointer per field of the model; predict reads the inputs only.
   std::vector<const float *> pointers(s.m.fields.size(), nullptr);
   bool classes = s.m.prediction.classifier() || s.m.prediction.binary();
+  // Named inputs (clips) are listed by name, quoted as CSV quotes.
+  bool named = inputs->size() > 0 && !inputs->name(0).empty();
+  const char *first = named ? "file" : "row";
   if (classes) {
-    std::printf("row,predicted,confidence\n");
+    std::printf("%s,predicted,confidence\n", first);
   } else {
-    std::printf("row");
+    std::printf("%s", first);
     for (int64_t k = 0; k < width; ++k)
       std::printf(width == 1 ? ",predicted" : ",predicted_%lld", static_cast<long long>(k));
     std::printf("\n");
@@ -417,7 +441,10 @@ int predictFile(Session &s, const RunData &data, int64_t capacity) {
     s.m.code->predict(s.persist.get(), pointers.data(), s.scratch.get(), n, out.data());
     for (int64_t i = 0; i < n; ++i) {
       const float *row = out.data() + i * width;
-      std::printf("%lld", static_cast<long long>(begin + i));
+      if (named)
+        std::printf("%s", csvField(inputs->name(begin + i)).c_str());
+      else
+        std::printf("%lld", static_cast<long long>(begin + i));
       if (classes) {
         int64_t best = predictedClass(s.m, row);
         std::printf(",%s,%.6f\n", data.classes[static_cast<size_t>(best)].c_str(),

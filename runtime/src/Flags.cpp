@@ -211,8 +211,9 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
                         ->check(wholeNumber(1));
     auto *file = app.add_option("--predict-file", f.predictFile,
                                 "no training: load the weights as --eval does and print the "
-                                "model's answers for the inputs in FILE (the data's format) as CSV")
-                     ->check(CLI::ExistingFile);
+                                "model's answers for the inputs in FILE (the data's format; for "
+                                "audio a .wav file or a folder of them) as CSV")
+                     ->check(CLI::ExistingPath);
     for (auto *o : {eval, predict, file}) {
       o->excludes(steps);
       if (epochs)

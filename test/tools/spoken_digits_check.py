@@ -49,7 +49,8 @@ print(f"test accuracy {accuracy:.2f}% " + ("ok" if accuracy >= least else f"BELO
 clip = sorted(f for f in os.listdir(data) if re.search(r"_0\.wav$", f))[0]
 answer = run(exe, "--data", data, "--init", weights, "--predict-file", os.path.join(data, clip))
 lines = answer.strip().split("\n")
-ok = lines[0] == "row,predicted,confidence" and re.fullmatch(r"0,[0-9],(0|1)\.\d{6}", lines[1])
+ok = lines[0] == "file,predicted,confidence" and re.fullmatch(
+    re.escape(os.path.join(data, clip)) + r",[0-9],(0|1)\.\d{6}", lines[1])
 print("predict-file " + ("ok" if ok else "BAD: " + answer))
 
 if use_torch:

@@ -39,6 +39,9 @@ public:
   virtual void fill(const int64_t *rows, int64_t n, void *const *out) const = 0;
   /// The class label of example `row` when field `field` holds classes.
   virtual int64_t label(int64_t row, size_t field) const = 0;
+  /// What example `row` is called where it came from (a clip's file), or
+  /// "" for examples without names (rows of a table, items of an array).
+  virtual std::string name(int64_t) const { return {}; }
 
   const std::vector<FieldLayout> &fields() const { return fields_; }
 
@@ -60,10 +63,16 @@ public:
   int64_t size() const override { return count_; }
   void fill(const int64_t *rows, int64_t n, void *const *out) const override;
   int64_t label(int64_t row, size_t field) const override;
+  std::string name(int64_t row) const override {
+    return names_.empty() ? std::string() : names_[static_cast<size_t>(row)];
+  }
+  /// Names the examples, one each.
+  void setNames(std::vector<std::string> names) { names_ = std::move(names); }
 
 private:
   std::vector<Column> columns_;
   int64_t count_;
+  std::vector<std::string> names_;
 };
 
 /// Some examples of another dataset, in the given order.
@@ -73,6 +82,9 @@ public:
   int64_t size() const override { return static_cast<int64_t>(rows_.size()); }
   void fill(const int64_t *rows, int64_t n, void *const *out) const override;
   int64_t label(int64_t row, size_t field) const override;
+  std::string name(int64_t row) const override {
+    return parent_->name(rows_[static_cast<size_t>(row)]);
+  }
 
 private:
   std::shared_ptr<const Dataset> parent_;

@@ -294,6 +294,7 @@ Splits openAudio(const ModelInfo &m, const std::string &dir) {
 
   int64_t length = input.numel;
   std::vector<TableDataset::Column> train(2), test(2);
+  std::vector<std::string> trainNames, testNames;
   int64_t trainCount = 0, testCount = 0;
   auto in = static_cast<size_t>(&input - layouts.data());
   for (const Clip &c : clips) {
@@ -305,27 +306,55 @@ Splits openAudio(const ModelInfo &m, const std::string &dir) {
     auto &cols = c.test ? test : train;
     cols[in].floats.insert(cols[in].floats.end(), samples.begin(), samples.end());
     cols[1 - in].ints.push_back(found->second);
+    (c.test ? testNames : trainNames).push_back(c.path);
     ++(c.test ? testCount : trainCount);
   }
   if (trainCount == 0)
     throw Error("every clip in '" + dir + "' matches test_files = \"" + testRule +
                 "\"; none is left for training");
   Splits s;
-  s.train = std::make_shared<TableDataset>(layouts, std::move(train), trainCount);
-  if (testCount > 0)
-    s.test = std::make_shared<TableDataset>(layouts, std::move(test), testCount);
+  auto trainSet = std::make_shared<TableDataset>(layouts, std::move(train), trainCount);
+  trainSet->setNames(std::move(trainNames));
+  s.train = std::move(trainSet);
+  if (testCount > 0) {
+    auto testSet = std::make_shared<TableDataset>(layouts, std::move(test), testCount);
+    testSet->setNames(std::move(testNames));
+    s.test = std::move(testSet);
+  }
   s.description = std::to_string(trainCount) + " training" +
                   (testCount > 0 ? ", " + counted(testCount, "test clip") : " clips");
   s.classes = std::move(names);
   return s;
 }
 
-std::shared_ptr<const Dataset> audioInputs(const ModelInfo &m, const std::string &file) {
+std::shared_ptr<const Dataset> audioInputs(const ModelInfo &m, const std::string &path) {
   std::vector<FieldLayout> layouts = inputLayouts(m);
   const FieldLayout &input = audioInput(layouts);
+  // A clip, or every clip under a folder, in path order.
+  std::vector<std::string> files;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+      if (it->is_regular_file(ec) && isWav(it->path()))
+        files.push_back(it->path().string());
+    if (ec)
+      throw Error("the folder '" + path + "' cannot be read: " + ec.message());
+    if (files.empty())
+      throw Error("the folder '" + path + "' has no .wav files");
+    std::sort(files.begin(), files.end());
+  } else {
+    files.push_back(path);
+  }
   std::vector<TableDataset::Column> cols(1);
-  cols[0].floats = clip(m, file, input.numel);
-  return std::make_shared<TableDataset>(std::move(layouts), std::move(cols), 1);
+  for (const std::string &f : files) {
+    std::vector<float> samples = clip(m, f, input.numel);
+    cols[0].floats.insert(cols[0].floats.end(), samples.begin(), samples.end());
+  }
+  auto data = std::make_shared<TableDataset>(std::move(layouts), std::move(cols),
+                                             static_cast<int64_t>(files.size()));
+  data->setNames(std::move(files));
+  return data;
 }
 
 } // namespace netc::rt
