@@ -52,6 +52,8 @@ const Builtin kBuiltins[] = {
      "mel_spectrogram(sample_rate = 16000, n_fft = 400, win_length = n_fft, hop_length = "
      "win_length / 2, f_min = 0, f_max = sample_rate / 2, n_mels = 128, power = 2, center = true, "
      "norm = \"none\", mel_scale = \"htk\")"},
+    {"amplitude_to_db", K::Layer, L::Spectrogram, Op::Log,
+     "amplitude_to_db(stype = \"power\")"},
     {"flatten", K::Layer, L::Flatten, Op::Reshape, "flatten(start = 1, end = -1)"},
     {"relu", K::Layer, L::Elementwise, Op::Relu, "relu"},
     {"sigmoid", K::Layer, L::Elementwise, Op::Sigmoid, "sigmoid"},

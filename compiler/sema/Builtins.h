@@ -33,7 +33,7 @@ enum class Lowering {
   Pool,          ///< max_pool2d, avg_pool2d
   BatchNorm,     ///< batch_norm1d, batch_norm2d
   Dropout,       ///< dropout
-  Spectrogram,   ///< spectrogram, mel_spectrogram (torchaudio's transforms)
+  Spectrogram,   ///< spectrogram, mel_spectrogram, amplitude_to_db (torchaudio's)
   None,          ///< initializers, optimizers, constants
 };
 

@@ -12,6 +12,8 @@
 namespace netc::sema {
 
 std::optional<Layer> Sema::spectrogramLayer(const ast::LayerRef &ref, Layer layer) {
+  if (ref.name == "amplitude_to_db")
+    return decibelLayer(ref, std::move(layer));
   bool mel = ref.name == "mel_spectrogram";
   std::vector<std::string> names =
       mel ? std::vector<std::string>{"sample_rate", "n_fft", "win_length", "hop_length",
@@ -109,7 +111,37 @@ std::optional<Layer> Sema::spectrogramLayer(const ast::LayerRef &ref, Layer laye
   return layer;
 }
 
+// amplitude_to_db(stype = "power"): torchaudio's AmplitudeToDB with its
+// defaults (ref 1, amin 1e-10): 10 log10(max(x, 1e-10)), 20 for "magnitude".
+// Its top_db (a clamp below each spectrogram's maximum) is not offered.
+std::optional<Layer> Sema::decibelLayer(const ast::LayerRef &ref, Layer layer) {
+  bool ok = true;
+  auto slots = matchArgs(ref.args, {"stype"}, ref.name, "argument",
+                         fmt::format("'{}' takes at most one argument: {}", ref.name,
+                                     layer.row->usage),
+                         ok);
+  if (!slots || !ok)
+    return std::nullopt;
+  layer.args = {10.0};
+  if (!ref.args.empty()) {
+    const auto *text = boost::get<ast::StringLit>(&ref.args[0].value);
+    if (!text || (text->text != "power" && text->text != "magnitude")) {
+      diags_.error(ref.args[0].loc, "stype is \"power\" or \"magnitude\"");
+      return std::nullopt;
+    }
+    layer.args = {text->text == "power" ? 10.0 : 20.0};
+  }
+  return layer;
+}
+
 ValueId Sema::applySpectrogram(const Layer &l, ValueId x, ast::Loc loc) {
+  if (l.kind == "amplitude_to_db") {
+    Graph &g = model_.graph;
+    ValueId floor = g.constant(1e-10, l.loc);
+    ValueId clamped = node(Op::Max, {x, floor}, {}, l.loc);
+    ValueId scale = g.constant(l.args[0] / std::log(10.0), l.loc);
+    return node(Op::Mul, {node(Op::Log, {clamped}, {}, l.loc), scale}, {}, l.loc);
+  }
   const SpectrogramSpec &s = l.spectrogram;
   Shape in = model_.graph.shape(x);
   if (in.rank() == 0 || in.dims.back() == kBatch) {

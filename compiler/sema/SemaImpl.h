@@ -352,6 +352,7 @@ private:
   std::optional<Layer> modeLayer(const ast::LayerRef &ref, const std::string &prefix, Layer layer);
   /// spectrogram, mel_spectrogram: torchaudio's arguments, checked.
   std::optional<Layer> spectrogramLayer(const ast::LayerRef &ref, Layer layer);
+  std::optional<Layer> decibelLayer(const ast::LayerRef &ref, Layer layer);
   /// Frames of the signal's last axis, times the DFT tables, the power,
   /// times the mel table: [.., L] -> [.., n_mels (or bins), frames].
   ValueId applySpectrogram(const Layer &l, ValueId x, ast::Loc loc);
