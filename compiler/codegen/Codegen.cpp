@@ -143,6 +143,9 @@ private:
     case Kernel::Kind::Layout:
       emitChunked(ctx, k, index, layoutChunkCount, emitLayoutChunk);
       break;
+    case Kernel::Kind::Spectrum:
+      emitChunked(ctx, k, index, spectrumChunkCount, emitSpectrumChunk);
+      break;
     case Kernel::Kind::View:
       break;
     }

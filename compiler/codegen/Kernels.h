@@ -68,6 +68,12 @@ void emitWindowFinish(const EmitContext &ctx, const Kernel &kernel, llvm::Value 
 void emitStackKernel(const EmitContext &ctx, const Kernel &kernel);
 void emitSliceKernel(const EmitContext &ctx, const Kernel &kernel);
 
+/// The power spectrum of windowed frames by an FFT (SpectrumKernel.cpp), in
+/// independent chunks of frames.
+llvm::Value *spectrumChunkCount(const EmitContext &ctx, const Kernel &kernel);
+void emitSpectrumChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
+                       llvm::Value *chunks);
+
 /// Transpose, Frames and FramesGrad, in independent chunks of matrices or
 /// signals.
 llvm::Value *layoutChunkCount(const EmitContext &ctx, const Kernel &kernel);

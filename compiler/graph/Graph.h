@@ -32,6 +32,7 @@ enum class OpKind : uint8_t {
   Rows,
   Gather,
   Window,
+  Spectral,
   MatMul,
   Mode,
   Effect

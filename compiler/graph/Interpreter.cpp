@@ -1,5 +1,7 @@
 // Interpreter.cpp - the double-precision reference semantics of every op.
 #include "compiler/graph/Interpreter.h"
+
+#include "compiler/graph/AudioTables.h"
 #include "compiler/graph/Ops.h"
 
 #include <algorithm>
@@ -280,6 +282,27 @@ Evaluation interpret(const Graph &g, int64_t batch,
             else
               r[f] = in(0)[x];
           }
+      break;
+    }
+    case Op::PowerSpectrum: {
+      // Directly: the windowed DFT tables, in double.
+      SpectrogramSpec spec;
+      spec.nFft = n.attrs.window[0];
+      spec.winLength = n.attrs.window[1];
+      std::vector<double> c = dftTable(spec, false), sn = dftTable(spec, true);
+      int64_t width = spec.nFft, bins = spec.bins();
+      int64_t rows = static_cast<int64_t>(in(0).size()) / width;
+      r.assign(static_cast<size_t>(rows * bins), 0.0);
+      for (int64_t row = 0; row < rows; ++row)
+        for (int64_t f = 0; f < bins; ++f) {
+          double re = 0, im = 0;
+          for (int64_t k = 0; k < width; ++k) {
+            double x = in(0)[static_cast<size_t>(row * width + k)];
+            re += x * c[static_cast<size_t>(k * bins + f)];
+            im += x * sn[static_cast<size_t>(k * bins + f)];
+          }
+          r[static_cast<size_t>(row * bins + f)] = re * re + im * im;
+        }
       break;
     }
     case Op::Slice: {

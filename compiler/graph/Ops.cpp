@@ -4,6 +4,8 @@
 // like the math: d(sin x) = dy * cos(x).
 #include "compiler/graph/Ops.h"
 
+#include "compiler/graph/AudioTables.h"
+
 #include <fmt/format.h>
 
 #include <cassert>
@@ -207,6 +209,7 @@ struct V {
   Graph *g;
   ValueId id;
 };
+V operator+(V a, V b) { return {a.g, a.g->binary(Op::Add, a.id, b.id)}; }
 V operator-(V a, V b) { return {a.g, a.g->binary(Op::Sub, a.id, b.id)}; }
 V operator*(V a, V b) { return {a.g, a.g->binary(Op::Mul, a.id, b.id)}; }
 V operator/(V a, V b) { return {a.g, a.g->binary(Op::Div, a.id, b.id)}; }
@@ -631,6 +634,39 @@ const OpRules kRules[] = {
      },
      nullptr, false, kWindow},
     {Op::AvgPool2dGrad, givenShape, nullptr, nullptr, false, kWindow | kShape},
+
+    {Op::PowerSpectrum,
+     [](const std::vector<const Shape *> &in, const Attrs &at) {
+       const Shape &x = *in[0];
+       const std::vector<int64_t> &w = at.window;
+       if (w.size() != 2 || w[0] < 2 || w[1] < 1 || w[1] > w[0] || x.rank() == 0 ||
+           x.dims.back() != w[0])
+         return fail(fmt::format("a power spectrum of frames of {} samples, got {}",
+                                 w.empty() ? 0 : w[0], x.str()));
+       Shape s = x;
+       s.dims.back() = w[0] / 2 + 1;
+       return ok(s);
+     },
+     [](Rule r) {
+       // d|re + i im|² = 2 re dre + 2 im dim, re and im the frames times the
+       // windowed DFT tables (AudioTables.h): dx = 2 (dy re) Cᵀ + 2 (dy im) Sᵀ.
+       Graph &g = r.a.g;
+       SpectrogramSpec spec;
+       spec.nFft = r.a.node.attrs.window[0];
+       spec.winLength = r.a.node.attrs.window[1];
+       auto table = [&](bool imaginary) {
+         Attrs a;
+         a.name = dftTableName(spec, imaginary);
+         a.shape = Shape{{spec.nFft, spec.bins()}};
+         a.table = std::make_shared<const std::vector<double>>(dftTable(spec, imaginary));
+         return V{&g, g.add(Op::Table, {}, a)};
+       };
+       V c = table(false), s = table(true), x = r.x(0), two{&g, g.constant(2.0)};
+       V re = matmul(x, c, false, false), im = matmul(x, s, false, false);
+       V dy = r.dy() * two;
+       return grads({matmul(dy * re, c, false, true) + matmul(dy * im, s, false, true)});
+     },
+     nullptr, false, kWindow},
 
     {Op::MatMul,
      [](const std::vector<const Shape *> &in, const Attrs &at) {

@@ -66,6 +66,11 @@ Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
         w.partial += g.shape(id).constNumel();
     return w;
   }
+  if (kernel.kind == Kernel::Kind::Spectrum) {
+    Workspace w;
+    w.columns = spectrumWorkspace(g.node(kernel.nodes.front()).attrs.window[0]);
+    return w;
+  }
   if (kernel.kind != Kernel::Kind::Window)
     return {};
   const Node &n = g.node(kernel.nodes.front());

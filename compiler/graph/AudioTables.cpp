@@ -1,5 +1,5 @@
 // AudioTables.cpp - Hann-weighted DFT matrices and mel filterbanks.
-#include "compiler/sema/AudioTables.h"
+#include "compiler/graph/AudioTables.h"
 
 #include <fmt/format.h>
 
@@ -40,14 +40,23 @@ double linspace(double from, double to, int64_t steps, int64_t i) {
 
 } // namespace
 
+std::vector<double> hannWindow(const SpectrogramSpec &s) {
+  int64_t n = s.nFft, win = s.win(), offset = (n - win) / 2;
+  std::vector<double> w(static_cast<size_t>(n), 0.0);
+  for (int64_t k = 0; k < win; ++k)
+    w[static_cast<size_t>(k + offset)] =
+        0.5 - 0.5 * std::cos(2 * kPi * static_cast<double>(k) / static_cast<double>(win));
+  return w;
+}
+
 std::vector<double> dftTable(const SpectrogramSpec &s, bool imaginary) {
-  int64_t n = s.nFft, bins = s.bins(), win = s.win(), offset = (n - win) / 2;
+  int64_t n = s.nFft, bins = s.bins();
+  std::vector<double> window = hannWindow(s);
   std::vector<double> t(static_cast<size_t>(n * bins), 0.0);
-  for (int64_t k = 0; k < win; ++k) {
-    // torch.hann_window(win, periodic=True), zero-padded to n_fft as
-    // torch.stft pads it: (n - win) / 2 zeros first.
-    double w = 0.5 - 0.5 * std::cos(2 * kPi * static_cast<double>(k) / static_cast<double>(win));
-    int64_t at = k + offset;
+  for (int64_t at = 0; at < n; ++at) {
+    double w = window[static_cast<size_t>(at)];
+    if (w == 0)
+      continue;
     for (int64_t f = 0; f < bins; ++f) {
       // The angle from (at · f) mod n: exact for any size.
       double angle = 2 * kPi * static_cast<double>((at * f) % n) / static_cast<double>(n);
