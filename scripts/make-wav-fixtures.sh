@@ -15,3 +15,7 @@ sox -D -M tone-f64.wav "|sox -D tone-f64.wav -p vol 0.5" -b 16 -e signed-integer
 sox -D -M tone-f64.wav "|sox -D tone-f64.wav -p vol 0.5" "|sox -D tone-f64.wav -p vol -1" \
   -b 24 -e signed-integer three-s24.wav
 sox -D tone-f64.wav -r 16000 -b 16 tone-16k.wav                # another sample rate
+# 44.1 kHz stereo (440 Hz left, 3 kHz right), for resampling to 8 kHz.
+sox -D -n -r 44100 -b 16 -c 2 tone-44k-stereo.wav synth 0.05 sine 440 sine 3000 vol 0.5
+# torchaudio's resampling of the two (needs PyTorch): resampled.safetensors
+/usr/bin/python3 make_resampled.py

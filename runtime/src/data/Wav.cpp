@@ -4,10 +4,12 @@
 #include "Sources.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <regex>
 #include <set>
 
@@ -174,6 +176,79 @@ std::vector<float> monoClip(const WavAudio &a, int channel, int64_t length,
   return out;
 }
 
+std::vector<float> resample(const std::vector<float> &x, int64_t from, int64_t to,
+                            const std::string &name) {
+  if (from == to)
+    return x;
+  constexpr double kPi = 3.14159265358979323846, kZeros = 6, kRolloff = 0.99;
+  int64_t g = std::gcd(from, to), o = from / g, n = to / g;
+  double base = static_cast<double>(std::min(o, n)) * kRolloff;
+  auto width = static_cast<int64_t>(std::ceil(kZeros * static_cast<double>(o) / base));
+  int64_t taps = 2 * width + o;
+  if (n * taps > (int64_t{1} << 24))
+    throw Error("'" + name + "': resampling " + std::to_string(from) + " Hz to " +
+                std::to_string(to) + " Hz needs filters of " + std::to_string(n * taps) +
+                " taps (the rates have no large common divisor); convert it first, e.g. sox in.wav "
+                "-r " + std::to_string(to) + " out.wav");
+  // kernel[j][i]: output phase j, input offset i - width.
+  std::vector<float> kernel(static_cast<size_t>(n * taps));
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i < taps; ++i) {
+      double t = (static_cast<double>(i - width) / static_cast<double>(o) -
+                  static_cast<double>(j) / static_cast<double>(n)) *
+                 base;
+      t = std::clamp(t, -kZeros, kZeros);
+      double window = std::cos(t * kPi / kZeros / 2);
+      window *= window;
+      t *= kPi;
+      double sinc = t == 0 ? 1.0 : std::sin(t) / t;
+      kernel[static_cast<size_t>(j * taps + i)] =
+          static_cast<float>(sinc * window * base / static_cast<double>(o));
+    }
+  auto length = static_cast<int64_t>(x.size());
+  int64_t blocks = length / o + 1;
+  auto target = static_cast<int64_t>(std::ceil(static_cast<double>(n) * static_cast<double>(length) /
+                                               static_cast<double>(o)));
+  std::vector<float> out(static_cast<size_t>(target));
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t j = 0; j < n && b * n + j < target; ++j) {
+      const float *k = kernel.data() + j * taps;
+      float sum = 0;
+      // x padded with `width` zeros before it: input index b·o + i - width.
+      int64_t start = b * o - width;
+      for (int64_t i = std::max<int64_t>(0, -start); i < taps && start + i < length; ++i)
+        sum += k[i] * x[static_cast<size_t>(start + i)];
+      out[static_cast<size_t>(b * n + j)] = sum;
+    }
+  return out;
+}
+
+std::vector<float> monoClipAt(const WavAudio &a, int channel, int64_t length, int64_t rate,
+                              const std::string &name) {
+  if (a.sampleRate == rate)
+    return monoClip(a, channel, length, name);
+  if (channel >= a.channels)
+    return monoClip(a, channel, length, name); // the error
+  WavAudio r;
+  r.sampleRate = rate;
+  r.channels = channel >= 0 ? 1 : a.channels;
+  std::vector<std::vector<float>> parts;
+  for (int c = 0; c < a.channels; ++c) {
+    if (channel >= 0 && c != channel)
+      continue;
+    std::vector<float> one(static_cast<size_t>(a.frames()));
+    for (int64_t i = 0; i < a.frames(); ++i)
+      one[static_cast<size_t>(i)] = a.samples[static_cast<size_t>(i * a.channels + c)];
+    parts.push_back(resample(one, a.sampleRate, rate, name));
+  }
+  size_t frames = parts.front().size();
+  r.samples.resize(frames * parts.size());
+  for (size_t i = 0; i < frames; ++i)
+    for (size_t c = 0; c < parts.size(); ++c)
+      r.samples[i * parts.size() + c] = parts[c][i];
+  return monoClip(r, channel >= 0 ? 0 : -1, length, name);
+}
+
 namespace {
 
 /// The model's one input field, its numel the clip length.
@@ -194,13 +269,8 @@ const FieldLayout &audioInput(const std::vector<FieldLayout> &layouts) {
 /// `length` samples.
 std::vector<float> clip(const ModelInfo &m, const std::string &file, int64_t length) {
   WavAudio a = readWav(file);
-  auto rate = static_cast<int64_t>(m.option("sample_rate"));
-  if (a.sampleRate != rate)
-    throw Error("'" + file + "' is sampled at " + std::to_string(a.sampleRate) +
-                " Hz; the model takes " + std::to_string(rate) +
-                " Hz (netc does not resample: convert it, e.g. sox in.wav -r " +
-                std::to_string(rate) + " out.wav)");
-  return monoClip(a, static_cast<int>(m.option("channel")), length, file);
+  return monoClipAt(a, static_cast<int>(m.option("channel")), length,
+                    static_cast<int64_t>(m.option("sample_rate")), file);
 }
 
 struct Clip {

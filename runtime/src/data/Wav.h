@@ -38,10 +38,24 @@ WavAudio parseWav(const uint8_t *bytes, size_t size, const std::string &name);
 /// Reads a WAVE file (at most 1 GiB).
 WavAudio readWav(const std::string &path);
 
+/// `samples` at `from` Hz resampled to `to` Hz as torchaudio 0.13's
+/// functional.resample does by default: a Hann-windowed sinc low-pass
+/// (6 zero crossings, cut-off 0.99 of the lower Nyquist frequency), one
+/// filter per output phase of the rates' ratio reduced by their gcd, the
+/// signal zero-padded at both ends, ceil(n · to / from) samples out. Throws
+/// when the reduced ratio would need filters of more than 2^24 taps.
+std::vector<float> resample(const std::vector<float> &samples, int64_t from, int64_t to,
+                            const std::string &name);
+
 /// One channel of `audio` (`channel` >= 0), or the mean of all of them
 /// (`channel` = -1), padded with zeros or cut at the end to `length`
 /// samples.
 std::vector<float> monoClip(const WavAudio &audio, int channel, int64_t length,
                             const std::string &name);
+
+/// monoClip at `rate` Hz: each channel used is resampled first (then mixed,
+/// as the course does: resample, then mix down).
+std::vector<float> monoClipAt(const WavAudio &audio, int channel, int64_t length, int64_t rate,
+                              const std::string &name);
 
 } // namespace netc::rt
