@@ -4,12 +4,14 @@
 # target: within 0.5 percentage points). Slow: 10 epochs per seed and side
 # (spoken digits: 15, the example's, from WAV files, PyTorch computing
 # torchaudio's MelSpectrogram on each batch).
-#   bench/accuracy.sh [EPOCHS] [SEEDS]   e.g. bench/accuracy.sh 10 "0 1 2 3 4 5"
+#   bench/accuracy.sh [EPOCHS] [SEEDS] [MODELS]
+#   e.g. bench/accuracy.sh 10 "0 1 2 3 4 5" "spoken_digits"
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/build.sh" > /dev/null
 epochs=${1:-10}
 seeds=(${2:-0 1 2})
+models=" ${3:-lenet course_cnn spoken_digits} "
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -22,7 +24,7 @@ fsdd="$root/../shared/data/fsdd/recordings"
 for pair in "lenet:/usr/share/datasets/fashion-mnist" "course_cnn:$spectrograms" "spoken_digits:$fsdd"; do
   model=${pair%%:*}
   data=${pair#*:}
-  [[ -d $data ]] || continue
+  [[ -d $data && $models == *" $model "* ]] || continue
   "$root/build/bin/netc" "$root/examples/$model.nn" -o "$model"
   ours=() theirs=()
   n=$epochs

@@ -3,7 +3,7 @@
 # with ratios (issue 5's measures). Needs PyTorch and OpenBLAS
 # (scripts/install-deps.sh --with-reference) and, for the full-size set,
 # Debian's dataset-fashion-mnist.
-#   bench/run.sh
+#   bench/run.sh [GROUP...]   groups: mlp, cnn, audio, sine (default: all)
 # PyTorch runs in its best configuration: the OpenBLAS OpenMP build (oneDNN
 # for convolutions), data preloaded, batch 128, Adam; each row times every
 # allocator configuration (and for the MLP OpenBLAS's CPU detection and
@@ -21,6 +21,10 @@ py=/usr/bin/python3
 fashion=/usr/share/datasets/fashion-mnist
 digits="$root/data/mnist"
 flop_per_example=818176 # forward + backward matrix products of the course MLP
+
+groups=("${@:-mlp cnn audio sine}")
+groups=" ${groups[*]} "
+want() { [[ $groups == *" $1 "* ]]; }
 
 py_eval() { "$py" -c "import sys; print($1)" "${@:2}"; }
 fmt() { py_eval "'%.4g' % float(sys.argv[1])" "$1"; }
@@ -105,7 +109,7 @@ echo
 row "measure" "netc" "PyTorch" "PyTorch/netc"
 row "----------------------------------------------" "----------" "----------" "------------"
 
-if [[ -d "$fashion" ]]; then
+if want mlp && [[ -d "$fashion" ]]; then
   for t in 1 2; do
     n=$(netc_epoch "$fashion" "$t")
     p=$(torch_epoch "$fashion" "$t")
@@ -118,7 +122,7 @@ if [[ -d "$fashion" ]]; then
   /usr/bin/time -f '%M' -o prss.txt "$py" "$root/bench/torch_reference.py" mnist "$fashion" 1 > /dev/null
   row "peak RSS training Fashion-MNIST, MB" "$(( $(cat rss.txt) / 1024 ))" "$(( $(cat prss.txt) / 1024 ))" "$(ratio "$(cat prss.txt)" "$(cat rss.txt)")"
 fi
-if [[ -d "$digits" ]]; then
+if want mlp && [[ -d "$digits" ]]; then
   t=$(nproc)
   n=$(netc_epoch "$digits" "$t")
   p=$(torch_epoch "$digits" "$t")
@@ -127,24 +131,26 @@ fi
 # The CNN examples. FLOPs per training example: every convolution and
 # product forward, its weight gradient, and its input gradient (none for
 # the first layer, whose input is the data), 2 per multiply-add.
-if [[ -d "$fashion" ]]; then
+if want cnn && [[ -d "$fashion" ]]; then
   # LeNet-5: conv 6@5x5 on 28x28 (235,200), conv 16@5x5 on 10x10 outputs
   # (480,000), linear 400-120-84-10 (117,840): 833,040 forward.
   cnn_rows lenet.nn lenet "$fashion" $((833040 * 2 + 833040 - 235200)) 60000 "LeNet-5 Fashion-MNIST epoch,"
 fi
 spectrograms="$root/data/spectrograms"
+if want cnn; then
 [[ -f $spectrograms/train-images.idx ]] || "$py" "$root/scripts/make-standin-spectrograms.py" > /dev/null
 # The course CNN on 1x64x63: 16@3x3 on 66x65 (1,235,520), 32 on 35x34
 # (10,967,040), 64 on 19x19 (13,307,904), 128 on 11x11 (17,842,176),
 # linear 3200-10 (64,000): 43,416,640 forward.
 cnn_rows course_cnn.nn course_cnn "$spectrograms" $((43416640 * 2 + 43416640 - 1235520)) 2700 "course CNN epoch (2,700 examples),"
+fi
 # Spoken digits (FSDD, beside the project): the spectrogram front end
 # alone (bench/frontend.nn: mel spectrogram and log of the 2,700 training
 # clips in batches of 64, against torchaudio's MelSpectrogram on the same
 # batches), then examples/spoken_digits.nn's training epoch against
 # PyTorch + torchaudio computing the same pipeline per batch.
 fsdd="$root/../shared/data/fsdd/recordings"
-if [[ -d $fsdd ]]; then
+if want audio && [[ -d $fsdd ]]; then
   "$netc" "$root/bench/frontend.nn" -o frontend
   "$netc" "$root/examples/spoken_digits.nn" -o spoken
   for t in 1 2; do
@@ -161,8 +167,10 @@ if [[ -d $fsdd ]]; then
     row "  PyTorch's fastest configuration" "" "${p#*|}" ""
   done
 fi
+if want sine; then
 ./sine --metrics s.jsonl > /dev/null
 n=$(last s.jsonl report seconds)
 p=$("$py" "$root/bench/torch_reference.py" sine | "$py" -c "import json,sys; print(json.load(sys.stdin)['seconds'])")
 row "sine, 2000 steps, ms (in-process)" "$(fmt "$(py_eval "float(sys.argv[1]) * 1000" "$n")")" "$(fmt "$(py_eval "float(sys.argv[1]) * 1000" "$p")")" "$(ratio "$p" "$n")"
 row "netc examples/mnist.nn -o train, s" "$(fmt "$compile")" "" ""
+fi
