@@ -19,7 +19,34 @@ namespace netc::rt {
 
 namespace {
 
-constexpr uint64_t kMaxHeader = 100u << 20; // the format's own limit
+// The format allows headers of 100 MB; a header of 32 MB describes some
+// 300,000 tensors, more than any model netc compiles, and nesting deeper
+// than a safetensors header's (object, tensor, shape) is never needed:
+// both bounds keep a hostile header from taking gigabytes to parse.
+constexpr uint64_t kMaxHeader = 32u << 20;
+constexpr int kMaxNesting = 8;
+
+/// The deepest nesting of objects and arrays in `text` (strings skipped).
+int nesting(const std::string &text) {
+  int depth = 0, deepest = 0;
+  bool inString = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (inString) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        inString = false;
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '{' || c == '[') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return deepest;
+}
 
 std::string shapeString(const std::vector<int64_t> &shape) {
   return TensorInfo{"", shape, 0}.shapeString();
@@ -102,10 +129,14 @@ std::map<std::string, LoadedTensor> readSafetensors(const std::string &path,
   uint64_t length = 0;
   for (int i = 7; i >= 0; --i)
     length = (length << 8) | prefix[i];
-  if (length > kMaxHeader || length > fileSize - 8)
+  if (length > fileSize - 8)
     throw bad("the header length is larger than the file");
+  if (length > kMaxHeader)
+    throw bad("its header of " + std::to_string(length) + " bytes is larger than 32 MB");
   std::string text(length, '\0');
   in.read(text.data(), static_cast<std::streamsize>(length));
+  if (nesting(text) > kMaxNesting)
+    throw bad("its header nests deeper than " + std::to_string(kMaxNesting) + " levels");
   nlohmann::json header = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!header.is_object())
     throw bad("the header is not a JSON object");

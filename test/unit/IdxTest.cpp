@@ -37,8 +37,9 @@ protected:
       gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
       gzclose(f);
     } else {
-      std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char *>(bytes.data()),
-                                                  static_cast<std::streamsize>(bytes.size()));
+      std::ofstream(path, std::ios::binary)
+          .write(reinterpret_cast<const char *>(bytes.data()),
+                 static_cast<std::streamsize>(bytes.size()));
     }
     return path;
   }
@@ -101,10 +102,16 @@ TEST_F(Idx, DatasetChecksItemsAndLabels) {
   d.fill(rows, 1, out);
   EXPECT_EQ(pixels[3], 8.0f / 255.0f);
   EXPECT_EQ(labels[0], 0);
-  EXPECT_EQ(errorOf([&] { IdxDataset(fields, images, readIdx(write("three", idx({3}, {1, 2, 3}))), 10, "img", "three"); }),
+  EXPECT_EQ(errorOf([&] {
+              IdxDataset(fields, images, readIdx(write("three", idx({3}, {1, 2, 3}))), 10, "img",
+                         "three");
+            }),
             "'img' has 2 items but 'three' has 3");
-  EXPECT_EQ(errorOf([&] { IdxDataset(fields, images, readIdx(write("range", idx({2}, {1, 12}))), 10, "img", "range"); }),
-            "'range': label 12 of item 1 is not a class of this model (0 to 9)");
+  EXPECT_EQ(
+      errorOf([&] {
+        IdxDataset(fields, images, readIdx(write("range", idx({2}, {1, 12}))), 10, "img", "range");
+      }),
+      "'range': label 12 of item 1 is not a class of this model (0 to 9)");
   auto flat = readIdx(write("flat", idx({2}, {1, 2})));
   EXPECT_EQ(errorOf([&] { IdxDataset(fields, flat, flat, 10, "flat", "flat"); }),
             "the items of 'flat' are single values (1 values); the model's 'image' takes 4");
@@ -127,18 +134,43 @@ TEST_F(Idx, RefusesTruncatedFiles) {
 
 TEST_F(Idx, RefusesLyingFiles) {
   // The header claims a billion images: an error, without allocating them.
-  EXPECT_EQ(errorOf([&] { readIdx(write("big", idx({1000000000, 28, 28}, {1, 2, 3}))); }),
+  EXPECT_EQ(errorOf([&] {
+              readIdx(write("big", idx({1000000000, 28, 28}, {1, 2, 3})));
+            }),
             "'" + (dir_ / "big").string() + "' claims more than 16 GiB of data");
-  EXPECT_EQ(errorOf([&] { readIdx(write("more", idx({100, 28, 28}, {1, 2, 3}))); }),
+  EXPECT_EQ(errorOf([&] {
+              readIdx(write("more", idx({100, 28, 28}, {1, 2, 3})));
+            }),
             "'" + (dir_ / "more").string() + "' is truncated: it ends inside the data");
-  EXPECT_EQ(errorOf([&] { readIdx(write("long", idx({2}, {1, 2, 3}))); }),
+  EXPECT_EQ(errorOf([&] {
+              readIdx(write("long", idx({2}, {1, 2, 3})));
+            }),
             "'" + (dir_ / "long").string() + "' is longer than its header says");
-  EXPECT_EQ(errorOf([&] { readIdx(write("magic", {1, 2, 8, 1, 0, 0, 0, 1, 5})); }),
+  EXPECT_EQ(errorOf([&] {
+              readIdx(write("magic", {1, 2, 8, 1, 0, 0, 0, 1, 5}));
+            }),
             "'" + (dir_ / "magic").string() + "' is not an IDX file (bad magic number)");
-  EXPECT_EQ(errorOf([&] { readIdx(write("type", idx({1}, {0, 0, 0, 0}, 0x07))); }),
+  EXPECT_EQ(errorOf([&] {
+              readIdx(write("type", idx({1}, {0, 0, 0, 0}, 0x07)));
+            }),
             "'" + (dir_ / "type").string() +
                 "' holds IDX type 0x07, which is none of u8 (0x08), i8 (0x09), i16 (0x0b), "
                 "i32 (0x0c), f32 (0x0d), f64 (0x0e)");
+}
+
+// 16 MB of zeros gzip to some 16 KB: far beyond any data set's ratio, so
+// refused before a byte of it is held (a real 2 MB bomb would take 2 GB).
+TEST_F(Idx, RefusesDecompressionBombs) {
+  std::string bomb = write("bomb.gz", idx({4096, 4096}, std::vector<uint8_t>(4096 * 4096)), true);
+  ASSERT_LT(fs::file_size(bomb), 100000u);
+  std::string message = errorOf([&] { readIdx(bomb); });
+  EXPECT_NE(message.find("more than 200 times its size: refused as a possible decompression "
+                         "bomb"),
+            std::string::npos)
+      << message;
+  // The same data uncompressed is read (it is what the file holds).
+  EXPECT_EQ(readIdx(write("plain", idx({4096, 4096}, std::vector<uint8_t>(4096 * 4096)))).dims,
+            (std::vector<uint32_t>{4096, 4096}));
 }
 
 TEST_F(Idx, FindsGzippedFiles) {
@@ -146,7 +178,8 @@ TEST_F(Idx, FindsGzippedFiles) {
   EXPECT_EQ(findIdxFile(dir_.string(), "t10k-labels-idx1-ubyte"),
             (dir_ / "t10k-labels-idx1-ubyte.gz").string());
   EXPECT_EQ(errorOf([&] { findIdxFile(dir_.string(), "train-images-idx3-ubyte"); }),
-            "no 'train-images-idx3-ubyte' (or 'train-images-idx3-ubyte.gz') in '" + dir_.string() + "'");
+            "no 'train-images-idx3-ubyte' (or 'train-images-idx3-ubyte.gz') in '" + dir_.string() +
+                "'");
 }
 
 } // namespace

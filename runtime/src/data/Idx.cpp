@@ -19,6 +19,7 @@
 #include <cstring>
 #include <memory>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace netc::rt {
 
@@ -179,6 +180,21 @@ IdxArray readIdx(const std::string &path) {
     if (total > (uint64_t(1) << 34))
       throw Error("'" + path + "' claims more than 16 GiB of data");
   }
+  // A gzipped file that would grow more than 200 times is a decompression
+  // bomb, not a data set (MNIST's grow 5 times), and no file may hold more
+  // than the machine's memory.
+  struct stat st;
+  if (!gzdirect(f.get()) && ::stat(path.c_str(), &st) == 0 &&
+      total > 200 * static_cast<uint64_t>(st.st_size) + (1u << 20))
+    throw Error("'" + path + "' would decompress to " + std::to_string(total) + " bytes from " +
+                std::to_string(st.st_size) +
+                ", more than 200 times its size: refused as a possible decompression bomb "
+                "(gunzip it first if it is real data)");
+  long pages = sysconf(_SC_PHYS_PAGES), pageSize = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && pageSize > 0 &&
+      total > static_cast<uint64_t>(pages) * static_cast<uint64_t>(pageSize))
+    throw Error("'" + path + "' holds " + std::to_string(total) +
+                " bytes of data, more than this machine's memory");
   // Grow with the data actually read, so a lying header cannot make us
   // allocate more than the file holds.
   constexpr size_t kChunk = size_t(1) << 24;
