@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds a libFuzzer target (clang-19, ASan + UBSan) and fuzzes it, starting
 # from its committed corpus: `nn` (default) parse + check + the middle end
-# (test/fuzz/corpus), `wav` the runtime's WAVE reader (test/fuzz/wav-corpus).
-#   scripts/fuzz.sh [SECONDS] [nn|wav]   (default 300 nn)
+# (test/fuzz/corpus), `wav` the runtime's WAVE reader (test/fuzz/wav-corpus),
+# `readers` its IDX and safetensors readers (test/fuzz/readers-corpus).
+#   scripts/fuzz.sh [SECONDS] [nn|wav|readers]   (default 300 nn)
 # New interesting inputs go to build-fuzz/corpus (corpus-wav); copy the ones
 # worth keeping (and every crash reproducer, once fixed) into the committed
 # corpus.
@@ -14,7 +15,8 @@ target=${2:-nn}
 case $target in
   nn) fuzzer=netc_fuzz corpus=corpus seeds="$root/test/fuzz/corpus" ;;
   wav) fuzzer=netc_wav_fuzz corpus=corpus-wav seeds="$root/test/fuzz/wav-corpus" ;;
-  *) echo "fuzz.sh: the targets are nn and wav" >&2; exit 2 ;;
+  readers) fuzzer=netc_readers_fuzz corpus=corpus-readers seeds="$root/test/fuzz/readers-corpus" ;;
+  *) echo "fuzz.sh: the targets are nn, wav and readers" >&2; exit 2 ;;
 esac
 build="$root/build-fuzz"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Writes test/fuzz/readers-corpus/: seeds for the IDX and safetensors
+readers' fuzz target (its first byte: even IDX, odd safetensors; then the
+file): good files, gzipped ones, and the hostile cases of the readers'
+tests (lying dimensions, truncation, bad JSON, offsets out of range, deep
+nesting). Standard library only.  scripts/make-readers-corpus.py [DIR]"""
+import gzip
+import json
+import os
+import struct
+import sys
+
+out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "test", "fuzz", "readers-corpus")
+os.makedirs(out, exist_ok=True)
+
+
+def idx(dims, data, kind=8):
+    return bytes([0, 0, kind, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims) + data
+
+
+def st(header, body=b""):
+    text = json.dumps(header).encode() if not isinstance(header, bytes) else header
+    return struct.pack("<Q", len(text)) + text + body
+
+
+good_idx = idx([2, 3], bytes(range(6)))
+cases = {
+    "idx-good": b"\0" + good_idx,
+    "idx-gz": b"\0" + gzip.compress(good_idx, mtime=0),
+    "idx-f32": b"\0" + idx([2], struct.pack(">2f", 1.5, -2), 0x0d),
+    "idx-f64": b"\0" + idx([1, 1], struct.pack(">d", 0.25), 0x0e),
+    "idx-lying-dims": b"\0" + idx([1000000, 1000], bytes(6)),
+    "idx-zero-dim": b"\0" + idx([0, 3], b""),
+    "idx-bad-type": b"\0" + idx([2], bytes(2), 0x07),
+    "idx-long": b"\0" + good_idx + b"extra",
+    "idx-gz-cut": b"\0" + gzip.compress(good_idx, mtime=0)[:-6],
+    "idx-gz-bomb": b"\0" + gzip.compress(idx([1024, 1024], bytes(1 << 20)), mtime=0),
+    "st-good": b"\1" + st({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}},
+                          struct.pack("<2f", 1, 2)),
+    "st-i64": b"\1" + st({"n": {"dtype": "I64", "shape": [], "data_offsets": [0, 8]},
+                          "__metadata__": {"format": "pt"}}, struct.pack("<q", 7)),
+    "st-offsets-out": b"\1" + st({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 800]}},
+                                 bytes(8)),
+    "st-shape-overflow": b"\1" + st({"w": {"dtype": "F32", "shape": [2 ** 62, 8],
+                                           "data_offsets": [0, 8]}}, bytes(8)),
+    "st-bad-json": b"\1" + st(b"{not json}"),
+    "st-deep": b"\1" + st(b"[" * 64 + b"]" * 64),
+    "st-header-too-long": b"\1" + struct.pack("<Q", 1 << 40) + b"{}",
+    "st-dtype": b"\1" + st({"w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}},
+                           bytes(4)),
+}
+for name, data in cases.items():
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(data)
+print(f"make-readers-corpus: {len(cases)} files in {out}")
