@@ -186,9 +186,9 @@ int trainEpochs(Session &s, const RunData &data) {
       }
       if (interrupted) {
         at.epoch = epoch;
+        s.save();
         if (!s.f.checkpoint.empty())
           saveCheckpoint(s.m, s.f.checkpoint, s.persist.get(), at);
-        s.save();
         std::printf("\ninterrupted at epoch %lld, batch %lld; weights saved to %s; continue with "
                     "--resume %s\n",
                     static_cast<long long>(epoch + 1), static_cast<long long>(b + 1),
@@ -216,9 +216,13 @@ int trainEpochs(Session &s, const RunData &data) {
       at = {epoch + 1, 0, at.step, at.seed, 0, 0, at.batch, at.shuffle, at.data};
     else
       at.epoch = epoch;
+    // The weights first: killed between the two writes, the checkpoint is
+    // the previous epoch's, and resuming it redoes this epoch to the same
+    // bits (the other order could leave a finished checkpoint beside the
+    // previous epoch's weights).
+    s.save();
     if (!s.f.checkpoint.empty())
       saveCheckpoint(s.m, s.f.checkpoint, s.persist.get(), at);
-    s.save();
     nlohmann::json record = {
         {"event", "epoch"}, {"epoch", epoch + 1}, {"step", at.step}, {"train_loss", trainLoss}};
     std::string test;
