@@ -169,6 +169,9 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
                                "of each parameter's gradient and of its update")
                     ->expected(0, 1)
                     ->check(wholeNumber(1));
+  app.add_flag("--check-finite", f.checkFinite,
+               "check every parameter after every step, and name the first step and tensor "
+               "that is no longer finite, and why (the data, a gradient, the update)");
   auto *check = app.add_option("--gradcheck", f.gradCheck,
                                "no training: check the compiled gradients on K random entries "
                                "per parameter (default 20) against finite differences and a "

@@ -45,7 +45,7 @@ int trainFullBatch(Session &s, const RunData &data) {
   int width = static_cast<int>(std::to_string(s.f.steps).size());
   for (int64_t step = 1; step <= s.f.steps; ++step) {
     float loss;
-    if (!s.train(step, batch.inputs(), n, loss))
+    if (!s.train(step, batch, n, train, rows.data(), loss))
       return 1;
     if (interrupted) {
       if (!reported && exists(s.f.save)) {
@@ -168,7 +168,7 @@ int trainEpochs(Session &s, const RunData &data) {
       int64_t n = std::min(s.f.batch, count - begin);
       batch.fill(train, order.data() + begin, n);
       float loss;
-      if (!s.train(++at.step, batch.inputs(), n, loss))
+      if (!s.train(++at.step, batch, n, train, order.data() + begin, loss))
         return 1;
       at.epochLossSum += static_cast<double>(loss) * static_cast<double>(n);
       at.epochSeen += n;

@@ -51,6 +51,7 @@ struct Flags {
   std::string resume;
   int64_t gradStats = 0; ///< every K steps; 0: off
   int64_t gradCheck = 0; ///< entries per tensor; 0: off
+  bool checkFinite = false; ///< --check-finite: the parameters after every step
   int64_t threads = 1;
 };
 
@@ -125,8 +126,11 @@ struct Session {
 
   double seconds() const { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-  /// One training step (1-based `step`); false if the loss diverged.
-  bool train(int64_t step, const float *const *inputs, int64_t n, float &loss) {
+  /// One training step (1-based `step`) on the batch of dataset `data`'s
+  /// examples `rows`; false, with a diagnosis, if the loss (or with
+  /// --check-finite a parameter) is no longer finite.
+  bool train(int64_t step, const Batch &batch, int64_t n, const Dataset &data,
+             const int64_t *rows, float &loss) {
     // Step-dependent hyperparameters (Adam's bias corrections), in double.
     for (size_t i = 0; i < m.stepHParams.size(); ++i) {
       const auto &h = m.stepHParams[i];
@@ -136,17 +140,110 @@ struct Session {
     setKey(step);
     bool stats = f.gradStats > 0 && step % f.gradStats == 0;
     if (stats)
-      gradientsBefore(inputs, n);
-    loss = m.code->train_step(persist.get(), inputs, scratch.get(), n, hparams.data());
+      gradientsBefore(batch.inputs(), n);
+    else if (f.checkFinite)
+      before.assign(persist.get(), persist.get() + m.persistentFloats);
+    else
+      before.clear(); // no copy of this step's starting point
+    loss = m.code->train_step(persist.get(), batch.inputs(), scratch.get(), n, hparams.data());
     if (stats && std::isfinite(loss))
       printGradStats(step);
-    if (std::isfinite(loss))
+    bool finite = std::isfinite(loss) && (!f.checkFinite || nonFiniteParams().empty());
+    if (finite)
       return true;
-    std::fprintf(stderr,
-                 "error: the loss became %s at step %lld; training stopped.\n"
-                 "The weights file was not written. Try a smaller learning rate (--lr).\n",
-                 std::isnan(loss) ? "nan" : "infinite", static_cast<long long>(step));
+    std::fprintf(stderr, "error: %s; training stopped. The weights file was not written.\n",
+                 diagnosis(step, batch, n, data, rows, loss).c_str());
     return false;
+  }
+
+  /// The parameters holding a value that is not finite.
+  std::vector<std::string> nonFiniteParams(const float *values = nullptr) const {
+    std::vector<std::string> out;
+    const float *v = values ? values : persist.get();
+    for (const auto &p : m.params)
+      for (int64_t i = 0; i < p.numel(); ++i)
+        if (!std::isfinite(v[p.offset + i])) {
+          out.push_back(p.name);
+          break;
+        }
+    return out;
+  }
+
+  /// Why step `step` stopped: the data, an update, a gradient or the
+  /// forward pass, as far as the information at hand tells.
+  std::string diagnosis(int64_t step, const Batch &batch, int64_t n, const Dataset &data,
+                        const int64_t *rows, float loss) {
+    auto what = [](float v) { return std::string(std::isnan(v) ? "nan" : "infinite"); };
+    auto aWhat = [&](float v) { return std::string(std::isnan(v) ? "a nan" : "an infinite"); };
+    // Finite but huge parameters: updates diverging before anything overflowed.
+    auto growth = [&]() -> std::string {
+      double largest = 0;
+      for (const auto &p : m.params)
+        for (int64_t i = 0; i < p.numel(); ++i)
+          largest = std::max(largest, std::abs(static_cast<double>(persist[p.offset + i])));
+      if (largest < 1e6)
+        return "";
+      return "; the parameters have grown to " + shortest(static_cast<float>(largest)) +
+             ": updates diverging? try a smaller learning rate (--lr)";
+    };
+    std::string head = "at step " + std::to_string(step) + " ";
+    // The data: the first value that is not finite, by field and example.
+    const auto &fields = data.fields();
+    for (size_t k = 0; k < fields.size(); ++k) {
+      if (fields[k].integer)
+        continue;
+      const float *x = batch.floats(k);
+      for (int64_t i = 0; i < n * fields[k].numel; ++i)
+        if (!std::isfinite(x[i])) {
+          int64_t example = rows[i / fields[k].numel];
+          std::string name = data.name(example);
+          return head + "the data holds " + what(x[i]) + " in '" + fields[k].name +
+                 "' of example " + std::to_string(example) + (name.empty() ? "" : " (" + name + ")") +
+                 ": the loss became " + what(loss) + "; fix or drop that example";
+        }
+    }
+    std::string finiteLoss = std::isfinite(loss) ? "the loss was " + shortest(loss) + ", but " : "";
+    if (!before.empty() && nonFiniteParams(before.data()).empty()) {
+      // --check-finite: the step started from finite parameters; its
+      // gradients on this batch tell an overflowing derivative from an
+      // update too large.
+      std::vector<std::string> updated = nonFiniteParams();
+      std::copy(before.begin(), before.end(), persist.get());
+      grads.assign(static_cast<size_t>(m.persistentFloats), 0.0f);
+      m.code->gradients(persist.get(), batch.inputs(), scratch.get(), n, hparams.data(),
+                        grads.data());
+      if (!std::isfinite(loss))
+        return head + "the forward pass gave " + aWhat(loss) +
+               " loss from finite data and parameters: an operation of the model overflows or "
+               "is undefined there (log of 0 or of a negative number, 0 / 0, exp of a large "
+               "value)" + growth();
+      std::vector<std::string> bad = nonFiniteParams(grads.data());
+      if (!bad.empty())
+        return head + finiteLoss + "the gradient of '" + bad.front() +
+               "' is not finite: a derivative overflows (sqrt or log near 0, a division by "
+               "a value near 0)";
+      double largest = 0;
+      for (const auto &p : m.params)
+        for (int64_t i = 0; i < p.numel(); ++i)
+          largest = std::max(largest, std::abs(static_cast<double>(grads[p.offset + i])));
+      return head + finiteLoss + "its update made '" +
+             (updated.empty() ? std::string("a parameter") : updated.front()) +
+             "' non-finite from finite gradients (largest |gradient| " + shortest(static_cast<float>(largest)) +
+             "): the learning rate is too large; try a smaller one (--lr)";
+    }
+    std::vector<std::string> bad = nonFiniteParams();
+    if (bad.empty())
+      return head + "the forward pass gave " + aWhat(loss) +
+             " loss from finite data and parameters: an operation of the model overflows or "
+             "is undefined there (log of 0 or of a negative number, 0 / 0, exp of a large "
+             "value)" + growth();
+    return head + "the loss became " + what(loss) + " with finite data, and '" + bad.front() +
+           "'" +
+           (bad.size() > 1 ? " and " + std::to_string(bad.size() - 1) + " more parameters hold"
+                           : " holds") +
+           " non-finite values now: an update diverged (a learning rate too large) or an "
+           "operation is undefined on this data (log of 0 or of a negative number, 0 / 0); run "
+           "with --check-finite to tell which";
   }
 
   void announce(const std::string &length) const {
