@@ -18,9 +18,9 @@
 #include <llvm/Support/raw_ostream.h>
 
 #include <fstream>
-#include <unistd.h>
 #include <iostream>
 #include <sstream>
+#include <unistd.h>
 
 #ifndef NETC_VERSION
 #define NETC_VERSION "0.0.0"
@@ -69,7 +69,12 @@ std::optional<std::string> readFile(const std::string &path, std::string &error)
   }
   std::ostringstream text;
   text << in.rdbuf();
-  return text.str();
+  // Editors on Windows start UTF-8 files with a byte order mark; it is not
+  // part of the program.
+  std::string source = text.str();
+  if (source.starts_with("\xEF\xBB\xBF"))
+    source.erase(0, 3);
+  return source;
 }
 
 /// A temporary file beside `path` with a random name, created exclusively
@@ -200,7 +205,8 @@ int link(const std::string &object, const Options &o, const char *argv0) {
     return fail(error);
   }
   ::close(exeFd);
-  std::vector<llvm::StringRef> args = {*cc, "-o", *tmpExe, objPath, *runtime, "-lstdc++", "-lm", "-lz"};
+  std::vector<llvm::StringRef> args = {*cc,      "-o",       *tmpExe, objPath,
+                                       *runtime, "-lstdc++", "-lm",   "-lz"};
   int rc = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, {}, 0, 0, &error);
   llvm::sys::fs::remove(objPath);
   if (rc != 0) {
@@ -211,12 +217,18 @@ int link(const std::string &object, const Options &o, const char *argv0) {
 }
 
 std::optional<Stage> middleStage(const std::string &emit) {
-  if (emit == "graph") return Stage::Graph;
-  if (emit == "modes") return Stage::Modes;
-  if (emit == "grad") return Stage::Grad;
-  if (emit == "step") return Stage::Step;
-  if (emit == "opt") return Stage::Opt;
-  if (emit == "plan") return Stage::Plan;
+  if (emit == "graph")
+    return Stage::Graph;
+  if (emit == "modes")
+    return Stage::Modes;
+  if (emit == "grad")
+    return Stage::Grad;
+  if (emit == "step")
+    return Stage::Step;
+  if (emit == "opt")
+    return Stage::Opt;
+  if (emit == "plan")
+    return Stage::Plan;
   return std::nullopt;
 }
 
@@ -304,15 +316,16 @@ int compile(Options o, const char *argv0) {
 
 int main(int argc, char **argv) {
   CLI::App app{"netc - compiles a .nn model into a native training program"};
-  app.set_version_flag("--version", std::string("netc ") + NETC_VERSION + " (LLVM " LLVM_VERSION_STRING ")");
+  app.set_version_flag("--version",
+                       std::string("netc ") + NETC_VERSION + " (LLVM " LLVM_VERSION_STRING ")");
   Options o;
   app.add_option("input", o.input, "the .nn model file")->required();
   app.add_option("-o,--output", o.output,
                  "output file (default: the model's name for an executable, "
                  "NAME.o for --emit=obj, standard output for text)");
   app.add_option("--emit", o.emit, "what to produce")
-      ->check(CLI::IsMember({"ast", "graph", "modes", "grad", "step", "opt", "plan", "llvm",
-                             "asm", "obj", "exe"}))
+      ->check(CLI::IsMember(
+          {"ast", "graph", "modes", "grad", "step", "opt", "plan", "llvm", "asm", "obj", "exe"}))
       ->default_str("exe");
   app.add_option("--name", o.name,
                  "the model's name (default: the file's name without .nn); the object "
@@ -334,8 +347,7 @@ int main(int argc, char **argv) {
   // Test-only and hidden (no group): makes one op's gradient rule wrong, so
   // the tests can show that --gradcheck catches it.
   app.add_option("--inject-gradient-fault", o.gradientFault)->group("");
-  app.add_option("-O", o.optLevel, "optimization level 0-3 (default 3)")
-      ->check(CLI::Range(0, 3));
+  app.add_option("-O", o.optLevel, "optimization level 0-3 (default 3)")->check(CLI::Range(0, 3));
   app.footer("Stages for --emit: ast, graph (forward), grad (with gradients), step "
              "(with optimizer updates), opt (simplified and fused), plan (memory), "
              "llvm, asm, obj, exe (the default).");

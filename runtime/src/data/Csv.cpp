@@ -37,6 +37,9 @@ std::string readText(const std::string &path) {
   struct stat st;
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
     throw Error("'" + path + "' is a folder; give the table's file");
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    throw Error("'" + path +
+                "' is not a regular file (a pipe or a device?); give the table's file");
   std::unique_ptr<gzFile_s, GzClose> f(gzopen(path.c_str(), "rb"));
   if (!f)
     throw Error("cannot read '" + path + "': " + std::strerror(errno ? errno : ENOENT));
@@ -141,8 +144,9 @@ Table readTable(const std::string &path, size_t skip, bool header, char delimite
     t.rows.push_back({number, cells(line, delimiter)});
   }
   if (t.rows.empty())
-    throw Error("'" + path + "' has no rows of data" +
-                (skip ? " after skipping " + counted(static_cast<int64_t>(skip), "line") : std::string()));
+    throw Error(
+        "'" + path + "' has no rows of data" +
+        (skip ? " after skipping " + counted(static_cast<int64_t>(skip), "line") : std::string()));
   size_t width = t.rows[0].cells.size();
   for (const Line &l : t.rows)
     if (l.cells.size() != width)
