@@ -80,7 +80,7 @@ std::optional<Layer> Sema::spectrogramLayer(const ast::LayerRef &ref, Layer laye
         return std::nullopt;
       }
       s.center = *v == 1;
-    } else if (!(n = whole(name == "n_mels" ? 1 : 2, 1 << 16))) {
+    } else if (!(n = whole(name == "n_fft" ? 2 : 1, 1 << 16))) {
       return std::nullopt;
     } else if (name == "n_fft") {
       s.nFft = *n;
@@ -91,6 +91,15 @@ std::optional<Layer> Sema::spectrogramLayer(const ast::LayerRef &ref, Layer laye
     } else {
       s.nMels = *n;
     }
+  }
+  // An FFT's workspace grows with n_fft, the DFT tables (other sizes, and
+  // the gradient) with its square: 16384 and 4096 keep both within reach.
+  bool fft = std::has_single_bit(static_cast<uint64_t>(s.nFft));
+  if (s.nFft > (fft ? 16384 : 4096)) {
+    diags_.error(ref.loc, fmt::format("{}: n_fft {} is too large; at most 16384 for a power of "
+                                      "two (an FFT), else 4096",
+                                      ref.name, s.nFft));
+    return std::nullopt;
   }
   if (s.win() > s.nFft) {
     diags_.error(ref.loc, fmt::format("{}: win_length {} is longer than n_fft {}", ref.name,
