@@ -184,6 +184,13 @@ private:
     body->addFnAttr(llvm::Attribute::NoUnwind);
     if (kind_ == EntryKind::Gradients)
       body->addFnAttr(llvm::Attribute::OptimizeForSize);
+    // A kernel with a handful of values per example gains nothing from
+    // vectorized, unrolled loops with runtime alias checks, and compiling
+    // them took half the time of a deep chain of small layers.
+    if (tinyKernel(k)) {
+      body->addFnAttr(llvm::Attribute::OptimizeForSize);
+      body->addFnAttr(llvm::Attribute::MinSize);
+    }
     llvm::IRBuilder<> ib(llvm::BasicBlock::Create(c, "entry", body));
     ib.setFastMathFlags(b_.getFastMathFlags());
     llvm::Value *args = body->getArg(0);
@@ -207,6 +214,14 @@ private:
       emitWindowFinish(ctx, k, chunks);
     if (k.kind == Kernel::Kind::Loop)
       emitLoopFinish(ctx, k, chunks);
+  }
+
+  /// A loop or product kernel with at most 64 values per example.
+  bool tinyKernel(const Kernel &k) const {
+    if (k.kind != Kernel::Kind::Loop && k.kind != Kernel::Kind::MatMul)
+      return false;
+    const Shape &s = k.kind == Kernel::Kind::Loop ? k.domain : entry_.graph.shape(k.nodes.front());
+    return s.constNumel() <= 64;
   }
 
   // Output "prediction" to out, n examples of its per-example floats.
