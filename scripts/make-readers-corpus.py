@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Writes test/fuzz/readers-corpus/: seeds for the IDX and safetensors
-readers' fuzz target (its first byte: even IDX, odd safetensors; then the
-file): good files, gzipped ones, and the hostile cases of the readers'
-tests (lying dimensions, truncation, bad JSON, offsets out of range, deep
-nesting). Standard library only.  scripts/make-readers-corpus.py [DIR]"""
+"""Writes test/fuzz/readers-corpus/: seeds for the IDX, safetensors and CSV
+readers' fuzz target (its first byte modulo 3: IDX, safetensors, CSV, whose
+options come from its bits, see ReadersFuzzTarget.cpp; then the file):
+good files, gzipped ones, and the hostile cases of the readers' tests
+(lying dimensions, truncation, bad JSON, offsets out of range, deep
+nesting, ragged rows, bad numbers and labels). Standard library only.
+  scripts/make-readers-corpus.py [DIR]"""
 import gzip
 import json
 import os
@@ -49,6 +51,20 @@ cases = {
     "st-header-too-long": b"\1" + struct.pack("<Q", 1 << 40) + b"{}",
     "st-dtype": b"\1" + st({"w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}},
                            bytes(4)),
+    # CSV: selector bytes = 2 (mod 3); 8 a class target, 16 skip a line,
+    # 32 a header, 64 blank-separated, 128 inputs "0:3".
+    "csv-numbers": bytes([2]) + b"1,2,3,0.5\n4,5,6,1.5\n",
+    "csv-classes": bytes([8]) + b"1,2,3,0\n4,5,6,2\n7,8,9,1\n",
+    "csv-header": bytes([44]) + b"a,b,c,kind\n1,2,3,setosa\n4,5,6,virginica\n",
+    "csv-blanks": bytes([74]) + b"1  2 3   0\n\t4 5 6 1\n",
+    "csv-inputs": bytes([137]) + b"1,2,3,0\n4,5,6,1\n",
+    "csv-skip": bytes([26]) + b"150,4,a,b,c\n1,2,3,0\n",
+    "csv-gz": bytes([8]) + gzip.compress(b"1,2,3,0\n4,5,6,1\n", mtime=0),
+    "csv-ragged": bytes([8]) + b"1,2,3,0\n4,5,6\n",
+    "csv-bad-number": bytes([8]) + b"1,x,3,0\n",
+    "csv-bad-label": bytes([8]) + b"1,2,3,7\n1,2,3,-1\n",
+    "csv-quotes-crlf": bytes([44]) + b"\"a\",b,c,d\r\n1,2,3,0\r\n",
+    "csv-empty": bytes([8]),
 }
 for name, data in cases.items():
     with open(os.path.join(out, name), "wb") as f:

@@ -1,18 +1,53 @@
 // ReadersFuzzTarget.cpp - libFuzzer entry point for the runtime's file
-// readers that take paths: the first byte picks IDX (plain or gzipped) or
-// safetensors, the rest is the file. Any bytes must be read or refused with
-// an Error, never crash, hang or allocate what the file does not hold.
-// Built as a fuzzer with NETC_FUZZ=ON (scripts/fuzz.sh SECONDS readers),
-// and linked into netc_readers_fuzz_replay, which the test suite runs over
-// readers-corpus/ (scripts/make-readers-corpus.py).
+// readers that take paths: the first byte picks IDX (plain or gzipped),
+// safetensors or a CSV table (then its options: a header line or not, comma
+// or blank separated, a class or a numeric target), the rest is the file. Any bytes must be read or
+// refused with an Error, never crash, hang or allocate what the file does not hold. Built as a
+// fuzzer with NETC_FUZZ=ON (scripts/fuzz.sh SECONDS readers), and linked into
+// netc_readers_fuzz_replay, which the test suite runs over readers-corpus/
+// (scripts/make-readers-corpus.py).
 #include "Safetensors.h"
 #include "data/Idx.h"
+#include "data/Sources.h"
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 #include <unistd.h>
+
+namespace {
+
+/// A model on a csv table: x f32[N, 3] from the other columns, y from the
+/// last: 3 classes, or a number; options from the selector byte's bits.
+netc::rt::ModelInfo csvModel(uint8_t selector) {
+  netc::rt::ModelInfo m;
+  bool classes = selector & 8;
+  m.dataSource = "csv";
+  m.dataNumbers = {{"skip", (selector >> 4) & 1},
+                   {"header", (selector >> 5) & 1},
+                   {"batch", 4},
+                   {"test", 0},
+                   {"split_seed", 0}};
+  m.dataTexts = {{"delimiter", selector & 64 ? " " : ","},
+                 {"inputs", selector & 128 ? "0:3" : ""},
+                 {"target", ""},
+                 {"target_file", ""},
+                 {"test_file", ""},
+                 {"test_target_file", ""}};
+  m.fields = {{"x", "input", "f32", {netc::rt::kBatch, 3}},
+              {"y", "target", classes ? "i64" : "f32", {netc::rt::kBatch}}};
+  if (classes) {
+    m.prediction.present = true;
+    m.prediction.kind = "logits";
+    m.prediction.classes = 3;
+    m.prediction.width = 3;
+    m.prediction.target = 1;
+  }
+  return m;
+}
+
+} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size == 0)
@@ -26,10 +61,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   }
   try {
-    if (data[0] % 2 == 0)
+    switch (data[0] % 3) {
+    case 0:
       netc::rt::readIdx(path);
-    else
+      break;
+    case 1:
       netc::rt::readSafetensors(path);
+      break;
+    default:
+      netc::rt::openCsv(csvModel(data[0]), path);
+      break;
+    }
   } catch (const netc::rt::Error &) {
   }
   std::remove(path.c_str());
