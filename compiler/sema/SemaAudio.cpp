@@ -152,6 +152,14 @@ ValueId Sema::applySpectrogram(const Layer &l, ValueId x, ast::Loc loc) {
     return node(Op::Mul, {node(Op::Log, {clamped}, {}, l.loc), scale}, {}, l.loc);
   }
   const SpectrogramSpec &s = l.spectrogram;
+  // The mel filterbank assumes the clips' rate: another one shifts every band.
+  if (auto rate = model_.data.numbers.find("sample_rate");
+      l.kind == "mel_spectrogram" && model_.data.source == "audio" &&
+      rate != model_.data.numbers.end() && rate->second != s.sampleRate)
+    diags_.warning(l.loc, fmt::format("mel_spectrogram's sample_rate is {} Hz, but the audio data "
+                                      "is read at {} Hz: its mel bands will be at the wrong "
+                                      "frequencies",
+                                      s.sampleRate, rate->second));
   Shape in = model_.graph.shape(x);
   if (in.rank() == 0 || in.dims.back() == kBatch) {
     layerError(l, loc,
