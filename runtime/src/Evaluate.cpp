@@ -221,6 +221,11 @@ std::string reportLine(const ModelInfo &m, const float *persist,
 
 RunData openRunData(const ModelInfo &m, const std::string &path) {
   RunData d{openData(m, path), {}};
+  nameClasses(m, d);
+  return d;
+}
+
+void nameClasses(const ModelInfo &m, RunData &d) {
   d.classes = !d.splits.classes.empty() ? d.splits.classes : m.classes;
   int64_t count = m.prediction.binary() ? 2 : classCount(m);
   if (d.classes.empty() || static_cast<int64_t>(d.classes.size()) != count) {
@@ -228,7 +233,6 @@ RunData openRunData(const ModelInfo &m, const std::string &path) {
     for (int64_t c = 0; c < count; ++c)
       d.classes.push_back(std::to_string(c));
   }
-  return d;
 }
 
 std::vector<int64_t> firstRows(int64_t count) {

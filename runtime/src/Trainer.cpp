@@ -309,6 +309,17 @@ int run(const netc_model *model, int argc, char **argv) {
   bool trains = m.trains && !f.gradCheck && !f.eval && !f.predict && f.predictFile.empty();
   if (trains)
     checkOutputs(m, f);
+  // Predictions from a file need the training data only for class names
+  // that only the data gives (a csv or audio classifier that declares
+  // none): a trained model answers where its data set is not.
+  bool namesFromData = (m.dataSource == "csv" || m.dataSource == "audio") && m.classes.empty();
+  if (m.trains && !f.predictFile.empty() && !namesFromData) {
+    RunData none;
+    nameClasses(m, none);
+    int64_t capacity = batched(m) ? f.batch : 1024;
+    Session s(m, f, capacity);
+    return predictFile(s, none, capacity);
+  }
   RunData data = openRunData(m, f.data);
   // The scratch area fits the largest batch any loop runs.
   int64_t capacity = batched(m) ? f.batch : data.splits.train->size();

@@ -321,6 +321,9 @@ std::string reportLine(const ModelInfo &m, const float *persist,
 
 RunData openRunData(const ModelInfo &m, const std::string &path);
 
+/// The class names of `d`: the data's, else the model's, else 0, 1, ...
+void nameClasses(const ModelInfo &m, RunData &d);
+
 std::vector<int64_t> firstRows(int64_t count);
 
 /// All of `data`, in order.
