@@ -10,6 +10,7 @@ config.excludes = ["Inputs", "unit", "fuzz", "reference", "models", "expected", 
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.netc_obj_root, "test")
 
+config.substitutions.append(("%netc_build", config.netc_obj_root))
 config.substitutions.append(("%netc", config.netc_bin))
 config.substitutions.append(("%runtime_lib", os.environ.get("NETC_RUNTIME_LIB", config.netc_runtime)))
 config.substitutions.append(("%runtime_include", os.path.join(config.netc_src_root, "runtime", "include")))

@@ -165,20 +165,21 @@ std::string defaultOutput(const Options &o) {
   return "-";
 }
 
-/// The runtime archive: $NETC_RUNTIME_LIB, else the build tree's, else
-/// ../lib/netc/ beside the netc executable.
+/// The runtime archive: $NETC_RUNTIME_LIB (when set and not empty), else
+/// ../lib/netc/ beside the netc executable (an installed netc), else the
+/// build tree's.
 std::optional<std::string> findRuntime(const char *argv0) {
-  if (const char *env = std::getenv("NETC_RUNTIME_LIB"))
+  if (const char *env = std::getenv("NETC_RUNTIME_LIB"); env && *env)
     return std::string(env);
-#ifdef NETC_RUNTIME_LIB_PATH
-  if (llvm::sys::fs::exists(NETC_RUNTIME_LIB_PATH))
-    return std::string(NETC_RUNTIME_LIB_PATH);
-#endif
   std::string self = llvm::sys::fs::getMainExecutable(argv0, reinterpret_cast<void *>(&fail));
   llvm::SmallString<256> path(llvm::sys::path::parent_path(llvm::sys::path::parent_path(self)));
   llvm::sys::path::append(path, "lib", "netc", "libnetc_runtime.a");
   if (llvm::sys::fs::exists(path))
     return std::string(path);
+#ifdef NETC_RUNTIME_LIB_PATH
+  if (llvm::sys::fs::exists(NETC_RUNTIME_LIB_PATH))
+    return std::string(NETC_RUNTIME_LIB_PATH);
+#endif
   return std::nullopt;
 }
 
