@@ -3,9 +3,7 @@
 #include "compiler/transforms/Modes.h"
 #include "compiler/codegen/Kernels.h"
 
-#include <fmt/format.h>
 #include <llvm/IR/Constants.h>
-#include <llvm/IR/GlobalVariable.h>
 #include <llvm/IR/Verifier.h>
 #include <nlohmann/json.hpp>
 
@@ -304,23 +302,10 @@ private:
   /// A table as a constant global of the element type, one per name and
   /// type in the module (entry points share it).
   llvm::Constant *table(const Node &n) {
-    std::string name = fmt::format("netc.table.{}.{}", elem_->isDoubleTy() ? "f64" : "f32",
-                                   n.attrs.name);
-    if (llvm::GlobalVariable *g = m_.getGlobalVariable(name, /*AllowInternal=*/true))
-      return g;
     const std::vector<double> &v = *n.attrs.table;
-    llvm::Constant *data;
-    if (elem_->isDoubleTy()) {
-      data = llvm::ConstantDataArray::get(m_.getContext(), llvm::ArrayRef<double>(v));
-    } else {
-      std::vector<float> f(v.begin(), v.end());
-      data = llvm::ConstantDataArray::get(m_.getContext(), llvm::ArrayRef<float>(f));
-    }
-    auto *g = new llvm::GlobalVariable(m_, data->getType(), /*isConstant=*/true,
-                                       llvm::GlobalValue::InternalLinkage, data, name);
-    g->setAlignment(llvm::Align(64));
-    g->setUnnamedAddr(llvm::GlobalValue::UnnamedAddr::Global);
-    return g;
+    return constantArray(
+        m_, "netc.table." + n.attrs.name, elem_,
+        [&](int64_t i) { return v[static_cast<size_t>(i)]; }, static_cast<int64_t>(v.size()));
   }
 
   llvm::Module &m_;

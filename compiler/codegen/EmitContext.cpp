@@ -1,7 +1,10 @@
 // EmitContext.cpp - helpers shared by the kernel lowerings.
 #include "compiler/codegen/EmitContext.h"
 
+#include <llvm/IR/Constants.h>
+#include <llvm/IR/GlobalVariable.h>
 #include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/Module.h>
 
 #include <cassert>
 
@@ -103,6 +106,28 @@ void EmitContext::loop(llvm::Value *count, const std::function<void(llvm::Value 
   iv->addIncoming(next, b.GetInsertBlock());
   b.CreateCondBr(b.CreateICmpSLT(next, count), header, exit);
   b.SetInsertPoint(exit);
+}
+
+llvm::GlobalVariable *constantArray(llvm::Module &m, const std::string &name, llvm::Type *type,
+                                    const std::function<double(int64_t)> &value, int64_t count) {
+  const char *suffix = type->isDoubleTy() ? "f64" : type->isFloatTy() ? "f32" : "i32";
+  std::string full = name + "." + suffix;
+  if (llvm::GlobalVariable *g = m.getGlobalVariable(full, /*AllowInternal=*/true))
+    return g;
+  auto values = [&](auto zero) {
+    std::vector<decltype(zero)> v(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i)
+      v[static_cast<size_t>(i)] = static_cast<decltype(zero)>(value(i));
+    return llvm::ConstantDataArray::get(m.getContext(), llvm::ArrayRef(v));
+  };
+  llvm::Constant *data = type->isDoubleTy()  ? values(0.0)
+                         : type->isFloatTy() ? values(0.0f)
+                                             : values(uint32_t{0});
+  auto *g = new llvm::GlobalVariable(m, data->getType(), /*isConstant=*/true,
+                                     llvm::GlobalValue::InternalLinkage, data, full);
+  g->setAlignment(llvm::Align(64));
+  g->setUnnamedAddr(llvm::GlobalValue::UnnamedAddr::Global);
+  return g;
 }
 
 } // namespace netc

@@ -81,4 +81,10 @@ struct EmitContext {
             const char *name = "i") const;
 };
 
+/// A constant array of `m`, made once per name and type (entry points and
+/// kernels share it): values 0..count-1 of `value` as `type` (float,
+/// double or i32), 64-byte aligned; its name is `name` and the type's.
+llvm::GlobalVariable *constantArray(llvm::Module &m, const std::string &name, llvm::Type *type,
+                                    const std::function<double(int64_t)> &value, int64_t count);
+
 } // namespace netc

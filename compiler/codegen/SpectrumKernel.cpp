@@ -21,8 +21,6 @@
 
 #include <fmt/format.h>
 #include <llvm/IR/Constants.h>
-#include <llvm/IR/GlobalVariable.h>
-#include <llvm/IR/Module.h>
 
 #include <bit>
 #include <cmath>
@@ -90,27 +88,11 @@ private:
     return at(base, b_.CreateMul(chunk, c(spectrumWorkspace(n_))));
   }
 
-  /// A constant array of the module, made once per name.
+  /// A constant array of this transform size (EmitContext.h).
   llvm::Value *table(const std::string &name, llvm::Type *type,
                      const std::function<double(int64_t)> &value, int64_t count) const {
-    llvm::Module &m = *ctx_.fn->getParent();
-    std::string full = fmt::format("netc.fft{}.{}.{}", n_, name,
-                                   type->isDoubleTy()  ? "f64"
-                                   : type->isFloatTy() ? "f32"
-                                                       : "i32");
-    if (llvm::GlobalVariable *g = m.getGlobalVariable(full, true))
-      return g;
-    std::vector<llvm::Constant *> values;
-    for (int64_t i = 0; i < count; ++i)
-      values.push_back(type->isIntegerTy()
-                           ? llvm::ConstantInt::get(type, static_cast<uint64_t>(value(i)))
-                           : llvm::ConstantFP::get(type, value(i)));
-    auto *array = llvm::ArrayType::get(type, static_cast<uint64_t>(count));
-    auto *g = new llvm::GlobalVariable(m, array, true, llvm::GlobalValue::InternalLinkage,
-                                       llvm::ConstantArray::get(array, values), full);
-    g->setAlignment(llvm::Align(64));
-    g->setUnnamedAddr(llvm::GlobalValue::UnnamedAddr::Global);
-    return g;
+    return constantArray(*ctx_.fn->getParent(), fmt::format("netc.fft{}.{}", n_, name), type,
+                         value, count);
   }
 
   /// The block's windowed frames as complex signals of m = n / 2 samples
