@@ -155,11 +155,19 @@ WavAudio readWav(const std::string &path) {
   return parseWav(bytes.data(), bytes.size(), path);
 }
 
-std::vector<float> monoClip(const WavAudio &a, int channel, int64_t length,
-                            const std::string &name) {
+namespace {
+
+void checkChannel(const WavAudio &a, int channel, const std::string &name) {
   if (channel >= a.channels)
     throw Error("'" + name + "' has " + counted(a.channels, "channel") + "; there is no channel " +
                 std::to_string(channel) + " (channels count from 0)");
+}
+
+} // namespace
+
+std::vector<float> monoClip(const WavAudio &a, int channel, int64_t length,
+                            const std::string &name) {
+  checkChannel(a, channel, name);
   std::vector<float> out(static_cast<size_t>(length), 0.0f);
   int64_t frames = std::min(length, a.frames());
   for (int64_t i = 0; i < frames; ++i) {
@@ -189,7 +197,8 @@ std::vector<float> resample(const std::vector<float> &x, int64_t from, int64_t t
     throw Error("'" + name + "': resampling " + std::to_string(from) + " Hz to " +
                 std::to_string(to) + " Hz needs filters of " + std::to_string(n * taps) +
                 " taps (the rates have no large common divisor); convert it first, e.g. sox in.wav "
-                "-r " + std::to_string(to) + " out.wav");
+                "-r " +
+                std::to_string(to) + " out.wav");
   // kernel[j][i]: output phase j, input offset i - width.
   std::vector<float> kernel(static_cast<size_t>(n * taps));
   for (int64_t j = 0; j < n; ++j)
@@ -207,8 +216,8 @@ std::vector<float> resample(const std::vector<float> &x, int64_t from, int64_t t
     }
   auto length = static_cast<int64_t>(x.size());
   int64_t blocks = length / o + 1;
-  auto target = static_cast<int64_t>(std::ceil(static_cast<double>(n) * static_cast<double>(length) /
-                                               static_cast<double>(o)));
+  auto target = static_cast<int64_t>(
+      std::ceil(static_cast<double>(n) * static_cast<double>(length) / static_cast<double>(o)));
   std::vector<float> out(static_cast<size_t>(target));
   for (int64_t b = 0; b < blocks; ++b)
     for (int64_t j = 0; j < n && b * n + j < target; ++j) {
@@ -227,8 +236,7 @@ std::vector<float> monoClipAt(const WavAudio &a, int channel, int64_t length, in
                               const std::string &name) {
   if (a.sampleRate == rate)
     return monoClip(a, channel, length, name);
-  if (channel >= a.channels)
-    return monoClip(a, channel, length, name); // the error
+  checkChannel(a, channel, name);
   WavAudio r;
   r.sampleRate = rate;
   r.channels = channel >= 0 ? 1 : a.channels;
@@ -313,6 +321,24 @@ bool isWav(const std::filesystem::path &p) {
   return ext == ".wav" || ext == ".wave";
 }
 
+/// The .wav files under `dir` (its sub-folders too), relative to it, in
+/// path order; `what` names the folder in errors.
+std::vector<std::filesystem::path> wavFilesUnder(const std::string &dir, const std::string &what) {
+  std::vector<std::filesystem::path> files;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+    if (it->is_regular_file(ec) && isWav(it->path()))
+      files.push_back(std::filesystem::relative(it->path(), dir, ec));
+  if (ec)
+    throw Error(what + " '" + dir + "' cannot be read: " + ec.message());
+  if (files.empty())
+    throw Error(what + " '" + dir + "' has no .wav files");
+  std::sort(files.begin(), files.end(),
+            [](const auto &a, const auto &b) { return a.string() < b.string(); });
+  return files;
+}
+
 } // namespace
 
 // audio(dir, sample_rate, label, test_files, channel, classes, ...): every
@@ -329,21 +355,11 @@ Splits openAudio(const ModelInfo &m, const std::string &dir) {
   std::regex testPattern = compiled(testRule, "test_files");
 
   std::vector<Clip> clips;
-  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (!it->is_regular_file(ec) || !isWav(it->path()))
-      continue;
-    auto relative = std::filesystem::relative(it->path(), dir, ec);
+  for (const std::filesystem::path &relative : wavFilesUnder(dir, "the audio folder")) {
     Clip c{relative.string(), labelOf(relative, rule, pattern, dir), false};
     c.test = !testRule.empty() && std::regex_search(relative.filename().string(), testPattern);
     clips.push_back(std::move(c));
   }
-  if (ec)
-    throw Error("the audio folder '" + dir + "' cannot be read: " + ec.message());
-  if (clips.empty())
-    throw Error("the audio folder '" + dir + "' has no .wav files");
-  std::sort(clips.begin(), clips.end(),
-            [](const Clip &a, const Clip &b) { return a.path < b.path; });
 
   // Class names: the model's, else the labels found, in sorted order.
   std::vector<std::string> names = m.classes;
@@ -404,15 +420,8 @@ std::shared_ptr<const Dataset> audioInputs(const ModelInfo &m, const std::string
   std::vector<std::string> files;
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
-    for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
-         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
-      if (it->is_regular_file(ec) && isWav(it->path()))
-        files.push_back(it->path().string());
-    if (ec)
-      throw Error("the folder '" + path + "' cannot be read: " + ec.message());
-    if (files.empty())
-      throw Error("the folder '" + path + "' has no .wav files");
-    std::sort(files.begin(), files.end());
+    for (const std::filesystem::path &relative : wavFilesUnder(path, "the folder"))
+      files.push_back((std::filesystem::path(path) / relative).string());
   } else {
     files.push_back(path);
   }
