@@ -15,22 +15,23 @@ struct LayoutUnits {
   int64_t elements;
 };
 
+/// Frames and their adjoint: the signals' shape [.., L] and the frames'
+/// [.., T, n] (operand and result, one way or the other).
+std::pair<const Shape *, const Shape *> framing(const EmitContext &ctx, const Node &n) {
+  const Shape *in = &ctx.graph.shape(n.inputs[0]);
+  return n.op == Op::Frames ? std::pair{in, &n.shape} : std::pair{&n.shape, in};
+}
+
+/// The product of the two last dimensions.
+int64_t lastTwo(const Shape &s) { return s.dims[s.rank() - 1] * s.dims[s.rank() - 2]; }
+
 LayoutUnits layoutUnits(const EmitContext &ctx, const Node &n) {
-  const Shape &in = ctx.graph.shape(n.inputs[0]);
-  const Shape &small = n.op == Op::Frames ? in : n.shape; // the signals' shape
-  switch (n.op) {
-  case Op::Transpose: {
-    int64_t matrix = in.dims[in.rank() - 1] * in.dims[in.rank() - 2];
-    llvm::Value *all = ctx.numel(in);
-    return {ctx.b.CreateUDiv(all, ctx.i64(matrix)), matrix};
+  if (n.op == Op::Transpose) {
+    const Shape &in = ctx.graph.shape(n.inputs[0]);
+    return {ctx.b.CreateUDiv(ctx.numel(in), ctx.i64(lastTwo(in))), lastTwo(in)};
   }
-  default: {
-    int64_t length = (n.op == Op::Frames ? in : n.shape).dims.back();
-    const Shape &framed = n.op == Op::Frames ? n.shape : in;
-    int64_t perSignal = framed.dims[framed.rank() - 1] * framed.dims[framed.rank() - 2];
-    return {ctx.b.CreateUDiv(ctx.numel(small), ctx.i64(length)), perSignal};
-  }
-  }
+  auto [signal, framed] = framing(ctx, n);
+  return {ctx.b.CreateUDiv(ctx.numel(*signal), ctx.i64(signal->dims.back())), lastTwo(*framed)};
 }
 
 } // namespace
@@ -83,10 +84,9 @@ void emitLayoutChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *
   // `width` samples `hop` apart, over the signal reflect-padded by pl.
   const std::vector<int64_t> &w = n.attrs.window;
   bool grad = n.op == Op::FramesGrad;
-  const Shape &signal = grad ? n.shape : ctx.graph.shape(n.inputs[0]);
-  const Shape &framed = grad ? ctx.graph.shape(n.inputs[0]) : n.shape;
-  int64_t length = signal.dims.back(), width = w[0], hop = w[1], pl = w[2];
-  int64_t frames = framed.dims[framed.rank() - 2];
+  auto [signal, framed] = framing(ctx, n);
+  int64_t length = signal->dims.back(), width = w[0], hop = w[1], pl = w[2];
+  int64_t frames = framed->dims[framed->rank() - 2];
   units([&](llvm::Value *m) {
     llvm::Value *x0 = b.CreateMul(m, ctx.i64(length));
     llvm::Value *f0 = b.CreateMul(m, ctx.i64(frames * width));
