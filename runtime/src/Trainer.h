@@ -156,6 +156,16 @@ struct Session {
     return false;
   }
 
+  /// The largest magnitude of the parameters' entries of `values` (the
+  /// persistent block, or gradients laid out as it is).
+  double largestParam(const float *values) const {
+    double largest = 0;
+    for (const auto &p : m.params)
+      for (int64_t i = 0; i < p.numel(); ++i)
+        largest = std::max(largest, std::abs(static_cast<double>(values[p.offset + i])));
+    return largest;
+  }
+
   /// The parameters holding a value that is not finite.
   std::vector<std::string> nonFiniteParams(const float *values = nullptr) const {
     std::vector<std::string> out;
@@ -177,10 +187,7 @@ struct Session {
     auto aWhat = [&](float v) { return std::string(std::isnan(v) ? "a nan" : "an infinite"); };
     // Finite but huge parameters: updates diverging before anything overflowed.
     auto growth = [&]() -> std::string {
-      double largest = 0;
-      for (const auto &p : m.params)
-        for (int64_t i = 0; i < p.numel(); ++i)
-          largest = std::max(largest, std::abs(static_cast<double>(persist[p.offset + i])));
+      double largest = largestParam(persist.get());
       if (largest < 1e6)
         return "";
       return "; the parameters have grown to " + shortest(static_cast<float>(largest)) +
@@ -222,10 +229,7 @@ struct Session {
         return head + finiteLoss + "the gradient of '" + bad.front() +
                "' is not finite: a derivative overflows (sqrt or log near 0, a division by "
                "a value near 0)";
-      double largest = 0;
-      for (const auto &p : m.params)
-        for (int64_t i = 0; i < p.numel(); ++i)
-          largest = std::max(largest, std::abs(static_cast<double>(grads[p.offset + i])));
+      double largest = largestParam(grads.data());
       return head + finiteLoss + "its update made '" +
              (updated.empty() ? std::string("a parameter") : updated.front()) +
              "' non-finite from finite gradients (largest |gradient| " + shortest(static_cast<float>(largest)) +
