@@ -114,10 +114,11 @@ std::map<std::string, LoadedTensor> readSafetensors(const std::string &path,
     return Error("'" + path + "' is not a valid safetensors file: " + what);
   };
   struct stat st;
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+  bool known = ::stat(path.c_str(), &st) == 0;
+  if (known && S_ISDIR(st.st_mode))
     throw Error("'" + path + "' is a folder, not a safetensors file");
   // A FIFO or a device would block or never end.
-  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+  if (known && !S_ISREG(st.st_mode))
     throw Error("'" + path +
                 "' is not a regular file (a pipe or a device?); give a safetensors file");
   std::ifstream in(path, std::ios::binary);

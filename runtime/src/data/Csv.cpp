@@ -35,9 +35,10 @@ struct GzClose {
 /// The whole file, uncompressed if it is gzipped; at most 4 GiB.
 std::string readText(const std::string &path) {
   struct stat st;
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+  bool known = ::stat(path.c_str(), &st) == 0;
+  if (known && S_ISDIR(st.st_mode))
     throw Error("'" + path + "' is a folder; give the table's file");
-  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+  if (known && !S_ISREG(st.st_mode))
     throw Error("'" + path +
                 "' is not a regular file (a pipe or a device?); give the table's file");
   std::unique_ptr<gzFile_s, GzClose> f(gzopen(path.c_str(), "rb"));

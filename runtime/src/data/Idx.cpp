@@ -151,7 +151,8 @@ void IdxArray::itemToFloat(int64_t item, float *out) const {
 
 IdxArray readIdx(const std::string &path) {
   struct stat st;
-  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+  bool known = ::stat(path.c_str(), &st) == 0;
+  if (known && !S_ISREG(st.st_mode))
     throw Error("'" + path +
                 "' is not a regular file (a folder, a pipe or a device?); give an "
                 "IDX file");
@@ -188,7 +189,7 @@ IdxArray readIdx(const std::string &path) {
   // A gzipped file that would grow more than 200 times is a decompression
   // bomb, not a data set (MNIST's grow 5 times), and no file may hold more
   // than the machine's memory.
-  if (!gzdirect(f.get()) && ::stat(path.c_str(), &st) == 0 &&
+  if (!gzdirect(f.get()) && known &&
       total > 200 * static_cast<uint64_t>(st.st_size) + (1u << 20))
     throw Error("'" + path + "' would decompress to " + std::to_string(total) + " bytes from " +
                 std::to_string(st.st_size) +
