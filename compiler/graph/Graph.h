@@ -104,6 +104,8 @@ public:
 
   // Convenience constructors used by autodiff, optimizers and rewrites.
   ValueId constant(double value, ast::Loc loc = {});
+  /// A Table of `shape` holding `values` (row-major), named by what they are.
+  ValueId table(std::string name, Shape shape, std::vector<double> values, ast::Loc loc = {});
   ValueId unary(Op op, ValueId x, ast::Loc loc = {});
   ValueId binary(Op op, ValueId a, ValueId b, ast::Loc loc = {});
 

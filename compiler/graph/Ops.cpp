@@ -185,6 +185,14 @@ ValueId Graph::constant(double value, ast::Loc loc) {
   return add(Op::Const, {}, a, loc);
 }
 
+ValueId Graph::table(std::string name, Shape shape, std::vector<double> values, ast::Loc loc) {
+  Attrs a;
+  a.name = std::move(name);
+  a.shape = std::move(shape);
+  a.table = std::make_shared<const std::vector<double>>(std::move(values));
+  return add(Op::Table, {}, a, loc);
+}
+
 ValueId Graph::unary(Op op, ValueId x, ast::Loc loc) {
   return add(op, {x}, {}, loc);
 }
@@ -655,11 +663,8 @@ const OpRules kRules[] = {
        spec.nFft = r.a.node.attrs.window[0];
        spec.winLength = r.a.node.attrs.window[1];
        auto table = [&](bool imaginary) {
-         Attrs a;
-         a.name = dftTableName(spec, imaginary);
-         a.shape = Shape{{spec.nFft, spec.bins()}};
-         a.table = std::make_shared<const std::vector<double>>(dftTable(spec, imaginary));
-         return V{&g, g.add(Op::Table, {}, a)};
+         return V{&g, g.table(dftTableName(spec, imaginary), Shape{{spec.nFft, spec.bins()}},
+                              dftTable(spec, imaginary))};
        };
        V c = table(false), s = table(true), x = r.x(0), two{&g, g.constant(2.0)};
        V re = matmul(x, c, false, false), im = matmul(x, s, false, false);

@@ -181,11 +181,7 @@ ValueId Sema::applySpectrogram(const Layer &l, ValueId x, ast::Loc loc) {
     return kNoValue;
   }
   auto table = [&](std::string name, std::vector<double> values, Shape shape) {
-    Attrs a;
-    a.name = std::move(name);
-    a.shape = std::move(shape);
-    a.table = std::make_shared<const std::vector<double>>(std::move(values));
-    return node(Op::Table, {}, a, l.loc);
+    return model_.graph.table(std::move(name), std::move(shape), std::move(values), l.loc);
   };
   Attrs framing;
   framing.window = {s.nFft, s.hop(), pad, pad};

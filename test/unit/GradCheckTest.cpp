@@ -213,12 +213,8 @@ std::vector<Case> cases() {
          return g.add(Op::PowerSpectrum, {param(g, "x", Shape{{kBatch, 2, 8}})}, a);
        }},
       {"matmul rank 3 by a table", [](Graph &g) {
-         Attrs t;
-         t.name = "t";
-         t.shape = Shape{{3, 2}};
-         t.table = std::make_shared<const std::vector<double>>(
-             std::vector<double>{0.5, -1, 2, 0.25, -0.75, 1.5});
-         return g.add(Op::MatMul, {param(g, "x", Shape{{kBatch, 4, 3}}), g.add(Op::Table, {}, t)});
+         ValueId t = g.table("t", Shape{{3, 2}}, {0.5, -1, 2, 0.25, -0.75, 1.5});
+         return g.add(Op::MatMul, {param(g, "x", Shape{{kBatch, 4, 3}}), t});
        }},
       {"matmul rank 3 by a parameter", [](Graph &g) {
          return g.add(Op::MatMul, {param(g, "x", Shape{{kBatch, 2, 3}}), param(g, "w", Shape{{3, 4}})});
