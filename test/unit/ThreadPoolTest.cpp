@@ -1,6 +1,7 @@
 // ThreadPoolTest.cpp - the runtime's pool behind netc_rt_parallel_for: every
 // chunk runs exactly once, workers really run chunks at the same time as the
-// caller, and one thread runs the chunks in order on the calling thread.
+// caller (also after they slept), and one thread runs the chunks in order
+// on the calling thread.
 #include "ThreadPool.h"
 
 #include <netc/runtime.h>
@@ -26,15 +27,16 @@ void count(const void *args, int64_t chunk) {
 }
 
 TEST(ThreadPool, EveryChunkRunsExactlyOnce) {
-  ThreadPool pool(3);
+  setThreads(3);
   for (int64_t chunks = 0; chunks <= 40; ++chunks) {
     for (int repeat = 0; repeat < 50; ++repeat) {
       Counts c(static_cast<size_t>(chunks));
-      pool.run(count, &c, chunks);
+      netc_rt_parallel_for(count, &c, chunks);
       for (int64_t i = 0; i < chunks; ++i)
         ASSERT_EQ(c.ran[static_cast<size_t>(i)].load(), 1) << chunks << " chunks, chunk " << i;
     }
   }
+  setThreads(1);
 }
 
 // Each of two chunks waits until both have started: only two threads running
@@ -55,14 +57,35 @@ void meet(const void *args, int64_t) {
     }
 }
 
-TEST(ThreadPool, WorkersRunChunksConcurrently) {
-  ThreadPool pool(2);
-  for (int i = 0; i < 20; ++i) {
+// Workers that have gone to sleep (after 200 us without work) wake up.
+TEST(ThreadPool, SleepingWorkersWakeUp) {
+  setThreads(2);
+  for (int i = 0; i < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
     Rendezvous r;
-    pool.run(meet, &r, 2);
+    netc_rt_parallel_for(meet, &r, 2);
     ASSERT_FALSE(r.timedOut) << "run " << i;
   }
-  EXPECT_GE(pool.workerChunks(), 20);
+  EXPECT_GE(workerChunks(), 5);
+  setThreads(1);
+}
+
+// A new pool's workers take only jobs posted after it started (a program
+// that runs the trainer twice restarts the pool between the runs).
+TEST(ThreadPool, RestartedPoolRunsEveryChunkOnce) {
+  for (int round = 0; round < 20; ++round) {
+    setThreads(2 + round % 2);
+    Counts c(8);
+    netc_rt_parallel_for(count, &c, 8);
+    for (size_t i = 0; i < 8; ++i)
+      ASSERT_EQ(c.ran[i].load(), 1) << "round " << round << ", chunk " << i;
+  }
+  setThreads(1);
+}
+
+TEST(ThreadPool, RefusesMoreThanTheLimit) {
+  EXPECT_NE(netc_set_threads(NETC_MAX_THREADS + 1), 0);
+  EXPECT_EQ(netc_threads(), 1);
 }
 
 struct Order {

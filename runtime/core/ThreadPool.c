@@ -1,0 +1,173 @@
+/* ThreadPool.c - the worker threads behind netc_rt_parallel_for.
+ *
+ * Generated code splits a big kernel into a fixed number of independent
+ * chunks (the count depends on the shapes, never on the threads) and hands
+ * them here; whichever thread runs a chunk, the results are the same bits
+ * for every thread count. Thread t of T runs chunks [t*C/T, (t+1)*C/T): the
+ * same thread gets the same part of a tensor every step, so the part stays
+ * in that core's cache (with chunks taken first-come, Adam's state bounced
+ * between the cores and the update ran 5x slower on 2 threads). Workers spin
+ * for 200 us between kernels (a training step posts several per
+ * millisecond), then sleep on a futex over the generation counter; the
+ * caller only makes the wake-up system call when a worker sleeps. Not
+ * reentrant: one parallel_for at a time, from one thread.
+ *
+ * C with pthreads and Linux futexes only, so the C library of a model
+ * (netc --emit=lib) needs nothing but libc. */
+#define _GNU_SOURCE
+#include "netc/netc.h"
+#include "netc/runtime.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* How long an idle worker spins before it sleeps, in nanoseconds. */
+#define SPIN_NS 200000
+
+static struct {
+  int threads; /* participants, the caller included; <= 1: no pool */
+  pthread_t *workers;
+  _Atomic uint32_t generation; /* bumped for every job; the futex word */
+  uint32_t first;              /* the generation when the workers started */
+  _Atomic int sleepers;        /* workers inside FUTEX_WAIT or about to be */
+  _Atomic int finished;        /* workers done with the current job */
+  _Atomic bool stop;
+  _Atomic int64_t worker_chunks;
+  void (*fn)(const void *, int64_t);
+  const void *args;
+  int64_t chunks;
+} pool;
+
+static inline void cpu_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+static int64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Runs participant `index`'s share of the job; returns how many chunks. */
+static int64_t share(int index) {
+  int64_t t = pool.threads;
+  int64_t begin = pool.chunks * index / t, end = pool.chunks * (index + 1) / t;
+  for (int64_t c = begin; c < end; ++c)
+    pool.fn(pool.args, c);
+  return end - begin;
+}
+
+static void wake_all(void) {
+  atomic_fetch_add(&pool.generation, 1);
+  /* seq_cst on both sides: either the worker's futex sees the new
+   * generation, or this load sees the worker's sleepers increment. */
+  if (atomic_load(&pool.sleepers) > 0)
+    syscall(SYS_futex, &pool.generation, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static void *work(void *arg) {
+  int index = (int)(intptr_t)arg;
+  uint32_t seen = pool.first; /* jobs before this pool's are not ours */
+  for (;;) {
+    int64_t start = now_ns();
+    uint32_t g;
+    for (int spins = 0; (g = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen;
+         ++spins) {
+      cpu_pause();
+      if ((spins & 1023) == 1023 && now_ns() - start > SPIN_NS) {
+        atomic_fetch_add(&pool.sleepers, 1);
+        syscall(SYS_futex, &pool.generation, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+        atomic_fetch_sub(&pool.sleepers, 1);
+      }
+    }
+    seen = g;
+    if (atomic_load_explicit(&pool.stop, memory_order_relaxed))
+      return NULL;
+    atomic_fetch_add_explicit(&pool.worker_chunks, share(index), memory_order_relaxed);
+    atomic_fetch_add_explicit(&pool.finished, 1, memory_order_release);
+  }
+}
+
+static void stop_workers(int started) {
+  atomic_store(&pool.stop, true);
+  wake_all();
+  for (int i = 0; i < started; ++i)
+    pthread_join(pool.workers[i], NULL);
+  free(pool.workers);
+  pool.workers = NULL;
+  pool.threads = 1;
+  atomic_store(&pool.stop, false);
+}
+
+int netc_available_cores(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    return CPU_COUNT(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+int netc_set_threads(int threads) {
+  if (pool.threads > 1)
+    stop_workers(pool.threads - 1);
+  pool.threads = 1;
+  atomic_store(&pool.worker_chunks, 0);
+  if (threads <= 1)
+    return 0;
+  if (threads > NETC_MAX_THREADS)
+    return EINVAL;
+  pool.workers = calloc((size_t)threads - 1, sizeof *pool.workers);
+  if (!pool.workers)
+    return ENOMEM;
+  pool.threads = threads;
+  pool.first = atomic_load(&pool.generation);
+  for (int i = 1; i < threads; ++i) {
+    int rc = pthread_create(&pool.workers[i - 1], NULL, work, (void *)(intptr_t)i);
+    if (rc != 0) {
+      stop_workers(i - 1); /* those already started */
+      return rc;
+    }
+  }
+  return 0;
+}
+
+int netc_threads(void) { return pool.threads > 1 ? pool.threads : 1; }
+
+int64_t netc_worker_chunks(void) {
+  return atomic_load_explicit(&pool.worker_chunks, memory_order_relaxed);
+}
+
+void netc_rt_parallel_for(void (*fn)(const void *, int64_t), const void *args, int64_t chunks) {
+  if (pool.threads <= 1 || chunks <= 1) {
+    for (int64_t c = 0; c < chunks; ++c)
+      fn(args, c);
+    return;
+  }
+  pool.fn = fn;
+  pool.args = args;
+  pool.chunks = chunks;
+  atomic_store_explicit(&pool.finished, 0, memory_order_relaxed);
+  wake_all();
+  share(0);
+  /* Every worker has run its share before the next job changes it. Spin
+   * (a share takes microseconds), but give the core away now and then:
+   * with more threads than cores the worker may be waiting for it. */
+  int expected = pool.threads - 1;
+  for (int spins = 1; atomic_load_explicit(&pool.finished, memory_order_acquire) != expected;
+       ++spins) {
+    cpu_pause();
+    if (spins % 4096 == 0)
+      sched_yield();
+  }
+}
