@@ -4,6 +4,7 @@
 #include "compiler/codegen/Kernels.h"
 
 #include <llvm/IR/Constants.h>
+#include <llvm/IR/DataLayout.h>
 #include <llvm/IR/Verifier.h>
 #include <nlohmann/json.hpp>
 
@@ -385,12 +386,24 @@ llvm::Function *emitInit(llvm::Module &m, const CompiledModel &cm, const std::st
   return fn;
 }
 
+/// The fewest examples a training step takes: batch norm over [N, C]
+/// normalises each channel by N values, so it needs two at least (PyTorch
+/// refuses one too).
+int64_t minimumBatch(const Model &m) {
+  for (const Node &n : m.graph.nodes())
+    if (n.op == Op::BatchNorm &&
+        m.graph.shape(n.inputs[0]).constNumel() == m.graph.shape(n.inputs[0]).dims[1])
+      return 2;
+  return 1;
+}
+
 /// The model descriptor (struct netc_model of runtime.h), field by field.
 llvm::StructType *descriptorType(llvm::LLVMContext &c) {
   auto *ptr = llvm::PointerType::getUnqual(c);
   auto *i64 = llvm::Type::getInt64Ty(c);
-  return llvm::StructType::get(c, {llvm::Type::getInt32Ty(c), ptr, ptr, i64, i64, i64, i64, ptr,
-                                   ptr, ptr, ptr, ptr, ptr});
+  auto *i32 = llvm::Type::getInt32Ty(c);
+  return llvm::StructType::get(c, {i32, ptr, ptr, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr,
+                                   i32, i32, i32, i32, ptr, ptr, ptr, i64});
 }
 
 llvm::Constant *cString(llvm::Module &m, const std::string &text, const char *name) {
@@ -400,6 +413,93 @@ llvm::Constant *cString(llvm::Module &m, const std::string &text, const char *na
   global->setAlignment(llvm::Align(1));
   global->setUnnamedAddr(llvm::GlobalValue::UnnamedAddr::Global);
   return global;
+}
+
+/// A private constant array of `rows` of one struct type (a table of
+/// runtime.h); a null pointer when there are none.
+llvm::Constant *cTable(llvm::Module &m, llvm::StructType *row,
+                       const std::vector<llvm::Constant *> &rows, const char *name) {
+  if (rows.empty())
+    return llvm::ConstantPointerNull::get(llvm::PointerType::getUnqual(m.getContext()));
+  auto *type = llvm::ArrayType::get(row, rows.size());
+  auto *global = new llvm::GlobalVariable(m, type, /*isConstant=*/true,
+                                          llvm::GlobalValue::PrivateLinkage,
+                                          llvm::ConstantArray::get(type, rows), name);
+  global->setUnnamedAddr(llvm::GlobalValue::UnnamedAddr::Global);
+  return global;
+}
+
+llvm::Constant *cShape(llvm::Module &m, const Shape &shape) {
+  std::vector<uint64_t> dims(shape.dims.begin(), shape.dims.end());
+  auto *data = llvm::ConstantDataArray::get(m.getContext(), dims);
+  auto *global = new llvm::GlobalVariable(m, data->getType(), /*isConstant=*/true,
+                                          llvm::GlobalValue::PrivateLinkage, data, "shape");
+  global->setUnnamedAddr(llvm::GlobalValue::UnnamedAddr::Global);
+  return global;
+}
+
+/// runtime.h's tables of the persistent tensors, the fields and the
+/// hparams: what the description says of them, as C data for the C
+/// library (netc.h), which reads no JSON. Appended to `fields`.
+void emitCTables(llvm::Module &m, const CompiledModel &cm, const llvm::DataLayout &layout,
+                 std::vector<llvm::Constant *> &fields) {
+  llvm::LLVMContext &c = m.getContext();
+  auto *ptr = llvm::PointerType::getUnqual(c);
+  auto *i32t = llvm::Type::getInt32Ty(c);
+  auto *i64t = llvm::Type::getInt64Ty(c);
+  auto i32 = [&](int64_t v) { return llvm::ConstantInt::get(i32t, static_cast<uint64_t>(v)); };
+  auto i64 = [&](int64_t v) { return llvm::ConstantInt::get(i64t, static_cast<uint64_t>(v)); };
+  const Model &model = cm.model;
+
+  auto *tensorRow = llvm::StructType::get(c, {ptr, ptr, i32t, i32t, i64t, i64t, i32t});
+  std::vector<llvm::Constant *> tensors;
+  auto tensor = [&](const std::string &name, const Shape &shape, int kind, int64_t offset,
+                    bool integer) {
+    tensors.push_back(llvm::ConstantStruct::get(
+        tensorRow, {cString(m, name, "tensor_name"), cShape(m, shape), i32(shape.rank()), i32(kind),
+                    i64(offset), i64(shape.constNumel()), i32(integer)}));
+  };
+  for (size_t i = 0; i < model.params.size(); ++i)
+    tensor(model.params[i].name, model.params[i].shape, NETC_PARAMETER,
+           cm.persistent.params[i].offset, false);
+  for (size_t i = 0; i < model.buffers.size(); ++i)
+    tensor(model.buffers[i].name, model.buffers[i].shape, NETC_BUFFER,
+           cm.persistent.buffers[i].offset, model.buffers[i].integer);
+  for (const auto &s : cm.persistent.states)
+    tensor(s.name, s.shape, NETC_STATE, s.offset, false);
+
+  auto *fieldRow = llvm::StructType::get(c, {ptr, ptr, i32t, i32t, i32t, i64t});
+  std::vector<llvm::Constant *> dataFields;
+  for (const auto &f : model.data.fields)
+    dataFields.push_back(llvm::ConstantStruct::get(
+        fieldRow, {cString(m, f.name, "field_name"), cShape(m, f.shape), i32(f.shape.rank()),
+                   i32(f.role == "input" ? NETC_INPUT : NETC_TARGET),
+                   i32(f.dtype == DType::I64), i64(f.shape.constNumel())}));
+
+  // hparams in index order, as the description lists them.
+  auto *hparamRow = llvm::StructType::get(c, {i32t, i32t, llvm::Type::getDoubleTy(c)});
+  auto hparam = [&](int kind, int offset, double value) {
+    return llvm::ConstantStruct::get(
+        hparamRow, {i32(kind), i32(offset), llvm::ConstantFP::get(c, llvm::APFloat(value))});
+  };
+  std::vector<llvm::Constant *> hparams = {hparam(NETC_HPARAM_LR, 0, model.optimizer.lr)};
+  for (const StepHParam &h : stepHParams(model.optimizer))
+    hparams.push_back(hparam(NETC_HPARAM_STEP, h.offset, h.base));
+  if (hasRandomDropout(model.graph)) {
+    hparams.push_back(hparam(NETC_HPARAM_KEY_LOW, 0, 0));
+    hparams.push_back(hparam(NETC_HPARAM_KEY_HIGH, 0, 0));
+  }
+
+  assert(layout.getTypeAllocSize(tensorRow) == sizeof(netc_tensor) &&
+         layout.getTypeAllocSize(fieldRow) == sizeof(netc_field) &&
+         layout.getTypeAllocSize(hparamRow) == sizeof(netc_hparam) &&
+         "the tables' LLVM types lay out as runtime.h's structs");
+  fields.insert(fields.end(),
+                {i32(static_cast<int64_t>(tensors.size())),
+                 i32(static_cast<int64_t>(dataFields.size())),
+                 i32(static_cast<int64_t>(hparams.size())), i32(minimumBatch(model)),
+                 cTable(m, tensorRow, tensors, "tensors"), cTable(m, fieldRow, dataFields, "fields"),
+                 cTable(m, hparamRow, hparams, "hparams"), i64(static_cast<int64_t>(model.train.seed))});
 }
 
 // int main(int argc, char **argv) { return netc_main(&netc_model_<name>, argc, argv); }
@@ -535,14 +635,7 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
     for (const char *half : {"dropout_key_low", "dropout_key_high"})
       hparams.push_back({{"name", half}, {"key", true}});
   d["hparams"] = hparams;
-  // Batch norm over [N, C] normalises each channel by N values: training
-  // needs two at least (PyTorch refuses one too).
-  int64_t minBatch = 1;
-  for (const Node &n : m.graph.nodes())
-    if (n.op == Op::BatchNorm && m.graph.shape(n.inputs[0]).constNumel() ==
-                                     m.graph.shape(n.inputs[0]).dims[1])
-      minBatch = 2;
-  d["min_batch"] = minBatch;
+  d["min_batch"] = minimumBatch(m);
   d["trains"] = m.trains();
   d["loss_given"] = m.lossGiven;
   json prints = json::array();
@@ -608,7 +701,7 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context, const Compi
   if (predicts)
     predictionFloats = model.predict.graph.shape(model.predict.graph.output("prediction")).constNumel();
   ScratchSize scratch = scratchSize(model);
-  llvm::Constant *fields[] = {
+  std::vector<llvm::Constant *> fields = {
       llvm::ConstantInt::get(llvm::Type::getInt32Ty(context), NETC_ABI_VERSION),
       cString(*m, model.model.name, "model_name"),
       cString(*m, describeModel(model, target), "model_description"),
@@ -622,7 +715,11 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context, const Compi
       predict ? static_cast<llvm::Constant *>(predict) : llvm::ConstantPointerNull::get(ptr),
       gradients,
       gradients64};
+  llvm::DataLayout dataLayout = target.machine->createDataLayout();
+  emitCTables(*m, model, dataLayout, fields);
   auto *type = descriptorType(context);
+  assert(dataLayout.getTypeAllocSize(type) == sizeof(netc_model) &&
+         "descriptorType lays out as runtime.h's struct netc_model");
   auto *descriptor = new llvm::GlobalVariable(*m, type, /*isConstant=*/true,
                                               llvm::GlobalValue::ExternalLinkage,
                                               llvm::ConstantStruct::get(type, fields), symbol);

@@ -2,8 +2,9 @@
 //
 // The module defines, per the runtime contract (runtime/include/netc/runtime.h),
 // one external symbol: the model descriptor netc_model_<name> (struct
-// netc_model), which holds the model description (JSON the runtime reads at
-// start-up), the buffer sizes and the entry points, all internal:
+// netc_model), which holds the model description (JSON the trainer reads at
+// start-up), the buffer sizes, the entry points, all internal, and C tables
+// of the tensors, fields and hparams (for C code that reads no JSON):
 //   <name>.init        fills parameters from their initializers, zeroes state
 //   <name>.train_step  forward + backward + optimizer update, returns the loss
 //   <name>.forward     forward only, returns the loss

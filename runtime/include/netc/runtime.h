@@ -13,7 +13,8 @@
  * tensors that are not trained: batch norm's running statistics), then the
  * optimizer state, at the offsets (in floats) the description gives. `inputs` holds one pointer per
  * data field, in declaration order, each a row-major tensor of the field's
- * shape with the batch dimension N = `n` (predict reads only the fields
+ * shape with the batch dimension N = `n`, f32 or, for fields declared i64
+ * (class labels), int64_t (predict reads only the fields
  * with role "input"; the others may be NULL). `scratch` is at least
  * scratch_fixed_bytes + scratch_batch_bytes_per_n * Npad bytes, Npad being
  * n rounded up to a multiple of NETC_BATCH_PAD, aligned to 64 bytes.
@@ -37,7 +38,7 @@ extern "C" {
 #endif
 
 /* Version of this contract; a descriptor's `abi` must equal it. */
-#define NETC_ABI_VERSION 4
+#define NETC_ABI_VERSION 5
 
 /* Per-example scratch offsets are scaled by Npad, the batch size rounded up
  * to a multiple of this, so every per-batch buffer stays 64-byte aligned. */
@@ -74,6 +75,46 @@ static inline uint64_t netc_dropout_bits(uint64_t key, uint64_t stream, uint64_t
 }
 
 /* ---- defined by the generated object, one per model --------------------- */
+
+/* A tensor of the persistent block. */
+enum netc_tensor_kind {
+  NETC_PARAMETER = 0, /* trained */
+  NETC_BUFFER = 1,    /* saved with the parameters, not trained (running stats) */
+  NETC_STATE = 2      /* optimizer state: checkpoints only */
+};
+typedef struct netc_tensor {
+  const char *name;     /* its state_dict name: "dense_layers.0.weight" */
+  const int64_t *shape; /* `rank` sizes */
+  int32_t rank;
+  int32_t kind;         /* enum netc_tensor_kind */
+  int64_t offset;       /* floats into `persist` */
+  int64_t numel;
+  int32_t integer;      /* kept as f32, saved as I64 (num_batches_tracked) */
+} netc_tensor;
+
+/* A data field: one entry of `inputs`. */
+enum netc_field_role { NETC_INPUT = 0, NETC_TARGET = 1 };
+typedef struct netc_field {
+  const char *name;
+  const int64_t *shape; /* `rank` sizes, NETC_BATCH_DIM for the batch */
+  int32_t rank;
+  int32_t role;         /* enum netc_field_role */
+  int32_t integer;      /* declared i64 (class labels): passed as int64_t */
+  int64_t example_floats; /* floats per example (per batch row) */
+} netc_field;
+
+/* A run-time hyperparameter, in hparams order. */
+enum netc_hparam_kind {
+  NETC_HPARAM_LR = 0,         /* value: the .nn file's learning rate */
+  NETC_HPARAM_STEP = 1,       /* 1 - value^(step + offset) (bias corrections) */
+  NETC_HPARAM_KEY_LOW = 2,    /* netc_dropout_key(seed, step) & 0xFFFFFF */
+  NETC_HPARAM_KEY_HIGH = 3    /* netc_dropout_key(seed, step) >> 24 */
+};
+typedef struct netc_hparam {
+  int32_t kind;   /* enum netc_hparam_kind */
+  int32_t offset;
+  double value;
+} netc_hparam;
 
 typedef struct netc_model {
   int32_t abi;             /* NETC_ABI_VERSION of the generator */
@@ -114,6 +155,16 @@ typedef struct netc_model {
    * against it. */
   double (*gradients_f64)(double *persist, const double *const *inputs, char *scratch,
                           int64_t n, const double *hparams, double *grads);
+
+  /* The description's facts the C library (netc.h) needs, as C data. */
+  int32_t tensor_count; /* parameters, buffers, then optimizer states */
+  int32_t field_count;
+  int32_t hparam_count;
+  int32_t min_batch;    /* the fewest examples a training step takes */
+  const netc_tensor *tensors;
+  const netc_field *fields;
+  const netc_hparam *hparams;
+  uint64_t seed;        /* the .nn file's train seed */
 } netc_model;
 
 /* ---- defined by the runtime, called by generated code ----------------- */
