@@ -13,6 +13,8 @@ config.test_exec_root = os.path.join(config.netc_obj_root, "test")
 config.substitutions.append(("%netc_build", config.netc_obj_root))
 config.substitutions.append(("%netc", config.netc_bin))
 config.substitutions.append(("%runtime_lib", os.environ.get("NETC_RUNTIME_LIB", config.netc_runtime)))
+# The C library a model's --emit=lib object links with (beside the runtime).
+config.substitutions.append(("%core_lib", os.path.join(os.path.dirname(config.netc_runtime), "libnetc_core.a")))
 config.substitutions.append(("%runtime_include", os.path.join(config.netc_src_root, "runtime", "include")))
 config.substitutions.append(("%FileCheck", config.filecheck))
 config.substitutions.append(("%python", config.python))

@@ -4,7 +4,7 @@
 // one external symbol: the model descriptor netc_model_<name> (struct
 // netc_model), which holds the model description (JSON the trainer reads at
 // start-up), the buffer sizes, the entry points, all internal, and C tables
-// of the tensors, fields and hparams (for C code that reads no JSON):
+// of the tensors, fields and hparams (for the C library, netc.h):
 //   <name>.init        fills parameters from their initializers, zeroes state
 //   <name>.train_step  forward + backward + optimizer update, returns the loss
 //   <name>.forward     forward only, returns the loss
@@ -36,6 +36,11 @@ std::string describeModel(const CompiledModel &model, const TargetInfo &target);
 /// The descriptor's symbol: netc_model_ and the model's name, every
 /// character that may not appear in a C identifier replaced by '_'.
 std::string modelSymbol(const std::string &modelName);
+
+/// The C header of the model's library (--emit=lib): typed wrappers over
+/// netc.h with the model's name as prefix, its sizes and shapes. `source`
+/// names the .nn file in the header's first line.
+std::string libraryHeader(const CompiledModel &model, const std::string &source);
 
 /// Scratch bytes every entry point fits in (f32 entry points).
 struct ScratchSize {

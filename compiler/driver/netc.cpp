@@ -137,21 +137,38 @@ bool writeAtomically(const std::string &path, std::string_view data, std::string
 
 /// An output must not be the input, nor an existing file that is not a
 /// regular one (a device, a folder): it would be replaced.
-bool checkOutput(const Options &o, std::string &error) {
-  if (o.output == "-")
+bool checkOutput(const std::string &output, const std::string &input, std::string &error) {
+  if (output == "-")
     return true;
   llvm::sys::fs::file_status st;
-  if (llvm::sys::fs::status(o.output, st, /*follow=*/false))
+  if (llvm::sys::fs::status(output, st, /*follow=*/false))
     return true; // not there
-  if (llvm::sys::fs::equivalent(o.output, o.input)) {
-    error = fmt::format("the output '{}' is the input; give -o another name", o.output);
+  if (llvm::sys::fs::equivalent(output, input)) {
+    error = fmt::format("the output '{}' is the input; give -o another name", output);
     return false;
   }
   if (st.type() != llvm::sys::fs::file_type::regular_file) {
-    error = fmt::format("'{}' exists and is not a regular file; it is not replaced", o.output);
+    error = fmt::format("'{}' exists and is not a regular file; it is not replaced", output);
     return false;
   }
   return true;
+}
+
+/// The files an --emit writes: -o itself, or for a library NAME.o and NAME.h.
+std::vector<std::string> outputFiles(const Options &o) {
+  if (o.emit == "lib")
+    return {o.output + ".o", o.output + ".h"};
+  return {o.output};
+}
+
+/// --emit=lib: the object and its header, each written atomically (the
+/// header last: a header beside an object always describes it).
+int writeLibrary(const Options &o, const CompiledModel &model, const std::string &object) {
+  std::string error;
+  if (!writeAtomically(o.output + ".o", object, error) ||
+      !writeAtomically(o.output + ".h", libraryHeader(model, o.input), error))
+    return fail(error);
+  return 0;
 }
 
 std::string defaultOutput(const Options &o) {
@@ -160,7 +177,7 @@ std::string defaultOutput(const Options &o) {
     return (stem + ".o").str();
   if (o.emit == "asm")
     return "-";
-  if (o.emit == "exe")
+  if (o.emit == "exe" || o.emit == "lib")
     return stem.str();
   return "-";
 }
@@ -251,8 +268,9 @@ int compile(Options o, const char *argv0) {
     return fail(error);
   if (o.output.empty())
     o.output = o.explainGrad.empty() ? defaultOutput(o) : "-";
-  if (!checkOutput(o, error))
-    return fail(error);
+  for (const std::string &output : outputFiles(o))
+    if (!checkOutput(output, o.input, error))
+      return fail(error);
 
   SourceFile file(o.input, std::move(*text));
   DiagnosticEngine diags(file, std::cerr);
@@ -265,6 +283,8 @@ int compile(Options o, const char *argv0) {
     return emitText(o, out.str());
   }
   std::string name = o.name.empty() ? llvm::sys::path::stem(o.input).str() : o.name;
+  if (o.emit == "lib" && std::isdigit(static_cast<unsigned char>(name[0])))
+    return fail(fmt::format("the model's name '{}' cannot prefix C functions; give --name", name));
   llvm::SmallString<256> folder(o.input);
   llvm::sys::fs::make_absolute(folder);
   llvm::sys::path::remove_filename(folder);
@@ -303,11 +323,12 @@ int compile(Options o, const char *argv0) {
     return fail(llvm::toString(code.takeError()));
   if (o.emit == "asm")
     return emitText(o, *code);
-  if (o.emit == "obj") {
-    if (o.output == "-")
-      return fail("--emit=obj writes a file; give -o NAME");
+  if ((o.emit == "obj" || o.emit == "lib") && o.output == "-")
+    return fail(fmt::format("--emit={} writes files; give -o NAME", o.emit));
+  if (o.emit == "obj")
     return writeAtomically(o.output, *code, error) ? 0 : fail(error);
-  }
+  if (o.emit == "lib")
+    return writeLibrary(o, *compiled, *code);
   if (o.output == "-")
     return fail("an executable cannot go to standard output; give -o NAME");
   return link(*code, o, argv0);
@@ -323,10 +344,12 @@ int main(int argc, char **argv) {
   app.add_option("input", o.input, "the .nn model file")->required();
   app.add_option("-o,--output", o.output,
                  "output file (default: the model's name for an executable, "
-                 "NAME.o for --emit=obj, standard output for text)");
+                 "NAME.o for --emit=obj, NAME.o and NAME.h for --emit=lib, standard output "
+                 "for text)");
   app.add_option("--emit", o.emit, "what to produce")
       ->check(CLI::IsMember(
-          {"ast", "graph", "modes", "grad", "step", "opt", "plan", "llvm", "asm", "obj", "exe"}))
+          {"ast", "graph", "modes", "grad", "step", "opt", "plan", "llvm", "asm", "obj", "lib",
+                             "exe"}))
       ->default_str("exe");
   app.add_option("--name", o.name,
                  "the model's name (default: the file's name without .nn); the object "
@@ -351,7 +374,8 @@ int main(int argc, char **argv) {
   app.add_option("-O", o.optLevel, "optimization level 0-3 (default 3)")->check(CLI::Range(0, 3));
   app.footer("Stages for --emit: ast, graph (forward), grad (with gradients), step "
              "(with optimizer updates), opt (simplified and fused), plan (memory), "
-             "llvm, asm, obj, exe (the default).");
+             "llvm, asm, obj, lib (NAME.o and the C header NAME.h: the model in your "
+             "program), exe (the default).");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {

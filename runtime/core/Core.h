@@ -26,6 +26,21 @@ void netc_atomic_abort(int fd, const char *tmp);
 /* Writes all `size` bytes (retrying short writes and EINTR): 0 or errno. */
 int netc_write_all(int fd, const void *data, size_t size);
 
+/* The largest safetensors header read (bytes) and its deepest nesting. */
+#define NETC_MAX_HEADER (32u << 20)
+#define NETC_MAX_NESTING 8
+
+struct netc_model;
+
+/* The model's parameters and buffers (its state_dict) from or to a
+ * safetensors file, as the trainer's --init/--save read and write them:
+ * 0, or an errno-style code with a message in error[cap]. Loading changes
+ * `persist` only when the whole file was valid and read. */
+int netc_weights_load(const struct netc_model *model, float *persist, const char *path,
+                      char *error, size_t cap);
+int netc_weights_save(const struct netc_model *model, const float *persist, const char *path,
+                      char *error, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif
