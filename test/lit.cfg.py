@@ -49,6 +49,17 @@ if foreign_cpu:
 if getattr(config, "netc_sanitize", False):
     config.available_features.add("sanitize")
 
+# Compilers for the C and C++ programs that use a model's C library
+# (--emit=lib): warnings are errors; in a sanitizer build, instrumented like
+# the core library they link.
+if getattr(config, "netc_sanitize", False):
+    sanitize = " -fsanitize=address,undefined -fno-sanitize-recover=undefined"
+    config.substitutions.append(("%cc", "clang-19 -std=c11 -Wall -Wextra -Werror" + sanitize))
+    config.substitutions.append(("%cxx", "clang++-19 -std=c++17 -Wall -Wextra -Werror" + sanitize))
+else:
+    config.substitutions.append(("%cc", "cc -std=c11 -Wall -Wextra -Werror"))
+    config.substitutions.append(("%cxx", "c++ -std=c++17 -Wall -Wextra -Werror"))
+
 # Lets a sanitizer build of netc link programs with an uninstrumented runtime.
 if "NETC_RUNTIME_LIB" in os.environ:
     config.environment["NETC_RUNTIME_LIB"] = os.environ["NETC_RUNTIME_LIB"]
