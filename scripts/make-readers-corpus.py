@@ -51,6 +51,24 @@ cases = {
     "st-header-too-long": b"\1" + struct.pack("<Q", 1 << 40) + b"{}",
     "st-dtype": b"\1" + st({"w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}},
                            bytes(4)),
+    # The tensors of the C weights loader's model (w f32[2, 3], b f32[3],
+    # n i64[]): a whole file, and one with an escaped name, a duplicate, a
+    # missing and an extra tensor.
+    "st-model": b"\1" + st({"__metadata__": {"format": "pt", "model": "fuzz"},
+                            "w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
+                            "b": {"dtype": "F32", "shape": [3], "data_offsets": [24, 36]},
+                            "n": {"dtype": "I64", "shape": [], "data_offsets": [36, 44]}},
+                           struct.pack("<9fq", *range(9), 5)),
+    "st-model-escaped": b"\1" + st(b'{"\\u0077":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},'
+                                    b'"b":{"dtype":"F32","shape":[3],"data_offsets":[24,36]},'
+                                    b'"n":{"dtype":"I64","shape":[],"data_offsets":[36,44]}}',
+                                    bytes(44)),
+    "st-model-duplicate": b"\1" + st(b'{"b":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},'
+                                      b'"b":{"dtype":"F32","shape":[3],"data_offsets":[0,12]}}',
+                                      bytes(12)),
+    "st-model-extra": b"\1" + st({"w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
+                                  "optim.w.exp_avg": {"dtype": "F32", "shape": [2, 3],
+                                                      "data_offsets": [0, 24]}}, bytes(24)),
     # CSV: selector bytes = 2 (mod 3); 8 a class target, 16 skip a line,
     # 32 a header, 64 blank-separated, 128 inputs "0:3".
     "csv-numbers": bytes([2]) + b"1,2,3,0.5\n4,5,6,1.5\n",
