@@ -1,7 +1,9 @@
 // netc.cpp - the compiler driver: flags, the stages in order, --emit, and
-// linking the generated object with the runtime into an executable.
+// linking the generated object with the runtime into an executable (or, for
+// `netc run`, running it in this process: Jit.h).
 #include "compiler/codegen/Codegen.h"
 #include "compiler/codegen/Target.h"
+#include "compiler/driver/Jit.h"
 #include "compiler/graph/Ops.h"
 #include "compiler/sema/Sema.h"
 #include "compiler/transforms/Explain.h"
@@ -39,6 +41,8 @@ struct Options {
   std::string name; ///< the model's name (default: the file's stem)
   std::string explainGrad;
   std::string gradientFault; ///< test-only
+  /// netc run: the program's flags (after the model file).
+  std::vector<std::string> programArgs;
 };
 
 int fail(const std::string &message) {
@@ -269,7 +273,7 @@ int compile(Options o, const char *argv0) {
   if (o.output.empty())
     o.output = o.explainGrad.empty() ? defaultOutput(o) : "-";
   for (const std::string &output : outputFiles(o))
-    if (!checkOutput(output, o.input, error))
+    if (o.emit != "run" && !checkOutput(output, o.input, error))
       return fail(error);
 
   SourceFile file(o.input, std::move(*text));
@@ -311,6 +315,8 @@ int compile(Options o, const char *argv0) {
     return fail(llvm::toString(target.takeError()));
   llvm::LLVMContext context;
   auto module = emitModule(context, *compiled, *target, /*withMain=*/o.emit == "exe");
+  if (o.emit == "run" && !o.cpu.empty() && o.cpu != "native")
+    return fail("netc run compiles for this machine; --cpu is for the files netc writes");
   optimizeModule(*module, *target, o.optLevel);
   if (o.emit == "llvm") {
     std::string ir;
@@ -323,6 +329,12 @@ int compile(Options o, const char *argv0) {
     return fail(llvm::toString(code.takeError()));
   if (o.emit == "asm")
     return emitText(o, *code);
+  if (o.emit == "run") {
+    // The program netc would link is named after the model: so are its files.
+    std::vector<std::string> args = {name};
+    args.insert(args.end(), o.programArgs.begin(), o.programArgs.end());
+    return runObject(*code, modelSymbol(compiled->model.name), args);
+  }
   if ((o.emit == "obj" || o.emit == "lib") && o.output == "-")
     return fail(fmt::format("--emit={} writes files; give -o NAME", o.emit));
   if (o.emit == "obj")
@@ -334,9 +346,40 @@ int compile(Options o, const char *argv0) {
   return link(*code, o, argv0);
 }
 
+/// `netc run [-O N] [--name NAME] MODEL.nn [program flags]`: netc's own
+/// flags come before the model file, the program's after it.
+int run(int argc, char **argv) {
+  Options o;
+  o.emit = "run";
+  int i = 2;
+  for (; i < argc && argv[i][0] == '-'; ++i) {
+    std::string flag = argv[i];
+    auto value = [&]() -> const char * { return i + 1 < argc ? argv[++i] : nullptr; };
+    const char *v = nullptr;
+    if (flag == "-O" && (v = value()))
+      flag += v;
+    if (flag.size() == 3 && flag.starts_with("-O") && flag[2] >= '0' && flag[2] <= '3')
+      o.optLevel = flag[2] - '0';
+    else if (flag == "--name" && (v = value()))
+      o.name = v;
+    else
+      return fail(fmt::format("netc run: unknown flag '{}' before the model file (netc run "
+                              "[-O N] [--name NAME] MODEL.nn [program flags])",
+                              flag));
+  }
+  if (i >= argc)
+    return fail("netc run: no model file (netc run [-O N] [--name NAME] MODEL.nn [program flags])");
+  o.input = argv[i];
+  o.programArgs.assign(argv + i + 1, argv + argc);
+  o.output = "-";
+  return compile(o, argv[0]);
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "run")
+    return run(argc, argv);
   CLI::App app{"netc - compiles a .nn model into a native training program"};
   app.set_version_flag("--version",
                        std::string("netc ") + NETC_VERSION + " (LLVM " LLVM_VERSION_STRING ")");
@@ -372,7 +415,10 @@ int main(int argc, char **argv) {
   // the tests can show that --gradcheck catches it.
   app.add_option("--inject-gradient-fault", o.gradientFault)->group("");
   app.add_option("-O", o.optLevel, "optimization level 0-3 (default 3)")->check(CLI::Range(0, 3));
-  app.footer("Stages for --emit: ast, graph (forward), grad (with gradients), step "
+  app.footer("netc run [-O N] [--name NAME] MODEL.nn [program flags]: compiles the model in "
+             "memory and runs its program at once (the same flags, output and files as the "
+             "program netc links).\n"
+             "Stages for --emit: ast, graph (forward), grad (with gradients), step "
              "(with optimizer updates), opt (simplified and fused), plan (memory), "
              "llvm, asm, obj, lib (NAME.o and the C header NAME.h: the model in your "
              "program), exe (the default).");
