@@ -6,6 +6,7 @@
 #include <llvm/IR/Constants.h>
 #include <llvm/IR/DataLayout.h>
 #include <llvm/IR/Verifier.h>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <cassert>
@@ -58,6 +59,13 @@ public:
         target_(target), layout_(layout), b_(m.getContext()),
         elem_(f64 ? b_.getDoubleTy() : b_.getFloatTy()) {}
 
+  /// With --profile at run time, the entry point reports where each kernel
+  /// starts and where the step ends (netc_rt_profile_mark of runtime.h).
+  FunctionEmitter &profiled() {
+    profiled_ = true;
+    return *this;
+  }
+
   // Internal: the descriptor is the only way in.
   llvm::Function *emit() {
     llvm::LLVMContext &c = m_.getContext();
@@ -97,8 +105,12 @@ public:
     EmitContext ctx =
         context(b_, fn, fn->getArg(0), fn->getArg(1), fn->getArg(2), fn->getArg(3), hparams);
 
-    for (size_t i = 0; i < entry_.schedule.kernels.size(); ++i)
+    for (size_t i = 0; i < entry_.schedule.kernels.size(); ++i) {
+      if (entry_.schedule.kernels[i].kind != Kernel::Kind::View)
+        profileMark(static_cast<int32_t>(i));
       emitKernel(ctx, entry_.schedule.kernels[i], i);
+    }
+    profileMark(-1);
     if (kind_ == EntryKind::Predict) {
       copyPrediction(ctx, fn->getArg(4));
       b_.CreateRetVoid();
@@ -113,6 +125,27 @@ public:
   }
 
 private:
+  /// if (netc_rt_profiling) netc_rt_profile_mark(kernel): a load and a
+  /// branch per kernel when profiling is off.
+  void profileMark(int32_t kernel) {
+    if (!profiled_)
+      return;
+    llvm::LLVMContext &c = m_.getContext();
+    llvm::Function *fn = b_.GetInsertBlock()->getParent();
+    auto *flag = m_.getOrInsertGlobal("netc_rt_profiling", b_.getInt32Ty());
+    auto *on = b_.CreateICmpNE(b_.CreateLoad(b_.getInt32Ty(), flag, "profiling"), b_.getInt32(0));
+    auto *mark = llvm::BasicBlock::Create(c, "profile", fn);
+    auto *next = llvm::BasicBlock::Create(c, "kernel", fn);
+    b_.CreateCondBr(on, mark, next);
+    b_.SetInsertPoint(mark);
+    auto callee = m_.getOrInsertFunction(
+        "netc_rt_profile_mark",
+        llvm::FunctionType::get(b_.getVoidTy(), {b_.getInt32Ty()}, false));
+    b_.CreateCall(callee, {b_.getInt32(kernel)});
+    b_.CreateBr(next);
+    b_.SetInsertPoint(next);
+  }
+
   void emitKernel(EmitContext &ctx, const Kernel &k, size_t index) {
     switch (k.kind) {
     case Kernel::Kind::Loop:
@@ -316,6 +349,7 @@ private:
   EntryKind kind_;
   const TargetInfo &target_;
   const PersistentLayout &layout_;
+  bool profiled_ = false;
   llvm::IRBuilder<> b_;
   llvm::Type *elem_;
   llvm::Value *args_ = nullptr;
@@ -564,6 +598,104 @@ ScratchSize scratchSize(const CompiledModel &cm) {
   return s;
 }
 
+namespace {
+
+/// A count that may grow with the batch: fixed + perN * N.
+struct Count {
+  double fixed = 0, perN = 0;
+};
+
+/// The elements of a shape (N counts as a factor of perN).
+Count elements(const Shape &s) {
+  double c = static_cast<double>(s.constNumel());
+  return s.hasBatch() ? Count{0, c} : Count{c, 0};
+}
+
+/// a * b * k; a product of two batch-sized counts (no kernel has one)
+/// counts per example.
+Count product(Count a, Count b, double k) {
+  double fa = a.fixed + a.perN, fb = b.fixed + b.perN;
+  if (a.perN == 0 && b.perN == 0)
+    return {a.fixed * b.fixed * k, 0};
+  return {0, fa * fb * k};
+}
+
+/// Floating-point operations of one node: 2 per multiply-add of products
+/// and convolutions, one per window element of pooling, one per element of
+/// the largest of the node's value and its operands otherwise.
+Count nodeFlops(const Graph &g, const Node &n) {
+  auto shape = [&](size_t i) -> const Shape & { return g.shape(n.inputs[i]); };
+  switch (n.op) {
+  case Op::MatMul: {
+    const Shape &a = shape(0);
+    Shape inner;
+    if (n.attrs.transA)
+      inner.dims.assign(a.dims.begin(), a.dims.end() - 1);
+    else
+      inner.dims = {a.dims.back()};
+    return product(elements(n.shape), elements(inner), 2);
+  }
+  case Op::Conv2d:            // x, w [O, C, KH, KW] -> y
+  case Op::Conv2dGradInput: { // dy, w -> dx
+    const Shape &w = shape(1), &y = n.op == Op::Conv2d ? n.shape : shape(0);
+    return product(elements(y), {static_cast<double>(w.constNumel() / w.dims[0]), 0}, 2);
+  }
+  case Op::Conv2dGradWeight: // x, dy -> dw [O, C, KH, KW]
+    return product(elements(shape(1)),
+                   {static_cast<double>(n.shape.constNumel() / n.shape.dims[0]), 0}, 2);
+  case Op::MaxPool2d:
+  case Op::AvgPool2d:
+    return product(elements(n.shape),
+                   {static_cast<double>(n.attrs.window[0] * n.attrs.window[1]), 0}, 1);
+  default: {
+    Count most = elements(n.shape);
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      Count c = elements(shape(i));
+      if (c.fixed + c.perN * 128 > most.fixed + most.perN * 128)
+        most = c;
+    }
+    return most;
+  }
+  }
+}
+
+/// The kernels of the training step, as --profile names them: index, kind
+/// (--emit=opt's "kernel 3 matmul"), their ops, the .nn name of a value
+/// they compute, and their floating-point operations.
+nlohmann::json profileKernels(const EntryPoint &step) {
+  nlohmann::json kernels = nlohmann::json::array();
+  const Graph &g = step.graph;
+  for (size_t i = 0; i < step.schedule.kernels.size(); ++i) {
+    const Kernel &k = step.schedule.kernels[i];
+    if (k.kind == Kernel::Kind::View)
+      continue;
+    std::string ops, label;
+    Count flops;
+    for (ValueId v : k.nodes) {
+      const Node &n = g.node(v);
+      if (n.op == Op::Assign)
+        continue;
+      std::string name = opName(n.op);
+      if ((", " + ops + ",").find(", " + name + ",") == std::string::npos)
+        ops += (ops.empty() ? "" : ", ") + name;
+      if (label.empty())
+        label = n.label;
+      Count c = nodeFlops(g, n);
+      flops.fixed += c.fixed;
+      flops.perN += c.perN;
+    }
+    kernels.push_back({{"kernel", i},
+                       {"name", fmt::format("kernel {} {}", i, kernelKindName(k.kind))},
+                       {"ops", ops},
+                       {"label", label},
+                       {"flops", flops.fixed},
+                       {"flops_per_n", flops.perN}});
+  }
+  return kernels;
+}
+
+} // namespace
+
 std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   using nlohmann::json;
   const Model &m = cm.model;
@@ -666,6 +798,7 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
       report.push_back({{"param", r.param}, {"offset", r.offset}});
   }
   d["report"] = report;
+  d["profile"] = profileKernels(cm.trainStep);
   d["entry_points"] = {"init", "train_step", "forward", "gradients", "gradients_f64"};
   if (!cm.predict.graph.outputs.empty())
     d["entry_points"].push_back("predict");
@@ -683,7 +816,11 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context, const Compi
                   bool f64 = false) {
     return FunctionEmitter(*m, e, plan, prefix + name, kind, target, layout, f64).emit();
   };
-  llvm::Function *trainStep = emit(model.trainStep, model.trainStep.plan, "train_step", EntryKind::Loss);
+  llvm::Function *trainStep =
+      FunctionEmitter(*m, model.trainStep, model.trainStep.plan, prefix + "train_step",
+                      EntryKind::Loss, target, layout)
+          .profiled()
+          .emit();
   llvm::Function *forward = emit(model.forward, model.forward.plan, "forward", EntryKind::Loss);
   bool predicts = !model.predict.graph.outputs.empty();
   llvm::Function *predict =

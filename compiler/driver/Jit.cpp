@@ -26,7 +26,8 @@ int fail(llvm::Error error) {
   return 1;
 }
 
-/// The runtime's functions generated code calls, as this process has them.
+/// The runtime's functions (and the profiling switch) generated code uses,
+/// as this process has them.
 llvm::orc::SymbolMap runtimeSymbols(llvm::orc::LLJIT &jit) {
   llvm::orc::SymbolMap symbols;
   auto define = [&](const char *name, auto *address) {
@@ -37,6 +38,9 @@ llvm::orc::SymbolMap runtimeSymbols(llvm::orc::LLJIT &jit) {
   define("netc_rt_parallel_for", &netc_rt_parallel_for);
   define("netc_rt_normal", &netc_rt_normal);
   define("netc_rt_uniform", &netc_rt_uniform);
+  define("netc_rt_profile_mark", &netc_rt_profile_mark);
+  symbols[jit.mangleAndIntern("netc_rt_profiling")] = {
+      llvm::orc::ExecutorAddr::fromPtr(&netc_rt_profiling), llvm::JITSymbolFlags::Exported};
   return symbols;
 }
 

@@ -340,7 +340,9 @@ private:
   Schedule s_;
 };
 
-const char *kindName(Kernel::Kind k) {
+} // namespace
+
+const char *kernelKindName(Kernel::Kind k) {
   switch (k) {
   case Kernel::Kind::Loop:
     return "loop";
@@ -365,8 +367,6 @@ const char *kindName(Kernel::Kind k) {
   }
   return "?";
 }
-
-} // namespace
 
 Schedule fuse(const Graph &graph, bool epilogues) { return Fuser(graph, epilogues).run(); }
 
@@ -427,7 +427,7 @@ void printSchedule(const Graph &g, const Schedule &s, std::string_view name, std
   }
   for (size_t k = 0; k < s.kernels.size(); ++k) {
     const Kernel &kernel = s.kernels[k];
-    out << fmt::format("  kernel {} {}{} {{\n", k, kindName(kernel.kind),
+    out << fmt::format("  kernel {} {}{} {{\n", k, kernelKindName(kernel.kind),
                        kernel.kind == Kernel::Kind::Loop ? " " + kernel.domain.str() : "");
     for (ValueId v : kernel.nodes) {
       const Node &n = g.node(v);

@@ -67,6 +67,9 @@ size_t loopBlockStart(const Graph &graph, const Kernel &kernel);
 /// partial targets (a workspace), added up in chunk order afterwards.
 bool loopSumsSplit(const Graph &graph, const Kernel &kernel);
 
+/// "loop", "matmul", ...: a kernel's kind as --emit=opt prints it.
+const char *kernelKindName(Kernel::Kind kind);
+
 /// `--emit=opt`: the graph grouped by kernel.
 void printSchedule(const Graph &graph, const Schedule &schedule, std::string_view name,
                    std::ostream &out);

@@ -172,6 +172,9 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
   app.add_flag("--check-finite", f.checkFinite,
                "check every parameter after every step, and name the first step and tensor "
                "that is no longer finite, and why (the data, a gradient, the update)");
+  app.add_flag("--profile", f.profile,
+               "time every kernel of the training step and print where the time went: calls, "
+               "seconds, share of the step and GFLOP/s per kernel (--emit=opt's names)");
   auto *check = app.add_option("--gradcheck", f.gradCheck,
                                "no training: check the compiled gradients on K random entries "
                                "per parameter (default 20) against finite differences and a "

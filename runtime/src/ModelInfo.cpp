@@ -128,6 +128,9 @@ ModelInfo parseModelInfo(const netc_model *code) {
     m.lossGiven = d.at("loss_given");
     for (const auto &p : d.at("prints"))
       m.prints.push_back({p.at("text"), location(p)});
+    for (const auto &k : d.at("profile"))
+      m.profile.push_back({k.at("kernel"), k.at("name"), k.at("ops"), k.at("label"),
+                           k.at("flops"), k.at("flops_per_n")});
     for (const auto &r : d.at("report")) {
       if (r.contains("text"))
         m.report.push_back({r.at("text"), -1, 0, false, {}});

@@ -68,6 +68,14 @@ struct ReportPiece {
   OutputLocation at;
 };
 
+/// A kernel of the training step, for --profile.
+struct ProfileKernel {
+  int index = 0;           ///< netc_rt_profile_mark's argument
+  std::string name, ops;   ///< "kernel 3 matmul", "matmul, add, relu"
+  std::string label;       ///< the .nn name of a value it computes, or ""
+  double flops = 0, flopsPerN = 0; ///< per call: flops + flopsPerN * N
+};
+
 struct ModelInfo {
   const netc_model *code = nullptr; ///< the generated entry points
   std::string name;
@@ -128,6 +136,7 @@ struct ModelInfo {
   uint64_t seed = 0;
   std::vector<ReportPiece> report;
   std::vector<PrintInfo> prints;
+  std::vector<ProfileKernel> profile;
   bool trains = true;     ///< false: no parameters; the program evaluates and prints
   /// The fewest examples a training step may have (2 with batch norm over
   /// [N, C]: one example has no variance).

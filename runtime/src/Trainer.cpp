@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <chrono>
 #include <numeric>
 #include <sys/stat.h>
@@ -288,6 +289,60 @@ int gradientCheck(Session &s, const RunData &data) {
   return 0;
 }
 
+void startProfile(const ModelInfo &m) {
+  int32_t kernels = 0;
+  for (const ProfileKernel &k : m.profile)
+    kernels = std::max(kernels, k.index + 1);
+  if (int err = netc_profile_start(kernels))
+    throw Error(std::string("--profile: ") + std::strerror(err));
+}
+
+/// --profile's table: the step's kernels by time spent, with their share of
+/// the steps' wall time and the GFLOP/s their operations ran at.
+void printProfile(const Session &s) {
+  netc_profile_stop();
+  const auto &p = s.profiled;
+  if (p.steps == 0)
+    return;
+  struct Row {
+    const ProfileKernel *kernel;
+    double seconds;
+    int64_t calls;
+  };
+  std::vector<Row> rows;
+  double inKernels = 0;
+  for (const ProfileKernel &k : s.m.profile) {
+    Row r{&k, 0, 0};
+    netc_profile_kernel(k.index, &r.seconds, &r.calls);
+    inKernels += r.seconds;
+    rows.push_back(r);
+  }
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const Row &a, const Row &b) { return a.seconds > b.seconds; });
+  double total = std::max(p.seconds, 1e-12), flops = 0;
+  std::printf("\nprofile of %s (train_step, %s): %.4g s, %.4g ms per step\n",
+              counted(p.steps, "training step").c_str(), counted(s.f.threads, "thread").c_str(),
+              p.seconds, 1e3 * p.seconds / static_cast<double>(p.steps));
+  std::printf("  %-20s %-34s %7s %10s %7s %9s\n", "kernel", "ops", "calls", "seconds", "share",
+              "GFLOP/s");
+  for (const Row &r : rows) {
+    const ProfileKernel &k = *r.kernel;
+    double work = k.flops * static_cast<double>(r.calls) +
+                  k.flopsPerN * static_cast<double>(p.examples);
+    flops += work;
+    std::string ops = k.ops + (k.label.empty() ? "" : " (" + k.label + ")");
+    if (ops.size() > 34)
+      ops = ops.substr(0, 31) + "...";
+    std::printf("  %-20s %-34s %7lld %10.6f %6.1f%% %9.1f\n", k.name.c_str(), ops.c_str(),
+                static_cast<long long>(r.calls), r.seconds, 100 * r.seconds / total,
+                r.seconds > 0 ? work / r.seconds * 1e-9 : 0.0);
+  }
+  std::printf("  %-20s %-34s %7s %10.6f %6.1f%%\n", "(between kernels)", "", "",
+              std::max(p.seconds - inKernels, 0.0), 100 * std::max(p.seconds - inKernels, 0.0) / total);
+  std::printf("  %-20s %-34s %7lld %10.6f %6.1f%% %9.1f\n", "total", "",
+              static_cast<long long>(p.steps), p.seconds, 100.0, flops / total * 1e-9);
+}
+
 int run(const netc_model *model, int argc, char **argv) {
   ModelInfo m = parseModelInfo(model);
   checkCpu(m);
@@ -348,7 +403,12 @@ int run(const netc_model *model, int argc, char **argv) {
                                   std::to_string(last)
                             : "the data has " + std::to_string(count)) +
                 "; choose another --batch");
-  return batched(m) ? trainEpochs(s, data) : trainFullBatch(s, data);
+  if (f.profile)
+    startProfile(m);
+  int status = batched(m) ? trainEpochs(s, data) : trainFullBatch(s, data);
+  if (f.profile)
+    printProfile(s);
+  return status;
 }
 
 } // namespace

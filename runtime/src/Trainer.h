@@ -52,6 +52,7 @@ struct Flags {
   int64_t gradStats = 0; ///< every K steps; 0: off
   int64_t gradCheck = 0; ///< entries per tensor; 0: off
   bool checkFinite = false; ///< --check-finite: the parameters after every step
+  bool profile = false;     ///< --profile: time the kernels of every training step
   int64_t threads = 1;
 };
 
@@ -100,6 +101,11 @@ struct Session {
   std::vector<float> hparams;
   MetricsLog metrics;
   Clock::time_point start = Clock::now();
+  /// --profile: the training steps timed, their examples and seconds.
+  struct {
+    int64_t steps = 0, examples = 0;
+    double seconds = 0;
+  } profiled;
 
   Session(const ModelInfo &model, Flags flags, int64_t maxBatch)
       : m(model), f(std::move(flags)),
@@ -145,7 +151,13 @@ struct Session {
       before.assign(persist.get(), persist.get() + m.persistentFloats);
     else
       before.clear(); // no copy of this step's starting point
+    auto stepStart = Clock::now();
     loss = m.code->train_step(persist.get(), batch.inputs(), scratch.get(), n, hparams.data());
+    if (f.profile) {
+      profiled.seconds += std::chrono::duration<double>(Clock::now() - stepStart).count();
+      profiled.steps += 1;
+      profiled.examples += n;
+    }
     if (stats && std::isfinite(loss))
       printGradStats(step);
     bool finite = std::isfinite(loss) && (!f.checkFinite || nonFiniteParams().empty());

@@ -98,6 +98,15 @@ int netc_available_cores(void);
 /* Chunks the worker threads have run since netc_set_threads. */
 int64_t netc_worker_chunks(void);
 
+/* Where a training step's time goes (the trainer's --profile): starts
+ * timing the kernels of every train_step call (their indexes are those of
+ * the model description's "profile" list, below `kernels`), or stops it.
+ * netc_profile_kernel gives kernel k's total seconds and calls since the
+ * start. 0 or an errno code. Not thread-safe: one training loop at a time. */
+int netc_profile_start(int32_t kernels);
+void netc_profile_stop(void);
+int netc_profile_kernel(int32_t k, double *seconds, int64_t *calls);
+
 #ifdef __cplusplus
 }
 #endif

@@ -181,6 +181,14 @@ float netc_rt_uniform(uint64_t seed, uint64_t stream, uint64_t index); /* [0, 1)
 void netc_rt_parallel_for(void (*fn)(const void *args, int64_t chunk),
                           const void *args, int64_t chunks);
 
+/* --profile: while netc_rt_profiling is nonzero, train_step calls
+ * netc_rt_profile_mark(k) as its kernel k starts (k: the index of the
+ * description's "profile" list) and netc_rt_profile_mark(-1) as it ends;
+ * the time between marks is the kernel's. Off, it costs a load and a
+ * branch per kernel. */
+extern int netc_rt_profiling;
+void netc_rt_profile_mark(int32_t kernel);
+
 /* ---- the trainer ---------------------------------------------------------- */
 
 /* The emitted program's main for `model`: flags, data, training, reporting.
