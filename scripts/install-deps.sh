@@ -13,6 +13,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   python3-sklearn dataset-fashion-mnist   # real tables and images the examples use
   espeak-ng sox   # spoken digits where ../shared/data/fsdd is not (scripts/make-spoken-digits.sh)
+  librsvg2-bin    # rsvg-convert: the tests render --plot's SVG files and check their pixels
 )
 if [[ "${1:-}" == "--with-reference" ]]; then
   packages+=(python3-torch python3-torchaudio python3-numpy libopenblas0-openmp libjemalloc2

@@ -70,6 +70,12 @@ if os.path.exists(os.path.join(mnist_dir, "train-images-idx3-ubyte")):
     config.available_features.add("mnist-data")
     config.substitutions.append(("%mnist_data", mnist_dir))
 
+# rsvg-convert (Debian's librsvg2-bin) renders the SVG plots the tests check
+# pixel by pixel.
+import shutil
+if shutil.which("rsvg-convert"):
+    config.available_features.add("rsvg")
+
 # Debian's python3-sklearn ships real tables (iris, digits, diabetes) as CSV.
 sklearn_data = "/usr/lib/python3/dist-packages/sklearn/datasets/data"
 if os.path.exists(os.path.join(sklearn_data, "iris.csv")):

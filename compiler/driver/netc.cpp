@@ -4,6 +4,7 @@
 #include "compiler/codegen/Codegen.h"
 #include "compiler/codegen/Target.h"
 #include "compiler/driver/Jit.h"
+#include "Plot.h"
 #include "compiler/graph/Ops.h"
 #include "compiler/sema/Sema.h"
 #include "compiler/transforms/Explain.h"
@@ -13,6 +14,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ostream.h>
+#include <nlohmann/json.hpp>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/Support/FileSystem.h>
 #include <llvm/Support/Path.h>
@@ -375,11 +377,64 @@ int run(int argc, char **argv) {
   return compile(o, argv[0]);
 }
 
+/// `netc plot METRICS.jsonl [-o PLOT.svg]`: the loss and accuracy curves of
+/// the last run a --metrics file holds (default output: the same name with
+/// .svg), as the program's --plot draws them.
+int plot(int argc, char **argv) {
+  const char *usage = "netc plot METRICS.jsonl [-o PLOT.svg]";
+  std::string input, output;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if ((arg == "-o" || arg == "--output") && i + 1 < argc)
+      output = argv[++i];
+    else if (input.empty() && !arg.starts_with("-"))
+      input = arg;
+    else
+      return fail(fmt::format("netc plot: unexpected '{}' ({})", arg, usage));
+  }
+  if (input.empty())
+    return fail(fmt::format("netc plot: no metrics file ({})", usage));
+  if (output.empty())
+    output = llvm::sys::path::parent_path(input).empty()
+                 ? llvm::sys::path::stem(input).str() + ".svg"
+                 : (llvm::sys::path::parent_path(input) + "/" + llvm::sys::path::stem(input) + ".svg").str();
+  std::string error;
+  auto text = readFile(input, error);
+  if (!text)
+    return fail(error);
+  if (!checkOutput(output, input, error))
+    return fail(error);
+  std::vector<nlohmann::json> records;
+  std::istringstream lines(*text);
+  std::string line;
+  for (int number = 1; std::getline(lines, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos)
+      continue;
+    auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!record.is_object())
+      return fail(fmt::format("{}:{}: not a JSON object (a --metrics file has one per line)",
+                              input, number));
+    records.push_back(std::move(record));
+  }
+  records = rt::lastRun(records);
+  bool any = std::any_of(records.begin(), records.end(), [](const nlohmann::json &r) {
+    return r.value("event", "") == "report" || r.value("event", "") == "epoch";
+  });
+  if (!any)
+    return fail(fmt::format("'{}' holds no training records (report or epoch events)", input));
+  if (!writeAtomically(output, rt::trainingPlot(records, input), error))
+    return fail(error);
+  std::cout << "plot written to " << output << '\n';
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
   if (argc > 1 && std::string_view(argv[1]) == "run")
     return run(argc, argv);
+  if (argc > 1 && std::string_view(argv[1]) == "plot")
+    return plot(argc, argv);
   CLI::App app{"netc - compiles a .nn model into a native training program"};
   app.set_version_flag("--version",
                        std::string("netc ") + NETC_VERSION + " (LLVM " LLVM_VERSION_STRING ")");
@@ -418,6 +473,8 @@ int main(int argc, char **argv) {
   app.footer("netc run [-O N] [--name NAME] MODEL.nn [program flags]: compiles the model in "
              "memory and runs its program at once (the same flags, output and files as the "
              "program netc links).\n"
+             "netc plot METRICS.jsonl [-o PLOT.svg]: the loss and accuracy curves of a "
+             "program's --metrics file as an SVG picture.\n"
              "Stages for --emit: ast, graph (forward), grad (with gradients), step "
              "(with optimizer updates), opt (simplified and fused), plan (memory), "
              "llvm, asm, obj, lib (NAME.o and the C header NAME.h: the model in your "

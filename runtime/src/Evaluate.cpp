@@ -2,6 +2,8 @@
 // --predict-file, the test loss and accuracy after each epoch, `print` and
 // the report line, and programs that only compute.
 #include "Trainer.h"
+#include "AtomicFile.h"
+#include "Plot.h"
 
 #include <algorithm>
 #include <numeric>
@@ -326,7 +328,39 @@ int evaluateOnly(Session &s, const RunData &data) {
       std::printf(" %5lld", static_cast<long long>(confusion[i][j]));
     std::printf("\n");
   }
+  if (!s.f.plot.empty()) {
+    std::vector<int64_t> counts;
+    for (const auto &row : confusion)
+      counts.insert(counts.end(), row.begin(), row.end());
+    char title[128];
+    std::snprintf(title, sizeof title, "model %s: %s accuracy %.2f%%", s.m.name.c_str(),
+                  data.evalName(), 100 * e.accuracy);
+    writePlot(s.f.plot, confusionPlot(data.classes, counts, title));
+  }
   return 0;
+}
+
+namespace {
+
+/// The input field an image grid shows: one whose examples are [C, H, W]
+/// or [H, W] of floats (the first channel drawn), or -1.
+int imageField(const ModelInfo &m) {
+  for (size_t k = 0; k < m.fields.size(); ++k) {
+    const FieldInfo &f = m.fields[k];
+    size_t rank = f.shape.size();
+    if (f.role == "input" && f.dtype == "f32" && rank >= 3 && f.shape[0] == kBatch &&
+        (rank == 3 || (rank == 4 && f.shape[1] <= 4)) && f.shape[rank - 1] > 1 &&
+        f.shape[rank - 2] > 1)
+      return static_cast<int>(k);
+  }
+  return -1;
+}
+
+} // namespace
+
+void writePlot(const std::string &path, const std::string &svg) {
+  writeFileAtomically(path, [&](int fd) { writeAll(fd, svg.data(), svg.size(), path); });
+  std::printf("plot written to %s\n", path.c_str());
 }
 
 int predictOnly(Session &s, const RunData &data) {
@@ -375,6 +409,26 @@ int predictOnly(Session &s, const RunData &data) {
   else
     std::printf("%6s  %s%-24s %s\n", "#", inputHead.c_str(), "predicted",
                 s.m.prediction.target >= 0 ? "expected" : "");
+  // --plot: the sampled images with their answers.
+  int image = s.f.plot.empty() ? -1 : imageField(s.m);
+  if (!s.f.plot.empty() && image < 0)
+    throw Error("--plot with --predict draws image inputs ([N, C, H, W] or [N, H, W]); this "
+                "model's inputs are not images");
+  std::vector<PlottedImage> images;
+  auto keepImage = [&](const Batch &b, int64_t i, int64_t row, const std::string &predicted,
+                       const std::string &expected) {
+    if (image < 0)
+      return;
+    const std::vector<int64_t> &shape = s.m.fields[static_cast<size_t>(image)].shape;
+    PlottedImage im{shape[shape.size() - 2], shape.back(), {}, predicted, expected, set.name(row)};
+    int64_t numel = 1;
+    for (size_t d = 1; d < shape.size(); ++d)
+      numel *= shape[d];
+    // Batch fields are laid out by the dataset's field index: the model's.
+    const float *x = b.floats(static_cast<size_t>(image)) + i * numel;
+    im.pixels.assign(x, x + im.height * im.width);
+    images.push_back(std::move(im));
+  };
   Evaluation e = evaluate(
       s, set, batch, rows.data(), count, size,
       [&](int64_t position, const Batch &b, int64_t i, const float *row) {
@@ -382,6 +436,8 @@ int predictOnly(Session &s, const RunData &data) {
         std::string in = inputText(b, i, index);
         if (classes) {
           int64_t best = predictedClass(s.m, row), label = expectedClass(s.m, b, i);
+          keepImage(b, i, index, data.classes[static_cast<size_t>(best)],
+                    data.classes[static_cast<size_t>(label)]);
           std::printf("%6lld  %s%-14s %-14s %6.2f%%%s\n", index, in.c_str(),
                       data.classes[static_cast<size_t>(best)].c_str(),
                       data.classes[static_cast<size_t>(label)].c_str(),
@@ -395,11 +451,19 @@ int predictOnly(Session &s, const RunData &data) {
                 : "";
         std::printf("%6lld  %s%-24s %s\n", index, in.c_str(), values(row, width).c_str(),
                     expected.c_str());
+        keepImage(b, i, index, values(row, width), expected);
       });
   if (classes)
     std::printf("%.2f%% of these %lld correct\n", 100 * e.accuracy, static_cast<long long>(count));
   else if (s.m.prediction.target >= 0)
     std::printf("loss over these %lld: %.4f\n", static_cast<long long>(count), e.loss);
+  if (image >= 0) {
+    char title[128];
+    std::snprintf(title, sizeof title, "model %s: %lld %s examples (seed %llu)", s.m.name.c_str(),
+                  static_cast<long long>(count), data.evalName(),
+                  static_cast<unsigned long long>(s.f.seed));
+    writePlot(s.f.plot, predictionGrid(images, title));
+  }
   return 0;
 }
 

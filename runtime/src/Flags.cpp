@@ -54,11 +54,11 @@ CLI::Validator positiveNumber() {
 }
 
 /// Fails now, not after training, if the weights cannot be written there.
-void checkWritable(const std::string &path) {
+void checkWritable(const std::string &path, const char *what = "the weights") {
   size_t slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : path.substr(0, std::max<size_t>(slash, 1));
   if (::access(dir.c_str(), W_OK) != 0)
-    throw Error("cannot write the weights to '" + path + "': " + std::strerror(errno));
+    throw Error(std::string("cannot write ") + what + " to '" + path + "': " + std::strerror(errno));
 }
 
 /// Edit distance (insertions, deletions, substitutions) of two short words.
@@ -172,6 +172,10 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
   app.add_flag("--check-finite", f.checkFinite,
                "check every parameter after every step, and name the first step and tensor "
                "that is no longer finite, and why (the data, a gradient, the update)");
+  app.add_option("--plot", f.plot,
+                 "draw an SVG picture (opens in a browser): the loss and accuracy curves of "
+                 "training (redrawn after every epoch), with --eval the confusion matrix, with "
+                 "--predict the sampled images and their answers");
   app.add_flag("--profile", f.profile,
                "time every kernel of the training step and print where the time went: calls, "
                "seconds, share of the step and GFLOP/s per kernel (--emit=opt's names)");
@@ -252,6 +256,8 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
     if (::access(f.init.c_str(), R_OK) != 0)
       throw Error("no weights to evaluate: '" + f.init + "' cannot be read (" +
                   std::strerror(errno) + "); train first or give --init FILE");
+    if (!f.plot.empty())
+      checkWritable(f.plot, "the plot");
     return true;
   }
   if (f.batch > 65536)
@@ -259,6 +265,8 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
   checkWritable(f.save);
   if (!f.checkpoint.empty())
     checkWritable(f.checkpoint);
+  if (!f.plot.empty())
+    checkWritable(f.plot, "the plot");
   return true;
 }
 
@@ -271,6 +279,11 @@ void checkOutputs(const ModelInfo &m, const Flags &f) {
       if (samePath(path, data))
         throw Error(std::string(flag) + " '" + path + "' is the data this model reads ('" + data +
                     "'); give " + flag + " another path");
+  if (!f.plot.empty())
+    for (const auto &[path, flag] : outputs)
+      if (samePath(path, f.plot))
+        throw Error(std::string("--plot and ") + flag + " are the same file '" + f.plot +
+                    "'; give --plot another path");
   if (outputs.size() == 2 && samePath(f.save, f.checkpoint))
     throw Error("--save and --checkpoint are the same file '" + f.save +
                 "'; the weights would replace the checkpoint, and the run could not be resumed");

@@ -7,7 +7,9 @@
 // once for --steps steps; a model with one trains in epochs of shuffled
 // batches. Both evaluate on the test examples when there are any.
 #include "Trainer.h"
+#include "AtomicFile.h"
 #include "Cpu.h"
+#include "Plot.h"
 
 #include <algorithm>
 #include <charconv>
@@ -24,6 +26,16 @@ volatile std::sig_atomic_t interrupted = 0;
 namespace {
 
 extern "C" void onInterrupt(int signal) { interrupted = signal; }
+
+/// --plot: the loss and accuracy curves so far, written atomically (a
+/// browser reloading it never sees half a picture).
+void drawTraining(const Session &s) {
+  if (s.f.plot.empty())
+    return;
+  std::string title = "model " + s.m.name + ": " + s.m.optimizer + ", lr " + shortest(static_cast<float>(s.f.lr));
+  std::string svg = trainingPlot(s.metrics.records(), title);
+  writeFileAtomically(s.f.plot, [&](int fd) { writeAll(fd, svg.data(), svg.size(), s.f.plot); });
+}
 
 /// Whether something is at `path` (a file an early interrupt must not replace).
 bool exists(const std::string &path) {
@@ -87,6 +99,7 @@ int trainFullBatch(Session &s, const RunData &data) {
   std::printf("final loss %s\n", shortest(finalLoss).c_str());
   s.save();
   std::printf("weights saved to %s\n", s.f.save.c_str());
+  drawTraining(s);
   finalOutputs(s, train, n);
   return 0;
 }
@@ -245,6 +258,7 @@ int trainEpochs(Session &s, const RunData &data) {
         {"threads", s.f.threads},
         {"worker_chunks", workerChunks()}});
     s.metrics.write(record);
+    drawTraining(s);
     saved = true;
   }
   if (!saved) // --steps 0: the initial weights, exported on purpose

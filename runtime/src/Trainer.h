@@ -40,6 +40,7 @@ struct Flags {
   std::string save;
   std::string metrics;
   std::string printFile; ///< --print-file: the print statements' values, in full
+  std::string plot;      ///< --plot: an SVG of training, the confusion matrix or predictions
   std::string data;
   int64_t batch = 0;
   bool noShuffle = false;
@@ -68,7 +69,8 @@ inline bool batched(const ModelInfo &m) { return m.batch > 0; }
 
 class MetricsLog {
 public:
-  explicit MetricsLog(const std::string &path) {
+  /// `keep`: also keep the records (for --plot).
+  MetricsLog(const std::string &path, bool keep) : keep_(keep) {
     if (path.empty())
       return;
     out_.open(path, std::ios::app);
@@ -76,6 +78,8 @@ public:
       throw Error("cannot open the metrics file '" + path + "': " + std::strerror(errno));
   }
   void write(const nlohmann::json &record) {
+    if (keep_)
+      records_.push_back(record);
     if (!out_.is_open())
       return;
     out_ << record.dump() << '\n';
@@ -84,8 +88,12 @@ public:
       throw Error("cannot write the metrics file: " + std::string(std::strerror(errno)));
   }
 
+  const std::vector<nlohmann::json> &records() const { return records_; }
+
 private:
   std::ofstream out_;
+  bool keep_;
+  std::vector<nlohmann::json> records_;
 };
 
 /// The report line; `computed` holds the values of its expressions, in order.
@@ -112,7 +120,7 @@ struct Session {
         persist(allocate<float>(static_cast<size_t>(model.persistentFloats))),
         scratch(allocateScratch(static_cast<size_t>(
             model.scratchFixedBytes + model.scratchBatchBytesPerN * paddedBatch(maxBatch)))),
-        metrics(f.metrics) {
+        metrics(f.metrics, !f.plot.empty()) {
     m.code->init(persist.get(), f.seed);
     if (!f.init.empty())
       loadWeights(m, f.init, persist.get());
@@ -362,6 +370,9 @@ int evaluateProgram(Session &s, const RunData &data);
 /// The examples evaluation runs in one batch: the batch size, or the whole
 /// evaluation set for a model trained on the whole set at once.
 int64_t evalBatch(const Session &s, const RunData &data);
+
+/// Writes an SVG (--plot) atomically and says where.
+void writePlot(const std::string &path, const std::string &svg);
 
 /// --eval: loss, and for classifiers accuracy and the confusion matrix.
 int evaluateOnly(Session &s, const RunData &data);
