@@ -3,7 +3,7 @@
 # with ratios (issue 5's measures). Needs PyTorch and OpenBLAS
 # (scripts/install-deps.sh --with-reference) and, for the full-size set,
 # Debian's dataset-fashion-mnist.
-#   bench/run.sh [GROUP...]   groups: mlp, cnn, audio, sine (default: all)
+#   bench/run.sh [GROUP...]   groups: mlp, cnn, audio, sine, jit (default: all)
 # PyTorch runs in its best configuration: the OpenBLAS OpenMP build (oneDNN
 # for convolutions), data preloaded, batch 128, Adam; each row times every
 # allocator configuration (and for the MLP OpenBLAS's CPU detection and
@@ -22,7 +22,7 @@ fashion=/usr/share/datasets/fashion-mnist
 digits="$root/data/mnist"
 flop_per_example=818176 # forward + backward matrix products of the course MLP
 
-groups=("${@:-mlp cnn audio sine}")
+groups=("${@:-mlp cnn audio sine jit}")
 groups=" ${groups[*]} "
 want() { [[ $groups == *" $1 "* ]]; }
 
@@ -173,4 +173,22 @@ n=$(last s.jsonl report seconds)
 p=$("$py" "$root/bench/torch_reference.py" sine | "$py" -c "import json,sys; print(json.load(sys.stdin)['seconds'])")
 row "sine, 2000 steps, ms (in-process)" "$(fmt "$(py_eval "float(sys.argv[1]) * 1000" "$n")")" "$(fmt "$(py_eval "float(sys.argv[1]) * 1000" "$p")")" "$(ratio "$p" "$n")"
 row "netc examples/mnist.nn -o train, s" "$(fmt "$compile")" "" ""
+fi
+if want jit; then
+  # netc run: the whole sine lesson (target 0.5 s), and how soon after
+  # launch the MNIST program starts its first step (target 0.5 s; netc run
+  # --timings says when init and train_step are compiled).
+  best=""
+  for i in 1 2 3; do
+    s=$( { /usr/bin/time -f %e "$netc" run "$root/examples/sine.nn" --save j.safetensors > /dev/null; } 2>&1 )
+    best=$(py_eval "min(float(a) for a in sys.argv[1:] if a)" "$s" $best)
+  done
+  row "netc run examples/sine.nn (compile + 2000 steps), s" "$(fmt "$best")" "" ""
+  ready=""
+  for i in 1 2 3; do
+    r=$("$netc" run --timings "$root/examples/mnist.nn" --data "$digits" --steps 1 --save jm.safetensors \
+          --checkpoint jm.ckpt.safetensors 2>&1 > /dev/null | sed -n 's/.*train_step compiled \([0-9.]*\) s.*/\1/p')
+    ready=$(py_eval "min(float(a) for a in sys.argv[1:] if a)" "$r" $ready)
+  done
+  row "netc run examples/mnist.nn: first step after, s" "$(fmt "$ready")" "" ""
 fi

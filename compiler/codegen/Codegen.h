@@ -1,4 +1,5 @@
-// Codegen.h - lowers a compiled model to one LLVM module.
+// Codegen.h - lowers a compiled model to one LLVM module (which Parallel.h
+// cuts into parts to optimize on every core).
 //
 // The module defines, per the runtime contract (runtime/include/netc/runtime.h),
 // one external symbol: the model descriptor netc_model_<name> (struct

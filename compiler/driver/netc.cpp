@@ -2,6 +2,7 @@
 // linking the generated object with the runtime into an executable (or, for
 // `netc run`, running it in this process: Jit.h).
 #include "compiler/codegen/Codegen.h"
+#include "compiler/codegen/Parallel.h"
 #include "compiler/codegen/Target.h"
 #include "compiler/driver/Jit.h"
 #include "Plot.h"
@@ -23,6 +24,7 @@
 
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <sstream>
 #include <unistd.h>
 
@@ -45,6 +47,7 @@ struct Options {
   std::string gradientFault; ///< test-only
   /// netc run: the program's flags (after the model file).
   std::vector<std::string> programArgs;
+  bool timings = false; ///< netc run --timings
 };
 
 int fail(const std::string &message) {
@@ -316,10 +319,38 @@ int compile(Options o, const char *argv0) {
   if (!target)
     return fail(llvm::toString(target.takeError()));
   llvm::LLVMContext context;
-  auto module = emitModule(context, *compiled, *target, /*withMain=*/o.emit == "exe");
-  if (o.emit == "run" && !o.cpu.empty() && o.cpu != "native")
-    return fail("netc run compiles for this machine; --cpu is for the files netc writes");
-  optimizeModule(*module, *target, o.optLevel);
+  auto emitted = emitModule(context, *compiled, *target, /*withMain=*/o.emit == "exe");
+  if (o.emit == "run") {
+    if (!o.cpu.empty() && o.cpu != "native")
+      return fail("netc run compiles for this machine; --cpu is for the files netc writes");
+    // The program netc would link is named after the model: so are its files.
+    std::vector<std::string> args = {name};
+    args.insert(args.end(), o.programArgs.begin(), o.programArgs.end());
+    return runModule(*emitted, compiled->model.name, o.optLevel, args, o.timings);
+  }
+  // Optimized in parts on every core, then one module again (Parallel.h).
+  const std::string symbol = modelSymbol(compiled->model.name);
+  std::vector<std::string> order = functionOrder(*emitted);
+  std::vector<ModulePart> parts = splitModule(*emitted, compiled->model.name, compileThreads());
+  std::vector<std::string> optimized(parts.size());
+  std::string partError;
+  std::mutex errorLock;
+  runParallel(parts.size(), compileThreads(), [&](size_t i) {
+    auto done = compilePart(parts[i].bitcode, o.cpu, o.optLevel, /*object=*/false);
+    if (done) {
+      optimized[i] = std::move(*done);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(errorLock);
+    partError = llvm::toString(done.takeError());
+  });
+  if (!partError.empty())
+    return fail(partError);
+  llvm::LLVMContext joinedContext;
+  auto joined = joinParts(joinedContext, optimized, symbol, order);
+  if (!joined)
+    return fail(llvm::toString(joined.takeError()));
+  llvm::Module *module = joined->get();
   if (o.emit == "llvm") {
     std::string ir;
     llvm::raw_string_ostream os(ir);
@@ -331,12 +362,6 @@ int compile(Options o, const char *argv0) {
     return fail(llvm::toString(code.takeError()));
   if (o.emit == "asm")
     return emitText(o, *code);
-  if (o.emit == "run") {
-    // The program netc would link is named after the model: so are its files.
-    std::vector<std::string> args = {name};
-    args.insert(args.end(), o.programArgs.begin(), o.programArgs.end());
-    return runObject(*code, modelSymbol(compiled->model.name), args);
-  }
   if ((o.emit == "obj" || o.emit == "lib") && o.output == "-")
     return fail(fmt::format("--emit={} writes files; give -o NAME", o.emit));
   if (o.emit == "obj")
@@ -364,13 +389,16 @@ int run(int argc, char **argv) {
       o.optLevel = flag[2] - '0';
     else if (flag == "--name" && (v = value()))
       o.name = v;
+    else if (flag == "--timings")
+      o.timings = true;
     else
       return fail(fmt::format("netc run: unknown flag '{}' before the model file (netc run "
-                              "[-O N] [--name NAME] MODEL.nn [program flags])",
+                              "[-O N] [--name NAME] [--timings] MODEL.nn [program flags])",
                               flag));
   }
   if (i >= argc)
-    return fail("netc run: no model file (netc run [-O N] [--name NAME] MODEL.nn [program flags])");
+    return fail("netc run: no model file (netc run [-O N] [--name NAME] [--timings] MODEL.nn "
+                "[program flags])");
   o.input = argv[i];
   o.programArgs.assign(argv + i + 1, argv + argc);
   o.output = "-";
@@ -470,7 +498,7 @@ int main(int argc, char **argv) {
   // the tests can show that --gradcheck catches it.
   app.add_option("--inject-gradient-fault", o.gradientFault)->group("");
   app.add_option("-O", o.optLevel, "optimization level 0-3 (default 3)")->check(CLI::Range(0, 3));
-  app.footer("netc run [-O N] [--name NAME] MODEL.nn [program flags]: compiles the model in "
+  app.footer("netc run [-O N] [--name NAME] [--timings] MODEL.nn [program flags]: compiles the model in "
              "memory and runs its program at once (the same flags, output and files as the "
              "program netc links).\n"
              "netc plot METRICS.jsonl [-o PLOT.svg]: the loss and accuracy curves of a "
