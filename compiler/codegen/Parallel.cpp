@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <sched.h>
 #include <set>
 #include <thread>
@@ -185,6 +186,25 @@ std::vector<std::string> functionOrder(const llvm::Module &m) {
   for (const llvm::Function &f : m)
     names.push_back(f.getName().str());
   return names;
+}
+
+llvm::Error compileParts(const std::vector<const ModulePart *> &parts, const std::string &cpu,
+                         int level, bool object, std::vector<std::string> &results) {
+  std::string error;
+  std::mutex errorLock;
+  results.assign(parts.size(), {});
+  runParallel(parts.size(), compileThreads(), [&](size_t i) {
+    auto done = compilePart(parts[i]->bitcode, cpu, level, object);
+    if (done) {
+      results[i] = std::move(*done);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(errorLock);
+    error = llvm::toString(done.takeError());
+  });
+  if (error.empty())
+    return llvm::Error::success();
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), error);
 }
 
 llvm::Expected<std::unique_ptr<llvm::Module>>

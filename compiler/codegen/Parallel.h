@@ -55,6 +55,11 @@ void runParallel(size_t count, int threads, const std::function<void(size_t)> &w
 llvm::Expected<std::string> compilePart(const std::string &bitcode, const std::string &cpu,
                                         int level, bool object);
 
+/// compilePart for each of `parts` on every core, results in order; the
+/// first error, if any.
+llvm::Error compileParts(const std::vector<const ModulePart *> &parts, const std::string &cpu,
+                         int level, bool object, std::vector<std::string> &results);
+
 /// The optimized parts linked into one module in `context`, every unit
 /// internal again but the descriptor `keep` and main(), the functions in
 /// the order of `order` (the unsplit module's names; others after them).

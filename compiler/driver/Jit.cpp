@@ -117,24 +117,6 @@ double gradients64Later(double *p, const double *const *in, char *s, int64_t n, 
   return later.wait().gradients64(p, in, s, n, h, g);
 }
 
-/// Compiles `parts` to objects on every core; the first error, if any.
-std::string compileObjects(const std::vector<const ModulePart *> &parts, int level,
-                           std::vector<std::string> &objects) {
-  std::string error;
-  std::mutex errorLock;
-  objects.assign(parts.size(), {});
-  runParallel(parts.size(), compileThreads(), [&](size_t i) {
-    auto object = compilePart(parts[i]->bitcode, "native", level, /*object=*/true);
-    if (object) {
-      objects[i] = std::move(*object);
-      return;
-    }
-    std::lock_guard<std::mutex> l(errorLock);
-    error = llvm::toString(object.takeError());
-  });
-  return error;
-}
-
 llvm::Error addObjects(llvm::orc::LLJIT &jit, llvm::orc::JITDylib &dylib,
                        std::vector<std::string> &objects) {
   for (std::string &object : objects)
@@ -184,8 +166,8 @@ int runModule(llvm::Module &module, const std::string &modelName, int level,
   main.addGenerator(std::move(*process));
 
   std::vector<std::string> objects;
-  if (std::string error = compileObjects(first, level, objects); !error.empty())
-    return fail(llvm::createStringError(llvm::inconvertibleErrorCode(), error));
+  if (auto err = compileParts(first, "native", level, /*object=*/true, objects))
+    return fail(std::move(err));
   if (auto err = addObjects(**jit, main, objects))
     return fail(std::move(err));
   auto descriptor = (*jit)->lookup(modelSymbol(modelName));
@@ -201,10 +183,11 @@ int runModule(llvm::Module &module, const std::string &modelName, int level,
   std::atomic<bool> finished{false};
   std::thread background([&] {
     std::vector<std::string> restObjects;
-    std::string error = compileObjects(rest, level, restObjects);
-    if (error.empty())
-      if (auto err = addObjects(**jit, *restDylib, restObjects))
-        error = llvm::toString(std::move(err));
+    std::string error;
+    if (auto err = compileParts(rest, "native", level, /*object=*/true, restObjects))
+      error = llvm::toString(std::move(err));
+    else if (auto err = addObjects(**jit, *restDylib, restObjects))
+      error = llvm::toString(std::move(err));
     auto bind = [&](const char *entry, auto &slot) {
       bool defined = false; // predict is not, in a model without an output
       for (const ModulePart *p : rest)

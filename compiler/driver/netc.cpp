@@ -24,7 +24,6 @@
 
 #include <fstream>
 #include <iostream>
-#include <mutex>
 #include <sstream>
 #include <unistd.h>
 
@@ -332,20 +331,12 @@ int compile(Options o, const char *argv0) {
   const std::string symbol = modelSymbol(compiled->model.name);
   std::vector<std::string> order = functionOrder(*emitted);
   std::vector<ModulePart> parts = splitModule(*emitted, compiled->model.name, compileThreads());
-  std::vector<std::string> optimized(parts.size());
-  std::string partError;
-  std::mutex errorLock;
-  runParallel(parts.size(), compileThreads(), [&](size_t i) {
-    auto done = compilePart(parts[i].bitcode, o.cpu, o.optLevel, /*object=*/false);
-    if (done) {
-      optimized[i] = std::move(*done);
-      return;
-    }
-    std::lock_guard<std::mutex> lock(errorLock);
-    partError = llvm::toString(done.takeError());
-  });
-  if (!partError.empty())
-    return fail(partError);
+  std::vector<const ModulePart *> all;
+  for (const ModulePart &p : parts)
+    all.push_back(&p);
+  std::vector<std::string> optimized;
+  if (auto err = compileParts(all, o.cpu, o.optLevel, /*object=*/false, optimized))
+    return fail(llvm::toString(std::move(err)));
   llvm::LLVMContext joinedContext;
   auto joined = joinParts(joinedContext, optimized, symbol, order);
   if (!joined)
