@@ -11,7 +11,8 @@ shift 2
 name=$(basename "$model" .nn)
 rm -rf "aot-$name" "jit-$name"
 mkdir -p "aot-$name" "jit-$name"
-(cd "aot-$name" && "$netc" "$model" -o "$name")
+# netc's warnings come first on netc run's stderr.
+(cd "aot-$name" && "$netc" "$model" -o "$name" 2> "../aot-$name.warnings")
 # Each run's output, and its exit status as the last line.
 run() {
   local side=$1 status=0
@@ -21,6 +22,7 @@ run() {
 }
 run aot "./$name" "$@"
 rm "aot-$name/$name"
+cat "aot-$name.warnings" "aot-$name.stderr" > "aot-$name.all" && mv "aot-$name.all" "aot-$name.stderr"
 run jit "$netc" run "$model" "$@"
 mask() { sed -E 's/[0-9]+(\.[0-9]+)?(s|ms)\b/TIME/g; s/[0-9.]+ (samples|examples|clips)\/s/RATE/g' "$1"; }
 for stream in stdout stderr; do
