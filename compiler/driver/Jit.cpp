@@ -10,7 +10,7 @@
 // The descriptor holds the addresses of every entry point, but only init
 // and train_step are needed to start training: the others are bound to
 // trampolines that wait until a background thread has compiled the real
-// ones into a second JITDylib.
+// ones, then link them into a second JITDylib.
 #include "compiler/driver/Jit.h"
 
 #include "compiler/codegen/Codegen.h"
@@ -26,6 +26,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <sstream>
@@ -78,20 +79,30 @@ llvm::orc::SymbolMap runtimeSymbols(llvm::orc::LLJIT &jit) {
 }
 
 /// The entry points compiled in the background, and who waits for them.
+/// The background thread only compiles; the objects are linked into the
+/// JIT by the first call that needs them, on the trainer's thread, so that
+/// ORC never links while generated code runs.
 struct Later {
   std::mutex lock;
   std::condition_variable ready;
-  bool done = false;
+  bool done = false;   ///< compiled (or failed)
+  bool linked = false; ///< link() has run
   std::string error;
+  std::function<std::string()> link; ///< links the objects, binds the pointers
   decltype(netc_model::forward) forward = nullptr;
   decltype(netc_model::predict) predict = nullptr;
   decltype(netc_model::gradients) gradients = nullptr;
   decltype(netc_model::gradients_f64) gradients64 = nullptr;
 
-  /// Blocks until the background compile ended; a failed one ends netc.
+  /// Blocks until the background compile ended and links its objects; a
+  /// failure ends netc.
   Later &wait() {
     std::unique_lock<std::mutex> l(lock);
     ready.wait(l, [&] { return done; });
+    if (error.empty() && !linked) {
+      linked = true;
+      error = link();
+    }
     if (!error.empty()) {
       std::fflush(stdout);
       std::fprintf(stderr, "netc: error: %s\n", error.c_str());
@@ -181,13 +192,11 @@ int runModule(llvm::Module &module, const std::string &modelName, int level,
     return fail(restDylib.takeError());
   restDylib->addToLinkOrder(main);
   std::atomic<bool> finished{false};
-  std::thread background([&] {
-    std::vector<std::string> restObjects;
+  std::vector<std::string> restObjects;
+  later.link = [&]() -> std::string {
+    if (auto err = addObjects(**jit, *restDylib, restObjects))
+      return llvm::toString(std::move(err));
     std::string error;
-    if (auto err = compileParts(rest, "native", level, /*object=*/true, restObjects))
-      error = llvm::toString(std::move(err));
-    else if (auto err = addObjects(**jit, *restDylib, restObjects))
-      error = llvm::toString(std::move(err));
     auto bind = [&](const char *entry, auto &slot) {
       bool defined = false; // predict is not, in a model without an output
       for (const ModulePart *p : rest)
@@ -205,6 +214,12 @@ int runModule(llvm::Module &module, const std::string &modelName, int level,
     bind("predict", later.predict);
     bind("gradients", later.gradients);
     bind("gradients_f64", later.gradients64);
+    return error;
+  };
+  std::thread background([&] {
+    std::string error;
+    if (auto err = compileParts(rest, "native", level, /*object=*/true, restObjects))
+      error = llvm::toString(std::move(err));
     say("forward, predict and the gradients compiled");
     {
       std::lock_guard<std::mutex> l(later.lock);
