@@ -32,6 +32,13 @@ int netc_write_all(int fd, const void *data, size_t size);
 
 struct netc_model;
 
+/* The hparams of training step `step` (1-based) of a run seeded `seed`:
+ * Adam's bias corrections, 1 - base^(step + offset) in double, and
+ * dropout's key halves (runtime.h); the learning rate is left as it is.
+ * The trainer and the C library both set them here. */
+void netc_step_hparams(const struct netc_model *model, uint64_t seed, int64_t step,
+                       float *hparams);
+
 /* The model's parameters and buffers (its state_dict) from or to a
  * safetensors file, as the trainer's --init/--save read and write them:
  * 0, or an errno-style code with a message in error[cap]. Loading changes

@@ -95,18 +95,16 @@ int netc_state_save(netc_state *s, const char *path) {
   return netc_weights_save(s->model, s->persist, path, s->error, sizeof s->error);
 }
 
-/* The hyperparameters of training step `step` (1-based), as the trainer
- * sets them: Adam's bias corrections in double, dropout's key. */
-static void set_step(netc_state *s, int64_t step) {
-  uint64_t key = netc_dropout_key(s->seed, step);
-  for (int32_t i = 0; i < s->model->hparam_count; ++i) {
-    const netc_hparam *h = &s->model->hparams[i];
+void netc_step_hparams(const netc_model *m, uint64_t seed, int64_t step, float *hparams) {
+  uint64_t key = netc_dropout_key(seed, step);
+  for (int32_t i = 0; i < m->hparam_count; ++i) {
+    const netc_hparam *h = &m->hparams[i];
     if (h->kind == NETC_HPARAM_STEP)
-      s->hparams[i] = (float)(1.0 - pow(h->value, (double)(step + h->offset)));
+      hparams[i] = (float)(1.0 - pow(h->value, (double)(step + h->offset)));
     else if (h->kind == NETC_HPARAM_KEY_LOW)
-      s->hparams[i] = (float)(key & 0xFFFFFF);
+      hparams[i] = (float)(key & 0xFFFFFF);
     else if (h->kind == NETC_HPARAM_KEY_HIGH)
-      s->hparams[i] = (float)(key >> 24);
+      hparams[i] = (float)(key >> 24);
   }
 }
 
@@ -140,7 +138,7 @@ static int prepare(netc_state *s, const void *const *fields, int64_t n, bool inp
 int netc_state_train_step(netc_state *s, const void *const *fields, int64_t n, float *loss) {
   if (prepare(s, fields, n, false, s->model->min_batch))
     return EINVAL;
-  set_step(s, ++s->steps);
+  netc_step_hparams(s->model, s->seed, ++s->steps, s->hparams);
   float value = s->model->train_step(s->persist, (const float *const *)s->pointers, s->scratch, n,
                                      s->hparams);
   if (loss)

@@ -109,14 +109,6 @@ ModelInfo parseModelInfo(const netc_model *code) {
                           f.at("shape").get<std::vector<int64_t>>()});
     const json &hparams = d.at("hparams");
     m.lr = hparams.at(0).at("default");
-    for (size_t i = 1; i < hparams.size(); ++i) {
-      if (hparams[i].value("key", false)) {
-        if (m.keyHParam < 0)
-          m.keyHParam = static_cast<int>(i);
-        continue;
-      }
-      m.stepHParams.push_back({hparams[i].at("base"), hparams[i].at("offset")});
-    }
     m.hparamCount = static_cast<int64_t>(hparams.size());
     m.optimizer = d.at("optimizer").at("kind");
     m.steps = d.at("train").at("steps");

@@ -119,15 +119,8 @@ struct ModelInfo {
     bool binary() const { return kind == "probability" || kind == "logit"; }
   } prediction;
   double lr = 0;
-  /// Each hparam after the learning rate is 1 - base^(step + offset).
-  struct StepHParam {
-    double base = 0;
-    int offset = 0;
-  };
-  std::vector<StepHParam> stepHParams;
-  /// The hparam index of the step's random key (two hparams), or -1: the
-  /// model has no dropout.
-  int keyHParam = -1;
+  /// The hparams (the learning rate, then the step's: netc_step_hparams
+  /// sets those from the descriptor's table).
   int64_t hparamCount = 1;
   std::string optimizer;
   int64_t steps = 0;

@@ -10,6 +10,7 @@
 #include "Memory.h"
 #include "ModelInfo.h"
 #include "Safetensors.h"
+#include "Core.h"
 #include "ThreadPool.h"
 #include "data/Sources.h"
 #include "netc/runtime.h"
@@ -126,16 +127,7 @@ struct Session {
       loadWeights(m, f.init, persist.get());
     hparams = {static_cast<float>(f.lr)};
     hparams.resize(static_cast<size_t>(m.hparamCount), 1.0f);
-    setKey(1);
-  }
-
-  /// Dropout's random key for training step `step` (runtime.h).
-  void setKey(int64_t step) {
-    if (m.keyHParam < 0)
-      return;
-    uint64_t key = netc_dropout_key(f.seed, step);
-    hparams[static_cast<size_t>(m.keyHParam)] = static_cast<float>(key & 0xFFFFFF);
-    hparams[static_cast<size_t>(m.keyHParam) + 1] = static_cast<float>(key >> 24);
+    netc_step_hparams(m.code, f.seed, 1, hparams.data());
   }
 
   double seconds() const { return std::chrono::duration<double>(Clock::now() - start).count(); }
@@ -145,13 +137,7 @@ struct Session {
   /// --check-finite a parameter) is no longer finite.
   bool train(int64_t step, const Batch &batch, int64_t n, const Dataset &data,
              const int64_t *rows, float &loss) {
-    // Step-dependent hyperparameters (Adam's bias corrections), in double.
-    for (size_t i = 0; i < m.stepHParams.size(); ++i) {
-      const auto &h = m.stepHParams[i];
-      hparams[1 + i] =
-          static_cast<float>(1.0 - std::pow(h.base, static_cast<double>(step + h.offset)));
-    }
-    setKey(step);
+    netc_step_hparams(m.code, f.seed, step, hparams.data()); // Core.h, as the C library
     bool stats = f.gradStats > 0 && step % f.gradStats == 0;
     if (stats)
       gradientsBefore(batch.inputs(), n);
