@@ -1,6 +1,7 @@
 // Codegen.cpp - entry points, initialisation and the model description.
 #include "compiler/codegen/Codegen.h"
 #include "compiler/transforms/Modes.h"
+#include "compiler/transforms/Shards.h"
 #include "compiler/codegen/Kernels.h"
 
 #include <llvm/IR/Constants.h>
@@ -45,6 +46,11 @@ enum class EntryKind {
   Loss,      ///< T f(persist, inputs, scratch, n, hparams): the loss
   Gradients, ///< T f(..., hparams, T *grads): the loss; gradients to grads
   Predict,   ///< void f(persist, inputs, scratch, n, float *out)
+  /// float f(..., hparams, float *grads, void (*ready)(void *, i32), void
+  /// *context): the loss; each gradient to grads as soon as its kernel is
+  /// done, then ready(context, its parameter) when ready is not null
+  ShardGradients,
+  Update, ///< void f(persist, inputs: the gradients, scratch, n, hparams)
 };
 
 class FunctionEmitter {
@@ -71,9 +77,12 @@ public:
     llvm::LLVMContext &c = m_.getContext();
     auto *ptr = llvm::PointerType::getUnqual(c);
     std::vector<llvm::Type *> params = {ptr, ptr, ptr, b_.getInt64Ty(), ptr};
-    if (kind_ == EntryKind::Gradients) // T *grads: each parameter's gradient at its offset
-      params.push_back(ptr);
-    llvm::Type *result = kind_ == EntryKind::Predict ? b_.getVoidTy() : elem_;
+    if (kind_ == EntryKind::Gradients || kind_ == EntryKind::ShardGradients)
+      params.push_back(ptr); // T *grads: each parameter's gradient at its offset
+    if (kind_ == EntryKind::ShardGradients)
+      params.insert(params.end(), {ptr, ptr}); // ready, context
+    bool returnsLoss = kind_ != EntryKind::Predict && kind_ != EntryKind::Update;
+    llvm::Type *result = returnsLoss ? elem_ : b_.getVoidTy();
     auto *type = llvm::FunctionType::get(result, params, false);
     auto *fn = llvm::Function::Create(type, llvm::Function::InternalLinkage, symbol_, m_);
     const char *names[] = {"persist", "inputs", "scratch", "n",
@@ -105,14 +114,25 @@ public:
     EmitContext ctx =
         context(b_, fn, fn->getArg(0), fn->getArg(1), fn->getArg(2), fn->getArg(3), hparams);
 
+    std::vector<int> ready;
+    if (kind_ == EntryKind::ShardGradients) {
+      ready = gradientReadyKernels(entry_.graph, entry_.schedule, layout_.params.size());
+      handOver(ctx, ready, -1);
+    }
     for (size_t i = 0; i < entry_.schedule.kernels.size(); ++i) {
       if (entry_.schedule.kernels[i].kind != Kernel::Kind::View)
         profileMark(static_cast<int32_t>(i));
       emitKernel(ctx, entry_.schedule.kernels[i], i);
+      if (kind_ == EntryKind::ShardGradients)
+        handOver(ctx, ready, static_cast<int>(i));
     }
     profileMark(-1);
     if (kind_ == EntryKind::Predict) {
       copyPrediction(ctx, fn->getArg(4));
+      b_.CreateRetVoid();
+      return fn;
+    }
+    if (kind_ == EntryKind::Update) {
       b_.CreateRetVoid();
       return fn;
     }
@@ -272,16 +292,42 @@ private:
 
   // Output "grad <i>" goes to grads + offset of parameter i.
   void copyGradients(const EmitContext &ctx, llvm::Value *grads) {
-    for (size_t i = 0; i < layout_.params.size(); ++i) {
-      const auto &p = layout_.params[i];
-      ValueId g = entry_.graph.output("grad " + std::to_string(i));
-      llvm::Value *base =
-          b_.CreateConstInBoundsGEP1_64(elem_, grads, static_cast<uint64_t>(p.offset));
-      ctx.loop(ctx.i64(p.shape.constNumel()), [&](llvm::Value *e) {
-        // An inline scalar (a constant zero gradient) is the same everywhere.
-        llvm::Value *at = entry_.graph.shape(g).rank() == 0 ? ctx.i64(0) : e;
-        b_.CreateStore(ctx.load(g, at), b_.CreateInBoundsGEP(elem_, base, e));
-      });
+    for (size_t i = 0; i < layout_.params.size(); ++i)
+      copyGradient(ctx, grads, i);
+  }
+
+  void copyGradient(const EmitContext &ctx, llvm::Value *grads, size_t i) {
+    const auto &p = layout_.params[i];
+    ValueId g = entry_.graph.output("grad " + std::to_string(i));
+    llvm::Value *base =
+        b_.CreateConstInBoundsGEP1_64(elem_, grads, static_cast<uint64_t>(p.offset));
+    ctx.loop(ctx.i64(p.shape.constNumel()), [&](llvm::Value *e) {
+      // An inline scalar (a constant zero gradient) is the same everywhere.
+      llvm::Value *at = entry_.graph.shape(g).rank() == 0 ? ctx.i64(0) : e;
+      b_.CreateStore(ctx.load(g, at), b_.CreateInBoundsGEP(elem_, base, e));
+    });
+  }
+
+  // shard_gradients, after kernel `kernel` (-1: before the first): the
+  // gradients complete there go to grads, and each is handed to the
+  // runtime (if (ready) ready(context, i)), which may start sending it
+  // while the later kernels run.
+  void handOver(const EmitContext &ctx, const std::vector<int> &ready, int kernel) {
+    llvm::Function *fn = b_.GetInsertBlock()->getParent();
+    llvm::Value *callback = fn->getArg(6), *context = fn->getArg(7);
+    for (size_t i = 0; i < ready.size(); ++i) {
+      if (ready[i] != kernel)
+        continue;
+      copyGradient(ctx, fn->getArg(5), i);
+      llvm::LLVMContext &c = m_.getContext();
+      auto *call = llvm::BasicBlock::Create(c, "ready", fn);
+      auto *next = llvm::BasicBlock::Create(c, "handed", fn);
+      b_.CreateCondBr(b_.CreateIsNotNull(callback), call, next);
+      b_.SetInsertPoint(call);
+      auto *type = llvm::FunctionType::get(b_.getVoidTy(), {b_.getPtrTy(), b_.getInt32Ty()}, false);
+      b_.CreateCall(type, callback, {context, b_.getInt32(static_cast<uint32_t>(i))});
+      b_.CreateBr(next);
+      b_.SetInsertPoint(next);
     }
   }
 
@@ -437,7 +483,7 @@ llvm::StructType *descriptorType(llvm::LLVMContext &c) {
   auto *i64 = llvm::Type::getInt64Ty(c);
   auto *i32 = llvm::Type::getInt32Ty(c);
   return llvm::StructType::get(c, {i32, ptr, ptr, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr,
-                                   i32, i32, i32, i32, ptr, ptr, ptr, i64});
+                                   i32, i32, i32, i32, ptr, ptr, ptr, i64, ptr, ptr});
 }
 
 llvm::Constant *cString(llvm::Module &m, const std::string &text, const char *name) {
@@ -536,15 +582,41 @@ void emitCTables(llvm::Module &m, const CompiledModel &cm, const llvm::DataLayou
                  cTable(m, hparamRow, hparams, "hparams"), i64(static_cast<int64_t>(model.train.seed))});
 }
 
+// void apply_update(float *persist, const float *grads, char *scratch,
+//                   const float *hparams)
+// (runtime.h): `update` (EntryKind::Update) takes the gradients as its
+// inputs, one pointer per parameter: grads + the parameter's offset.
+llvm::Function *emitApplyUpdate(llvm::Module &m, llvm::Function *update,
+                                const PersistentLayout &layout, const std::string &symbol) {
+  llvm::LLVMContext &c = m.getContext();
+  llvm::IRBuilder<> b(c);
+  auto *ptr = llvm::PointerType::getUnqual(c);
+  auto *type = llvm::FunctionType::get(b.getVoidTy(), {ptr, ptr, ptr, ptr}, false);
+  auto *fn = llvm::Function::Create(type, llvm::Function::InternalLinkage, symbol, m);
+  fn->addFnAttr(llvm::Attribute::NoUnwind);
+  b.SetInsertPoint(llvm::BasicBlock::Create(c, "entry", fn));
+  auto count = static_cast<uint64_t>(std::max<size_t>(layout.params.size(), 1));
+  llvm::Value *grads = b.CreateAlloca(ptr, b.getInt64(count), "grads");
+  for (size_t i = 0; i < layout.params.size(); ++i)
+    b.CreateStore(b.CreateConstInBoundsGEP1_64(b.getFloatTy(), fn->getArg(1),
+                                               static_cast<uint64_t>(layout.params[i].offset)),
+                  b.CreateConstInBoundsGEP1_64(ptr, grads, i));
+  b.CreateCall(update, {fn->getArg(0), grads, fn->getArg(2), b.getInt64(1), fn->getArg(3)});
+  b.CreateRetVoid();
+  return fn;
+}
+
 // int main(int argc, char **argv) { return netc_main(&netc_model_<name>, argc, argv); }
-void emitMain(llvm::Module &m, llvm::GlobalVariable *descriptor) {
+// (netc_main_distributed for a --distributed model: the MPI runtime's)
+void emitMain(llvm::Module &m, llvm::GlobalVariable *descriptor, bool distributed) {
   llvm::LLVMContext &c = m.getContext();
   llvm::IRBuilder<> b(c);
   auto *ptr = llvm::PointerType::getUnqual(c);
   auto *type = llvm::FunctionType::get(b.getInt32Ty(), {b.getInt32Ty(), ptr}, false);
   auto *fn = llvm::Function::Create(type, llvm::Function::ExternalLinkage, "main", m);
   auto trainer = m.getOrInsertFunction(
-      "netc_main", llvm::FunctionType::get(b.getInt32Ty(), {ptr, b.getInt32Ty(), ptr}, false));
+      distributed ? "netc_main_distributed" : "netc_main",
+      llvm::FunctionType::get(b.getInt32Ty(), {ptr, b.getInt32Ty(), ptr}, false));
   b.SetInsertPoint(llvm::BasicBlock::Create(c, "entry", fn));
   b.CreateRet(b.CreateCall(trainer, {descriptor, fn->getArg(0), fn->getArg(1)}));
 }
@@ -591,7 +663,9 @@ nlohmann::json outputLocation(const EntryPoint &entry, const std::string &name) 
 
 ScratchSize scratchSize(const CompiledModel &cm) {
   ScratchSize s;
-  for (const EntryPoint *e : {&cm.trainStep, &cm.forward, &cm.predict, &cm.gradients}) {
+  for (const EntryPoint *e :
+       {&cm.trainStep, &cm.forward, &cm.predict, &cm.gradients, &cm.shardGradients,
+        &cm.applyUpdate}) {
     s.fixedBytes = std::max(s.fixedBytes, e->plan.fixedBytes);
     s.batchBytesPerN = std::max(s.batchBytesPerN, e->plan.batchBytesPerN);
   }
@@ -802,6 +876,10 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   d["entry_points"] = {"init", "train_step", "forward", "gradients", "gradients_f64"};
   if (!cm.predict.graph.outputs.empty())
     d["entry_points"].push_back("predict");
+  if (cm.distributed()) {
+    d["entry_points"].push_back("shard_gradients");
+    d["entry_points"].push_back("apply_update");
+  }
   return d.dump();
 }
 
@@ -829,6 +907,15 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context, const Compi
       emit(model.gradients, model.gradients.plan, "gradients", EntryKind::Gradients);
   llvm::Function *gradients64 = emit(model.gradients, model.gradientsPlan64, "gradients_f64",
                                      EntryKind::Gradients, /*f64=*/true);
+  llvm::Constant *shardGradients = llvm::ConstantPointerNull::get(llvm::PointerType::getUnqual(context));
+  llvm::Constant *applyUpdate = shardGradients;
+  if (model.distributed()) {
+    shardGradients = emit(model.shardGradients, model.shardGradients.plan, "shard_gradients",
+                          EntryKind::ShardGradients);
+    llvm::Function *update =
+        emit(model.applyUpdate, model.applyUpdate.plan, "apply_update.graph", EntryKind::Update);
+    applyUpdate = emitApplyUpdate(*m, update, layout, prefix + "apply_update");
+  }
 
   auto *ptr = llvm::PointerType::getUnqual(context);
   auto i64 = [&](int64_t v) {
@@ -854,6 +941,7 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context, const Compi
       gradients64};
   llvm::DataLayout dataLayout = target.machine->createDataLayout();
   emitCTables(*m, model, dataLayout, fields);
+  fields.insert(fields.end(), {shardGradients, applyUpdate});
   auto *type = descriptorType(context);
   assert(dataLayout.getTypeAllocSize(type) == sizeof(netc_model) &&
          "descriptorType lays out as runtime.h's struct netc_model");
@@ -861,7 +949,7 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context, const Compi
                                               llvm::GlobalValue::ExternalLinkage,
                                               llvm::ConstantStruct::get(type, fields), symbol);
   if (withMain)
-    emitMain(*m, descriptor);
+    emitMain(*m, descriptor, model.distributed());
   assert(!llvm::verifyModule(*m, &llvm::errs()) && "codegen produced invalid IR");
   return m;
 }

@@ -47,6 +47,7 @@ struct Options {
   /// netc run: the program's flags (after the model file).
   std::vector<std::string> programArgs;
   bool timings = false; ///< netc run --timings
+  bool distributed = false; ///< --distributed: data-parallel training over MPI
 };
 
 int fail(const std::string &message) {
@@ -231,8 +232,23 @@ int link(const std::string &object, const Options &o, const char *argv0) {
     return fail(error);
   }
   ::close(exeFd);
-  std::vector<llvm::StringRef> args = {*cc,      "-o",       *tmpExe, objPath,
-                                       *runtime, "-lstdc++", "-lm",   "-lz"};
+  std::vector<std::string> mpi; // --distributed: the MPI runtime, then libmpi
+  if (o.distributed) {
+#ifdef NETC_MPI_LIB_PATH
+    llvm::SmallString<256> lib(llvm::sys::path::parent_path(*runtime));
+    llvm::sys::path::append(lib, "libnetc_mpi.a");
+    mpi.push_back(llvm::sys::fs::exists(lib) ? std::string(lib) : std::string(NETC_MPI_LIB_PATH));
+    for (llvm::StringRef rest = NETC_MPI_LINK; !rest.empty();) {
+      auto [flag, tail] = rest.split('\n');
+      if (!flag.empty())
+        mpi.push_back(flag.str());
+      rest = tail;
+    }
+#endif
+  }
+  std::vector<llvm::StringRef> args = {*cc, "-o", *tmpExe, objPath};
+  args.insert(args.end(), mpi.begin(), mpi.end());
+  args.insert(args.end(), {*runtime, "-lstdc++", "-lm", "-lz"});
   int rc = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, {}, 0, 0, &error);
   llvm::sys::fs::remove(objPath);
   if (rc != 0) {
@@ -306,9 +322,17 @@ int compile(Options o, const char *argv0) {
       return fail(error);
     return emitText(o, out.str());
   }
+#ifndef NETC_MPI_LIB_PATH
+  if (o.distributed && o.emit == "exe")
+    return fail("this netc was built without MPI: --distributed needs Open MPI (Debian "
+                "libopenmpi-dev) when netc is built");
+#endif
   auto stage = middleStage(o.emit);
   std::ostringstream dump;
-  auto compiled = runPipeline(std::move(*model), stage.value_or(Stage::Done), dump, diags);
+  PipelineOptions pipeline;
+  pipeline.distributed = o.distributed;
+  auto compiled =
+      runPipeline(std::move(*model), stage.value_or(Stage::Done), dump, diags, pipeline);
   if (diags.hasErrors())
     return 1;
   if (!compiled)
@@ -489,6 +513,10 @@ int main(int argc, char **argv) {
   // the tests can show that --gradcheck catches it.
   app.add_option("--inject-gradient-fault", o.gradientFault)->group("");
   app.add_option("-O", o.optLevel, "optimization level 0-3 (default 3)")->check(CLI::Range(0, 3));
+  app.add_flag("--distributed", o.distributed,
+               "data-parallel training: the program also runs under mpirun -np N, each "
+               "process computing its shards of every batch, with weights bitwise equal "
+               "for any N (the loss must be a sum or mean over examples)");
   app.footer("netc run [-O N] [--name NAME] [--timings] MODEL.nn [program flags]: compiles the model in "
              "memory and runs its program at once (the same flags, output and files as the "
              "program netc links).\n"

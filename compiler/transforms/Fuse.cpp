@@ -419,12 +419,15 @@ bool loopSumsSplit(const Graph &g, const Kernel &k) {
   return sums && loopBlockStart(g, k) < k.domain.rank();
 }
 
-void printSchedule(const Graph &g, const Schedule &s, std::string_view name, std::ostream &out) {
+void printSchedule(const Graph &g, const Schedule &s, std::string_view name, std::ostream &out,
+                   const std::function<void(int, std::ostream &)> &annotate) {
   out << "graph " << name << " {\n";
   for (size_t i = 0; i < g.size(); ++i) {
     if (s.kernelOf[i] < 0)
       out << fmt::format("  %{} = {}\n", i, formatNode(g, static_cast<ValueId>(i)));
   }
+  if (annotate)
+    annotate(-1, out);
   for (size_t k = 0; k < s.kernels.size(); ++k) {
     const Kernel &kernel = s.kernels[k];
     out << fmt::format("  kernel {} {}{} {{\n", k, kernelKindName(kernel.kind),
@@ -438,6 +441,8 @@ void printSchedule(const Graph &g, const Schedule &s, std::string_view name, std
         out << fmt::format("    %{} = {}{}\n", v, formatNode(g, v), mark);
     }
     out << "  }\n";
+    if (annotate)
+      annotate(static_cast<int>(k), out);
   }
   for (const auto &o : g.outputs)
     out << fmt::format("  output {} = %{}\n", o.name, o.value);

@@ -3,6 +3,7 @@
 
 #include "compiler/graph/Graph.h"
 
+#include <functional>
 #include <iosfwd>
 #include <vector>
 
@@ -70,8 +71,10 @@ bool loopSumsSplit(const Graph &graph, const Kernel &kernel);
 /// "loop", "matmul", ...: a kernel's kind as --emit=opt prints it.
 const char *kernelKindName(Kernel::Kind kind);
 
-/// `--emit=opt`: the graph grouped by kernel.
+/// `--emit=opt`: the graph grouped by kernel; `annotate(k, out)`, when
+/// given, adds lines after kernel k (k = -1: before the first).
 void printSchedule(const Graph &graph, const Schedule &schedule, std::string_view name,
-                   std::ostream &out);
+                   std::ostream &out,
+                   const std::function<void(int, std::ostream &)> &annotate = {});
 
 } // namespace netc

@@ -4,6 +4,7 @@
 #include "compiler/graph/Verifier.h"
 #include "compiler/transforms/Autodiff.h"
 #include "compiler/transforms/Modes.h"
+#include "compiler/transforms/Shards.h"
 #include "compiler/transforms/Simplify.h"
 
 #include <fmt/format.h>
@@ -35,8 +36,13 @@ EntryPoint finish(std::string name, const Graph &graph, const PersistentLayout &
 
 } // namespace
 
+int64_t hparamCount(const Model &model) {
+  return 1 + static_cast<int64_t>(stepHParams(model.optimizer).size()) +
+         (hasRandomDropout(model.graph) ? 2 : 0);
+}
+
 std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostream &out,
-                                         DiagnosticEngine &diags) {
+                                         DiagnosticEngine &diags, const PipelineOptions &options) {
   verifyOrDie(model.graph, "sema");
   if (stopAfter == Stage::Graph) {
     printGraph(model.graph, "forward", out);
@@ -70,6 +76,11 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
     return std::nullopt;
   }
   verifyOrDie(train, "autodiff");
+  if (options.distributed && model.trains())
+    if (auto problem = checkShardable(train, train.output("loss"))) {
+      diags.error(problem->loc, problem->message);
+      return std::nullopt;
+    }
   Graph gradients = train;
   // Gradients only: running statistics are the training step's to update.
   gradients.effects.clear();
@@ -84,6 +95,7 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
     return std::nullopt;
   }
 
+  Graph differentiated = train;
   std::vector<StateSpec> states = addOptimizerUpdates(train, model, grads);
   verifyOrDie(train, "optimizer");
   if (stopAfter == Stage::Step) {
@@ -92,7 +104,29 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
   }
 
   PersistentLayout persistent = layoutPersistent(model, states);
+  EntryPoint shard, update;
+  if (options.distributed) {
+    shard = finish("shard_gradients", shardGradientsGraph(gradients, hparamCount(model)),
+                   persistent);
+    update = finish("apply_update", applyUpdateGraph(differentiated, model), persistent);
+    verifyOrDie(shard.graph, "shards");
+    verifyOrDie(update.graph, "shards");
+  }
   EntryPoint step = finish("train_step", train, persistent);
+  if (stopAfter == Stage::Opt && options.distributed) {
+    // Where each gradient is complete: the runtime may send it from there.
+    std::vector<int> ready =
+        gradientReadyKernels(shard.graph, shard.schedule, model.params.size());
+    printSchedule(shard.graph, shard.schedule, "shard_gradients", out,
+                  [&](int kernel, std::ostream &o) {
+                    for (size_t i = 0; i < ready.size(); ++i)
+                      if (ready[i] == kernel)
+                        o << fmt::format("  ready grad({}): handed to the runtime, which may send it now\n",
+                                         model.params[i].name);
+                  });
+    printSchedule(update.graph, update.schedule, "apply_update", out);
+    return std::nullopt;
+  }
   if (stopAfter == Stage::Opt) {
     printSchedule(step.graph, step.schedule, "train_step", out);
     return std::nullopt;
@@ -112,7 +146,8 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
   MemoryPlan plan64 = planMemory(raw.graph, raw.schedule, persistent, 8);
   return CompiledModel{std::move(model), std::move(states),  std::move(persistent),
                        std::move(step),  std::move(forward), std::move(predict),
-                       std::move(raw),   std::move(plan64)};
+                       std::move(raw),   std::move(plan64),  std::move(shard),
+                       std::move(update)};
 }
 
 } // namespace netc

@@ -36,10 +36,27 @@ struct CompiledModel {
   /// The gradients' plan in double precision, for the f64 twin
   /// netc_gradients_f64 that --gradcheck compares against.
   MemoryPlan gradientsPlan64;
+  /// --distributed (Shards.h): one shard's gradients, dividing by the whole
+  /// batch's size (hparam `hparamCount`), and the update from summed
+  /// gradients; empty graphs otherwise.
+  EntryPoint shardGradients;
+  EntryPoint applyUpdate;
+  bool distributed() const { return !shardGradients.graph.outputs.empty(); }
+};
+
+struct PipelineOptions {
+  /// Also build the entry points of data-parallel training; the loss must
+  /// be a sum or mean of per-example terms (checked, reported to diags).
+  bool distributed = false;
 };
 
 /// Where the pipeline may stop and print (`--emit=`).
 enum class Stage { Graph, Modes, Grad, Step, Opt, Plan, Done };
+
+/// The number of hparams the training step takes (learning rate, step
+/// hyperparameters, dropout's key); shard_gradients reads one more, the
+/// whole batch's example count, at this index.
+int64_t hparamCount(const Model &model);
 
 /// Runs, in order: the specialisation to training and evaluation behaviour
 /// (modes), autodiff (grad), optimizer updates (step), simplification
@@ -48,9 +65,12 @@ enum class Stage { Graph, Modes, Grad, Step, Opt, Plan, Done };
 /// train_step graph to `out` and returns nullopt.
 ///
 /// A model the pipeline cannot compile (an op without a gradient rule on the
-/// way from the loss to a parameter) is reported to `diags`; the result is
-/// then nullopt too.
+/// way from the loss to a parameter; with --distributed, a loss that mixes
+/// a batch's examples) is reported to `diags`; the result is then nullopt
+/// too. With --distributed, --emit=opt prints the shard_gradients kernels,
+/// marking where each parameter's gradient is ready to be communicated.
 std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostream &out,
-                                         DiagnosticEngine &diags);
+                                         DiagnosticEngine &diags,
+                                         const PipelineOptions &options = {});
 
 } // namespace netc

@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 /* Version of this contract; a descriptor's `abi` must equal it. */
-#define NETC_ABI_VERSION 5
+#define NETC_ABI_VERSION 6
 
 /* Per-example scratch offsets are scaled by Npad, the batch size rounded up
  * to a multiple of this, so every per-batch buffer stays 64-byte aligned. */
@@ -165,6 +165,23 @@ typedef struct netc_model {
   const netc_field *fields;
   const netc_hparam *hparams;
   uint64_t seed;        /* the .nn file's train seed */
+
+  /* Data-parallel training (netc --distributed; NULL otherwise). A batch
+   * is split into shards; shard_gradients computes one shard's loss and
+   * gradients (no update), dividing a mean by the whole batch's example
+   * count, which it reads from hparams[hparam_count] (one past the step's
+   * hparams): so the batch's loss and gradients are the sums of its
+   * shards'. The gradient of the parameter at persist + offset goes to
+   * grads + offset as soon as it is complete, and then, when `ready` is not
+   * NULL, ready(context, i) tells the caller that parameter i's gradient is
+   * there (the backward pass goes on meanwhile). apply_update then applies
+   * the optimizer's update to persist from the summed gradients (same
+   * layout) with the step's hparams; it does not update batch statistics
+   * (netc refuses --distributed for a loss that mixes a batch's examples). */
+  float (*shard_gradients)(float *persist, const float *const *inputs, char *scratch, int64_t n,
+                           const float *hparams, float *grads,
+                           void (*ready)(void *context, int32_t param), void *context);
+  void (*apply_update)(float *persist, const float *grads, char *scratch, const float *hparams);
 } netc_model;
 
 /* ---- defined by the runtime, called by generated code ----------------- */
@@ -195,6 +212,10 @@ void netc_rt_profile_mark(int32_t kernel);
  * An executable netc links calls it from the main() it generates; a program
  * with its own main() may call it for any model it links. */
 int netc_main(const netc_model *model, int argc, char **argv);
+
+/* The same for a program netc --distributed links: with MPI (libnetc_mpi),
+ * one process of `mpirun -np N`, or alone without mpirun. */
+int netc_main_distributed(const netc_model *model, int argc, char **argv);
 
 #ifdef __cplusplus
 }
