@@ -14,6 +14,7 @@ packages=(
   python3-sklearn dataset-fashion-mnist   # real tables and images the examples use
   espeak-ng sox   # spoken digits where ../shared/data/fsdd is not (scripts/make-spoken-digits.sh)
   librsvg2-bin    # rsvg-convert: the tests render --plot's SVG files and check their pixels
+  openmpi-bin libopenmpi-dev   # netc --distributed: data-parallel training over MPI
 )
 if [[ "${1:-}" == "--with-reference" ]]; then
   packages+=(python3-torch python3-torchaudio python3-numpy libopenblas0-openmp libjemalloc2

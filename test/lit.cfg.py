@@ -107,3 +107,20 @@ if os.path.isdir(fsdd) or (shutil.which("espeak-ng") and shutil.which("sox")):
 else:
     lit_config.note("the spoken-digits tests are skipped: neither ../shared/data/fsdd nor "
                     "espeak-ng and sox (scripts/install-deps.sh installs them) are here")
+
+# Open MPI's mpirun, for the data-parallel tests (netc --distributed), when
+# this netc was built with MPI (libnetc_mpi.a beside the runtime). Ranks may
+# outnumber the cores (--oversubscribe: 3 ranks on 2 cores); as root Open MPI
+# wants its two confirmations.
+netc_mpi_lib = os.path.join(os.path.dirname(config.netc_runtime), "libnetc_mpi.a")
+if shutil.which("mpirun") and os.path.exists(netc_mpi_lib):
+    config.available_features.add("mpi")
+    config.substitutions.append(("%mpirun", "mpirun --oversubscribe"))
+    if os.geteuid() == 0:
+        config.environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        config.environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+else:
+    lit_config.note("the MPI tests are skipped: " +
+                    ("mpirun is not here (Debian openmpi-bin; scripts/install-deps.sh installs it)"
+                     if not shutil.which("mpirun") else
+                     "this netc was built without MPI (Debian libopenmpi-dev)"))

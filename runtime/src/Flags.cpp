@@ -179,6 +179,15 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
   app.add_flag("--profile", f.profile,
                "time every kernel of the training step and print where the time went: calls, "
                "seconds, share of the step and GFLOP/s per kernel (--emit=opt's names)");
+  if (m.code->shard_gradients) {
+    f.shards = kDefaultShards;
+    app.add_option("--shards", f.shards,
+                   "split every batch into this many shards, whose gradients are added in "
+                   "order (netc --distributed): the weights depend on it, not on the number "
+                   "of processes (mpirun -np) sharing the shards")
+        ->check(wholeNumber(1, 1 << 20))
+        ->capture_default_str();
+  }
   auto *check = app.add_option("--gradcheck", f.gradCheck,
                                "no training: check the compiled gradients on K random entries "
                                "per parameter (default 20) against finite differences and a "

@@ -261,19 +261,21 @@ void saveCheckpoint(const ModelInfo &m, const std::string &path, const float *pe
   checkFinite(views, path);
   char loss[40];
   std::snprintf(loss, sizeof loss, "%.17g", s.epochLossSum);
-  writeSafetensors(path, views,
-                   {{"format", "netc-checkpoint"},
-                    {"model", m.name},
-                    {"fingerprint", modelFingerprint(m)},
-                    {"epoch", std::to_string(s.epoch)},
-                    {"position", std::to_string(s.position)},
-                    {"step", std::to_string(s.step)},
-                    {"seed", std::to_string(s.seed)},
-                    {"epoch_loss_sum", loss},
-                    {"epoch_seen", std::to_string(s.epochSeen)},
-                    {"batch", std::to_string(s.batch)},
-                    {"shuffle", s.shuffle ? "true" : "false"},
-                    {"data", s.data}});
+  std::map<std::string, std::string> meta = {{"format", "netc-checkpoint"},
+                                             {"model", m.name},
+                                             {"fingerprint", modelFingerprint(m)},
+                                             {"epoch", std::to_string(s.epoch)},
+                                             {"position", std::to_string(s.position)},
+                                             {"step", std::to_string(s.step)},
+                                             {"seed", std::to_string(s.seed)},
+                                             {"epoch_loss_sum", loss},
+                                             {"epoch_seen", std::to_string(s.epochSeen)},
+                                             {"batch", std::to_string(s.batch)},
+                                             {"shuffle", s.shuffle ? "true" : "false"},
+                                             {"data", s.data}};
+  if (s.shards > 0) // a sharded run (netc --distributed)
+    meta["shards"] = std::to_string(s.shards);
+  writeSafetensors(path, views, meta);
 }
 
 CheckpointState loadCheckpoint(const ModelInfo &m, const std::string &path, float *persist) {
@@ -303,8 +305,10 @@ CheckpointState loadCheckpoint(const ModelInfo &m, const std::string &path, floa
       s.batch = std::stoll(meta.at("batch"));
     s.shuffle = meta["shuffle"] != "false";
     s.data = meta["data"]; // recorded since session 4
+    if (meta.count("shards"))
+      s.shards = std::stoll(meta.at("shards"));
     if (s.epoch < 0 || s.position < 0 || s.step < 0 || s.epochSeen < 0 || s.batch < 0 ||
-        !std::isfinite(s.epochLossSum))
+        s.shards < 0 || !std::isfinite(s.epochLossSum))
       throw std::invalid_argument("negative");
     return s;
   } catch (const std::exception &) {

@@ -64,6 +64,7 @@ struct CheckpointState {
   int64_t batch = 0;       ///< the run's batch size (0: not recorded)
   bool shuffle = true;     ///< whether its epochs are shuffled
   std::string data;        ///< the training set's dataFingerprint ("": not recorded)
+  int64_t shards = 0;      ///< shards per batch (--distributed; 0: train_step)
 };
 
 /// A fingerprint of the model's structure (tensor names and shapes,

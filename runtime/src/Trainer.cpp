@@ -30,7 +30,7 @@ extern "C" void onInterrupt(int signal) { interrupted = signal; }
 /// --plot: the loss and accuracy curves so far, written atomically (a
 /// browser reloading it never sees half a picture).
 void drawTraining(const Session &s) {
-  if (s.f.plot.empty())
+  if (s.f.plot.empty() || !s.writer())
     return;
   std::string title = "model " + s.m.name + ": " + s.m.optimizer + ", lr " + shortest(static_cast<float>(s.f.lr));
   std::string svg = trainingPlot(s.metrics.records(), title);
@@ -58,19 +58,19 @@ int trainFullBatch(Session &s, const RunData &data) {
   int width = static_cast<int>(std::to_string(s.f.steps).size());
   for (int64_t step = 1; step <= s.f.steps; ++step) {
     float loss;
-    if (!s.train(step, batch, n, train, rows.data(), loss))
+    if (!s.train(step, batch, n, train, rows.data(), loss, /*whole=*/true))
       return 1;
-    if (interrupted) {
+    if (s.stop) {
       if (!reported && exists(s.f.save)) {
         std::printf("\ninterrupted at step %lld, before the first report: %s was left as it "
                     "was\n",
                     static_cast<long long>(step), s.f.save.c_str());
-        return 128 + interrupted;
+        return 128 + s.stop;
       }
       s.save();
       std::printf("\ninterrupted at step %lld; weights saved to %s\n", static_cast<long long>(step),
                   s.f.save.c_str());
-      return 128 + interrupted;
+      return 128 + s.stop;
     }
     if (step % s.m.reportEvery == 0 || step == s.f.steps) {
       reported = true;
@@ -78,7 +78,7 @@ int trainFullBatch(Session &s, const RunData &data) {
       nlohmann::json record = {
           {"event", "report"}, {"step", step}, {"loss", loss}, {"seconds", seconds}};
       std::string test;
-      if (testBatch) {
+      if (testBatch && s.writer()) {
         Evaluation e = evaluate(s, *data.splits.test, *testBatch, data.splits.test->size());
         test = evaluationText(s.m, e, "test");
         writeEvaluation(s.m, record, e);
@@ -100,7 +100,8 @@ int trainFullBatch(Session &s, const RunData &data) {
   s.save();
   std::printf("weights saved to %s\n", s.f.save.c_str());
   drawTraining(s);
-  finalOutputs(s, train, n);
+  if (s.writer())
+    finalOutputs(s, train, n);
   return 0;
 }
 
@@ -129,6 +130,15 @@ void checkResume(const Session &s, const CheckpointState &at, const CheckpointSt
     throw Error("--batch " + std::to_string(s.f.batch) + " differs from the run in '" + file +
                 "' (" + std::to_string(at.batch) + "); resume with --batch " +
                 std::to_string(at.batch));
+  if (at.shards != s.f.shards)
+    throw Error("the run in '" + file + "' was " +
+                (at.shards ? "trained on " + std::to_string(at.shards) + " shards per batch"
+                           : std::string("not sharded (a program without --distributed)")) +
+                "; this one " +
+                (s.f.shards ? "has " + std::to_string(s.f.shards) + " (--shards)"
+                            : std::string("is not sharded")) +
+                ": the steps would differ; resume it with the same " +
+                (at.shards ? "--shards " + std::to_string(at.shards) : std::string("kind of program")));
   if (at.shuffle == s.f.noShuffle)
     throw Error(std::string("the run in '") + file + "' was " +
                 (at.shuffle ? "shuffled" : "not shuffled (--no-shuffle)") +
@@ -155,6 +165,7 @@ int trainEpochs(Session &s, const RunData &data) {
   int64_t total = s.f.stepsGiven ? s.f.steps : s.f.epochs * perEpoch;
   int64_t epochs = (total + perEpoch - 1) / perEpoch;
   CheckpointState at;
+  at.shards = s.f.shards;
   at.seed = s.f.seed;
   at.batch = s.f.batch;
   at.shuffle = !s.f.noShuffle;
@@ -180,7 +191,7 @@ int trainEpochs(Session &s, const RunData &data) {
     for (int64_t b = at.position; b < perEpoch && at.step < total; ++b) {
       int64_t begin = b * s.f.batch;
       int64_t n = std::min(s.f.batch, count - begin);
-      batch.fill(train, order.data() + begin, n);
+      s.fill(batch, train, order.data() + begin, n);
       float loss;
       if (!s.train(++at.step, batch, n, train, order.data() + begin, loss))
         return 1;
@@ -190,24 +201,24 @@ int trainEpochs(Session &s, const RunData &data) {
       if (at.step % s.m.reportEvery == 0)
         s.metrics.write(
             {{"event", "report"}, {"step", at.step}, {"loss", loss}, {"seconds", s.seconds()}});
-      if (interrupted && s.f.resume.empty() && !completedEpoch &&
+      if (s.stop && s.f.resume.empty() && !completedEpoch &&
           (exists(s.f.save) || exists(s.f.checkpoint))) {
         std::printf("\ninterrupted at epoch %lld, batch %lld, before the first epoch ended: %s "
                     "and %s were left as they were\n",
                     static_cast<long long>(epoch + 1), static_cast<long long>(b + 1),
                     s.f.save.c_str(), s.f.checkpoint.c_str());
-        return 128 + interrupted;
+        return 128 + s.stop;
       }
-      if (interrupted) {
+      if (s.stop) {
         at.epoch = epoch;
         s.save();
-        if (!s.f.checkpoint.empty())
+        if (!s.f.checkpoint.empty() && s.writer())
           saveCheckpoint(s.m, s.f.checkpoint, s.persist.get(), at);
         std::printf("\ninterrupted at epoch %lld, batch %lld; weights saved to %s; continue with "
                     "--resume %s\n",
                     static_cast<long long>(epoch + 1), static_cast<long long>(b + 1),
                     s.f.save.c_str(), s.f.checkpoint.c_str());
-        return 128 + interrupted;
+        return 128 + s.stop;
       }
       if (live && (b % 8 == 0 || b + 1 == perEpoch)) {
         double elapsed = std::chrono::duration<double>(Clock::now() - epochStart).count();
@@ -227,7 +238,7 @@ int trainEpochs(Session &s, const RunData &data) {
     double trainLoss = at.epochLossSum / static_cast<double>(std::max<int64_t>(at.epochSeen, 1));
     int64_t seen = at.epochSeen;
     if (complete) // the next epoch starts from scratch
-      at = {epoch + 1, 0, at.step, at.seed, 0, 0, at.batch, at.shuffle, at.data};
+      at = {epoch + 1, 0, at.step, at.seed, 0, 0, at.batch, at.shuffle, at.data, at.shards};
     else
       at.epoch = epoch;
     // The weights first: killed between the two writes, the checkpoint is
@@ -235,12 +246,12 @@ int trainEpochs(Session &s, const RunData &data) {
     // bits (the other order could leave a finished checkpoint beside the
     // previous epoch's weights).
     s.save();
-    if (!s.f.checkpoint.empty())
+    if (!s.f.checkpoint.empty() && s.writer())
       saveCheckpoint(s.m, s.f.checkpoint, s.persist.get(), at);
     nlohmann::json record = {
         {"event", "epoch"}, {"epoch", epoch + 1}, {"step", at.step}, {"train_loss", trainLoss}};
     std::string test;
-    if (data.splits.test) {
+    if (data.splits.test && s.writer()) {
       Evaluation e = evaluate(s, *data.splits.test, batch, s.f.batch);
       test = evaluationText(s.m, e, "test");
       writeEvaluation(s.m, record, e);
@@ -257,6 +268,15 @@ int trainEpochs(Session &s, const RunData &data) {
         {"samples_per_second", static_cast<double>(seen) / std::max(epochSeconds, 1e-9)},
         {"threads", s.f.threads},
         {"worker_chunks", workerChunks()}});
+    if (s.sharded) { // where rank 0's steps spent their time (bench/distributed.sh)
+      ShardedStep::Timings t = s.sharded->takeTimings();
+      record.update(nlohmann::json{{"shards", s.sharded->shards()},
+                                   {"processes", s.group.size()},
+                                   {"compute_seconds", t.compute},
+                                   {"exchange_seconds", t.exchange},
+                                   {"update_seconds", t.update},
+                                   {"epoch_steps", t.steps}});
+    }
     s.metrics.write(record);
     drawTraining(s);
     saved = true;
@@ -264,7 +284,8 @@ int trainEpochs(Session &s, const RunData &data) {
   if (!saved) // --steps 0: the initial weights, exported on purpose
     s.save();
   std::printf("weights saved to %s\n", s.f.save.c_str());
-  finalOutputs(s, data.evalSet(), s.f.batch);
+  if (s.writer())
+    finalOutputs(s, data.evalSet(), s.f.batch);
   return 0;
 }
 
@@ -357,13 +378,26 @@ void printProfile(const Session &s) {
               static_cast<long long>(p.steps), p.seconds, 100.0, flops / total * 1e-9);
 }
 
-int run(const netc_model *model, int argc, char **argv) {
+int run(const netc_model *model, int argc, char **argv, Group &group) {
   ModelInfo m = parseModelInfo(model);
   checkCpu(m);
   Flags f;
   int exitCode = 0;
   if (!parseFlags(argc, argv, m, f, exitCode))
     return exitCode;
+  if (group.size() > 1) {
+    // What looks at one process's step, or trains nothing, is one
+    // process's job.
+    for (auto [on, flag] : {std::pair{f.gradCheck > 0, "--gradcheck"},
+                            {f.gradStats > 0, "--grad-stats"},
+                            {f.profile, "--profile"}})
+      if (on)
+        throw Error(std::string(flag) + " looks at one process's training step; run the "
+                    "program without mpirun for it");
+    if (f.eval || f.predict || !f.predictFile.empty() || !m.trains)
+      if (group.rank() > 0)
+        return 0; // rank 0 evaluates
+  }
   if (int cores = availableCores(); f.threads > cores)
     std::fprintf(stderr,
                  "warning: --threads %lld is more than the %d cores this process may use; "
@@ -386,7 +420,7 @@ int run(const netc_model *model, int argc, char **argv) {
     RunData none;
     nameClasses(m, none);
     int64_t capacity = batched(m) ? f.batch : 1024;
-    Session s(m, f, capacity);
+    Session s(m, f, capacity, group);
     return predictFile(s, none, capacity);
   }
   RunData data = openRunData(m, f.data);
@@ -394,7 +428,7 @@ int run(const netc_model *model, int argc, char **argv) {
   int64_t capacity = batched(m) ? f.batch : data.splits.train->size();
   if (data.splits.test && !batched(m))
     capacity = std::max(capacity, data.splits.test->size());
-  Session s(m, f, capacity);
+  Session s(m, f, capacity, group);
   if (!m.trains)
     return evaluateProgram(s, data);
   if (f.gradCheck)
@@ -433,21 +467,30 @@ std::string shortest(float v) {
   return std::string(buf, r.ptr);
 }
 
-} // namespace netc::rt
-extern "C" int netc_main(const netc_model *model, int argc, char **argv) {
+int trainerMain(const netc_model *model, int argc, char **argv, Group &group) {
+  // With several processes, an error names the rank it happened on.
+  std::string rank = group.size() > 1 ? "rank " + std::to_string(group.rank()) + ": " : "";
   try {
-    return netc::rt::run(model, argc, argv);
-  } catch (const netc::rt::Error &e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+    return run(model, argc, argv, group);
+  } catch (const Error &e) {
+    std::fprintf(stderr, "%serror: %s\n", rank.c_str(), e.what());
   } catch (const std::bad_alloc &) {
-    std::fprintf(stderr, "error: out of memory\n");
-    return 1;
+    std::fprintf(stderr, "%serror: out of memory\n", rank.c_str());
   } catch (const std::length_error &) { // a size the flags or files made absurd
-    std::fprintf(stderr, "error: out of memory (a size beyond what this machine can hold)\n");
-    return 1;
+    std::fprintf(stderr, "%serror: out of memory (a size beyond what this machine can hold)\n",
+                 rank.c_str());
   } catch (const std::exception &e) { // never abort: name what went wrong
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+    std::fprintf(stderr, "%serror: %s\n", rank.c_str(), e.what());
   }
+  // The other processes may be waiting for this one: end them all.
+  if (group.size() > 1)
+    group.abort(1);
+  return 1;
+}
+
+} // namespace netc::rt
+
+extern "C" int netc_main(const netc_model *model, int argc, char **argv) {
+  netc::rt::Group alone;
+  return netc::rt::trainerMain(model, argc, argv, alone);
 }

@@ -10,6 +10,7 @@
 #include "Memory.h"
 #include "ModelInfo.h"
 #include "Safetensors.h"
+#include "Shards.h"
 #include "Core.h"
 #include "ThreadPool.h"
 #include "data/Sources.h"
@@ -56,6 +57,7 @@ struct Flags {
   bool checkFinite = false; ///< --check-finite: the parameters after every step
   bool profile = false;     ///< --profile: time the kernels of every training step
   int64_t threads = 1;
+  int64_t shards = 0; ///< --shards (a --distributed program; else 0)
 };
 
 /// The signal (SIGINT, SIGTERM, SIGHUP) that asked training to stop, or 0:
@@ -116,28 +118,54 @@ struct Session {
     double seconds = 0;
   } profiled;
 
-  Session(const ModelInfo &model, Flags flags, int64_t maxBatch)
+  /// The processes training together (one, unless a --distributed
+  /// program runs under mpirun); rank 0 alone writes files and prints.
+  Group &group;
+  /// --distributed: the sharded step; null for train_step.
+  std::unique_ptr<ShardedStep> sharded;
+  /// The stop signal the loops act on (SIGINT, SIGTERM, SIGHUP) after a
+  /// step: with several processes, agreed by all at the same step.
+  int stop = 0;
+
+  Session(const ModelInfo &model, Flags flags, int64_t maxBatch, Group &processes)
       : m(model), f(std::move(flags)),
         persist(allocate<float>(static_cast<size_t>(model.persistentFloats))),
         scratch(allocateScratch(static_cast<size_t>(
             model.scratchFixedBytes + model.scratchBatchBytesPerN * paddedBatch(maxBatch)))),
-        metrics(f.metrics, !f.plot.empty()) {
+        metrics(processes.rank() == 0 ? f.metrics : std::string(), !f.plot.empty()),
+        group(processes) {
     m.code->init(persist.get(), f.seed);
     if (!f.init.empty())
       loadWeights(m, f.init, persist.get());
     hparams = {static_cast<float>(f.lr)};
     hparams.resize(static_cast<size_t>(m.hparamCount), 1.0f);
     netc_step_hparams(m.code, f.seed, 1, hparams.data());
+    if (f.shards > 0)
+      sharded = std::make_unique<ShardedStep>(m, group, f.shards);
   }
 
   double seconds() const { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
+  /// Rank 0: the process that writes files and prints.
+  bool writer() const { return group.rank() == 0; }
+
+  /// This process's examples of a batch of n (all of them in one process).
+  int64_t firstRow(int64_t n) const { return sharded ? sharded->firstRow(n) : 0; }
+  int64_t rowCount(int64_t n) const { return sharded ? sharded->rowCount(n) : n; }
+
+  /// Fills `batch` with this process's examples of the batch `rows[0..n)`.
+  void fill(Batch &batch, const Dataset &data, const int64_t *rows, int64_t n) const {
+    batch.fill(data, rows + firstRow(n), rowCount(n));
+  }
+
   /// One training step (1-based `step`) on the batch of dataset `data`'s
-  /// examples `rows`; false, with a diagnosis, if the loss (or with
-  /// --check-finite a parameter) is no longer finite.
+  /// examples `rows[0..n)`, of which `batch` holds this process's share
+  /// (fill), or all of them with `whole`; false, with a diagnosis, if the
+  /// loss (or with --check-finite a parameter) is no longer finite.
   bool train(int64_t step, const Batch &batch, int64_t n, const Dataset &data,
-             const int64_t *rows, float &loss) {
+             const int64_t *rows, float &loss, bool whole = false) {
     netc_step_hparams(m.code, f.seed, step, hparams.data()); // Core.h, as the C library
+    int64_t first = whole ? 0 : firstRow(n), count = whole ? n : rowCount(n);
     bool stats = f.gradStats > 0 && step % f.gradStats == 0;
     if (stats)
       gradientsBefore(batch.inputs(), n);
@@ -146,7 +174,15 @@ struct Session {
     else
       before.clear(); // no copy of this step's starting point
     auto stepStart = Clock::now();
-    loss = m.code->train_step(persist.get(), batch.inputs(), scratch.get(), n, hparams.data());
+    if (sharded) {
+      bool stopAll = false;
+      loss = sharded->step(persist.get(), batch.inputs(), first, scratch.get(), n, hparams.data(),
+                           interrupted != 0, stopAll);
+      stop = stopAll ? (interrupted ? static_cast<int>(interrupted) : SIGTERM) : 0;
+    } else {
+      loss = m.code->train_step(persist.get(), batch.inputs(), scratch.get(), n, hparams.data());
+      stop = interrupted;
+    }
     if (f.profile) {
       profiled.seconds += std::chrono::duration<double>(Clock::now() - stepStart).count();
       profiled.steps += 1;
@@ -157,8 +193,10 @@ struct Session {
     bool finite = std::isfinite(loss) && (!f.checkFinite || nonFiniteParams().empty());
     if (finite)
       return true;
-    std::fprintf(stderr, "error: %s; training stopped. The weights file was not written.\n",
-                 diagnosis(step, batch, n, data, rows, loss).c_str());
+    std::string why = diagnosis(step, batch, count, data, rows + first, loss);
+    if (writer())
+      std::fprintf(stderr, "error: %s; training stopped. The weights file was not written.\n",
+                   why.c_str());
     return false;
   }
 
@@ -265,7 +303,10 @@ struct Session {
                 static_cast<long long>(f.threads), f.threads == 1 ? "" : "s");
   }
 
-  void save() const { saveWeights(m, f.save, persist.get()); }
+  void save() const {
+    if (writer())
+      saveWeights(m, f.save, persist.get());
+  }
 
   // --grad-stats: the raw gradients (the gradients entry point) and the parameters
   // before the step; their change after it is the update.
