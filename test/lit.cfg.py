@@ -115,7 +115,16 @@ else:
 netc_mpi_lib = os.path.join(os.path.dirname(config.netc_runtime), "libnetc_mpi.a")
 if shutil.which("mpirun") and os.path.exists(netc_mpi_lib):
     config.available_features.add("mpi")
-    config.substitutions.append(("%mpirun", "mpirun --oversubscribe"))
+    mpirun = "mpirun --oversubscribe"
+    if getattr(config, "netc_sanitize", False):
+        # Open MPI keeps allocations to the end by design: its leaks are
+        # suppressed, its plugins stay loaded so their frames have names,
+        # and leak stacks are unwound in full (they run without frame
+        # pointers).
+        supp = os.path.join(config.netc_src_root, "test", "lsan-openmpi.supp")
+        mpirun = ("env OMPI_MCA_mca_base_component_disable_dlclose=1 "
+                  "LSAN_OPTIONS=suppressions=%s:fast_unwind_on_malloc=0 " % supp) + mpirun
+    config.substitutions.append(("%mpirun", mpirun))
     if os.geteuid() == 0:
         config.environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         config.environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
