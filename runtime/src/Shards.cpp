@@ -9,14 +9,23 @@
 namespace netc::rt {
 
 void foldShards(const float *rows, int64_t stride, int64_t count, float *out, int64_t length) {
-  // Separate statements: one rounding per addition, in shard order (no
-  // contraction can apply, there is no product).
-  for (int64_t i = 0; i < length; ++i)
-    out[i] = rows[i];
-  for (int64_t s = 1; s < count; ++s) {
-    const float *row = rows + s * stride;
-    for (int64_t i = 0; i < length; ++i)
-      out[i] += row[i];
+  // One rounding per addition, in shard order (no contraction can apply:
+  // there is no product), in blocks that stay in the L1 cache while every
+  // row is added. The rows come from memory: six rows of the MNIST MLP (4.9
+  // MB) take 0.32 ms here, a third of a one-process step.
+  // Rows and out never overlap (restrict: vectorized without alias checks).
+  constexpr int64_t kBlock = 2048;
+  for (int64_t begin = 0; begin < length; begin += kBlock) {
+    int64_t width = std::min(length - begin, kBlock);
+    float *__restrict sum = out + begin;
+    const float *__restrict first = rows + begin;
+    for (int64_t i = 0; i < width; ++i)
+      sum[i] = first[i];
+    for (int64_t s = 1; s < count; ++s) {
+      const float *__restrict row = rows + s * stride + begin;
+      for (int64_t i = 0; i < width; ++i)
+        sum[i] += row[i];
+    }
   }
 }
 
