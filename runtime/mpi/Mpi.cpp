@@ -320,6 +320,10 @@ extern "C" int netc_main_distributed(const netc_model *model, int argc, char **a
     status = trainerMain(model, argc, argv, group);
   }
   std::fflush(stdout);
+  // No rank leaves before rank 0 has written its files: mpirun ends the
+  // whole job as soon as one process exits with a non-zero status (as
+  // after a stop signal).
+  MPI_Barrier(MPI_COMM_WORLD);
   MPI_Finalize();
   return status;
 }

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""mpi_fault.py MPIRUN NP PROGRAM ARGS...: kills one rank of a training run.
+"""mpi_fault.py [--interrupt] MPIRUN NP PROGRAM ARGS...: a fault in a run.
 
 Starts `MPIRUN -np NP PROGRAM ARGS --checkpoint ck.st`, waits until the first
 checkpoint exists (an epoch has ended), then SIGKILLs the process of rank 1
-(found by its OMPI_COMM_WORLD_RANK). Prints what the run said on stderr, its
-exit status, and whether ck.st is still a whole checkpoint (its header and
-size agree). Standard library only."""
+(found by its OMPI_COMM_WORLD_RANK), or with --interrupt sends SIGINT to
+mpirun, as Ctrl-C in a terminal does (the ranks have process groups of
+their own; mpirun passes the stop on to them). Prints what the run said about ranks, errors and
+interruptions, its exit status, and whether ck.st is still a whole
+checkpoint (its header and size agree). Standard library only."""
 import json
 import os
 import signal
@@ -45,9 +47,10 @@ def whole_safetensors(path):
 
 
 def main():
-    mpirun, np, program, *args = sys.argv[1:]
+    interrupt = sys.argv[1] == "--interrupt"
+    mpirun, np, program, *args = sys.argv[2 if interrupt else 1:]
     command = mpirun.split() + ["-np", np, program] + args + ["--checkpoint", "ck.st"]
-    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while not os.path.exists("ck.st") and time.time() < deadline and run.poll() is None:
         time.sleep(0.01)
@@ -55,10 +58,14 @@ def main():
     if 1 not in ranks or run.poll() is not None:
         print("no rank 1 to kill (the run ended first)")
         return 1
-    os.kill(ranks[1], signal.SIGKILL)
-    _, err = run.communicate(timeout=120)
-    for line in err.decode(errors="replace").splitlines():
-        if "rank" in line or "error" in line:
+    if interrupt:
+        os.kill(run.pid, signal.SIGINT)
+    else:
+        os.kill(ranks[1], signal.SIGKILL)
+    out, err = run.communicate(timeout=120)
+    text = (out + err).decode(errors="replace").replace("\r", "\n")
+    for line in text.splitlines():
+        if "rank" in line or "error" in line or "interrupted" in line:
             print(line.strip())
     print("exit status", run.returncode)
     print("checkpoint whole" if whole_safetensors("ck.st") else "checkpoint torn")
