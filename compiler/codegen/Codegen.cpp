@@ -51,6 +51,7 @@ enum class EntryKind {
   /// done, then ready(context, its parameter) when ready is not null
   ShardGradients,
   Update, ///< void f(persist, inputs: the gradients, scratch, n, hparams)
+  Probe,  ///< as Loss: --check-finite's diagnosis, optimized for size
 };
 
 class FunctionEmitter {
@@ -93,10 +94,7 @@ public:
     for (unsigned i : {0u, 2u})
       fn->addParamAttr(i, llvm::Attribute::NoAlias);
     fn->addFnAttr(llvm::Attribute::NoUnwind);
-    // The gradient entry points serve --gradcheck and --grad-stats, not
-    // training: optimized for size, they cost a fraction of the compile time.
-    if (kind_ == EntryKind::Gradients)
-      fn->addFnAttr(llvm::Attribute::OptimizeForSize);
+    setOptimization(fn, /*tiny=*/false);
     b_.SetInsertPoint(llvm::BasicBlock::Create(c, "entry", fn));
     llvm::FastMathFlags fmf;
     fmf.setAllowContract(true);
@@ -234,15 +232,7 @@ private:
     auto *body = llvm::Function::Create(chunkType, llvm::Function::InternalLinkage,
                                         ctx.fn->getName() + ".kernel" + std::to_string(index), m_);
     body->addFnAttr(llvm::Attribute::NoUnwind);
-    if (kind_ == EntryKind::Gradients)
-      body->addFnAttr(llvm::Attribute::OptimizeForSize);
-    // A kernel with a handful of values per example gains nothing from
-    // vectorized, unrolled loops with runtime alias checks, and compiling
-    // them took half the time of a deep chain of small layers.
-    if (tinyKernel(k)) {
-      body->addFnAttr(llvm::Attribute::OptimizeForSize);
-      body->addFnAttr(llvm::Attribute::MinSize);
-    }
+    setOptimization(body, tinyKernel(k));
     llvm::IRBuilder<> ib(llvm::BasicBlock::Create(c, "entry", body));
     ib.setFastMathFlags(b_.getFastMathFlags());
     llvm::Value *args = body->getArg(0);
@@ -266,6 +256,25 @@ private:
       emitWindowFinish(ctx, k, chunks);
     if (k.kind == Kernel::Kind::Loop)
       emitLoopFinish(ctx, k, chunks);
+  }
+
+  /// How hard LLVM works on a function of this entry point. The gradient
+  /// entry points serve --gradcheck and --grad-stats, not training:
+  /// optimized for size, they cost a fraction of the compile time. A kernel
+  /// with a handful of values per example (`tiny`) gains nothing from
+  /// vectorized, unrolled loops with runtime alias checks, and compiling
+  /// them took half the time of a deep chain of small layers. The probe runs
+  /// only to diagnose a step gone wrong: not optimized at all.
+  void setOptimization(llvm::Function *f, bool tiny) const {
+    if (kind_ == EntryKind::Probe) {
+      f->addFnAttr(llvm::Attribute::OptimizeNone);
+      f->addFnAttr(llvm::Attribute::NoInline);
+      return;
+    }
+    if (kind_ == EntryKind::Gradients || tiny)
+      f->addFnAttr(llvm::Attribute::OptimizeForSize);
+    if (tiny)
+      f->addFnAttr(llvm::Attribute::MinSize);
   }
 
   /// A loop or product kernel with at most 64 values per example.
@@ -483,7 +492,7 @@ llvm::StructType *descriptorType(llvm::LLVMContext &c) {
   auto *i64 = llvm::Type::getInt64Ty(c);
   auto *i32 = llvm::Type::getInt32Ty(c);
   return llvm::StructType::get(c, {i32, ptr, ptr, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr,
-                                   i32, i32, i32, i32, ptr, ptr, ptr, i64, ptr, ptr});
+                                   i32, i32, i32, i32, ptr, ptr, ptr, i64, ptr, ptr, ptr});
 }
 
 llvm::Constant *cString(llvm::Module &m, const std::string &text, const char *name) {
@@ -873,6 +882,24 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   }
   d["report"] = report;
   d["profile"] = profileKernels(cm.trainStep);
+  // --check-finite's probe: where each value of the step lies after it,
+  // in execution order, with the operation and its place in the .nn file.
+  json probe = json::array();
+  if (m.trains())
+    for (const CompiledModel::ProbeValue &v : cm.probeValues) {
+      json p = outputLocation(cm.probe, v.output);
+      p.update({{"op", v.op},
+                {"origin", v.origin},
+                {"label", v.label},
+                {"phase", phaseName(v.phase)},
+                {"line", v.line},
+                {"column", v.column}});
+      probe.push_back(p);
+    }
+  d["probe"] = {{"source", cm.source},
+                {"fixed_bytes", cm.probe.plan.fixedBytes},
+                {"batch_bytes_per_n", cm.probe.plan.batchBytesPerN},
+                {"values", probe}};
   d["entry_points"] = {"init", "train_step", "forward", "gradients", "gradients_f64"};
   if (!cm.predict.graph.outputs.empty())
     d["entry_points"].push_back("predict");
@@ -916,6 +943,9 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context, const Compi
         emit(model.applyUpdate, model.applyUpdate.plan, "apply_update.graph", EntryKind::Update);
     applyUpdate = emitApplyUpdate(*m, update, layout, prefix + "apply_update");
   }
+  llvm::Function *probe = model.model.trains()
+                              ? emit(model.probe, model.probe.plan, "probe", EntryKind::Probe)
+                              : nullptr;
 
   auto *ptr = llvm::PointerType::getUnqual(context);
   auto i64 = [&](int64_t v) {
@@ -941,7 +971,9 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context, const Compi
       gradients64};
   llvm::DataLayout dataLayout = target.machine->createDataLayout();
   emitCTables(*m, model, dataLayout, fields);
-  fields.insert(fields.end(), {shardGradients, applyUpdate});
+  fields.insert(fields.end(),
+                {shardGradients, applyUpdate,
+                 probe ? static_cast<llvm::Constant *>(probe) : llvm::ConstantPointerNull::get(ptr)});
   auto *type = descriptorType(context);
   assert(dataLayout.getTypeAllocSize(type) == sizeof(netc_model) &&
          "descriptorType lays out as runtime.h's struct netc_model");

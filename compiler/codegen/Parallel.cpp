@@ -102,10 +102,17 @@ std::vector<ModulePart> splitModule(llvm::Module &m, const std::string &modelNam
     llvm::Function *f;
     size_t size;
   };
-  std::vector<Unit> units[2]; // [0]: the first group, [1]: the rest
+  // [0]: the first group, [1]: the rest, [2]: optnone functions (the
+  // probe's), in one part of their own that no pipeline runs over: in the
+  // parts of the rest, even skipped by every pass, they made a deep chain's
+  // optimization twice as long.
+  std::vector<Unit> units[3];
   for (llvm::Function &f : m.functions())
     if (isUnit(f) && f.getName() != "main")
-      units[first(f) ? 0 : 1].push_back({&f, instructions(f)});
+      units[f.hasFnAttribute(llvm::Attribute::OptimizeNone) ? 2
+            : first(f)                                      ? 0
+                                                            : 1]
+          .push_back({&f, instructions(f)});
   // Units become visible across parts (and across the JIT's dylibs);
   // joinParts makes them internal again.
   for (auto &group : units)
@@ -113,13 +120,13 @@ std::vector<ModulePart> splitModule(llvm::Module &m, const std::string &modelNam
       u.f->setLinkage(llvm::GlobalValue::ExternalLinkage);
 
   std::vector<ModulePart> parts;
-  for (int group = 0; group < 2; ++group) {
+  for (int group = 0; group < 3; ++group) {
     std::vector<Unit> &list = units[group];
     std::stable_sort(list.begin(), list.end(),
                      [](const Unit &a, const Unit &b) { return a.size > b.size; });
     // Largest first into the lightest part; the first part of the first
     // group also holds the descriptor and main().
-    size_t count = std::min<size_t>(static_cast<size_t>(std::max(perGroup, 1)),
+    size_t count = std::min<size_t>(group == 2 ? 1 : static_cast<size_t>(std::max(perGroup, 1)),
                                     std::max<size_t>(list.size(), group == 0 ? 1 : 0));
     std::vector<std::set<const llvm::GlobalValue *>> members(count);
     std::vector<size_t> load(count, 0);
@@ -143,6 +150,7 @@ std::vector<ModulePart> splitModule(llvm::Module &m, const std::string &modelNam
       dropUnused(*part);
       ModulePart out;
       out.first = group == 0;
+      out.unoptimized = group == 2;
       for (const llvm::GlobalValue *g : members[p])
         out.defines.push_back(g->getName().str());
       out.bitcode = bitcodeOf(*part);
@@ -194,7 +202,7 @@ llvm::Error compileParts(const std::vector<const ModulePart *> &parts, const std
   std::mutex errorLock;
   results.assign(parts.size(), {});
   runParallel(parts.size(), compileThreads(), [&](size_t i) {
-    auto done = compilePart(parts[i]->bitcode, cpu, level, object);
+    auto done = compilePart(parts[i]->bitcode, cpu, parts[i]->unoptimized ? 0 : level, object);
     if (done) {
       results[i] = std::move(*done);
       return;

@@ -39,6 +39,9 @@ namespace netc {
 struct ModulePart {
   std::string bitcode;              ///< the part's module, before optimization
   bool first = false;               ///< needed by the first training step
+  /// Only optnone functions (the probe's): run through no optimization
+  /// pipeline at all (compileParts uses level 0 for it).
+  bool unoptimized = false;
   std::vector<std::string> defines; ///< the units it defines
 };
 

@@ -93,6 +93,7 @@ struct Later {
   decltype(netc_model::predict) predict = nullptr;
   decltype(netc_model::gradients) gradients = nullptr;
   decltype(netc_model::gradients_f64) gradients64 = nullptr;
+  decltype(netc_model::probe) probe = nullptr;
 
   /// Blocks until the background compile ended and links its objects; a
   /// failure ends netc.
@@ -127,6 +128,9 @@ double gradients64Later(double *p, const double *const *in, char *s, int64_t n, 
                         double *g) {
   return later.wait().gradients64(p, in, s, n, h, g);
 }
+float probeLater(float *p, const float *const *in, char *s, int64_t n, const float *h) {
+  return later.wait().probe(p, in, s, n, h);
+}
 
 llvm::Error addObjects(llvm::orc::LLJIT &jit, llvm::orc::JITDylib &dylib,
                        std::vector<std::string> &objects) {
@@ -160,7 +164,8 @@ int runModule(llvm::Module &module, const std::string &modelName, int level,
       {"forward", reinterpret_cast<void *>(&forwardLater)},
       {"predict", reinterpret_cast<void *>(&predictLater)},
       {"gradients", reinterpret_cast<void *>(&gradientsLater)},
-      {"gradients_f64", reinterpret_cast<void *>(&gradients64Later)}};
+      {"gradients_f64", reinterpret_cast<void *>(&gradients64Later)},
+      {"probe", reinterpret_cast<void *>(&probeLater)}};
   for (const ModulePart *p : rest)
     for (const std::string &name : p->defines)
       for (auto [entry, address] : trampolines)
@@ -214,6 +219,7 @@ int runModule(llvm::Module &module, const std::string &modelName, int level,
     bind("predict", later.predict);
     bind("gradients", later.gradients);
     bind("gradients_f64", later.gradients64);
+    bind("probe", later.probe);
     return error;
   };
   std::thread background([&] {

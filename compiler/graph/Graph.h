@@ -75,6 +75,11 @@ struct Attrs {
   bool operator==(const Attrs &) const = default;
 };
 
+/// Which part of a training step a node computes (--check-finite names it
+/// when the node is the first to give a value that is not finite).
+enum class Phase : uint8_t { Forward, Backward, Update };
+const char *phaseName(Phase);
+
 struct Node {
   Op op;
   std::vector<ValueId> inputs;
@@ -83,6 +88,10 @@ struct Node {
   Attrs attrs;
   ast::Loc loc;
   std::string label; ///< the .nn name bound to this value (`z1 = ...`), if any
+  Phase phase = Phase::Forward; ///< the graph's phase when the node was added
+  /// The op this node was made for: its own, or in the backward pass the
+  /// op whose gradient rule made it, in the update Param (Graph::setOrigin).
+  Op origin = Op::Const;
 };
 
 const char *opName(Op);
@@ -120,6 +129,19 @@ public:
 
   ValueId output(std::string_view name) const;
 
+  /// The phase new nodes belong to: autodiff adds the backward pass, the
+  /// optimizers the update; passes that rebuild a graph keep each node's.
+  void setPhase(Phase phase) { phase_ = phase; }
+  /// New nodes are made for a node of `op` at `loc` (a gradient rule's,
+  /// a parameter's update): they take its op as their origin, and its
+  /// location when they have none. Until clearOrigin().
+  void setOrigin(Op op, ast::Loc loc) {
+    origin_ = op;
+    originLoc_ = loc;
+    hasOrigin_ = true;
+  }
+  void clearOrigin() { hasOrigin_ = false; }
+
   /// Names a value after the .nn binding it came from (first name wins).
   void setLabel(ValueId id, const std::string &label) {
     std::string &l = nodes_[static_cast<size_t>(id)].label;
@@ -129,6 +151,10 @@ public:
 
 private:
   std::vector<Node> nodes_;
+  Phase phase_ = Phase::Forward;
+  Op origin_ = Op::Const;
+  ast::Loc originLoc_;
+  bool hasOrigin_ = false;
 };
 
 /// The shape rule of `op`: the result shape, or a message for the user.

@@ -174,9 +174,24 @@ ValueId Graph::add(Op op, std::vector<ValueId> inputs, Attrs attrs,
   ShapeResult r = inferShape(op, shapes, attrs);
   assert(r.error.empty() && "shape rule failed inside the compiler");
   DType dtype = attrs.integer ? DType::I64 : DType::F32;
-  Node n{op, std::move(inputs), std::move(r.shape), dtype, std::move(attrs), loc, {}};
+  if (hasOrigin_ && loc.begin == 0 && loc.end == 0)
+    loc = originLoc_;
+  Node n{op,  std::move(inputs), std::move(r.shape), dtype, std::move(attrs), loc, {}, phase_,
+         hasOrigin_ ? origin_ : op};
   nodes_.push_back(std::move(n));
   return static_cast<ValueId>(nodes_.size() - 1);
+}
+
+const char *phaseName(Phase phase) {
+  switch (phase) {
+  case Phase::Forward:
+    return "forward";
+  case Phase::Backward:
+    return "backward";
+  case Phase::Update:
+    return "update";
+  }
+  return "forward";
 }
 
 ValueId Graph::constant(double value, ast::Loc loc) {

@@ -41,6 +41,7 @@ std::vector<ValueId> differentiate(Graph &g, ValueId loss,
       return {};
     }
     Node node = g.node(id);
+    g.setOrigin(node.op, node.loc); // its gradient's nodes point back to it
     std::vector<ValueId> contributions = gradientOf({g, node, id, dy});
     for (size_t i = 0; i < node.inputs.size(); ++i) {
       ValueId in = node.inputs[i];
@@ -57,6 +58,7 @@ std::vector<ValueId> differentiate(Graph &g, ValueId loss,
     }
   }
 
+  g.clearOrigin();
   std::vector<ValueId> grads;
   for (ValueId v : wrt) {
     ValueId a = adjoint[static_cast<size_t>(v)];

@@ -18,6 +18,7 @@ public:
   }
 
   void update(const ParamSpec &p, ValueId grad, std::vector<StateSpec> &states) {
+    g_.setOrigin(Op::Param, g_.node(p.value).loc); // the update's nodes point to p
     if (spec_.kind == "sgd")
       sgd(p, grad, states);
     else if (spec_.kind == "rmsprop")
@@ -200,6 +201,7 @@ std::vector<StateSpec> addOptimizerUpdates(Graph &graph, const Model &model,
   Updater u(graph, model.optimizer);
   for (size_t i = 0; i < grads.size(); ++i)
     u.update(model.params[i], grads[i], states);
+  graph.clearOrigin();
   return states;
 }
 

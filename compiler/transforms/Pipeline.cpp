@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 
@@ -31,6 +32,35 @@ EntryPoint finish(std::string name, const Graph &graph, const PersistentLayout &
   verifyOrDie(e.graph, "simplify");
   e.schedule = fuse(e.graph, epilogues);
   e.plan = planMemory(e.graph, e.schedule, persistent);
+  return e;
+}
+
+/// The probe of a training step (CompiledModel::probe).
+EntryPoint probeEntry(const Graph &train, const PersistentLayout &persistent,
+                      const SourceFile &file, std::vector<CompiledModel::ProbeValue> &values) {
+  EntryPoint e{"probe", simplify(train), {}, {}};
+  Graph &g = e.graph;
+  size_t computed = g.size();
+  for (size_t i = 0; i < computed; ++i) {
+    const Node &n = g.node(static_cast<ValueId>(i));
+    if (opKind(n.op) == OpKind::Leaf || n.op == Op::Assign)
+      continue;
+    g.outputs.push_back({"probe " + std::to_string(i), static_cast<ValueId>(i)});
+  }
+  e.schedule = fuse(g, /*epilogues=*/false);
+  e.plan = planMemory(g, e.schedule, persistent);
+  std::vector<std::pair<int, ValueId>> order;
+  for (size_t k = 1; k < g.outputs.size(); ++k) { // after "loss"
+    ValueId v = g.outputs[k].value;
+    order.push_back({e.schedule.kernelOf[static_cast<size_t>(v)], v});
+  }
+  std::sort(order.begin(), order.end());
+  for (auto [kernel, v] : order) {
+    const Node &n = g.node(v);
+    SourceFile::Position at = file.position(n.loc.begin);
+    values.push_back({"probe " + std::to_string(v), opName(n.op), opName(n.origin), n.label,
+                      n.phase, at.line, at.column});
+  }
   return e;
 }
 
@@ -67,6 +97,7 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
   for (const auto &p : model.params)
     params.push_back(p.value);
   ValueId missing = kNoValue;
+  train.setPhase(Phase::Backward);
   std::vector<ValueId> grads = differentiate(train, train.output("loss"), params, &missing);
   if (missing != kNoValue) {
     const Node &n = train.node(missing);
@@ -95,6 +126,7 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
     return std::nullopt;
   }
 
+  train.setPhase(Phase::Update);
   Graph differentiated = train;
   std::vector<StateSpec> states = addOptimizerUpdates(train, model, grads);
   verifyOrDie(train, "optimizer");
@@ -112,6 +144,10 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
     verifyOrDie(shard.graph, "shards");
     verifyOrDie(update.graph, "shards");
   }
+  std::vector<CompiledModel::ProbeValue> probeValues;
+  Graph probeGraph = train;
+  std::erase_if(probeGraph.outputs, [](const Graph::Output &o) { return o.name != "loss"; });
+  EntryPoint probe = probeEntry(probeGraph, persistent, diags.file(), probeValues);
   EntryPoint step = finish("train_step", train, persistent);
   if (stopAfter == Stage::Opt && options.distributed) {
     // Where each gradient is complete: the runtime may send it from there.
@@ -147,7 +183,8 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
   return CompiledModel{std::move(model), std::move(states),  std::move(persistent),
                        std::move(step),  std::move(forward), std::move(predict),
                        std::move(raw),   std::move(plan64),  std::move(shard),
-                       std::move(update)};
+                       std::move(update),  std::move(probe),   std::move(probeValues),
+                       diags.file().name()};
 }
 
 } // namespace netc

@@ -42,6 +42,20 @@ struct CompiledModel {
   EntryPoint shardGradients;
   EntryPoint applyUpdate;
   bool distributed() const { return !shardGradients.graph.outputs.empty(); }
+
+  /// --check-finite's probe: the training step unfused, every value it
+  /// computes an output (so in memory, and kept to the end), in execution
+  /// order in `probeValues`; its scratch is its own (not the step's), made
+  /// only when a diagnosis needs it.
+  EntryPoint probe;
+  struct ProbeValue {
+    std::string output; ///< "probe <node>"
+    std::string op, origin, label; ///< origin: Node::origin
+    Phase phase;
+    size_t line, column; ///< in the .nn file
+  };
+  std::vector<ProbeValue> probeValues;
+  std::string source; ///< the .nn file's name, as given
 };
 
 struct PipelineOptions {

@@ -177,6 +177,8 @@ Graph shardGradientsGraph(const Graph &gradients, int64_t totalSlot) {
     std::vector<ValueId> inputs;
     for (ValueId in : n.inputs)
       inputs.push_back(map[static_cast<size_t>(in)]);
+    out.setPhase(n.phase);
+    out.setOrigin(n.origin, n.loc);
     if (n.op == Op::BatchSize) {
       Attrs a;
       a.name = "batch_total";

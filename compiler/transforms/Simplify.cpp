@@ -26,6 +26,9 @@ public:
       Node n = in_.node(static_cast<ValueId>(i));
       for (ValueId &v : n.inputs)
         v = map[static_cast<size_t>(v)];
+      // What a rewrite makes belongs to the node's phase and origin.
+      out_.setPhase(n.phase);
+      out_.setOrigin(n.origin, n.loc);
       std::string label = n.label;
       map[i] = emit(std::move(n));
       if (!label.empty())
@@ -232,6 +235,8 @@ Graph removeDeadNodes(const Graph &g) {
     Node n = g.node(static_cast<ValueId>(i));
     for (ValueId &v : n.inputs)
       v = map[static_cast<size_t>(v)];
+    out.setPhase(n.phase);
+    out.setOrigin(n.origin, n.loc);
     map[i] = out.add(n.op, std::move(n.inputs), std::move(n.attrs), n.loc);
     if (!n.label.empty())
       out.setLabel(map[i], n.label);

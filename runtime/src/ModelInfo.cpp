@@ -123,6 +123,13 @@ ModelInfo parseModelInfo(const netc_model *code) {
     for (const auto &k : d.at("profile"))
       m.profile.push_back({k.at("kernel"), k.at("name"), k.at("ops"), k.at("label"),
                            k.at("flops"), k.at("flops_per_n")});
+    const json &probe = d.at("probe");
+    m.source = probe.at("source");
+    m.probeFixedBytes = probe.at("fixed_bytes");
+    m.probeBatchBytesPerN = probe.at("batch_bytes_per_n");
+    for (const auto &v : probe.at("values"))
+      m.probe.push_back({v.at("op"), v.at("origin"), v.at("label"), v.at("phase"), v.at("line"),
+                         v.at("column"), location(v)});
     for (const auto &r : d.at("report")) {
       if (r.contains("text"))
         m.report.push_back({r.at("text"), -1, 0, false, {}});

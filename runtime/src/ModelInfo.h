@@ -68,6 +68,14 @@ struct ReportPiece {
   OutputLocation at;
 };
 
+/// A value of the training step as the probe leaves it (--check-finite's
+/// diagnosis): the operation computing it and its place in the .nn file.
+struct ProbeValue {
+  std::string op, origin, label, phase; ///< "log", "log", "z", "forward"
+  int64_t line = 0, column = 0;
+  OutputLocation at;
+};
+
 /// A kernel of the training step, for --profile.
 struct ProfileKernel {
   int index = 0;           ///< netc_rt_profile_mark's argument
@@ -130,6 +138,9 @@ struct ModelInfo {
   std::vector<ReportPiece> report;
   std::vector<PrintInfo> prints;
   std::vector<ProfileKernel> profile;
+  std::vector<ProbeValue> probe; ///< in the order the probe computes them
+  int64_t probeFixedBytes = 0, probeBatchBytesPerN = 0;
+  std::string source; ///< the .nn file netc compiled
   bool trains = true;     ///< false: no parameters; the program evaluates and prints
   /// The fewest examples a training step may have (2 with batch norm over
   /// [N, C]: one example has no variance).

@@ -255,6 +255,10 @@ struct Session {
     }
     std::string finiteLoss = std::isfinite(loss) ? "the loss was " + shortest(loss) + ", but " : "";
     if (!before.empty() && nonFiniteParams(before.data()).empty()) {
+      // --check-finite: the step again from where it started, every value
+      // kept: the first that is not finite names the operation.
+      if (std::string first = firstNonFinite(batch, n); !first.empty())
+        return head + first;
       // --check-finite: the step started from finite parameters; its
       // gradients on this batch tell an overflowing derivative from an
       // update too large.
@@ -292,6 +296,45 @@ struct Session {
            " non-finite values now: an update diverged (a learning rate too large) or an "
            "operation is undefined on this data (log of 0 or of a negative number, 0 / 0); run "
            "with --check-finite to tell which";
+  }
+
+  /// The probe (runtime.h) of this step from its starting point `before`
+  /// on `batch`: the first value, in the order the step computes them,
+  /// that is not finite, as "in the forward pass, 'log' (z) at
+  /// model.nn:12:7 gave nan from finite operands" (in the backward pass:
+  /// "'div' of the gradient of 'sqrt' at ..."; in the update: "'mul' of the
+  /// update of the parameter at ..."); "" if none is.
+  std::string firstNonFinite(const Batch &batch, int64_t n) const {
+    if (!m.code->probe)
+      return "";
+    Aligned<float> state = allocate<float>(static_cast<size_t>(m.persistentFloats));
+    std::copy(before.begin(), before.end(), state.get());
+    Aligned<char> space = allocateScratch(
+        static_cast<size_t>(m.probeFixedBytes + m.probeBatchBytesPerN * paddedBatch(n)));
+    m.code->probe(state.get(), batch.inputs(), space.get(), n, hparams.data());
+    for (const ProbeValue &v : m.probe) {
+      if (v.at.region != "scratch")
+        continue; // inputs (checked before) and constants
+      int64_t count = 1;
+      for (int64_t d : v.at.shape)
+        count *= d == NETC_BATCH_DIM ? n : d;
+      const auto *values = reinterpret_cast<const float *>(
+          space.get() + v.at.fixedBytes + v.at.perNpadBytes * paddedBatch(n));
+      for (int64_t i = 0; i < count; ++i)
+        if (!std::isfinite(values[i])) {
+          std::string what = "'" + v.op + "'";
+          if (v.phase == "backward")
+            what += " of the gradient of '" + v.origin + "'";
+          else if (v.phase == "update")
+            what += " of the update of the parameter";
+          if (!v.label.empty())
+            what += " (" + v.label + ")";
+          return "in the " + v.phase + " pass, " + what + " at " + m.source + ":" +
+                 std::to_string(v.line) + ":" + std::to_string(v.column) + " gave " +
+                 (std::isnan(values[i]) ? "nan" : "an infinite value") + " from finite operands";
+        }
+    }
+    return "";
   }
 
   void announce(const std::string &length) const {

@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 /* Version of this contract; a descriptor's `abi` must equal it. */
-#define NETC_ABI_VERSION 6
+#define NETC_ABI_VERSION 7
 
 /* Per-example scratch offsets are scaled by Npad, the batch size rounded up
  * to a multiple of this, so every per-batch buffer stays 64-byte aligned. */
@@ -182,6 +182,14 @@ typedef struct netc_model {
                            const float *hparams, float *grads,
                            void (*ready)(void *context, int32_t param), void *context);
   void (*apply_update)(float *persist, const float *grads, char *scratch, const float *hparams);
+
+  /* --check-finite's diagnosis (NULL for a model without parameters): the
+   * training step as train_step computes it, unfused, every value left in
+   * its own place of a scratch area of the size the description's "probe"
+   * gives (fixed_bytes + batch_bytes_per_n * Npad), where its "values" list
+   * finds each, with its operation, phase and place in the .nn file. */
+  float (*probe)(float *persist, const float *const *inputs, char *scratch, int64_t n,
+                 const float *hparams);
 } netc_model;
 
 /* ---- defined by the runtime, called by generated code ----------------- */
