@@ -132,6 +132,41 @@ float probeLater(float *p, const float *const *in, char *s, int64_t n, const flo
   return later.wait().probe(p, in, s, n, h);
 }
 
+// AddressSanitizer's runtime unmaps a dying thread's dynamic-TLS block
+// twice (DTLS_Destroy runs again in glibc's later destructor round): a JIT
+// page mapped in between - the model's descriptor - vanished, and netc run
+// faulted now and then, in the sanitizer build only. There no thread ends
+// before training does: every part is compiled one after the other (the
+// first group in the main thread, the rest in the background thread, which
+// then waits for the trainer to finish).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kThreadsMustOutliveTraining = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kThreadsMustOutliveTraining = true;
+#else
+constexpr bool kThreadsMustOutliveTraining = false;
+#endif
+#else
+constexpr bool kThreadsMustOutliveTraining = false;
+#endif
+
+/// Objects of `parts`, on every core (compileParts), or under ASan one part
+/// at a time in the calling thread (runParallel runs a single part inline).
+llvm::Error compileOneByOne(const std::vector<const ModulePart *> &parts, int level,
+                            std::vector<std::string> &objects) {
+  if (!kThreadsMustOutliveTraining)
+    return compileParts(parts, "native", level, /*object=*/true, objects);
+  objects.clear();
+  for (const ModulePart *part : parts) {
+    std::vector<std::string> object;
+    if (auto err = compileParts({part}, "native", level, /*object=*/true, object))
+      return err;
+    objects.push_back(std::move(object.front()));
+  }
+  return llvm::Error::success();
+}
+
 llvm::Error addObjects(llvm::orc::LLJIT &jit, llvm::orc::JITDylib &dylib,
                        std::vector<std::string> &objects) {
   for (std::string &object : objects)
@@ -182,7 +217,7 @@ int runModule(llvm::Module &module, const std::string &modelName, int level,
   main.addGenerator(std::move(*process));
 
   std::vector<std::string> objects;
-  if (auto err = compileParts(first, "native", level, /*object=*/true, objects))
+  if (auto err = compileOneByOne(first, level, objects))
     return fail(std::move(err));
   if (auto err = addObjects(**jit, main, objects))
     return fail(std::move(err));
@@ -197,6 +232,9 @@ int runModule(llvm::Module &module, const std::string &modelName, int level,
     return fail(restDylib.takeError());
   restDylib->addToLinkOrder(main);
   std::atomic<bool> finished{false};
+  std::mutex trainingLock;
+  std::condition_variable trainingEnded;
+  bool trained = false;
   std::vector<std::string> restObjects;
   later.link = [&]() -> std::string {
     if (auto err = addObjects(**jit, *restDylib, restObjects))
@@ -224,7 +262,7 @@ int runModule(llvm::Module &module, const std::string &modelName, int level,
   };
   std::thread background([&] {
     std::string error;
-    if (auto err = compileParts(rest, "native", level, /*object=*/true, restObjects))
+    if (auto err = compileOneByOne(rest, level, restObjects))
       error = llvm::toString(std::move(err));
     say("forward, predict and the gradients compiled");
     {
@@ -234,6 +272,10 @@ int runModule(llvm::Module &module, const std::string &modelName, int level,
     }
     later.ready.notify_all();
     finished = true;
+    if (kThreadsMustOutliveTraining) {
+      std::unique_lock<std::mutex> l(trainingLock);
+      trainingEnded.wait(l, [&] { return trained; });
+    }
   });
 
   std::vector<std::string> storage(args);
@@ -250,6 +292,11 @@ int runModule(llvm::Module &module, const std::string &modelName, int level,
     std::fflush(nullptr);
     _exit(status);
   }
+  {
+    std::lock_guard<std::mutex> l(trainingLock);
+    trained = true;
+  }
+  trainingEnded.notify_all();
   background.join();
   return status;
 }
