@@ -51,7 +51,7 @@ enum class EntryKind {
   /// done, then ready(context, its parameter) when ready is not null
   ShardGradients,
   Update, ///< void f(persist, inputs: the gradients, scratch, n, hparams)
-  Probe,  ///< as Loss: --check-finite's diagnosis, optimized for size
+  Probe,  ///< as Loss: --check-finite's diagnosis, not optimized (optnone)
 };
 
 class FunctionEmitter {
@@ -884,18 +884,17 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   d["profile"] = profileKernels(cm.trainStep);
   // --check-finite's probe: where each value of the step lies after it,
   // in execution order, with the operation and its place in the .nn file.
-  json probe = json::array();
-  if (m.trains())
-    for (const CompiledModel::ProbeValue &v : cm.probeValues) {
-      json p = outputLocation(cm.probe, v.output);
-      p.update({{"op", v.op},
-                {"origin", v.origin},
-                {"label", v.label},
-                {"phase", phaseName(v.phase)},
-                {"line", v.line},
-                {"column", v.column}});
-      probe.push_back(p);
-    }
+  json probe = json::array(); // none without parameters: nothing trains
+  for (const CompiledModel::ProbeValue &v : cm.probeValues) {
+    json p = outputLocation(cm.probe, v.output);
+    p.update({{"op", v.op},
+              {"origin", v.origin},
+              {"label", v.label},
+              {"phase", phaseName(v.phase)},
+              {"line", v.line},
+              {"column", v.column}});
+    probe.push_back(p);
+  }
   d["probe"] = {{"source", cm.source},
                 {"fixed_bytes", cm.probe.plan.fixedBytes},
                 {"batch_bytes_per_n", cm.probe.plan.batchBytesPerN},

@@ -13,10 +13,12 @@
 //      would be in the whole module.
 //   2. Every other function (one the inliner may take into its callers)
 //      and constant array is cloned into each part that uses it.
-//   3. Units go to parts balanced by instruction count, in two groups: the
+//   3. Units go to parts balanced by instruction count, in groups: the
 //      `first` group holds what the first training step needs (the
 //      descriptor, init, train_step and its kernels), the rest the other
-//      entry points (netc run compiles those while training starts).
+//      entry points (netc run compiles those while training starts); the
+//      optnone functions (the probe's) form one part of their own, which
+//      no optimization pipeline runs over.
 //   4. The ahead-of-time path links the optimized parts back into one
 //      module, makes the units internal again and emits one object.
 // Each function is optimized and compiled as it is in the whole module,

@@ -144,11 +144,6 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
     verifyOrDie(shard.graph, "shards");
     verifyOrDie(update.graph, "shards");
   }
-  std::vector<CompiledModel::ProbeValue> probeValues;
-  Graph probeGraph = train;
-  std::erase_if(probeGraph.outputs, [](const Graph::Output &o) { return o.name != "loss"; });
-  EntryPoint probe = probeEntry(probeGraph, persistent, diags.file(), probeValues);
-  EntryPoint step = finish("train_step", train, persistent);
   if (stopAfter == Stage::Opt && options.distributed) {
     // Where each gradient is complete: the runtime may send it from there.
     std::vector<int> ready =
@@ -163,6 +158,7 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
     printSchedule(update.graph, update.schedule, "apply_update", out);
     return std::nullopt;
   }
+  EntryPoint step = finish("train_step", train, persistent);
   if (stopAfter == Stage::Opt) {
     printSchedule(step.graph, step.schedule, "train_step", out);
     return std::nullopt;
@@ -180,6 +176,11 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
   // Unfused: the reference the fused step is checked against.
   EntryPoint raw = finish("gradients", gradients, persistent, /*epilogues=*/false);
   MemoryPlan plan64 = planMemory(raw.graph, raw.schedule, persistent, 8);
+  // The training step's outputs are its loss alone (above): the probe's
+  // are then every value (probeEntry).
+  std::vector<CompiledModel::ProbeValue> probeValues;
+  EntryPoint probe = model.trains() ? probeEntry(train, persistent, diags.file(), probeValues)
+                                    : EntryPoint{"probe", {}, {}, {}};
   return CompiledModel{std::move(model), std::move(states),  std::move(persistent),
                        std::move(step),  std::move(forward), std::move(predict),
                        std::move(raw),   std::move(plan64),  std::move(shard),
