@@ -70,10 +70,8 @@ public:
     Group::begin(rows, stride, local, length, sum);
     if (first)
       plan();
-    for (Bucket &b : buckets_) {
+    for (Bucket &b : buckets_)
       b.waiting = b.params > 0 ? b.params : 1; // the tail: when finish() comes
-      b.stage = Stage::Idle;
-    }
     nextStart_ = nextGather_ = 0;
   }
 
@@ -116,12 +114,9 @@ public:
   }
 
 private:
-  enum class Stage { Idle, Exchanging, Gathering };
-
   struct Bucket {
     int64_t lo = 0, hi = 0; ///< floats of the vector
     int params = 0, waiting = 0;
-    Stage stage = Stage::Idle;
     std::vector<MPI_Request> requests; ///< of the half in progress
     std::vector<float> send, receive;
     std::vector<int> sendCounts, sendOffsets, receiveCounts, receiveOffsets;
@@ -167,17 +162,18 @@ private:
     tail.lo = gradientsEnd;
     tail.hi = length_;
     buckets_.push_back(std::move(tail));
+    std::vector<int> locals(static_cast<size_t>(size_)); // every rank's shard count
+    int local = static_cast<int>(local_);
+    check(MPI_Allgather(&local, 1, MPI_INT, locals.data(), 1, MPI_INT, comm_),
+          "an all-gather of the shard counts");
     for (Bucket &b : buckets_)
-      allocate(b);
+      allocate(b, locals);
   }
 
   /// Counts and offsets of the all-to-all and the all-gather; rank i holds
   /// shards [i*S/N, (i+1)*S/N) of S = the sum of every rank's local count.
-  void allocate(Bucket &b) {
-    std::vector<int> locals(static_cast<size_t>(size_));
+  void allocate(Bucket &b, const std::vector<int> &locals) {
     int local = static_cast<int>(local_);
-    check(MPI_Allgather(&local, 1, MPI_INT, locals.data(), 1, MPI_INT, comm_),
-          "an all-gather of the shard counts");
     int64_t mine = cut(b, rank_ + 1) - cut(b, rank_);
     int sent = 0, received = 0;
     for (int r = 0; r < size_; ++r) {
@@ -226,7 +222,6 @@ private:
                         comm_, &b.requests.back()),
               "sending gradients");
       }
-      b.stage = Stage::Exchanging;
     }
   }
 
@@ -268,7 +263,6 @@ private:
                         tag(nextGather_, 1), comm_, &b.requests.back()),
               "sending summed gradients");
       }
-      b.stage = Stage::Gathering;
       ++nextGather_;
     }
   }
