@@ -212,8 +212,7 @@ int trainEpochs(Session &s, const RunData &data) {
       if (s.stop) {
         at.epoch = epoch;
         s.save();
-        if (!s.f.checkpoint.empty() && s.writer())
-          saveCheckpoint(s.m, s.f.checkpoint, s.persist.get(), at);
+        s.saveCheckpoint(at);
         std::printf("\ninterrupted at epoch %lld, batch %lld; weights saved to %s; continue with "
                     "--resume %s\n",
                     static_cast<long long>(epoch + 1), static_cast<long long>(b + 1),
@@ -246,8 +245,7 @@ int trainEpochs(Session &s, const RunData &data) {
     // bits (the other order could leave a finished checkpoint beside the
     // previous epoch's weights).
     s.save();
-    if (!s.f.checkpoint.empty() && s.writer())
-      saveCheckpoint(s.m, s.f.checkpoint, s.persist.get(), at);
+    s.saveCheckpoint(at);
     nlohmann::json record = {
         {"event", "epoch"}, {"epoch", epoch + 1}, {"step", at.step}, {"train_loss", trainLoss}};
     std::string test;

@@ -351,6 +351,12 @@ struct Session {
       saveWeights(m, f.save, persist.get());
   }
 
+  /// The checkpoint (--checkpoint), where training stands at `at`.
+  void saveCheckpoint(const CheckpointState &at) const {
+    if (writer() && !f.checkpoint.empty())
+      rt::saveCheckpoint(m, f.checkpoint, persist.get(), at);
+  }
+
   // --grad-stats: the raw gradients (the gradients entry point) and the parameters
   // before the step; their change after it is the update.
   std::vector<float> grads, before;
