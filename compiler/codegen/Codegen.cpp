@@ -6,13 +6,16 @@
 
 #include <llvm/IR/Constants.h>
 #include <llvm/IR/DataLayout.h>
+#include <llvm/IR/StructuralHash.h>
 #include <llvm/IR/Verifier.h>
+#include <llvm/Transforms/Utils/FunctionComparator.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <cassert>
 #include <memory>
 #include <cctype>
+#include <unordered_map>
 
 #ifndef NETC_VERSION
 #define NETC_VERSION "0.0.0"
@@ -54,16 +57,41 @@ enum class EntryKind {
   Probe,  ///< as Loss: --check-finite's diagnosis, not optimized (optnone)
 };
 
+/// The module's kernel functions, one per distinct code. A kernel function
+/// reads where its buffers are from its launch's bindings (FunctionEmitter::
+/// emitChunked), so the kernels of layers alike (a deep chain's, a model's
+/// repeated blocks, an entry point's twin in another) have the same code:
+/// each is compiled once, and the module grows with the model's distinct
+/// layers, not its depth. Equal means equal to LLVM's FunctionComparator,
+/// the test MergeFunctions uses: same attributes, types, instructions,
+/// constants and referenced globals.
+class KernelCache {
+public:
+  /// An earlier function with `f`'s code, or `f` (then remembered).
+  llvm::Function *intern(llvm::Function *f) {
+    std::vector<llvm::Function *> &alike = byHash_[llvm::StructuralHash(*f, /*DetailedHash=*/true)];
+    for (llvm::Function *g : alike)
+      if (llvm::FunctionComparator(f, g, &globals_).compare() == 0)
+        return g;
+    alike.push_back(f);
+    return f;
+  }
+
+private:
+  llvm::GlobalNumberState globals_;
+  std::unordered_map<llvm::IRHash, std::vector<llvm::Function *>> byHash_;
+};
+
 class FunctionEmitter {
 public:
   /// `layout`: the persistent layout, by which Gradients entries place each
   /// parameter's gradient. `f64`: compute in double (the twin --gradcheck
   /// compares against), with `plan` made for 8-byte elements.
-  FunctionEmitter(llvm::Module &m, const EntryPoint &entry, const MemoryPlan &plan,
-                  std::string symbol, EntryKind kind, const TargetInfo &target,
-                  const PersistentLayout &layout, bool f64 = false)
-      : m_(m), entry_(entry), plan_(plan), symbol_(std::move(symbol)), kind_(kind),
-        target_(target), layout_(layout), b_(m.getContext()),
+  FunctionEmitter(llvm::Module &m, KernelCache &kernels, const EntryPoint &entry,
+                  const MemoryPlan &plan, std::string symbol, EntryKind kind,
+                  const TargetInfo &target, const PersistentLayout &layout, bool f64 = false)
+      : m_(m), kernels_(kernels), entry_(entry), plan_(plan), symbol_(std::move(symbol)),
+        kind_(kind), target_(target), layout_(layout), b_(m.getContext()),
         elem_(f64 ? b_.getDoubleTy() : b_.getFloatTy()) {}
 
   /// With --profile at run time, the entry point reports where each kernel
@@ -100,30 +128,19 @@ public:
     fmf.setAllowContract(true);
     b_.setFastMathFlags(fmf);
 
-    // The arguments in one struct, for the functions of chunked kernels
-    // (predict has no hyperparameters: its slot stays null).
-    llvm::Value *hparams = kind_ == EntryKind::Predict
-                               ? llvm::ConstantPointerNull::get(ptr)
-                               : static_cast<llvm::Value *>(fn->getArg(4));
-    args_ = b_.CreateAlloca(argsType(), nullptr, "args");
-    llvm::Value *fields[] = {fn->getArg(0), fn->getArg(1), fn->getArg(2), fn->getArg(3), hparams};
-    for (unsigned i = 0; i < 5; ++i)
-      b_.CreateStore(fields[i], b_.CreateStructGEP(argsType(), args_, i));
-    EmitContext ctx =
-        context(b_, fn, fn->getArg(0), fn->getArg(1), fn->getArg(2), fn->getArg(3), hparams);
-
-    std::vector<int> ready;
+    EmitContext ctx = entryContext(fn);
     if (kind_ == EntryKind::ShardGradients) {
-      ready = gradientReadyKernels(entry_.graph, entry_.schedule, layout_.params.size());
-      handOver(ctx, ready, -1);
+      ready_ = gradientReadyKernels(entry_.graph, entry_.schedule, layout_.params.size());
+      handOver(ctx, ready_, -1);
     }
-    for (size_t i = 0; i < entry_.schedule.kernels.size(); ++i) {
-      if (entry_.schedule.kernels[i].kind != Kernel::Kind::View)
-        profileMark(static_cast<int32_t>(i));
-      emitKernel(ctx, entry_.schedule.kernels[i], i);
-      if (kind_ == EntryKind::ShardGradients)
-        handOver(ctx, ready, static_cast<int>(i));
-    }
+    size_t kernels = entry_.schedule.kernels.size();
+    if (kernels <= kSegmentKernels)
+      emitKernels(ctx, 0, kernels);
+    else
+      for (size_t first = 0; first < kernels; first += kSegmentKernels)
+        callSegment(fn, [&](EmitContext &inner) {
+          emitKernels(inner, first, std::min(kernels, first + kSegmentKernels));
+        });
     profileMark(-1);
     if (kind_ == EntryKind::Predict) {
       copyPrediction(ctx, fn->getArg(4));
@@ -135,7 +152,7 @@ public:
       return fn;
     }
     if (kind_ == EntryKind::Gradients)
-      copyGradients(ctx, fn->getArg(5));
+      copyGradients(ctx, fn);
     ValueId loss = entry_.graph.output("loss");
     assert(loss != kNoValue && "every entry point but predict computes the loss");
     b_.CreateRet(ctx.load(loss, b_.getInt64(0)));
@@ -143,6 +160,63 @@ public:
   }
 
 private:
+  /// The most kernels one function launches. A deep model's entry point
+  /// calls segment functions of this many kernels each (`<entry>.segment<i>`,
+  /// with the entry point's parameters): one function of thousands of
+  /// launches took LLVM's code generator time quadratic in its length (its
+  /// schedulers and two-address pass work on whole basic blocks).
+  static constexpr size_t kSegmentKernels = 128;
+
+  /// `fn`'s context, and the arguments in one struct (args_) for the
+  /// functions of chunked kernels (predict has no hyperparameters: its slot
+  /// stays null; the bindings, field 5, are stored at each launch).
+  EmitContext entryContext(llvm::Function *fn) {
+    llvm::Value *hparams = kind_ == EntryKind::Predict
+                               ? llvm::ConstantPointerNull::get(b_.getPtrTy())
+                               : static_cast<llvm::Value *>(fn->getArg(4));
+    args_ = b_.CreateAlloca(argsType(), nullptr, "args");
+    llvm::Value *fields[] = {fn->getArg(0), fn->getArg(1), fn->getArg(2), fn->getArg(3), hparams};
+    for (unsigned i = 0; i < 5; ++i)
+      b_.CreateStore(fields[i], b_.CreateStructGEP(argsType(), args_, i));
+    return context(b_, fn, fn->getArg(0), fn->getArg(1), fn->getArg(2), fn->getArg(3), hparams);
+  }
+
+  /// Kernels [first, last) at the builder's insertion point.
+  void emitKernels(EmitContext &ctx, size_t first, size_t last) {
+    for (size_t i = first; i < last; ++i) {
+      if (entry_.schedule.kernels[i].kind != Kernel::Kind::View)
+        profileMark(static_cast<int32_t>(i));
+      emitKernel(ctx, entry_.schedule.kernels[i], i);
+      if (kind_ == EntryKind::ShardGradients)
+        handOver(ctx, ready_, static_cast<int>(i));
+    }
+  }
+
+  /// `body` in a function of its own, called from `entry` with its
+  /// arguments.
+  void callSegment(llvm::Function *entry, const std::function<void(EmitContext &)> &body) {
+    auto *type = llvm::FunctionType::get(b_.getVoidTy(), entry->getFunctionType()->params(), false);
+    auto *seg = llvm::Function::Create(type, llvm::Function::InternalLinkage,
+                                       symbol_ + ".segment" + std::to_string(segments_++), m_);
+    for (unsigned i : {0u, 2u})
+      seg->addParamAttr(i, llvm::Attribute::NoAlias);
+    seg->addFnAttr(llvm::Attribute::NoUnwind);
+    setOptimization(seg, /*tiny=*/false);
+    seg->addFnAttr(llvm::Attribute::NoInline);
+    llvm::IRBuilderBase::InsertPoint caller = b_.saveIP();
+    llvm::Value *callerArgs = args_;
+    b_.SetInsertPoint(llvm::BasicBlock::Create(m_.getContext(), "entry", seg));
+    EmitContext ctx = entryContext(seg);
+    body(ctx);
+    b_.CreateRetVoid();
+    b_.restoreIP(caller);
+    args_ = callerArgs;
+    std::vector<llvm::Value *> args;
+    for (llvm::Argument &a : entry->args())
+      args.push_back(&a);
+    b_.CreateCall(seg, args);
+  }
+
   /// if (netc_rt_profiling) netc_rt_profile_mark(kernel): a load and a
   /// branch per kernel when profiling is off.
   void profileMark(int32_t kernel) {
@@ -170,25 +244,25 @@ private:
       if (loopKernelSplits(entry_.graph, k))
         emitChunked(ctx, k, index, loopChunkCount, emitLoopChunk);
       else
-        emitLoopKernel(ctx, k);
+        emitCalled(ctx, k, index, emitLoopKernel);
       break;
     case Kernel::Kind::MatMul:
       emitChunked(ctx, k, index, matMulChunkCount, emitMatMulChunk);
       break;
     case Kernel::Kind::Rows:
-      emitRowsKernel(ctx, k);
+      emitCalled(ctx, k, index, emitRowsKernel);
       break;
     case Kernel::Kind::Gather:
-      emitGatherKernel(ctx, k);
+      emitCalled(ctx, k, index, emitGatherKernel);
       break;
     case Kernel::Kind::Stack:
-      emitStackKernel(ctx, k);
+      emitCalled(ctx, k, index, emitStackKernel);
       break;
     case Kernel::Kind::Window:
       emitChunked(ctx, k, index, windowChunkCount, emitWindowChunk);
       break;
     case Kernel::Kind::Slice:
-      emitSliceKernel(ctx, k);
+      emitCalled(ctx, k, index, emitSliceKernel);
       break;
     case Kernel::Kind::Layout:
       emitChunked(ctx, k, index, layoutChunkCount, emitLayoutChunk);
@@ -201,57 +275,169 @@ private:
     }
   }
 
-  /// { persist, inputs, scratch, n, hparams }
+  /// { persist, inputs, scratch, n, hparams, bindings }: bindings is the
+  /// running kernel's table of offsets (Bindings).
   llvm::StructType *argsType() {
     auto *ptr = b_.getPtrTy();
-    return llvm::StructType::get(m_.getContext(), {ptr, ptr, ptr, b_.getInt64Ty(), ptr});
+    return llvm::StructType::get(m_.getContext(), {ptr, ptr, ptr, b_.getInt64Ty(), ptr, ptr});
   }
 
+  /// Where a kernel function's buffers are: each address it uses is a base
+  /// (persist, inputs, the arena, the batch region) plus an offset the
+  /// function reads from slot k of its launch's table (i64 bindings[k],
+  /// slots in the order of first use), not a constant in its code. Kernels
+  /// that differ only in where their values live get the same code.
+  struct Bindings {
+    llvm::StructType *argsType = nullptr;
+    llvm::Value *args = nullptr;   ///< a chunk function's args (its table: field 5)
+    llvm::Value *table = nullptr;  ///< the table, once loaded (or an argument)
+    std::vector<int64_t> offsets;  ///< per slot: the value the table holds
+    /// The next slot, holding `offset`, read in the entry block `b` is at.
+    llvm::Value *slot(llvm::IRBuilder<> &b, int64_t offset) {
+      if (!table)
+        table = b.CreateLoad(b.getPtrTy(), b.CreateStructGEP(argsType, args, 5), "bindings");
+      auto k = static_cast<uint64_t>(offsets.size());
+      offsets.push_back(offset);
+      return b.CreateLoad(b.getInt64Ty(), b.CreateConstInBoundsGEP1_64(b.getInt64Ty(), table, k),
+                          "bound");
+    }
+  };
+
+  /// `bindings`: null for an entry point (addresses are constants).
+  /// `batchRegion`: where per-batch buffers start (default: scratch + the
+  /// plan's fixed bytes).
   EmitContext context(llvm::IRBuilder<> &b, llvm::Function *fn, llvm::Value *persist,
                       llvm::Value *inputs, llvm::Value *scratch, llvm::Value *n,
-                      llvm::Value *hparams) {
+                      llvm::Value *hparams, std::shared_ptr<Bindings> bindings = nullptr,
+                      llvm::Value *batchRegion = nullptr) {
     EmitContext ctx{b, fn, entry_.graph, entry_.schedule, plan_, n, hparams, {}, elem_};
     ctx.vectorBytes = target_.vectorBytes();
     ctx.vectorRegisters = target_.vectorRegisters();
     ctx.pointers.assign(entry_.graph.size(), nullptr);
-    ctx.address = addresses(fn, persist, inputs, scratch, n);
+    ctx.address = addresses(fn, persist, inputs, scratch, n, bindings, batchRegion);
+    if (bindings)
+      ctx.arenaOffset = [fn, bindings](int64_t offset) {
+        llvm::BasicBlock &entry = fn->getEntryBlock();
+        llvm::IRBuilder<> eb(&entry, entry.getTerminator() ? entry.getTerminator()->getIterator()
+                                                           : entry.end());
+        return bindings->slot(eb, offset);
+      };
     ctx.scratch = scratch;
     return ctx;
+  }
+
+  /// The constant table of a launch's offsets (null for none).
+  llvm::Constant *bindingTable(const std::vector<int64_t> &offsets, const llvm::Twine &name) {
+    if (offsets.empty())
+      return llvm::ConstantPointerNull::get(b_.getPtrTy());
+    std::vector<uint64_t> values(offsets.begin(), offsets.end());
+    auto *data = llvm::ConstantDataArray::get(m_.getContext(), llvm::ArrayRef(values));
+    auto *g = new llvm::GlobalVariable(m_, data->getType(), /*isConstant=*/true,
+                                       llvm::GlobalValue::InternalLinkage, data, name);
+    g->setUnnamedAddr(llvm::GlobalValue::UnnamedAddr::Global);
+    return g;
   }
 
   using ChunkCount = llvm::Value *(*)(const EmitContext &, const Kernel &);
   using EmitChunk = void (*)(const EmitContext &, const Kernel &, llvm::Value *, llvm::Value *);
 
-  // A kernel as `void <entry>.kernel<i>(const args *, i64 chunk)`, run
-  // through netc_rt_parallel_for: the runtime's threads take chunks.
-  void emitChunked(const EmitContext &ctx, const Kernel &k, size_t index, ChunkCount count,
-                   EmitChunk emitChunk) {
+  /// A kernel's function, its buffers bound (Bindings), shared with every
+  /// kernel of the same code (KernelCache); and this launch's bindings.
+  struct KernelFunction {
+    llvm::Function *fn;
+    llvm::Constant *bindings;
+  };
+
+  // A kernel in one of two forms:
+  //  - chunked: `void <entry>.kernel<i>(const args *, i64 chunk)` for
+  //    netc_rt_parallel_for, the table in args (field 5);
+  //  - called: `void <entry>.kernel<i>(persist, inputs, scratch,
+  //    batch_region, n, hparams, bindings)`, called directly, never
+  //    inlined, optimized as the entry point it would otherwise be inline
+  //    in. The memory blocks (persist, the arena's fixed part, its batch
+  //    region) are noalias arguments: LLVM knows what it knew inline (a sum
+  //    accumulating in the fixed part is no batch value, so it stays in a
+  //    register and vectorizes) and makes the same code.
+  // `emit(inner, chunk)` emits the body (chunk: null when called).
+  KernelFunction kernelFunction(const Kernel &k, size_t index, bool called,
+                                const std::function<void(const EmitContext &, llvm::Value *)> &emit) {
     llvm::LLVMContext &c = m_.getContext();
     auto *ptr = b_.getPtrTy();
-    auto *chunkType = llvm::FunctionType::get(b_.getVoidTy(), {ptr, b_.getInt64Ty()}, false);
-    auto *body = llvm::Function::Create(chunkType, llvm::Function::InternalLinkage,
-                                        ctx.fn->getName() + ".kernel" + std::to_string(index), m_);
+    auto *i64 = b_.getInt64Ty();
+    auto *type = called ? llvm::FunctionType::get(b_.getVoidTy(), {ptr, ptr, ptr, ptr, i64, ptr, ptr}, false)
+                        : llvm::FunctionType::get(b_.getVoidTy(), {ptr, i64}, false);
+    auto *body = llvm::Function::Create(type, llvm::Function::InternalLinkage,
+                                        symbol_ + ".kernel" + std::to_string(index), m_);
     body->addFnAttr(llvm::Attribute::NoUnwind);
-    setOptimization(body, tinyKernel(k));
+    setOptimization(body, !called && tinyKernel(k));
+    if (called) {
+      // Not specialized either (IPSCCP clones a function per constant
+      // argument, the bindings): one copy, and the same code however the
+      // module is cut into parts (Parallel.h), so on any number of cores.
+      body->addFnAttr(llvm::Attribute::NoInline);
+      body->addFnAttr(llvm::Attribute::NoDuplicate);
+      for (unsigned i : {0u, 2u, 3u})
+        body->addParamAttr(i, llvm::Attribute::NoAlias);
+    }
     llvm::IRBuilder<> ib(llvm::BasicBlock::Create(c, "entry", body));
     ib.setFastMathFlags(b_.getFastMathFlags());
-    llvm::Value *args = body->getArg(0);
-    auto field = [&](unsigned i) {
-      return ib.CreateLoad(argsType()->getElementType(i), ib.CreateStructGEP(argsType(), args, i));
-    };
-    llvm::Value *persist = field(0), *inputs = field(1), *scratch = field(2), *n = field(3),
-                *hparams = field(4);
-    EmitContext inner = context(ib, body, persist, inputs, scratch, n, hparams);
-    emitChunk(inner, k, body->getArg(1), count(inner, k));
+    auto bindings = std::make_shared<Bindings>();
+    llvm::Value *persist, *inputs, *scratch, *n, *hparams, *batchRegion = nullptr;
+    if (called) {
+      persist = body->getArg(0), inputs = body->getArg(1), scratch = body->getArg(2);
+      batchRegion = body->getArg(3), n = body->getArg(4), hparams = body->getArg(5);
+      bindings->table = body->getArg(6);
+    } else {
+      llvm::Value *args = body->getArg(0);
+      auto field = [&](unsigned i) {
+        return ib.CreateLoad(argsType()->getElementType(i), ib.CreateStructGEP(argsType(), args, i));
+      };
+      persist = field(0), inputs = field(1), scratch = field(2), n = field(3), hparams = field(4);
+      bindings->argsType = argsType();
+      bindings->args = args;
+    }
+    EmitContext inner =
+        context(ib, body, persist, inputs, scratch, n, hparams, bindings, batchRegion);
+    emit(inner, called ? nullptr : body->getArg(1));
     ib.CreateRetVoid();
+    llvm::Constant *table = bindingTable(bindings->offsets, body->getName() + ".bindings");
+    if (llvm::Function *same = kernels_.intern(body); same != body) {
+      body->eraseFromParent();
+      body = same;
+    }
+    return {body, table};
+  }
 
+  // A kernel that runs whole on the calling thread.
+  void emitCalled(const EmitContext &ctx, const Kernel &k, size_t index,
+                  void (*emitKernel)(const EmitContext &, const Kernel &)) {
+    KernelFunction f = kernelFunction(
+        k, index, /*called=*/true,
+        [&](const EmitContext &inner, llvm::Value *) { emitKernel(inner, k); });
+    llvm::Function *fn = b_.GetInsertBlock()->getParent();
+    llvm::Value *batchRegion = b_.CreateInBoundsGEP(
+        b_.getInt8Ty(), ctx.scratch, b_.getInt64(static_cast<uint64_t>(plan_.fixedBytes)));
+    b_.CreateCall(f.fn, {fn->getArg(0), fn->getArg(1), ctx.scratch, batchRegion, ctx.batch,
+                         ctx.hparams, f.bindings});
+  }
+
+  // A kernel run through netc_rt_parallel_for: the runtime's threads take
+  // chunks.
+  void emitChunked(const EmitContext &ctx, const Kernel &k, size_t index, ChunkCount count,
+                   EmitChunk emitChunk) {
+    auto *ptr = b_.getPtrTy();
+    KernelFunction f = kernelFunction(k, index, /*called=*/false,
+                                      [&](const EmitContext &inner, llvm::Value *chunk) {
+                                        emitChunk(inner, k, chunk, count(inner, k));
+                                      });
+    b_.CreateStore(f.bindings, b_.CreateStructGEP(argsType(), args_, 5));
     auto parallelFor = m_.getOrInsertFunction(
         "netc_rt_parallel_for",
         llvm::FunctionType::get(b_.getVoidTy(), {ptr, ptr, b_.getInt64Ty()}, false));
     llvm::Value *chunks = count(ctx, k);
     if (k.kind == Kernel::Kind::Window)
       emitWindowPrepare(ctx, k);
-    b_.CreateCall(parallelFor, {body, args_, chunks});
+    b_.CreateCall(parallelFor, {f.fn, args_, chunks});
     if (k.kind == Kernel::Kind::Window)
       emitWindowFinish(ctx, k, chunks);
     if (k.kind == Kernel::Kind::Loop)
@@ -299,10 +485,20 @@ private:
     });
   }
 
-  // Output "grad <i>" goes to grads + offset of parameter i.
-  void copyGradients(const EmitContext &ctx, llvm::Value *grads) {
-    for (size_t i = 0; i < layout_.params.size(); ++i)
-      copyGradient(ctx, grads, i);
+  // Output "grad <i>" goes to grads + offset of parameter i (in segments
+  // of kSegmentKernels parameters for a deep model).
+  void copyGradients(const EmitContext &ctx, llvm::Function *entry) {
+    size_t count = layout_.params.size();
+    if (count <= kSegmentKernels) {
+      for (size_t i = 0; i < count; ++i)
+        copyGradient(ctx, entry->getArg(5), i);
+      return;
+    }
+    for (size_t first = 0; first < count; first += kSegmentKernels)
+      callSegment(entry, [&](EmitContext &inner) {
+        for (size_t i = first; i < std::min(count, first + kSegmentKernels); ++i)
+          copyGradient(inner, inner.fn->getArg(5), i);
+      });
   }
 
   void copyGradient(const EmitContext &ctx, llvm::Value *grads, size_t i) {
@@ -310,11 +506,14 @@ private:
     ValueId g = entry_.graph.output("grad " + std::to_string(i));
     llvm::Value *base =
         b_.CreateConstInBoundsGEP1_64(elem_, grads, static_cast<uint64_t>(p.offset));
-    ctx.loop(ctx.i64(p.shape.constNumel()), [&](llvm::Value *e) {
-      // An inline scalar (a constant zero gradient) is the same everywhere.
-      llvm::Value *at = entry_.graph.shape(g).rank() == 0 ? ctx.i64(0) : e;
-      b_.CreateStore(ctx.load(g, at), b_.CreateInBoundsGEP(elem_, base, e));
-    });
+    ctx.loop(
+        ctx.i64(p.shape.constNumel()),
+        [&](llvm::Value *e) {
+          // An inline scalar (a constant zero gradient) is the same everywhere.
+          llvm::Value *at = entry_.graph.shape(g).rank() == 0 ? ctx.i64(0) : e;
+          b_.CreateStore(ctx.load(g, at), b_.CreateInBoundsGEP(elem_, base, e));
+        },
+        "i", /*rolled=*/true);
   }
 
   // shard_gradients, after kernel `kernel` (-1: before the first): the
@@ -344,15 +543,21 @@ private:
   // block (so they dominate every use): a kernel function computes only the
   // ones it touches. Computing all of them in every kernel made the IR, and
   // compile time, grow with kernels x values (quadratic in the model).
+  // In a kernel function (`bindings`), the offsets are the launch's
+  // bindings instead of constants.
   std::function<llvm::Value *(ValueId)> addresses(llvm::Function *fn, llvm::Value *persist,
                                                   llvm::Value *inputs, llvm::Value *scratch,
-                                                  llvm::Value *batch) {
+                                                  llvm::Value *batch,
+                                                  std::shared_ptr<Bindings> bindings,
+                                                  llvm::Value *batchRegion) {
     struct Bases {
       llvm::Value *batchRegion = nullptr; ///< scratch + fixed part, scaled by Npad
       llvm::Value *npad = nullptr;
     };
     auto bases = std::make_shared<Bases>();
-    return [this, fn, persist, inputs, scratch, batch, bases](ValueId v) -> llvm::Value * {
+    bases->batchRegion = batchRegion;
+    return [this, fn, persist, inputs, scratch, batch, bases,
+            bindings](ValueId v) -> llvm::Value * {
       const Buffer &buf = plan_.buffers[static_cast<size_t>(v)];
       if (buf.region == Buffer::Region::None)
         return nullptr;
@@ -360,13 +565,19 @@ private:
       llvm::IRBuilder<> b(&entry, entry.getTerminator() ? entry.getTerminator()->getIterator()
                                                         : entry.end());
       auto off = static_cast<uint64_t>(buf.offset);
+      // base + offset elements of `type`
+      auto at = [&](llvm::Type *type, llvm::Value *base) -> llvm::Value * {
+        if (!bindings)
+          return b.CreateConstInBoundsGEP1_64(type, base, off);
+        return b.CreateInBoundsGEP(type, base, bindings->slot(b, buf.offset));
+      };
       switch (buf.region) {
       case Buffer::Region::Persistent:
-        return b.CreateConstInBoundsGEP1_64(elem_, persist, off);
+        return at(elem_, persist);
       case Buffer::Region::Input:
-        return b.CreateLoad(b.getPtrTy(), b.CreateConstInBoundsGEP1_64(b.getPtrTy(), inputs, off));
+        return b.CreateLoad(b.getPtrTy(), at(b.getPtrTy(), inputs));
       case Buffer::Region::Fixed:
-        return b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), scratch, off);
+        return at(b.getInt8Ty(), scratch);
       case Buffer::Region::Table:
         return table(entry_.graph.node(v));
       case Buffer::Region::Batch:
@@ -375,12 +586,14 @@ private:
           static_assert((NETC_BATCH_PAD & (NETC_BATCH_PAD - 1)) == 0, "a power of two");
           bases->npad = b.CreateAnd(b.CreateAdd(batch, b.getInt64(NETC_BATCH_PAD - 1)),
                                     b.getInt64(~int64_t(NETC_BATCH_PAD - 1)));
-          bases->batchRegion = b.CreateInBoundsGEP(
-              b.getInt8Ty(), scratch, b.getInt64(static_cast<uint64_t>(plan_.fixedBytes)),
-              "batch_region");
+          if (!bases->batchRegion)
+            bases->batchRegion = b.CreateInBoundsGEP(
+                b.getInt8Ty(), scratch, b.getInt64(static_cast<uint64_t>(plan_.fixedBytes)),
+                "batch_region");
         }
-        return b.CreateInBoundsGEP(b.getInt8Ty(), bases->batchRegion,
-                                   b.CreateMul(b.getInt64(off), bases->npad));
+        return b.CreateInBoundsGEP(
+            b.getInt8Ty(), bases->batchRegion,
+            b.CreateMul(bindings ? bindings->slot(b, buf.offset) : b.getInt64(off), bases->npad));
       case Buffer::Region::None:
         break;
       }
@@ -398,6 +611,7 @@ private:
   }
 
   llvm::Module &m_;
+  KernelCache &kernels_;
   const EntryPoint &entry_;
   const MemoryPlan &plan_;
   std::string symbol_;
@@ -405,6 +619,8 @@ private:
   const TargetInfo &target_;
   const PersistentLayout &layout_;
   bool profiled_ = false;
+  int segments_ = 0;
+  std::vector<int> ready_; ///< shard_gradients: per parameter, the kernel completing its gradient
   llvm::IRBuilder<> b_;
   llvm::Type *elem_;
   llvm::Value *args_ = nullptr;
@@ -433,12 +649,32 @@ llvm::Function *emitInit(llvm::Module &m, const CompiledModel &cm, const std::st
   Schedule schedule;
   MemoryPlan plan;
   EmitContext ctx{b, fn, empty, schedule, plan, nullptr, nullptr, {}, b.getFloatTy()};
+  // A deep model's fills go in functions of kFills fills each, called in
+  // turn (`init.segment<i>`): LLVM's loop passes took time quadratic in the
+  // number of loops in one function.
+  constexpr size_t kFills = 128;
+  const bool segmented =
+      cm.model.params.size() + cm.model.buffers.size() + cm.persistent.states.size() > kFills;
+  llvm::IRBuilder<> caller(&fn->getEntryBlock());
+  size_t fills = 0;
   auto fill = [&](int64_t offset, const Shape &shape, auto value) {
-    llvm::Value *base =
-        b.CreateConstInBoundsGEP1_64(b.getFloatTy(), fn->getArg(0), static_cast<uint64_t>(offset));
-    ctx.loop(b.getInt64(static_cast<uint64_t>(shape.constNumel())), [&](llvm::Value *i) {
-      b.CreateStore(value(i), b.CreateInBoundsGEP(b.getFloatTy(), base, i));
-    });
+    if (segmented && fills++ % kFills == 0) {
+      if (ctx.fn != fn)
+        b.CreateRetVoid();
+      auto *segment = llvm::Function::Create(
+          fn->getFunctionType(), llvm::Function::InternalLinkage,
+          symbol + ".segment" + std::to_string(fills / kFills), m);
+      segment->addFnAttr(llvm::Attribute::NoInline);
+      caller.CreateCall(segment, {fn->getArg(0), fn->getArg(1)});
+      b.SetInsertPoint(llvm::BasicBlock::Create(c, "entry", segment));
+      ctx.fn = segment;
+    }
+    llvm::Value *base = b.CreateConstInBoundsGEP1_64(b.getFloatTy(), ctx.fn->getArg(0),
+                                                     static_cast<uint64_t>(offset));
+    ctx.loop(
+        b.getInt64(static_cast<uint64_t>(shape.constNumel())),
+        [&](llvm::Value *i) { b.CreateStore(value(i), b.CreateInBoundsGEP(b.getFloatTy(), base, i)); },
+        "i", /*rolled=*/true);
   };
   for (size_t p = 0; p < cm.model.params.size(); ++p) {
     const InitSpec init = cm.model.params[p].init;
@@ -457,9 +693,9 @@ llvm::Function *emitInit(llvm::Module &m, const CompiledModel &cm, const std::st
       case InitSpec::Kind::Constant:
         return a;
       case InitSpec::Kind::Normal:
-        return affine(b.CreateCall(normal, {fn->getArg(1), stream, i}), init.b);
+        return affine(b.CreateCall(normal, {ctx.fn->getArg(1), stream, i}), init.b);
       case InitSpec::Kind::Uniform:
-        return affine(b.CreateCall(uniform, {fn->getArg(1), stream, i}), init.b - init.a);
+        return affine(b.CreateCall(uniform, {ctx.fn->getArg(1), stream, i}), init.b - init.a);
       }
       return a;
     });
@@ -472,6 +708,8 @@ llvm::Function *emitInit(llvm::Module &m, const CompiledModel &cm, const std::st
     fill(s.offset, s.shape,
          [&](llvm::Value *) { return llvm::ConstantFP::get(b.getFloatTy(), 0.0); });
   b.CreateRetVoid();
+  if (segmented)
+    caller.CreateRetVoid();
   return fn;
 }
 
@@ -916,12 +1154,13 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context, const Compi
   const std::string prefix = model.model.name + ".";
   const PersistentLayout &layout = model.persistent;
   llvm::Function *init = emitInit(*m, model, prefix + "init");
+  KernelCache kernels;
   auto emit = [&](const EntryPoint &e, const MemoryPlan &plan, const char *name, EntryKind kind,
                   bool f64 = false) {
-    return FunctionEmitter(*m, e, plan, prefix + name, kind, target, layout, f64).emit();
+    return FunctionEmitter(*m, kernels, e, plan, prefix + name, kind, target, layout, f64).emit();
   };
   llvm::Function *trainStep =
-      FunctionEmitter(*m, model.trainStep, model.trainStep.plan, prefix + "train_step",
+      FunctionEmitter(*m, kernels, model.trainStep, model.trainStep.plan, prefix + "train_step",
                       EntryKind::Loss, target, layout)
           .profiled()
           .emit();

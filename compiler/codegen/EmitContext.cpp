@@ -4,6 +4,7 @@
 #include <llvm/IR/Constants.h>
 #include <llvm/IR/GlobalVariable.h>
 #include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/Metadata.h>
 #include <llvm/IR/Module.h>
 
 #include <cassert>
@@ -37,6 +38,11 @@ llvm::Value *EmitContext::inlineScalar(ValueId v) const {
   }
   assert(false && "not an inline leaf");
   return nullptr;
+}
+
+llvm::Value *EmitContext::workspace(int kernel) const {
+  int64_t offset = plan.workspace[static_cast<size_t>(kernel)];
+  return b.CreateInBoundsGEP(b.getInt8Ty(), scratch, arenaOffset ? arenaOffset(offset) : i64(offset));
 }
 
 llvm::Value *EmitContext::load(ValueId v, llvm::Value *index) const {
@@ -92,7 +98,7 @@ std::pair<llvm::Value *, llvm::Value *> EmitContext::chunkRange(llvm::Value *chu
 }
 
 void EmitContext::loop(llvm::Value *count, const std::function<void(llvm::Value *)> &body,
-                       const char *name) const {
+                       const char *name, bool rolled) const {
   llvm::LLVMContext &c = b.getContext();
   llvm::BasicBlock *pre = b.GetInsertBlock();
   auto *header = llvm::BasicBlock::Create(c, std::string(name) + ".loop", fn);
@@ -104,7 +110,14 @@ void EmitContext::loop(llvm::Value *count, const std::function<void(llvm::Value 
   body(iv);
   llvm::Value *next = b.CreateAdd(iv, i64(1), std::string(name) + ".next", true, true);
   iv->addIncoming(next, b.GetInsertBlock());
-  b.CreateCondBr(b.CreateICmpSLT(next, count), header, exit);
+  llvm::BranchInst *latch = b.CreateCondBr(b.CreateICmpSLT(next, count), header, exit);
+  if (rolled) {
+    llvm::MDNode *noUnroll =
+        llvm::MDNode::get(c, llvm::MDString::get(c, "llvm.loop.unroll.disable"));
+    llvm::MDNode *id = llvm::MDNode::getDistinct(c, {nullptr, noUnroll});
+    id->replaceOperandWith(0, id); // a loop's ID refers to itself
+    latch->setMetadata(llvm::LLVMContext::MD_loop, id);
+  }
   b.SetInsertPoint(exit);
 }
 

@@ -34,6 +34,10 @@ struct EmitContext {
   llvm::Value *scratch = nullptr;    ///< the arena (kernel workspaces: plan.workspace)
   /// Emits a node's base address in the function's entry block (Codegen).
   std::function<llvm::Value *(ValueId)> address = nullptr;
+  /// A byte offset in the arena as this function sees it: the constant in
+  /// an entry point, read from the launch's bindings in a kernel function
+  /// (Codegen.cpp); null: the constant.
+  std::function<llvm::Value *(int64_t)> arenaOffset = nullptr;
   llvm::Type *fp() const { return elementType; }
   llvm::Type *i64() const { return b.getInt64Ty(); }
   llvm::Value *i64(int64_t v) const { return b.getInt64(static_cast<uint64_t>(v)); }
@@ -53,6 +57,8 @@ struct EmitContext {
       p = address(v);
     return p;
   }
+  /// The start of kernel `kernel`'s workspace in the arena (plan.workspace).
+  llvm::Value *workspace(int kernel) const;
   llvm::Value *load(ValueId v, llvm::Value *index) const;
   void store(ValueId v, llvm::Value *index, llvm::Value *value) const;
 
@@ -76,9 +82,12 @@ struct EmitContext {
                              const std::function<llvm::Value *(llvm::Value *)> &part) const;
 
   /// Emits `for (i = 0; i < count; ++i) body(i)` at the insertion point and
-  /// leaves the builder after the loop.
+  /// leaves the builder after the loop. `rolled`: LLVM may not unroll it
+  /// (a copy or fill per parameter, which unrolled made one basic block
+  /// per entry point of a deep model, and instruction scheduling takes
+  /// time quadratic in a block's length).
   void loop(llvm::Value *count, const std::function<void(llvm::Value *)> &body,
-            const char *name = "i") const;
+            const char *name = "i", bool rolled = false) const;
 };
 
 /// A constant array of `m`, made once per name and type (entry points and

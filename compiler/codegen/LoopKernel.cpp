@@ -382,8 +382,7 @@ private:
           offset = perChunk;
         perChunk += g().shape(v).constNumel();
       }
-    llvm::Value *base = b.CreateInBoundsGEP(
-        b.getInt8Ty(), ctx_.scratch, ctx_.i64(ctx_.plan.workspace[static_cast<size_t>(kernel)]));
+    llvm::Value *base = ctx_.workspace(kernel);
     llvm::Value *element =
         b.CreateAdd(b.CreateMul(chunk_, ctx_.i64(perChunk)), b.CreateAdd(ctx_.i64(offset), at));
     return b.CreateInBoundsGEP(ctx_.fp(), base, element);

@@ -82,9 +82,7 @@ private:
   /// This chunk's part of the workspace: n vectors of real parts, n of
   /// imaginary parts, a spare slot (MemoryPlanner.h: spectrumWorkspace).
   llvm::Value *workspace(llvm::Value *chunk) const {
-    int kernel = ctx_.schedule.kernelOf[static_cast<size_t>(self_)];
-    int64_t offset = ctx_.plan.workspace[static_cast<size_t>(kernel)];
-    llvm::Value *base = b_.CreateInBoundsGEP(b_.getInt8Ty(), ctx_.scratch, c(offset));
+    llvm::Value *base = ctx_.workspace(ctx_.schedule.kernelOf[static_cast<size_t>(self_)]);
     return at(base, b_.CreateMul(chunk, c(spectrumWorkspace(n_))));
   }
 

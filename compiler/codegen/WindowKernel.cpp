@@ -308,9 +308,7 @@ private:
 
   /// This chunk's part of the kernel's workspace (MemoryPlanner.h).
   llvm::Value *workspace(llvm::Value *chunk, bool partial) {
-    int kernel = ctx_.schedule.kernelOf[static_cast<size_t>(self_)];
-    int64_t offset = ctx_.plan.workspace[static_cast<size_t>(kernel)];
-    llvm::Value *base = b_.CreateInBoundsGEP(b_.getInt8Ty(), ctx_.scratch, c(offset));
+    llvm::Value *base = ctx_.workspace(ctx_.schedule.kernelOf[static_cast<size_t>(self_)]);
     Workspace w = layout();
     int64_t columns = w.columns + w.transposed;
     base = elementAt(base, c(w.shared));
@@ -372,9 +370,7 @@ private:
 
   /// The workspace's shared part: the flipped weights.
   llvm::Value *sharedWorkspace() {
-    int kernel = ctx_.schedule.kernelOf[static_cast<size_t>(self_)];
-    int64_t offset = ctx_.plan.workspace[static_cast<size_t>(kernel)];
-    return b_.CreateInBoundsGEP(b_.getInt8Ty(), ctx_.scratch, c(offset));
+    return ctx_.workspace(ctx_.schedule.kernelOf[static_cast<size_t>(self_)]);
   }
 
   bool flipped() const { return layout().shared != 0; }
