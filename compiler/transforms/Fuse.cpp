@@ -129,6 +129,8 @@ private:
   }
 
   bool canJoin(const Node &n, int k) const {
+    if (s_.kernels[static_cast<size_t>(k)].nodes.size() >= kMaxLoopNodes)
+      return false;
     for (ValueId v : n.inputs) {
       // A mask sunk into this node's kernel needs its own operands there.
       bool sinks = std::find(sinking_.begin(), sinking_.end(), v) != sinking_.end();

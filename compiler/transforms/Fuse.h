@@ -14,6 +14,14 @@ namespace netc {
 /// to do). Kernel workspaces (MemoryPlanner.h) are planned for this many.
 constexpr int64_t kMaxChunks = 16;
 
+/// The most nodes fused into one loop kernel. A loop's body is one basic
+/// block, and LLVM's instruction scheduler takes time quadratic in a
+/// block's length: a deep model's optimizer updates (thousands of
+/// parameters of one shape) go in several kernels of this many nodes, most
+/// with the same code (compiled once: Codegen's KernelCache). No example
+/// model comes near it.
+constexpr size_t kMaxLoopNodes = 128;
+
 struct Kernel {
   enum class Kind {
     Loop,   ///< one loop nest over `domain`: elementwise ops, broadcasts,
