@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace netc {
@@ -127,6 +128,8 @@ public:
   /// Assign nodes, in order; they run after every output is computed.
   std::vector<ValueId> effects;
 
+  /// The output named `name`, or kNoValue. Looked up through an index of
+  /// the outputs' names (a deep model asks for thousands of "grad i").
   ValueId output(std::string_view name) const;
 
   /// The phase new nodes belong to: autodiff adds the backward pass, the
@@ -150,6 +153,9 @@ public:
   }
 
 private:
+  /// output()'s index: name -> position in `outputs` (may be stale: see
+  /// output()).
+  mutable std::unordered_map<std::string, size_t> outputIndex_;
   std::vector<Node> nodes_;
   Phase phase_ = Phase::Forward;
   Op origin_ = Op::Const;

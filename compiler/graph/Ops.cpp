@@ -217,9 +217,19 @@ ValueId Graph::binary(Op op, ValueId a, ValueId b, ast::Loc loc) {
 }
 
 ValueId Graph::output(std::string_view name) const {
-  for (const auto &o : outputs)
-    if (o.name == name)
-      return o.value;
+  // The index may be stale (outputs changed since): a hit is checked, a
+  // miss rebuilds it once.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (attempt == 1) {
+      outputIndex_.clear();
+      for (size_t i = 0; i < outputs.size(); ++i)
+        outputIndex_.emplace(outputs[i].name, i);
+    }
+    auto it = outputIndex_.find(std::string(name));
+    if (it != outputIndex_.end() && it->second < outputs.size() &&
+        outputs[it->second].name == name)
+      return outputs[it->second].value;
+  }
   return kNoValue;
 }
 

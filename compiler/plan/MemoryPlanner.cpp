@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 #include <cassert>
 #include <ostream>
 
@@ -16,18 +17,46 @@ namespace {
 constexpr int64_t kAlign = 64;
 int64_t alignUp(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
 
-/// First-fit offset (a multiple of `align`) for a buffer of `size` that must
-/// not overlap any of the `busy` (offset, size) ranges.
-int64_t firstFit(std::vector<std::pair<int64_t, int64_t>> busy, int64_t size, int64_t align) {
-  std::sort(busy.begin(), busy.end());
-  int64_t offset = 0;
-  for (auto [o, s] : busy) {
-    if (o >= offset + size)
-      break;
-    offset = std::max(offset, alignUp(o + s, align));
+/// The buffers placed in one region of the arena, for first-fit placement:
+/// each an offset range and the kernels it lives over, kept in offset order
+/// (no sort per placement) and dropped once no later buffer can overlap
+/// them in time (linear in the model for a chain of layers).
+class Arena {
+public:
+  /// The lowest offset, a multiple of `align`, where `size` bytes overlap
+  /// no buffer alive during any of kernels [first, last); then placed there.
+  int64_t place(int64_t size, int64_t align, int first, int last) {
+    int64_t offset = 0;
+    for (const Range &r : ranges_) {
+      if (r.last < first || r.first > last)
+        continue; // not alive at the same time
+      if (r.offset >= offset + size)
+        break;
+      offset = std::max(offset, alignUp(r.offset + r.size, align));
+    }
+    add({offset, size, first, last});
+    return offset;
   }
-  return offset;
-}
+  struct Range {
+    int64_t offset, size;
+    int first, last;
+  };
+  /// A buffer placed by someone else.
+  void add(const Range &r) {
+    auto byOffset = [](const Range &a, const Range &b) {
+      return std::pair(a.offset, a.size) < std::pair(b.offset, b.size);
+    };
+    ranges_.insert(std::upper_bound(ranges_.begin(), ranges_.end(), r, byOffset), r);
+  }
+  /// Forgets the buffers dead before kernel `kernel` (no buffer placed
+  /// later starts before it).
+  void retire(int kernel) {
+    std::erase_if(ranges_, [&](const Range &r) { return r.last < kernel; });
+  }
+
+private:
+  std::vector<Range> ranges_;
+};
 
 } // namespace
 
@@ -141,14 +170,25 @@ MemoryPlan planMemory(const Graph &g, const Schedule &s, const PersistentLayout 
     src.lastKernel = std::max(src.lastKernel, plan.buffers[i].lastKernel);
   }
 
-  struct Placed {
-    int64_t offset, size;
-    int first, last;
-  };
-  std::vector<Placed> fixed, batch;
+  // Buffers are placed in graph order, first-fit among those alive at the
+  // same time. starts[i]: the first kernel of any buffer from i on (those
+  // dead before it are retired).
+  std::vector<int> starts(g.size() + 1, std::numeric_limits<int>::max());
+  for (size_t i = g.size(); i-- > 0;)
+    starts[i] = std::min(starts[i + 1], s.materialized[i] ? plan.buffers[i].firstKernel
+                                                          : std::numeric_limits<int>::max());
+  Arena fixed, batch;
+  std::vector<Arena::Range> fixedRanges; // every fixed buffer, for the workspaces
+  int retired = 0;
   for (size_t i = 0; i < g.size(); ++i) {
     if (!s.materialized[i])
       continue;
+    // Retiring costs a pass over the placed buffers: only every 256 kernels.
+    if (starts[i] != std::numeric_limits<int>::max() && starts[i] >= retired + 256) {
+      retired = starts[i];
+      fixed.retire(retired);
+      batch.retire(retired);
+    }
     const Node &n = g.node(static_cast<ValueId>(i));
     Buffer &b = plan.buffers[i];
     switch (n.op) {
@@ -185,32 +225,33 @@ MemoryPlan planMemory(const Graph &g, const Schedule &s, const PersistentLayout 
     bool perBatch = n.shape.hasBatch();
     b.region = perBatch ? Buffer::Region::Batch : Buffer::Region::Fixed;
     b.bytes = alignUp(n.shape.constNumel() * elementBytes, perBatch ? elementBytes : kAlign);
-    auto &placed = perBatch ? batch : fixed;
-    std::vector<std::pair<int64_t, int64_t>> busy;
-    for (const Placed &p : placed)
-      if (!(p.last < b.firstKernel || p.first > b.lastKernel))
-        busy.push_back({p.offset, p.size});
     // Batch offsets are scaled by Npad (a multiple of NETC_BATCH_PAD), so
     // 4-byte units already give 64-byte aligned addresses.
     static_assert(NETC_BATCH_PAD * 4 % kAlign == 0, "Npad keeps batch buffers aligned");
-    b.offset = firstFit(std::move(busy), b.bytes, perBatch ? elementBytes : kAlign);
-    placed.push_back({b.offset, b.bytes, b.firstKernel, b.lastKernel});
+    b.offset = (perBatch ? batch : fixed)
+                   .place(b.bytes, perBatch ? elementBytes : kAlign, b.firstKernel, b.lastKernel);
+    if (!perBatch)
+      fixedRanges.push_back({b.offset, b.bytes, b.firstKernel, b.lastKernel});
     int64_t &top = perBatch ? plan.batchBytesPerN : plan.fixedBytes;
     top = std::max(top, b.offset + b.bytes);
   }
-  // Kernel workspaces: fixed-size buffers that live for their kernel only.
+  // Kernel workspaces: fixed-size buffers that live for their kernel only,
+  // placed kernel by kernel among the fixed buffers alive there.
   plan.workspace.assign(s.kernels.size(), -1);
+  std::stable_sort(fixedRanges.begin(), fixedRanges.end(),
+                   [](const Arena::Range &a, const Arena::Range &b) { return a.first < b.first; });
+  Arena alive;
+  size_t next = 0;
   for (size_t k = 0; k < s.kernels.size(); ++k) {
     int64_t elements = kernelWorkspace(g, s.kernels[k]).total();
     if (elements == 0)
       continue;
+    for (; next < fixedRanges.size() && fixedRanges[next].first <= static_cast<int>(k); ++next)
+      alive.add(fixedRanges[next]);
+    if (k % 256 == 0)
+      alive.retire(static_cast<int>(k));
     int64_t bytes = alignUp(elements * elementBytes, kAlign);
-    std::vector<std::pair<int64_t, int64_t>> busy;
-    for (const Placed &p : fixed)
-      if (p.first <= static_cast<int>(k) && p.last >= static_cast<int>(k))
-        busy.push_back({p.offset, p.size});
-    int64_t offset = firstFit(std::move(busy), bytes, kAlign);
-    fixed.push_back({offset, bytes, static_cast<int>(k), static_cast<int>(k)});
+    int64_t offset = alive.place(bytes, kAlign, static_cast<int>(k), static_cast<int>(k));
     plan.workspace[k] = offset;
     plan.fixedBytes = std::max(plan.fixedBytes, offset + bytes);
   }
