@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <cassert>
 #include <ostream>
 #include <set>
@@ -44,6 +45,10 @@ public:
   Fuser(const Graph &g, bool epilogues) : g_(g), epilogues_(epilogues) {
     s_.kernelOf.assign(g.size(), -1);
     s_.materialized.assign(g.size(), false);
+    users_.resize(g.size());
+    for (size_t u = 0; u < g.size(); ++u)
+      for (ValueId v : g.node(static_cast<ValueId>(u)).inputs)
+        users_[static_cast<size_t>(v)].push_back(static_cast<ValueId>(u));
   }
 
   Schedule run() {
@@ -117,14 +122,10 @@ private:
       start(kind, {}, id);
       return;
     }
-    for (int k = static_cast<int>(s_.kernels.size()) - 1; k >= 0; --k) {
-      const Kernel &kernel = s_.kernels[static_cast<size_t>(k)];
-      if (kernel.kind != Kernel::Kind::Loop || !(kernel.domain == *domain))
-        continue;
-      if (canJoin(n, k))
-        return join(k, id);
-      break; // joining an earlier kernel of this domain could reorder effects
-    }
+    // Only the last loop kernel of this domain: joining an earlier one
+    // could reorder effects.
+    if (auto last = lastLoop_.find(domain->dims); last != lastLoop_.end() && canJoin(n, last->second))
+      return join(last->second, id);
     start(Kernel::Kind::Loop, *domain, id);
   }
 
@@ -147,17 +148,14 @@ private:
     // The target is overwritten in this kernel: nothing may read it later,
     // and inside the kernel only at the same element (no broadcast reads).
     ValueId target = n.inputs[0];
-    for (size_t u = 0; u < g_.size(); ++u) {
-      const Node &user = g_.node(static_cast<ValueId>(u));
-      for (ValueId v : user.inputs) {
-        if (v != target || &user == &n)
-          continue;
-        int ku = s_.kernelOf[u];
-        if (ku > k || ku < 0)
-          return false;
-        if (ku == k && !(g_.shape(target) == s_.kernels[static_cast<size_t>(k)].domain))
-          return false;
-      }
+    for (ValueId u : users_[static_cast<size_t>(target)]) {
+      if (&g_.node(u) == &n)
+        continue;
+      int ku = s_.kernelOf[static_cast<size_t>(u)];
+      if (ku > k || ku < 0)
+        return false;
+      if (ku == k && !(g_.shape(target) == s_.kernels[static_cast<size_t>(k)].domain))
+        return false;
     }
     return true;
   }
@@ -297,6 +295,8 @@ private:
   }
 
   void start(Kernel::Kind kind, Shape domain, ValueId id) {
+    if (kind == Kernel::Kind::Loop)
+      lastLoop_[domain.dims] = static_cast<int>(s_.kernels.size());
     s_.kernels.push_back({kind, std::move(domain), {id}});
     s_.kernelOf[static_cast<size_t>(id)] = static_cast<int>(s_.kernels.size() - 1);
   }
@@ -340,6 +340,11 @@ private:
   const Graph &g_;
   bool epilogues_;
   Schedule s_;
+  /// Per value: the nodes that read it (once per operand).
+  std::vector<std::vector<ValueId>> users_;
+  /// Per loop domain (its dims): the last loop kernel over it, while nodes
+  /// are placed.
+  std::map<std::vector<int64_t>, int> lastLoop_;
 };
 
 } // namespace
