@@ -22,6 +22,7 @@
 #include <llvm/Support/Program.h>
 #include <llvm/Support/raw_ostream.h>
 
+#include <cassert>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -209,26 +210,42 @@ std::optional<std::string> findRuntime(const char *argv0) {
   return std::nullopt;
 }
 
-int link(const std::string &object, const Options &o, const char *argv0) {
+/// The executable from the model's `objects` (one per compiled part) and
+/// the runtime.
+int link(const std::vector<std::string> &objects, const Options &o, const char *argv0) {
   auto runtime = findRuntime(argv0);
   if (!runtime)
     return fail("cannot find the netc runtime (libnetc_runtime.a); set NETC_RUNTIME_LIB");
   auto cc = llvm::sys::findProgramByName("cc");
   if (!cc)
     return fail("cannot find the system C compiler 'cc' to link with");
-  llvm::SmallString<128> objPath;
-  int fd;
-  if (auto ec = llvm::sys::fs::createTemporaryFile("netc", "o", fd, objPath))
-    return fail("cannot create a temporary file: " + ec.message());
-  {
+  std::vector<std::string> objPaths;
+  auto removeObjects = [&] {
+    for (const std::string &path : objPaths)
+      llvm::sys::fs::remove(path);
+  };
+  for (const std::string &object : objects) {
+    llvm::SmallString<128> objPath;
+    int fd;
+    if (auto ec = llvm::sys::fs::createTemporaryFile("netc", "o", fd, objPath)) {
+      removeObjects();
+      return fail("cannot create a temporary file: " + ec.message());
+    }
+    objPaths.push_back(std::string(objPath));
     llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
     os << object;
+    os.close();
+    if (os.has_error()) {
+      os.clear_error();
+      removeObjects();
+      return fail("cannot write a temporary object file " + std::string(objPath));
+    }
   }
   std::string error;
   int exeFd;
   auto tmpExe = uniqueTemporary(o.output, exeFd, error);
   if (!tmpExe) {
-    llvm::sys::fs::remove(objPath);
+    removeObjects();
     return fail(error);
   }
   ::close(exeFd);
@@ -246,11 +263,12 @@ int link(const std::string &object, const Options &o, const char *argv0) {
     }
 #endif
   }
-  std::vector<llvm::StringRef> args = {*cc, "-o", *tmpExe, objPath};
+  std::vector<llvm::StringRef> args = {*cc, "-o", *tmpExe};
+  args.insert(args.end(), objPaths.begin(), objPaths.end());
   args.insert(args.end(), mpi.begin(), mpi.end());
   args.insert(args.end(), {*runtime, "-lstdc++", "-lm", "-lz"});
   int rc = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, {}, 0, 0, &error);
-  llvm::sys::fs::remove(objPath);
+  removeObjects();
   if (rc != 0) {
     llvm::sys::fs::remove(*tmpExe);
     return fail(fmt::format("linking failed{}", error.empty() ? "" : ": " + error));
@@ -351,13 +369,24 @@ int compile(Options o, const char *argv0) {
     args.insert(args.end(), o.programArgs.begin(), o.programArgs.end());
     return runModule(*emitted, compiled->model.name, o.optLevel, args, o.timings);
   }
-  // Optimized in parts on every core, then one module again (Parallel.h).
+  // Optimized and compiled in parts on every core (Parallel.h): an
+  // executable links the parts' objects; the other outputs join the
+  // optimized parts into one module again.
   const std::string symbol = modelSymbol(compiled->model.name);
   std::vector<std::string> order = functionOrder(*emitted);
   std::vector<ModulePart> parts = splitModule(*emitted, compiled->model.name, compileThreads());
   std::vector<const ModulePart *> all;
   for (const ModulePart &p : parts)
     all.push_back(&p);
+  if (o.emit == "exe") {
+    // Each part's object on every core, all linked (as netc run does).
+    if (o.output == "-")
+      return fail("an executable cannot go to standard output; give -o NAME");
+    std::vector<std::string> objects;
+    if (auto err = compileParts(all, o.cpu, o.optLevel, /*object=*/true, objects))
+      return fail(llvm::toString(std::move(err)));
+    return link(objects, o, argv0);
+  }
   std::vector<std::string> optimized;
   if (auto err = compileParts(all, o.cpu, o.optLevel, /*object=*/false, optimized))
     return fail(llvm::toString(std::move(err)));
@@ -381,11 +410,8 @@ int compile(Options o, const char *argv0) {
     return fail(fmt::format("--emit={} writes files; give -o NAME", o.emit));
   if (o.emit == "obj")
     return writeAtomically(o.output, *code, error) ? 0 : fail(error);
-  if (o.emit == "lib")
-    return writeLibrary(o, *compiled, *code);
-  if (o.output == "-")
-    return fail("an executable cannot go to standard output; give -o NAME");
-  return link(*code, o, argv0);
+  assert(o.emit == "lib" && "the other outputs returned above");
+  return writeLibrary(o, *compiled, *code);
 }
 
 /// `netc run [-O N] [--name NAME] MODEL.nn [program flags]`: netc's own
