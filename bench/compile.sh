@@ -21,21 +21,11 @@ measure() {
 measure "examples/mnist.nn" "$root/examples/mnist.nn"
 for n in "${@:-100 1000 3000}"; do
   for k in $n; do
-    python3 "$root/test/tools/make_chain.py" "$k" > chain.nn
+    python3 "$root/test/tools/make_deep.py" chain "$k" > chain.nn
     measure "chain of $k layers" chain.nn
   done
 done
-python3 - <<'PY'
-n = 20000
-head = "data sine(points = 200, from = -pi, to = pi)\ninput x: f32[N]\ntarget y: f32[N]\n"
-with open("params.nn", "w") as f:
-    f.write(head + "".join(f"param p{i} = randn()\n" for i in range(n)))
-    f.write("y_pred = " + " + ".join(f"p{i} * x" for i in range(n)) + "\n")
-    f.write("loss mse(y_pred, y)\noptimizer sgd(lr = 1e-6)\n")
-with open("sum.nn", "w") as f:
-    f.write(head + "param a = randn()\n")
-    f.write("y_pred = " + " + ".join(f"{i % 7 + 1} * a * x" for i in range(n)) + "\n")
-    f.write("loss mse(y_pred, y)\noptimizer sgd(lr = 1e-9)\n")
-PY
+python3 "$root/test/tools/make_deep.py" params 20000 > params.nn
 measure "20,000 scalar parameters" params.nn
+python3 "$root/test/tools/make_deep.py" sum 20000 > sum.nn
 measure "a 20,000-term sum" sum.nn
