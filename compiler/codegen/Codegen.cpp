@@ -4,17 +4,17 @@
 #include "compiler/transforms/Shards.h"
 #include "compiler/codegen/Kernels.h"
 
+#include <fmt/format.h>
 #include <llvm/IR/Constants.h>
 #include <llvm/IR/DataLayout.h>
 #include <llvm/IR/StructuralHash.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/Transforms/Utils/FunctionComparator.h>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <cassert>
-#include <memory>
 #include <cctype>
+#include <memory>
 #include <unordered_map>
 
 #ifndef NETC_VERSION
@@ -59,7 +59,7 @@ enum class EntryKind {
 
 /// The module's kernel functions, one per distinct code. A kernel function
 /// reads where its buffers are from its launch's bindings (FunctionEmitter::
-/// emitChunked), so the kernels of layers alike (a deep chain's, a model's
+/// Bindings), so the kernels of layers alike (a deep chain's, a model's
 /// repeated blocks, an entry point's twin in another) have the same code:
 /// each is compiled once, and the module grows with the model's distinct
 /// layers, not its depth. Equal means equal to LLVM's FunctionComparator,
@@ -289,9 +289,9 @@ private:
   /// that differ only in where their values live get the same code.
   struct Bindings {
     llvm::StructType *argsType = nullptr;
-    llvm::Value *args = nullptr;   ///< a chunk function's args (its table: field 5)
-    llvm::Value *table = nullptr;  ///< the table, once loaded (or an argument)
-    std::vector<int64_t> offsets;  ///< per slot: the value the table holds
+    llvm::Value *args = nullptr;  ///< a chunk function's args (its table: field 5)
+    llvm::Value *table = nullptr; ///< the table, once loaded (or an argument)
+    std::vector<int64_t> offsets; ///< per slot: the value the table holds
     /// The next slot, holding `offset`, read in the entry block `b` is at.
     llvm::Value *slot(llvm::IRBuilder<> &b, int64_t offset) {
       if (!table)
@@ -359,13 +359,15 @@ private:
   //    accumulating in the fixed part is no batch value, so it stays in a
   //    register and vectorizes) and makes the same code.
   // `emit(inner, chunk)` emits the body (chunk: null when called).
-  KernelFunction kernelFunction(const Kernel &k, size_t index, bool called,
-                                const std::function<void(const EmitContext &, llvm::Value *)> &emit) {
+  KernelFunction
+  kernelFunction(const Kernel &k, size_t index, bool called,
+                 const std::function<void(const EmitContext &, llvm::Value *)> &emit) {
     llvm::LLVMContext &c = m_.getContext();
     auto *ptr = b_.getPtrTy();
     auto *i64 = b_.getInt64Ty();
-    auto *type = called ? llvm::FunctionType::get(b_.getVoidTy(), {ptr, ptr, ptr, ptr, i64, ptr, ptr}, false)
-                        : llvm::FunctionType::get(b_.getVoidTy(), {ptr, i64}, false);
+    auto *type =
+        called ? llvm::FunctionType::get(b_.getVoidTy(), {ptr, ptr, ptr, ptr, i64, ptr, ptr}, false)
+               : llvm::FunctionType::get(b_.getVoidTy(), {ptr, i64}, false);
     auto *body = llvm::Function::Create(type, llvm::Function::InternalLinkage,
                                         symbol_ + ".kernel" + std::to_string(index), m_);
     body->addFnAttr(llvm::Attribute::NoUnwind);
@@ -390,7 +392,8 @@ private:
     } else {
       llvm::Value *args = body->getArg(0);
       auto field = [&](unsigned i) {
-        return ib.CreateLoad(argsType()->getElementType(i), ib.CreateStructGEP(argsType(), args, i));
+        return ib.CreateLoad(argsType()->getElementType(i),
+                             ib.CreateStructGEP(argsType(), args, i));
       };
       persist = field(0), inputs = field(1), scratch = field(2), n = field(3), hparams = field(4);
       bindings->argsType = argsType();
@@ -411,9 +414,9 @@ private:
   // A kernel that runs whole on the calling thread.
   void emitCalled(const EmitContext &ctx, const Kernel &k, size_t index,
                   void (*emitKernel)(const EmitContext &, const Kernel &)) {
-    KernelFunction f = kernelFunction(
-        k, index, /*called=*/true,
-        [&](const EmitContext &inner, llvm::Value *) { emitKernel(inner, k); });
+    KernelFunction f =
+        kernelFunction(k, index, /*called=*/true,
+                       [&](const EmitContext &inner, llvm::Value *) { emitKernel(inner, k); });
     llvm::Function *fn = b_.GetInsertBlock()->getParent();
     llvm::Value *batchRegion = b_.CreateInBoundsGEP(
         b_.getInt8Ty(), ctx.scratch, b_.getInt64(static_cast<uint64_t>(plan_.fixedBytes)));
@@ -545,11 +548,9 @@ private:
   // compile time, grow with kernels x values (quadratic in the model).
   // In a kernel function (`bindings`), the offsets are the launch's
   // bindings instead of constants.
-  std::function<llvm::Value *(ValueId)> addresses(llvm::Function *fn, llvm::Value *persist,
-                                                  llvm::Value *inputs, llvm::Value *scratch,
-                                                  llvm::Value *batch,
-                                                  std::shared_ptr<Bindings> bindings,
-                                                  llvm::Value *batchRegion) {
+  std::function<llvm::Value *(ValueId)>
+  addresses(llvm::Function *fn, llvm::Value *persist, llvm::Value *inputs, llvm::Value *scratch,
+            llvm::Value *batch, std::shared_ptr<Bindings> bindings, llvm::Value *batchRegion) {
     struct Bases {
       llvm::Value *batchRegion = nullptr; ///< scratch + fixed part, scaled by Npad
       llvm::Value *npad = nullptr;
@@ -661,9 +662,9 @@ llvm::Function *emitInit(llvm::Module &m, const CompiledModel &cm, const std::st
     if (segmented && fills++ % kFills == 0) {
       if (ctx.fn != fn)
         b.CreateRetVoid();
-      auto *segment = llvm::Function::Create(
-          fn->getFunctionType(), llvm::Function::InternalLinkage,
-          symbol + ".segment" + std::to_string(fills / kFills), m);
+      auto *segment =
+          llvm::Function::Create(fn->getFunctionType(), llvm::Function::InternalLinkage,
+                                 symbol + ".segment" + std::to_string(fills / kFills), m);
       segment->addFnAttr(llvm::Attribute::NoInline);
       caller.CreateCall(segment, {fn->getArg(0), fn->getArg(1)});
       b.SetInsertPoint(llvm::BasicBlock::Create(c, "entry", segment));
@@ -673,7 +674,9 @@ llvm::Function *emitInit(llvm::Module &m, const CompiledModel &cm, const std::st
                                                      static_cast<uint64_t>(offset));
     ctx.loop(
         b.getInt64(static_cast<uint64_t>(shape.constNumel())),
-        [&](llvm::Value *i) { b.CreateStore(value(i), b.CreateInBoundsGEP(b.getFloatTy(), base, i)); },
+        [&](llvm::Value *i) {
+          b.CreateStore(value(i), b.CreateInBoundsGEP(b.getFloatTy(), base, i));
+        },
         "i", /*rolled=*/true);
   };
   for (size_t p = 0; p < cm.model.params.size(); ++p) {

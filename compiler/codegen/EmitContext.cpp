@@ -42,7 +42,8 @@ llvm::Value *EmitContext::inlineScalar(ValueId v) const {
 
 llvm::Value *EmitContext::workspace(int kernel) const {
   int64_t offset = plan.workspace[static_cast<size_t>(kernel)];
-  return b.CreateInBoundsGEP(b.getInt8Ty(), scratch, arenaOffset ? arenaOffset(offset) : i64(offset));
+  return b.CreateInBoundsGEP(b.getInt8Ty(), scratch,
+                             arenaOffset ? arenaOffset(offset) : i64(offset));
 }
 
 llvm::Value *EmitContext::load(ValueId v, llvm::Value *index) const {

@@ -226,8 +226,7 @@ ValueId Graph::output(std::string_view name) const {
         outputIndex_.emplace(outputs[i].name, i);
     }
     auto it = outputIndex_.find(std::string(name));
-    if (it != outputIndex_.end() && it->second < outputs.size() &&
-        outputs[it->second].name == name)
+    if (it != outputIndex_.end() && it->second < outputs.size() && outputs[it->second].name == name)
       return outputs[it->second].value;
   }
   return kNoValue;

@@ -6,8 +6,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <limits>
 #include <cassert>
+#include <limits>
 #include <ostream>
 
 namespace netc {

@@ -6,8 +6,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <map>
 #include <cassert>
+#include <map>
 #include <ostream>
 #include <set>
 
@@ -124,7 +124,8 @@ private:
     }
     // Only the last loop kernel of this domain: joining an earlier one
     // could reorder effects.
-    if (auto last = lastLoop_.find(domain->dims); last != lastLoop_.end() && canJoin(n, last->second))
+    if (auto last = lastLoop_.find(domain->dims);
+        last != lastLoop_.end() && canJoin(n, last->second))
       return join(last->second, id);
     start(Kernel::Kind::Loop, *domain, id);
   }
