@@ -806,19 +806,15 @@ void emitCTables(llvm::Module &m, const CompiledModel &cm, const llvm::DataLayou
                    i32(f.role == "input" ? NETC_INPUT : NETC_TARGET),
                    i32(f.dtype == DType::I64), i64(f.shape.constNumel())}));
 
-  // hparams in index order, as the description lists them.
+  // hparams in index order (Pipeline.h: hparams), as the description lists them.
   auto *hparamRow = llvm::StructType::get(c, {i32t, i32t, llvm::Type::getDoubleTy(c)});
   auto hparam = [&](int kind, int offset, double value) {
     return llvm::ConstantStruct::get(
         hparamRow, {i32(kind), i32(offset), llvm::ConstantFP::get(c, llvm::APFloat(value))});
   };
-  std::vector<llvm::Constant *> hparams = {hparam(NETC_HPARAM_LR, 0, model.optimizer.lr)};
-  for (const StepHParam &h : stepHParams(model.optimizer))
-    hparams.push_back(hparam(NETC_HPARAM_STEP, h.offset, h.base));
-  if (hasRandomDropout(model.graph)) {
-    hparams.push_back(hparam(NETC_HPARAM_KEY_LOW, 0, 0));
-    hparams.push_back(hparam(NETC_HPARAM_KEY_HIGH, 0, 0));
-  }
+  std::vector<llvm::Constant *> hparams;
+  for (const HParam &h : netc::hparams(model))
+    hparams.push_back(hparam(h.kind, h.offset, h.value));
 
   assert(layout.getTypeAllocSize(tensorRow) == sizeof(netc_tensor) &&
          layout.getTypeAllocSize(fieldRow) == sizeof(netc_field) &&
@@ -1081,15 +1077,17 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
               {"target", m.prediction.target}});
     d["prediction"] = p;
   }
-  // hparams in index order (Optimizers.h); "base" and "offset" mark a
-  // value of 1 - base^(step + offset).
-  json hparams = json::array({{{"name", "lr"}, {"default", m.optimizer.lr}}});
-  for (const StepHParam &h : stepHParams(m.optimizer))
-    hparams.push_back({{"name", h.name}, {"base", h.base}, {"offset", h.offset}});
-  // Then, with dropout, the step's random key (runtime.h: netc_dropout_key).
-  if (hasRandomDropout(m.graph))
-    for (const char *half : {"dropout_key_low", "dropout_key_high"})
-      hparams.push_back({{"name", half}, {"key", true}});
+  // hparams in index order (Pipeline.h: hparams); "base" and "offset" mark
+  // a value of 1 - base^(step + offset), "key" a half of the step's random
+  // key (runtime.h: netc_dropout_key).
+  json hparams = json::array();
+  for (const HParam &h : netc::hparams(m))
+    if (h.kind == NETC_HPARAM_LR)
+      hparams.push_back({{"name", h.name}, {"default", h.value}});
+    else if (h.kind == NETC_HPARAM_STEP)
+      hparams.push_back({{"name", h.name}, {"base", h.value}, {"offset", h.offset}});
+    else
+      hparams.push_back({{"name", h.name}, {"key", true}});
   d["hparams"] = hparams;
   d["min_batch"] = minimumBatch(m);
   d["trains"] = m.trains();

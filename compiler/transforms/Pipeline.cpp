@@ -66,10 +66,18 @@ EntryPoint probeEntry(const Graph &train, const PersistentLayout &persistent,
 
 } // namespace
 
-int64_t hparamCount(const Model &model) {
-  return 1 + static_cast<int64_t>(stepHParams(model.optimizer).size()) +
-         (hasRandomDropout(model.graph) ? 2 : 0);
+std::vector<HParam> hparams(const Model &model) {
+  std::vector<HParam> list = {{NETC_HPARAM_LR, "lr", model.optimizer.lr}};
+  for (const StepHParam &h : stepHParams(model.optimizer))
+    list.push_back({NETC_HPARAM_STEP, h.name, h.base, h.offset});
+  if (hasRandomDropout(model.graph)) {
+    list.push_back({NETC_HPARAM_KEY_LOW, "dropout_key_low"});
+    list.push_back({NETC_HPARAM_KEY_HIGH, "dropout_key_high"});
+  }
+  return list;
 }
+
+int64_t hparamCount(const Model &model) { return static_cast<int64_t>(hparams(model).size()); }
 
 std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostream &out,
                                          DiagnosticEngine &diags, const PipelineOptions &options) {

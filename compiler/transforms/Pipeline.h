@@ -67,9 +67,21 @@ struct PipelineOptions {
 /// Where the pipeline may stop and print (`--emit=`).
 enum class Stage { Graph, Modes, Grad, Step, Opt, Plan, Done };
 
-/// The number of hparams the training step takes (learning rate, step
-/// hyperparameters, dropout's key); shard_gradients reads one more, the
-/// whole batch's example count, at this index.
+/// One of the hparams a step takes, in index order: the learning rate
+/// (NETC_HPARAM_LR, value: the .nn file's), the step hyperparameters
+/// (NETC_HPARAM_STEP: 1 - value^(step + offset), Optimizers.h), then with
+/// dropout the step's random key in two halves (NETC_HPARAM_KEY_LOW/HIGH,
+/// runtime.h). The descriptor's C table and the description list these.
+struct HParam {
+  int kind;
+  std::string name;
+  double value = 0;
+  int offset = 0;
+};
+std::vector<HParam> hparams(const Model &model);
+
+/// The number of hparams the training step takes; shard_gradients reads
+/// one more, the whole batch's example count, at this index.
 int64_t hparamCount(const Model &model);
 
 /// Runs, in order: the specialisation to training and evaluation behaviour
