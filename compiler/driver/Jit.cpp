@@ -22,7 +22,6 @@
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/Support/MemoryBuffer.h>
 
-#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <fstream>
@@ -231,7 +230,6 @@ int runModule(llvm::Module &module, const std::string &modelName, int level,
   if (!restDylib)
     return fail(restDylib.takeError());
   restDylib->addToLinkOrder(main);
-  std::atomic<bool> finished{false};
   std::mutex trainingLock;
   std::condition_variable trainingEnded;
   bool trained = false;
@@ -271,7 +269,6 @@ int runModule(llvm::Module &module, const std::string &modelName, int level,
       later.error = error;
     }
     later.ready.notify_all();
-    finished = true;
     if (kThreadsMustOutliveTraining) {
       std::unique_lock<std::mutex> l(trainingLock);
       trainingEnded.wait(l, [&] { return trained; });
@@ -286,7 +283,12 @@ int runModule(llvm::Module &module, const std::string &modelName, int level,
   std::cout.flush();
   int status = netc_main(descriptor->toPtr<const netc_model *>(),
                          static_cast<int>(storage.size()), argv.data());
-  if (!finished) {
+  bool compiled;
+  {
+    std::lock_guard<std::mutex> l(later.lock);
+    compiled = later.done;
+  }
+  if (!compiled) {
     // Training ended before the rest was compiled (a short run): nothing
     // needs it, and LLVM cannot be stopped midway. Every file is written.
     std::fflush(nullptr);
