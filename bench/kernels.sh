@@ -51,17 +51,19 @@ for line in open(work + "/opt.txt"):
 rows, step = [], None
 for line in open(work + "/times.txt"):
     parts = line.split()
-    if len(parts) != 3:
-        continue
-    if parts[0] == "steps":
+    if parts and parts[0] == "steps":
         step = float(parts[1])
         continue
-    if not parts[0].startswith("0x"):
+    if len(parts) != 4 or not parts[0].startswith("0x"):
         continue
-    name = symbols.get(int(parts[0], 16), parts[0])
+    # A launch is named by its bindings table (kernels alike share one
+    # function), else by its function.
+    table = symbols.get(int(parts[1], 16), "") if parts[1].startswith("0x") else ""
+    name = table[: -len(".bindings")] if table.endswith(".bindings") else symbols.get(
+        int(parts[0], 16), parts[0])
     if "fillChunk" in name:
         name = "runtime: batch fill"
-    rows.append((float(parts[1]), int(parts[2]), name))
+    rows.append((float(parts[2]), int(parts[3]), name))
 print("%-36s %10s %8s %7s  %s" % ("kernel", "seconds", "calls", "step%", "--emit=opt"))
 for seconds, calls, name in sorted(rows, reverse=True):
     m = re.match(r"model\.train_step\.kernel(\d+)$", name)
