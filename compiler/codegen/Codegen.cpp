@@ -57,6 +57,34 @@ enum class EntryKind {
   Probe,  ///< as Loss: --check-finite's diagnosis, not optimized (optnone)
 };
 
+/// A builder at the end of `fn`'s entry block (before its terminator, if
+/// any): values made there dominate every use in the function.
+llvm::IRBuilder<> atEntryEnd(llvm::Function *fn) {
+  llvm::BasicBlock &entry = fn->getEntryBlock();
+  return llvm::IRBuilder<>(&entry, entry.getTerminator() ? entry.getTerminator()->getIterator()
+                                                         : entry.end());
+}
+
+/// A segment of `entry`: a function with its parameters and attributes,
+/// returning void, never inlined, named `name`, called at `caller`'s
+/// insertion point with `entry`'s arguments. A deep model's entry points,
+/// gradient copies and init are cut into segments: LLVM's schedulers, loop
+/// passes and two-address pass take time quadratic in a function's length.
+llvm::Function *addSegment(llvm::Function *entry, llvm::IRBuilder<> &caller,
+                           const llvm::Twine &name) {
+  auto *type = llvm::FunctionType::get(caller.getVoidTy(), entry->getFunctionType()->params(),
+                                       false);
+  auto *segment =
+      llvm::Function::Create(type, llvm::Function::InternalLinkage, name, entry->getParent());
+  segment->copyAttributesFrom(entry);
+  segment->addFnAttr(llvm::Attribute::NoInline);
+  std::vector<llvm::Value *> args;
+  for (llvm::Argument &a : entry->args())
+    args.push_back(&a);
+  caller.CreateCall(segment, args);
+  return segment;
+}
+
 /// The module's kernel functions, one per distinct code. A kernel function
 /// reads where its buffers are from its launch's bindings (FunctionEmitter::
 /// Bindings), so the kernels of layers alike (a deep chain's, a model's
@@ -133,14 +161,10 @@ public:
       ready_ = gradientReadyKernels(entry_.graph, entry_.schedule, layout_.params.size());
       handOver(ctx, ready_, -1);
     }
-    size_t kernels = entry_.schedule.kernels.size();
-    if (kernels <= kSegmentKernels)
-      emitKernels(ctx, 0, kernels);
-    else
-      for (size_t first = 0; first < kernels; first += kSegmentKernels)
-        callSegment(fn, [&](EmitContext &inner) {
-          emitKernels(inner, first, std::min(kernels, first + kSegmentKernels));
-        });
+    inSegments(fn, ctx, entry_.schedule.kernels.size(),
+               [&](EmitContext &inner, size_t first, size_t last) {
+                 emitKernels(inner, first, last);
+               });
     profileMark(-1);
     if (kind_ == EntryKind::Predict) {
       copyPrediction(ctx, fn->getArg(4));
@@ -160,11 +184,8 @@ public:
   }
 
 private:
-  /// The most kernels one function launches. A deep model's entry point
-  /// calls segment functions of this many kernels each (`<entry>.segment<i>`,
-  /// with the entry point's parameters): one function of thousands of
-  /// launches took LLVM's code generator time quadratic in its length (its
-  /// schedulers and two-address pass work on whole basic blocks).
+  /// The most kernels (or gradient copies) one function emits; a deep
+  /// model's entry point calls segments (addSegment) of this many.
   static constexpr size_t kSegmentKernels = 128;
 
   /// `fn`'s context, and the arguments in one struct (args_) for the
@@ -192,29 +213,25 @@ private:
     }
   }
 
-  /// `body` in a function of its own, called from `entry` with its
-  /// arguments.
-  void callSegment(llvm::Function *entry, const std::function<void(EmitContext &)> &body) {
-    auto *type = llvm::FunctionType::get(b_.getVoidTy(), entry->getFunctionType()->params(), false);
-    auto *seg = llvm::Function::Create(type, llvm::Function::InternalLinkage,
-                                       symbol_ + ".segment" + std::to_string(segments_++), m_);
-    for (unsigned i : {0u, 2u})
-      seg->addParamAttr(i, llvm::Attribute::NoAlias);
-    seg->addFnAttr(llvm::Attribute::NoUnwind);
-    setOptimization(seg, /*tiny=*/false);
-    seg->addFnAttr(llvm::Attribute::NoInline);
-    llvm::IRBuilderBase::InsertPoint caller = b_.saveIP();
-    llvm::Value *callerArgs = args_;
-    b_.SetInsertPoint(llvm::BasicBlock::Create(m_.getContext(), "entry", seg));
-    EmitContext ctx = entryContext(seg);
-    body(ctx);
-    b_.CreateRetVoid();
-    b_.restoreIP(caller);
-    args_ = callerArgs;
-    std::vector<llvm::Value *> args;
-    for (llvm::Argument &a : entry->args())
-      args.push_back(&a);
-    b_.CreateCall(seg, args);
+  /// emit(ctx, first, last) for [0, count): at the builder's insertion point
+  /// in `entry`, or for more than kSegmentKernels, in segments of that many
+  /// (`<entry>.segment<i>`), each with its own context.
+  void inSegments(llvm::Function *entry, EmitContext &ctx, size_t count,
+                  const std::function<void(EmitContext &, size_t, size_t)> &emit) {
+    if (count <= kSegmentKernels)
+      return emit(ctx, 0, count);
+    for (size_t first = 0; first < count; first += kSegmentKernels) {
+      llvm::Function *segment =
+          addSegment(entry, b_, symbol_ + ".segment" + std::to_string(segments_++));
+      llvm::IRBuilderBase::InsertPoint caller = b_.saveIP();
+      llvm::Value *callerArgs = args_;
+      b_.SetInsertPoint(llvm::BasicBlock::Create(m_.getContext(), "entry", segment));
+      EmitContext inner = entryContext(segment);
+      emit(inner, first, std::min(count, first + kSegmentKernels));
+      b_.CreateRetVoid();
+      b_.restoreIP(caller);
+      args_ = callerArgs;
+    }
   }
 
   /// if (netc_rt_profiling) netc_rt_profile_mark(kernel): a load and a
@@ -288,14 +305,10 @@ private:
   /// slots in the order of first use), not a constant in its code. Kernels
   /// that differ only in where their values live get the same code.
   struct Bindings {
-    llvm::StructType *argsType = nullptr;
-    llvm::Value *args = nullptr;  ///< a chunk function's args (its table: field 5)
-    llvm::Value *table = nullptr; ///< the table, once loaded (or an argument)
+    llvm::Value *table;           ///< i64 *: args field 5, or an argument
     std::vector<int64_t> offsets; ///< per slot: the value the table holds
     /// The next slot, holding `offset`, read in the entry block `b` is at.
     llvm::Value *slot(llvm::IRBuilder<> &b, int64_t offset) {
-      if (!table)
-        table = b.CreateLoad(b.getPtrTy(), b.CreateStructGEP(argsType, args, 5), "bindings");
       auto k = static_cast<uint64_t>(offsets.size());
       offsets.push_back(offset);
       return b.CreateLoad(b.getInt64Ty(), b.CreateConstInBoundsGEP1_64(b.getInt64Ty(), table, k),
@@ -317,10 +330,8 @@ private:
     ctx.address = addresses(fn, persist, inputs, scratch, n, bindings, batchRegion);
     if (bindings)
       ctx.arenaOffset = [fn, bindings](int64_t offset) {
-        llvm::BasicBlock &entry = fn->getEntryBlock();
-        llvm::IRBuilder<> eb(&entry, entry.getTerminator() ? entry.getTerminator()->getIterator()
-                                                           : entry.end());
-        return bindings->slot(eb, offset);
+        llvm::IRBuilder<> b = atEntryEnd(fn);
+        return bindings->slot(b, offset);
       };
     ctx.scratch = scratch;
     return ctx;
@@ -383,12 +394,11 @@ private:
     }
     llvm::IRBuilder<> ib(llvm::BasicBlock::Create(c, "entry", body));
     ib.setFastMathFlags(b_.getFastMathFlags());
-    auto bindings = std::make_shared<Bindings>();
-    llvm::Value *persist, *inputs, *scratch, *n, *hparams, *batchRegion = nullptr;
+    llvm::Value *persist, *inputs, *scratch, *n, *hparams, *table, *batchRegion = nullptr;
     if (called) {
       persist = body->getArg(0), inputs = body->getArg(1), scratch = body->getArg(2);
       batchRegion = body->getArg(3), n = body->getArg(4), hparams = body->getArg(5);
-      bindings->table = body->getArg(6);
+      table = body->getArg(6);
     } else {
       llvm::Value *args = body->getArg(0);
       auto field = [&](unsigned i) {
@@ -396,19 +406,20 @@ private:
                              ib.CreateStructGEP(argsType(), args, i));
       };
       persist = field(0), inputs = field(1), scratch = field(2), n = field(3), hparams = field(4);
-      bindings->argsType = argsType();
-      bindings->args = args;
+      table = field(5);
+      table->setName("bindings");
     }
+    auto bindings = std::make_shared<Bindings>(Bindings{table, {}});
     EmitContext inner =
         context(ib, body, persist, inputs, scratch, n, hparams, bindings, batchRegion);
     emit(inner, called ? nullptr : body->getArg(1));
     ib.CreateRetVoid();
-    llvm::Constant *table = bindingTable(bindings->offsets, body->getName() + ".bindings");
+    llvm::Constant *launch = bindingTable(bindings->offsets, body->getName() + ".bindings");
     if (llvm::Function *same = kernels_.intern(body); same != body) {
       body->eraseFromParent();
       body = same;
     }
-    return {body, table};
+    return {body, launch};
   }
 
   // A kernel that runs whole on the calling thread.
@@ -488,20 +499,13 @@ private:
     });
   }
 
-  // Output "grad <i>" goes to grads + offset of parameter i (in segments
-  // of kSegmentKernels parameters for a deep model).
-  void copyGradients(const EmitContext &ctx, llvm::Function *entry) {
-    size_t count = layout_.params.size();
-    if (count <= kSegmentKernels) {
-      for (size_t i = 0; i < count; ++i)
-        copyGradient(ctx, entry->getArg(5), i);
-      return;
-    }
-    for (size_t first = 0; first < count; first += kSegmentKernels)
-      callSegment(entry, [&](EmitContext &inner) {
-        for (size_t i = first; i < std::min(count, first + kSegmentKernels); ++i)
-          copyGradient(inner, inner.fn->getArg(5), i);
-      });
+  // Output "grad <i>" goes to grads + offset of parameter i.
+  void copyGradients(EmitContext &ctx, llvm::Function *entry) {
+    inSegments(entry, ctx, layout_.params.size(),
+               [&](EmitContext &inner, size_t first, size_t last) {
+                 for (size_t i = first; i < last; ++i)
+                   copyGradient(inner, inner.fn->getArg(5), i);
+               });
   }
 
   void copyGradient(const EmitContext &ctx, llvm::Value *grads, size_t i) {
@@ -562,9 +566,7 @@ private:
       const Buffer &buf = plan_.buffers[static_cast<size_t>(v)];
       if (buf.region == Buffer::Region::None)
         return nullptr;
-      llvm::BasicBlock &entry = fn->getEntryBlock();
-      llvm::IRBuilder<> b(&entry, entry.getTerminator() ? entry.getTerminator()->getIterator()
-                                                        : entry.end());
+      llvm::IRBuilder<> b = atEntryEnd(fn);
       auto off = static_cast<uint64_t>(buf.offset);
       // base + offset elements of `type`
       auto at = [&](llvm::Type *type, llvm::Value *base) -> llvm::Value * {
@@ -650,9 +652,7 @@ llvm::Function *emitInit(llvm::Module &m, const CompiledModel &cm, const std::st
   Schedule schedule;
   MemoryPlan plan;
   EmitContext ctx{b, fn, empty, schedule, plan, nullptr, nullptr, {}, b.getFloatTy()};
-  // A deep model's fills go in functions of kFills fills each, called in
-  // turn (`init.segment<i>`): LLVM's loop passes took time quadratic in the
-  // number of loops in one function.
+  // A deep model's fills go in segments (addSegment) of kFills fills each.
   constexpr size_t kFills = 128;
   const bool segmented =
       cm.model.params.size() + cm.model.buffers.size() + cm.persistent.states.size() > kFills;
@@ -662,13 +662,8 @@ llvm::Function *emitInit(llvm::Module &m, const CompiledModel &cm, const std::st
     if (segmented && fills++ % kFills == 0) {
       if (ctx.fn != fn)
         b.CreateRetVoid();
-      auto *segment =
-          llvm::Function::Create(fn->getFunctionType(), llvm::Function::InternalLinkage,
-                                 symbol + ".segment" + std::to_string(fills / kFills), m);
-      segment->addFnAttr(llvm::Attribute::NoInline);
-      caller.CreateCall(segment, {fn->getArg(0), fn->getArg(1)});
-      b.SetInsertPoint(llvm::BasicBlock::Create(c, "entry", segment));
-      ctx.fn = segment;
+      ctx.fn = addSegment(fn, caller, symbol + ".segment" + std::to_string(fills / kFills));
+      b.SetInsertPoint(llvm::BasicBlock::Create(c, "entry", ctx.fn));
     }
     llvm::Value *base = b.CreateConstInBoundsGEP1_64(b.getFloatTy(), ctx.fn->getArg(0),
                                                      static_cast<uint64_t>(offset));
