@@ -49,13 +49,18 @@ public:
     ranges_.insert(std::upper_bound(ranges_.begin(), ranges_.end(), r, byOffset), r);
   }
   /// Forgets the buffers dead before kernel `kernel` (no buffer placed
-  /// later starts before it).
+  /// later starts before it). A pass over the placed buffers: done only
+  /// once `kernel` has moved 256 kernels on.
   void retire(int kernel) {
+    if (kernel < retired_ + 256)
+      return;
+    retired_ = kernel;
     std::erase_if(ranges_, [&](const Range &r) { return r.last < kernel; });
   }
 
 private:
   std::vector<Range> ranges_;
+  int retired_ = 0;
 };
 
 } // namespace
@@ -179,16 +184,11 @@ MemoryPlan planMemory(const Graph &g, const Schedule &s, const PersistentLayout 
                                                           : std::numeric_limits<int>::max());
   Arena fixed, batch;
   std::vector<Arena::Range> fixedRanges; // every fixed buffer, for the workspaces
-  int retired = 0;
   for (size_t i = 0; i < g.size(); ++i) {
     if (!s.materialized[i])
       continue;
-    // Retiring costs a pass over the placed buffers: only every 256 kernels.
-    if (starts[i] != std::numeric_limits<int>::max() && starts[i] >= retired + 256) {
-      retired = starts[i];
-      fixed.retire(retired);
-      batch.retire(retired);
-    }
+    fixed.retire(starts[i]);
+    batch.retire(starts[i]);
     const Node &n = g.node(static_cast<ValueId>(i));
     Buffer &b = plan.buffers[i];
     switch (n.op) {
@@ -248,8 +248,7 @@ MemoryPlan planMemory(const Graph &g, const Schedule &s, const PersistentLayout 
       continue;
     for (; next < fixedRanges.size() && fixedRanges[next].first <= static_cast<int>(k); ++next)
       alive.add(fixedRanges[next]);
-    if (k % 256 == 0)
-      alive.retire(static_cast<int>(k));
+    alive.retire(static_cast<int>(k));
     int64_t bytes = alignUp(elements * elementBytes, kAlign);
     int64_t offset = alive.place(bytes, kAlign, static_cast<int>(k), static_cast<int>(k));
     plan.workspace[k] = offset;
