@@ -89,7 +89,12 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
 
   // Training and evaluation behaviour (dropout, batch norm), before
   // differentiation: only the training graph is differentiated.
-  ModeOptions modes{1 + static_cast<int64_t>(stepHParams(model.optimizer).size())};
+  // Dropout's key is in the hparams where hparams() lists it (the end of
+  // the list for a model without dropout, which never reads it).
+  std::vector<HParam> slots = hparams(model);
+  auto key = std::find_if(slots.begin(), slots.end(),
+                          [](const HParam &h) { return h.kind == NETC_HPARAM_KEY_LOW; });
+  ModeOptions modes{key - slots.begin()};
   Graph train = specialize(model.graph, Mode::Train, modes);
   Graph eval = specialize(model.graph, Mode::Eval, modes);
   verifyOrDie(train, "modes");
