@@ -7,6 +7,7 @@
 # flags; prints each chunked kernel of the training step and forward pass with
 # its total seconds, calls and share of the training steps' time, largest
 # first, beside the kernel's first line in `netc --emit=opt`.
+# NETC=path/to/netc compares another build (the runtime is this tree's).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 model=$1
@@ -14,8 +15,9 @@ shift
 "$root/scripts/build.sh" > /dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$root/build/bin/netc" "$model" --emit=obj --name model -o "$work/model.o"
-"$root/build/bin/netc" "$model" --emit=opt > "$work/opt.txt"
+netc=${NETC:-$root/build/bin/netc}
+"$netc" "$model" --emit=obj --name model -o "$work/model.o"
+"$netc" "$model" --emit=opt > "$work/opt.txt"
 cc -O1 -no-pie -I "$root/runtime/include" "$root/bench/kernel_times.c" "$work/model.o" \
   "$root/build/runtime/libnetc_runtime.a" -Wl,--wrap=netc_rt_parallel_for -lstdc++ -lm -lz \
   -o "$work/timed"
