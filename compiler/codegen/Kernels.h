@@ -37,6 +37,16 @@ void emitMatMulChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *
 struct GemmCall {
   bool transA = false, transB = false, accumulate = false;
   llvm::Value *a, *b, *c, *rows, *cols, *depth, *lda, *ldb;
+  /// Implicit operands (convolutions, WindowKernel.cpp), i32 tables of
+  /// element offsets: row r of A (not transposed, broadcast layout) starts
+  /// at a + aRows[r] instead of a + r·lda; row k of B at b + bRows[k]
+  /// instead of b + k·ldb.
+  llvm::Value *aRows = nullptr, *bRows = nullptr;
+  /// C's columns on a grid of `gridWidth` (broadcast layout): column q is
+  /// grid cell (q / gridWidth, q % gridWidth), stored only if
+  /// q % gridWidth < gridValid, at row·ldc + (q / gridWidth)·gridValid +
+  /// q % gridWidth.
+  llvm::Value *gridWidth = nullptr, *gridValid = nullptr, *ldc = nullptr;
 };
 void emitGemmCall(const EmitContext &ctx, const GemmCall &call);
 /// The same product with its tiles inline, each finished vector of C

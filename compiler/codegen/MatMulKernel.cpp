@@ -79,6 +79,8 @@ struct GemmKind {
   bool wide = false; ///< 32 SIMD registers
 
   bool accumulate = false; ///< C += op(A) · op(B)
+  bool tableA = false, tableB = false; ///< rows at offsets from a table
+  bool grid = false;                   ///< C's columns on a grid
 
   GemmKind(const EmitContext &ctx, bool ta, bool tb, bool acc = false)
       : transA(ta), fp(ctx.fp()), accumulate(acc) {
@@ -87,6 +89,12 @@ struct GemmKind {
     wide = ctx.vectorRegisters == 32;
   }
   GemmKind(const EmitContext &ctx, const Node &n) : GemmKind(ctx, n.attrs.transA, n.attrs.transB) {}
+  GemmKind(const EmitContext &ctx, const GemmCall &g)
+      : GemmKind(ctx, g.transA, g.transB, g.accumulate) {
+    tableA = g.aRows != nullptr;
+    tableB = g.bRows != nullptr;
+    grid = g.gridWidth != nullptr;
+  }
 
   std::string name() const {
     const char *schemes[] = {"broadcast", "dot", "scalar"};
@@ -95,6 +103,12 @@ struct GemmKind {
       n += "_ta";
     if (accumulate)
       n += "_acc";
+    if (tableA)
+      n += "_ra";
+    if (tableB)
+      n += "_rb";
+    if (grid)
+      n += "_grid";
     return n + (fp->isDoubleTy() ? ".f64" : ".f32");
   }
 
@@ -139,24 +153,34 @@ class GemmBody {
 public:
   struct Operands {
     llvm::Value *a, *b, *c, *rows, *cols, *depth, *lda, *ldb;
+    llvm::Value *aRows = nullptr, *bRows = nullptr;
+    llvm::Value *gridWidth = nullptr, *gridValid = nullptr, *ldc = nullptr;
   };
 
   GemmBody(const GemmKind &kind, llvm::Function *fn, llvm::IRBuilder<> &b, const Operands &o,
            StoreC store = nullptr)
       : k_(kind), fn_(fn), b_(b), a_(o.a), bm_(o.b), c_(o.c), rows_(o.rows), cols_(o.cols),
-        depth_(o.depth), lda_(o.lda), ldb_(o.ldb), store_(std::move(store)) {
+        depth_(o.depth), lda_(o.lda), ldb_(o.ldb), aRows_(o.aRows), bRows_(o.bRows),
+        gridWidth_(o.gridWidth), gridValid_(o.gridValid), ldc_(o.ldc ? o.ldc : o.cols),
+        store_(std::move(store)) {
     vec_ = llvm::FixedVectorType::get(k_.fp, k_.lanes);
     if (!store_)
       store_ = [this](llvm::Value *value, llvm::Value *row, llvm::Value *col, llvm::Value *mask) {
-        llvm::Value *at = b_.CreateAdd(b_.CreateMul(row, cols_), col);
+        llvm::Value *at = b_.CreateAdd(b_.CreateMul(row, ldc_), col);
+        llvm::Value *base = c_;
+        if (k_.grid) { // lane 0 may lie before C (storeColumns)
+          base = b_.CreateGEP(k_.fp, c_, at);
+          at = i64(0);
+        }
         bool vector = value->getType()->isVectorTy();
         if (k_.accumulate)
           value = b_.CreateFAdd(
-              vector ? loadVector(c_, at, mask) : b_.CreateLoad(k_.fp, address(c_, at)), value);
+              vector ? loadVector(base, at, mask) : b_.CreateLoad(k_.fp, address(base, at)),
+              value);
         if (vector)
-          storeVector(c_, at, value, mask);
+          storeVector(base, at, value, mask);
         else
-          b_.CreateStore(value, address(c_, at));
+          b_.CreateStore(value, address(base, at));
       };
   }
 
@@ -277,6 +301,11 @@ private:
   llvm::Value *address(llvm::Value *base, llvm::Value *index) {
     return b_.CreateInBoundsGEP(k_.fp, base, index);
   }
+  /// Offset `index` of a row table (i32).
+  llvm::Value *tableAt(llvm::Value *table, llvm::Value *index) {
+    llvm::Value *at = b_.CreateInBoundsGEP(b_.getInt32Ty(), table, index);
+    return b_.CreateSExt(b_.CreateLoad(b_.getInt32Ty(), at), b_.getInt64Ty());
+  }
   /// Lanes [0, count) on, the rest off.
   llvm::Value *laneMask(llvm::Value *count) {
     llvm::SmallVector<llvm::Constant *, 16> lanes;
@@ -299,7 +328,15 @@ private:
   /// Element (row, k) of op(A).
   llvm::Value *indexA(llvm::Value *row, llvm::Value *k) {
     return k_.transA ? b_.CreateAdd(b_.CreateMul(k, lda_), row)
-                     : b_.CreateAdd(b_.CreateMul(row, lda_), k);
+                     : b_.CreateAdd(rowStartA(row), k);
+  }
+  /// Where row `row` of A (not transposed) starts.
+  llvm::Value *rowStartA(llvm::Value *row) {
+    return aRows_ ? tableAt(aRows_, row) : b_.CreateMul(row, lda_);
+  }
+  /// Where row `row` of B as stored starts.
+  llvm::Value *rowStartB(llvm::Value *row) {
+    return bRows_ ? tableAt(bRows_, row) : b_.CreateMul(row, ldb_);
   }
   llvm::Value *offset(llvm::Value *base, int64_t delta) {
     return delta == 0 ? base : b_.CreateAdd(base, i64(delta));
@@ -308,17 +345,31 @@ private:
   // ---- 1. broadcast scheme -------------------------------------------------
 
   void emitBroadcast(llvm::Value *lo, llvm::Value *hi) {
-    std::vector<int64_t> rowSizes;
-    for (int64_t s = k_.broadcastRows(); s >= 1; s /= 2)
-      rowSizes.push_back(s);
+    // Tiles of 3 vectors by 8 rows (4 with 16 registers), of 2 by 12 (6):
+    // the accumulators fill the registers. A row of 4 vectors is two tiles
+    // of 2, not 3 + 1 (a tile of 1 loads a broadcast per multiply-add).
+    auto rowSizes = [&](int64_t vectors) {
+      std::vector<int64_t> sizes{vectors == 2 ? k_.broadcastRows() * 3 / 2 : k_.broadcastRows()};
+      for (int64_t s = k_.broadcastRows() / 2; s >= 1; s /= 2)
+        sizes.push_back(s);
+      return sizes;
+    };
     auto columnBlock = [&](llvm::Value *j, int64_t vectors, llvm::Value *mask) {
       tiled(
-          i64(0), rows_, rowSizes,
+          i64(0), rows_, rowSizes(vectors),
           [&](llvm::Value *i, int64_t rows) { broadcastTile(i, rows, j, vectors, mask); }, "i");
     };
     int64_t nv = GemmKind::kBroadcastVectors;
+    llvm::Value *vectors = b_.CreateUDiv(b_.CreateSub(hi, lo), i64(k_.lanes));
+    llvm::Value *rest = b_.CreateURem(vectors, i64(nv));
+    llvm::Value *inThrees = b_.CreateSelect(
+        b_.CreateAnd(b_.CreateICmpEQ(rest, i64(1)), b_.CreateICmpUGE(vectors, i64(4))),
+        b_.CreateSub(vectors, i64(4)), b_.CreateSub(vectors, rest));
     llvm::Value *j = stepLoop(
-        lo, hi, nv * k_.lanes, [&](llvm::Value *j0) { columnBlock(j0, nv, nullptr); }, "j");
+        lo, b_.CreateAdd(lo, b_.CreateMul(inThrees, i64(k_.lanes))), nv * k_.lanes,
+        [&](llvm::Value *j0) { columnBlock(j0, nv, nullptr); }, "j");
+    j = stepLoop(
+        j, hi, 2 * k_.lanes, [&](llvm::Value *j0) { columnBlock(j0, 2, nullptr); }, "j");
     j = stepLoop(
         j, hi, k_.lanes, [&](llvm::Value *j0) { columnBlock(j0, 1, nullptr); }, "j");
     // The last partial vector, if any.
@@ -331,15 +382,20 @@ private:
 
   void broadcastTile(llvm::Value *i0, int64_t rows, llvm::Value *j0, int64_t vectors,
                      llvm::Value *mask) {
+    Values rowStart; // A's rows, when not transposed
+    for (int64_t r = 0; r < rows && !k_.transA; ++r)
+      rowStart.push_back(rowStartA(offset(i0, r)));
     Values init(static_cast<size_t>(rows * vectors), zeroVector());
     Values acc = carriedLoop(depth_, 1, init, [&](llvm::Value *k, const Values &in) {
       // Live: the accumulators, the row of B, one broadcast.
       Values out = in, bv;
-      llvm::Value *bRow = b_.CreateMul(k, ldb_);
+      llvm::Value *bRow = rowStartB(k);
       for (int64_t v = 0; v < vectors; ++v)
         bv.push_back(loadVector(bm_, b_.CreateAdd(bRow, offset(j0, v * k_.lanes)), mask));
       for (int64_t r = 0; r < rows; ++r) {
-        llvm::Value *a = b_.CreateLoad(k_.fp, address(a_, indexA(offset(i0, r), k)));
+        llvm::Value *at = k_.transA ? indexA(offset(i0, r), k)
+                                    : b_.CreateAdd(rowStart[static_cast<size_t>(r)], k);
+        llvm::Value *a = b_.CreateLoad(k_.fp, address(a_, at));
         llvm::Value *splat = b_.CreateVectorSplat(k_.lanes, a);
         for (int64_t v = 0; v < vectors; ++v) {
           size_t at = static_cast<size_t>(r * vectors + v);
@@ -348,10 +404,46 @@ private:
       }
       return out;
     });
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t v = 0; v < vectors; ++v)
-        store_(acc[static_cast<size_t>(r * vectors + v)], offset(i0, r), offset(j0, v * k_.lanes),
-               mask);
+    for (int64_t v = 0; v < vectors; ++v)
+      storeColumns(offset(j0, v * k_.lanes), mask, [&](llvm::Value *col, llvm::Value *lanes) {
+        for (int64_t r = 0; r < rows; ++r)
+          store_(acc[static_cast<size_t>(r * vectors + v)], offset(i0, r), col, lanes);
+      });
+  }
+
+  /// Stores a vector of C's columns [col, col + lanes) (lanes on in
+  /// `mask`): store(col, mask) once, or on a grid once per grid row the
+  /// lanes reach, with the column its lane 0 would have in C (may lie before
+  /// the row: only the row's valid lanes are on).
+  void storeColumns(llvm::Value *col, llvm::Value *mask,
+                    const std::function<void(llvm::Value *, llvm::Value *)> &store) {
+    if (!k_.grid) {
+      store(col, mask);
+      return;
+    }
+    llvm::SmallVector<llvm::Constant *, 16> iota;
+    for (unsigned i = 0; i < k_.lanes; ++i)
+      iota.push_back(b_.getInt64(i));
+    llvm::Value *at = b_.CreateAdd(b_.CreateVectorSplat(k_.lanes, col),
+                                   llvm::ConstantVector::get(iota)); // each lane's q
+    llvm::Value *first = b_.CreateUDiv(col, gridWidth_);
+    llvm::Value *last = b_.CreateUDiv(offset(col, k_.lanes - 1), gridWidth_);
+    llvm::Value *count = b_.CreateAdd(b_.CreateSub(last, first), i64(1));
+    llvm::Value *gap = b_.CreateSub(gridWidth_, gridValid_);
+    stepLoop(
+        i64(0), count, 1,
+        [&](llvm::Value *i) {
+          llvm::Value *line = b_.CreateAdd(first, i);
+          llvm::Value *start = b_.CreateMul(line, gridWidth_);
+          llvm::Value *on =
+              b_.CreateAnd(b_.CreateICmpUGE(at, b_.CreateVectorSplat(k_.lanes, start)),
+                           b_.CreateICmpULT(at, b_.CreateVectorSplat(
+                                                    k_.lanes, b_.CreateAdd(start, gridValid_))));
+          if (mask)
+            on = b_.CreateAnd(on, mask);
+          store(b_.CreateSub(col, b_.CreateMul(line, gap)), on);
+        },
+        "line");
   }
 
   // ---- 2. dot scheme -------------------------------------------------------
@@ -414,9 +506,9 @@ private:
   void dotTile(llvm::Value *i0, int64_t rows, llvm::Value *j0, int64_t cols) {
     Values aBase, bBase;
     for (int64_t r = 0; r < rows; ++r)
-      aBase.push_back(b_.CreateMul(offset(i0, r), lda_));
+      aBase.push_back(rowStartA(offset(i0, r)));
     for (int64_t s = 0; s < cols; ++s)
-      bBase.push_back(b_.CreateMul(offset(j0, s), ldb_));
+      bBase.push_back(rowStartB(offset(j0, s)));
     auto step = [&](llvm::Value *k, const Values &in, llvm::Value *mask) {
       Values out = in, av;
       for (int64_t r = 0; r < rows; ++r)
@@ -477,6 +569,7 @@ private:
   llvm::Function *fn_;
   llvm::IRBuilder<> &b_;
   llvm::Value *a_, *bm_, *c_, *rows_, *cols_, *depth_, *lda_, *ldb_;
+  llvm::Value *aRows_, *bRows_, *gridWidth_, *gridValid_, *ldc_;
   StoreC store_;
   llvm::FixedVectorType *vec_;
 };
@@ -489,16 +582,28 @@ llvm::Function *gemmFunction(llvm::Module &m, const GemmKind &kind) {
     return f;
   auto *ptr = llvm::PointerType::getUnqual(m.getContext());
   auto *i64 = llvm::Type::getInt64Ty(m.getContext());
-  auto *type = llvm::FunctionType::get(llvm::Type::getVoidTy(m.getContext()),
-                                       {ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, i64}, false);
+  std::vector<llvm::Type *> params{ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, i64};
+  std::vector<const char *> names{"a", "b", "c", "rows", "cols", "depth", "lda", "ldb", "lo", "hi"};
+  if (kind.tableA) {
+    params.push_back(ptr);
+    names.push_back("a_rows");
+  }
+  if (kind.tableB) {
+    params.push_back(ptr);
+    names.push_back("b_rows");
+  }
+  if (kind.grid) {
+    params.insert(params.end(), {i64, i64, i64});
+    names.insert(names.end(), {"grid_width", "grid_valid", "ldc"});
+  }
+  auto *type = llvm::FunctionType::get(llvm::Type::getVoidTy(m.getContext()), params, false);
   auto *f = llvm::Function::Create(type, llvm::Function::InternalLinkage, name, m);
   f->addFnAttr(llvm::Attribute::NoUnwind);
   f->addFnAttr(llvm::Attribute::NoInline);
   // Only the double-precision twin (--gradcheck) uses f64: size over speed.
   if (kind.fp->isDoubleTy())
     f->addFnAttr(llvm::Attribute::OptimizeForSize);
-  const char *names[] = {"a", "b", "c", "rows", "cols", "depth", "lda", "ldb", "lo", "hi"};
-  for (unsigned i = 0; i < 10; ++i)
+  for (unsigned i = 0; i < names.size(); ++i)
     f->getArg(i)->setName(names[i]);
   llvm::IRBuilder<> b(llvm::BasicBlock::Create(m.getContext(), "entry", f));
   llvm::FastMathFlags fmf;
@@ -506,6 +611,16 @@ llvm::Function *gemmFunction(llvm::Module &m, const GemmKind &kind) {
   b.setFastMathFlags(fmf);
   GemmBody::Operands o{f->getArg(0), f->getArg(1), f->getArg(2), f->getArg(3),
                        f->getArg(4), f->getArg(5), f->getArg(6), f->getArg(7)};
+  unsigned next = 10;
+  if (kind.tableA)
+    o.aRows = f->getArg(next++);
+  if (kind.tableB)
+    o.bRows = f->getArg(next++);
+  if (kind.grid) {
+    o.gridWidth = f->getArg(next++);
+    o.gridValid = f->getArg(next++);
+    o.ldc = f->getArg(next++);
+  }
   GemmBody(kind, f, b, o).emit(f->getArg(8), f->getArg(9));
   b.CreateRetVoid();
   return f;
@@ -626,17 +741,27 @@ struct Product {
 } // namespace
 
 void emitGemmCall(const EmitContext &ctx, const GemmCall &g) {
-  GemmKind kind(ctx, g.transA, g.transB, g.accumulate);
+  GemmKind kind(ctx, g);
   llvm::Function *f = gemmFunction(*ctx.fn->getParent(), kind);
   llvm::Value *outer = kind.scheme == Scheme::Broadcast ? g.cols : g.rows;
-  ctx.b.CreateCall(f, {g.a, g.b, g.c, g.rows, g.cols, g.depth, g.lda, g.ldb, ctx.i64(0), outer});
+  std::vector<llvm::Value *> args{g.a,   g.b,   g.c,          g.rows, g.cols,
+                                  g.depth, g.lda, g.ldb, ctx.i64(0), outer};
+  for (llvm::Value *v : {g.aRows, g.bRows, g.gridWidth, g.gridValid, g.ldc})
+    if (v)
+      args.push_back(v);
+  ctx.b.CreateCall(f, args);
 }
 
 void emitGemmInline(const EmitContext &ctx, const GemmCall &g, const GemmStore &store) {
-  GemmKind kind(ctx, g.transA, g.transB, g.accumulate);
+  GemmKind kind(ctx, g);
   llvm::Value *outer = kind.scheme == Scheme::Broadcast ? g.cols : g.rows;
-  GemmBody(kind, ctx.fn, ctx.b, {g.a, g.b, g.c, g.rows, g.cols, g.depth, g.lda, g.ldb}, store)
-      .emit(ctx.i64(0), outer);
+  GemmBody::Operands o{g.a, g.b, g.c, g.rows, g.cols, g.depth, g.lda, g.ldb};
+  o.aRows = g.aRows;
+  o.bRows = g.bRows;
+  o.gridWidth = g.gridWidth;
+  o.gridValid = g.gridValid;
+  o.ldc = g.ldc;
+  GemmBody(kind, ctx.fn, ctx.b, o, store).emit(ctx.i64(0), outer);
 }
 
 // One chunk per ~2 MFLOP of work, in whole tiles of the outer dimension.

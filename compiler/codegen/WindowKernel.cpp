@@ -1,7 +1,8 @@
 // WindowKernel.cpp - convolutions and pooling over [N, C, H, W].
 //
-// Convolutions go through the GEMM kernels, image by image (see "convolutions
-// through the GEMM kernels" below). Pooling goes output position by output
+// Convolutions go through the GEMM kernels, image by image: with stride 1 as
+// implicit GEMMs over the zero-padded image (see "implicit GEMM"), else
+// through im2col columns (see "convolutions through the GEMM kernels"). Pooling goes output position by output
 // position, through the window in the reference interpreter's order (kernel
 // row, kernel column), visiting only positions inside the image (padding adds
 // nothing); max pooling whose windows tile the image has its own straight-line
@@ -11,6 +12,8 @@
 // depend on nothing but the shapes.
 #include "compiler/codegen/Kernels.h"
 #include "compiler/graph/Ops.h"
+
+#include <fmt/format.h>
 
 #include <limits>
 #include <map>
@@ -287,6 +290,7 @@ private:
 
   // ---- convolutions through the GEMM kernels ------------------------------
   //
+  // Strided ones, and input gradients padded by their kernel size or more.
   // Per image n, with K = C·KH·KW and P = OH·OW, and the image unrolled into
   // columns (im2col: row (c, kh, kw) of `col` holds x[n, c, oh·sh - pt + kh,
   // ow·sw - pl + kw] at oh·OW + ow, zero in the padding):
@@ -331,7 +335,9 @@ private:
     unsigned lanes = type->getNumElements();
     llvm::Value *at = add(add(plane, mul(o, p())), q);
     llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
-    auto where = [&](ValueId v) { return elementAt(ctx_.pointer(v), at); };
+    // Not inbounds: on an implicit convolution's grid, lane 0 may lie
+    // before the tensor (only lanes inside it are on).
+    auto where = [&](ValueId v) { return b_.CreateGEP(ctx_.fp(), ctx_.pointer(v), at); };
     auto store = [&](ValueId v, llvm::Value *x) {
       if (!ctx_.schedule.materialized[static_cast<size_t>(v)])
         return;
@@ -379,8 +385,10 @@ private:
     int kernel = ctx_.schedule.kernelOf[static_cast<size_t>(self_)];
     return kernelWorkspace(ctx_.graph, ctx_.schedule.kernels[static_cast<size_t>(kernel)]);
   }
-  /// The weight gradient as dWᵀ = col · dyᵀ (else dW = dy · colᵀ).
-  bool transposedGradient() const { return layout().transposed != 0; }
+  const Shape &weightShape() const {
+    return n_.op == Op::Conv2dGradWeight ? n_.shape : ctx_.graph.shape(n_.inputs[1]);
+  }
+  bool implicit() const { return implicitConvolution(n_, weightShape()); }
 
   int64_t k() const { return d_.c * geo_.kh * geo_.kw; }
   int64_t p() const { return d_.oh * d_.ow; }
@@ -395,16 +403,6 @@ private:
   };
   /// The convolution's input x.
   Unroll forwardUnroll() const { return {n_.inputs[0], d_.c, d_.h, d_.w, geo_, d_.oh, d_.ow}; }
-  /// dy for the flipped input gradient: stride 1, padding kernel - 1 - the
-  /// forward padding, one window position per element of x.
-  Unroll gradientUnroll() const {
-    WindowGeometry g = geo_;
-    g.pt = geo_.kh - 1 - geo_.pt;
-    g.pb = geo_.kh - 1 - geo_.pb;
-    g.pl = geo_.kw - 1 - geo_.pl;
-    g.pr = geo_.kw - 1 - geo_.pr;
-    return {n_.inputs[0], d_.o, d_.oh, d_.ow, g, d_.h, d_.w};
-  }
 
   /// Every row (c, kh, kw) of the columns, and for each the output rows oh
   /// (and columns ow) whose window element lies inside the image:
@@ -517,6 +515,10 @@ private:
   }
 
   void convGemm(llvm::Value *lo, llvm::Value *hi, llvm::Value *chunk) {
+    if (implicit()) {
+      convImplicit(lo, hi, chunk);
+      return;
+    }
     llvm::Value *col = workspace(chunk, false);
     llvm::Value *partial = nullptr;
     if (n_.op == Op::Conv2dGradWeight) {
@@ -551,14 +553,6 @@ private:
             break;
           }
           case Op::Conv2dGradInput:
-            if (flipped()) { // dx[n] (C x HW) = W' (C x O·KH·KW) · im2col(dy[n])
-              int64_t rows = d_.o * geo_.kh * geo_.kw, positions = d_.h * d_.w;
-              im2col(gradientUnroll(), n, col);
-              emitGemmCall(ctx_, {false, false, false, sharedWorkspace(), col,
-                                  elementAt(ctx_.pointer(self_), mul(n, d_.c * positions)), c(d_.c),
-                                  c(positions), c(rows), c(rows), c(positions)});
-              break;
-            }
             emitGemmCall(ctx_, {true, false, false, ctx_.pointer(n_.inputs[1]),
                                 elementAt(ctx_.pointer(n_.inputs[0]), plane), col, c(k()), c(p()),
                                 c(d_.o), c(k()), c(p())});
@@ -567,7 +561,7 @@ private:
           default: { // Conv2dGradWeight
             im2col(forwardUnroll(), n, col);
             llvm::Value *dy = elementAt(ctx_.pointer(n_.inputs[1]), plane);
-            if (!transposedGradient()) {
+            if (!transposedWeightGradient(n_.shape)) {
               emitGemmCall(ctx_, {false, true, true, dy, col, partial, c(d_.o), c(k()), c(p()),
                                   c(p()), c(p())});
               break;
@@ -581,6 +575,173 @@ private:
             });
             emitGemmCall(ctx_, {false, false, true, col, dyT, partial, c(k()), c(d_.o), c(p()),
                                 c(p()), c(d_.o)});
+            break;
+          }
+          }
+        },
+        "n");
+  }
+
+  // ---- implicit GEMM (stride 1) --------------------------------------------
+  //
+  // The image, zero-padded into the workspace (MemoryPlanner.cpp says why
+  // also when unpadded), is `channels` planes of hp x wp: row (c, kh, kw) of its im2col columns
+  // is then the run of it starting at c·hp·wp + kh·wp + kw (the GEMM's row
+  // table), and output position (oh, ow) is its column oh·wp + ow. The
+  // product's columns are this grid, wp to a row, of which the first ow
+  // are outputs; the others (windows reaching past the row's end) are
+  // computed and dropped (stored on a grid, MatMulKernel.cpp). The weight
+  // gradient reads dy laid out on the same grid, zero in the dropped
+  // columns. Every output is the same sum in the same order as through
+  // im2col: only the copies are gone.
+
+  struct Grid {
+    ValueId src;                      ///< x, or dy for the input gradient
+    int64_t channels, h, w;           ///< its planes
+    int64_t top, bottom, left, right; ///< zero padding around them
+    int64_t oh, ow;                   ///< the outputs
+    int64_t hp() const { return h + top + bottom; }
+    int64_t wp() const { return w + left + right; }
+    /// The product's columns: up to the last output.
+    int64_t columns() const { return (oh - 1) * wp() + ow; }
+  };
+
+  Grid grid() const {
+    if (n_.op == Op::Conv2dGradInput) // dy, padded by kernel - 1 - padding
+      return {n_.inputs[0],          d_.o,
+              d_.oh,                 d_.ow,
+              geo_.kh - 1 - geo_.pt, geo_.kh - 1 - geo_.pb,
+              geo_.kw - 1 - geo_.pl, geo_.kw - 1 - geo_.pr,
+              d_.h,                  d_.w};
+    return {n_.inputs[0], d_.c,    d_.h,    d_.w,  geo_.pt,
+            geo_.pb,      geo_.pl, geo_.pr, d_.oh, d_.ow};
+  }
+
+  /// The row table: where row (c, kh, kw) starts in the padded image.
+  llvm::Value *rowTable(const Grid &g) {
+    int64_t window = geo_.kh * geo_.kw;
+    return constantArray(
+        *ctx_.fn->getParent(),
+        fmt::format("netc.conv_rows.{}x{}x{}x{}x{}", g.channels, g.hp(), g.wp(), geo_.kh, geo_.kw),
+        b_.getInt32Ty(),
+        [&](int64_t row) {
+          int64_t ch = row / window, at = row % window;
+          return static_cast<double>(ch * g.hp() * g.wp() + at / geo_.kw * g.wp() + at % geo_.kw);
+        },
+        g.channels * window);
+  }
+
+  void zeroFill(llvm::Value *base, int64_t count) {
+    ctx_.loop(c(count), [&](llvm::Value *i) {
+      b_.CreateStore(llvm::ConstantFP::get(ctx_.fp(), 0.0), elementAt(base, i));
+    });
+  }
+
+  /// Image n of the grid's source, copied into `padded` (whose padding the
+  /// chunk zeroed).
+  llvm::Value *paddedImage(const Grid &g, llvm::Value *n, llvm::Value *padded) {
+    llvm::Value *src = elementAt(ctx_.pointer(g.src), mul(n, g.channels * g.h * g.w));
+    ctx_.loop(c(g.channels), [&](llvm::Value *ch) {
+      ctx_.loop(c(g.h), [&](llvm::Value *ih) {
+        llvm::Value *from = mul(add(mul(ch, g.h), ih), g.w);
+        llvm::Value *to = add(mul(add(mul(ch, g.hp()), add(ih, c(g.top))), g.wp()), c(g.left));
+        ctx_.loop(c(g.w), [&](llvm::Value *iw) {
+          b_.CreateStore(b_.CreateLoad(ctx_.fp(), elementAt(src, add(from, iw))),
+                         elementAt(padded, add(to, iw)));
+        });
+      });
+    });
+    return padded;
+  }
+
+  void convImplicit(llvm::Value *lo, llvm::Value *hi, llvm::Value *chunk) {
+    Grid g = grid();
+    Workspace w = layout();
+    llvm::Value *own = workspace(chunk, false);
+    zeroFill(own, w.columns);
+    llvm::Value *table = rowTable(g);
+    llvm::Value *dyGrid = nullptr, *partial = nullptr;
+    if (n_.op == Op::Conv2dGradWeight) {
+      dyGrid = elementAt(own, c(w.columns));
+      zeroFill(dyGrid, w.transposed);
+      partial = workspace(chunk, true);
+      zeroFill(partial, w.partial);
+    }
+    auto onGrid = [&](GemmCall call, int64_t valid, int64_t ldc) {
+      call.gridWidth = c(g.wp());
+      call.gridValid = c(valid);
+      call.ldc = c(ldc);
+      return call;
+    };
+    ctx_.loop(
+        b_.CreateSub(hi, lo),
+        [&](llvm::Value *i) {
+          llvm::Value *n = add(lo, i);
+          llvm::Value *image = paddedImage(g, n, own);
+          switch (n_.op) {
+          case Op::Conv2d: { // y[n] (O x P) = W (O x K) · columns
+            llvm::Value *plane = mul(n, d_.o * p());
+            llvm::Value *y = ctx_.pointer(self_) ? elementAt(ctx_.pointer(self_), plane) : nullptr;
+            GemmCall call = onGrid({false, false, false, ctx_.pointer(n_.inputs[1]), image, y,
+                                    c(d_.o), c(g.columns()), c(k()), c(k()), c(0)},
+                                   d_.ow, p());
+            call.bRows = table;
+            if (kernel().nodes.size() == 1) {
+              emitGemmCall(ctx_, call);
+              break;
+            }
+            emitGemmInline(ctx_, call,
+                           [&](llvm::Value *v, llvm::Value *o, llvm::Value *q, llvm::Value *m) {
+                             epilogue(plane, v, o, q, m);
+                           });
+            break;
+          }
+          case Op::Conv2dGradInput: { // dx[n] (C x HW) = W' (C x O·KH·KW) · dy's columns
+            int64_t rows = d_.o * geo_.kh * geo_.kw, positions = d_.h * d_.w;
+            GemmCall call = onGrid({false, false, false, sharedWorkspace(), image,
+                                    elementAt(ctx_.pointer(self_), mul(n, d_.c * positions)),
+                                    c(d_.c), c(g.columns()), c(rows), c(rows), c(0)},
+                                   d_.w, positions);
+            call.bRows = table;
+            emitGemmCall(ctx_, call);
+            break;
+          }
+          default: { // Conv2dGradWeight: dy[n] onto the grid, then the product
+            llvm::Value *dy = elementAt(ctx_.pointer(n_.inputs[1]), mul(n, d_.o * p()));
+            bool transposed = transposedWeightGradient(n_.shape);
+            auto copy = [&](llvm::Value *o, llvm::Value *oh, llvm::Value *ow) {
+              llvm::Value *v = b_.CreateLoad(
+                  ctx_.fp(), elementAt(dy, add(mul(add(mul(o, d_.oh), oh), d_.ow), ow)));
+              llvm::Value *q = add(mul(oh, g.wp()), ow);
+              llvm::Value *at = transposed ? add(mul(q, d_.o), o) : add(mul(o, g.columns()), q);
+              b_.CreateStore(v, elementAt(dyGrid, at));
+            };
+            // Written in order: transposed, a position's channels are a run
+            // (and the lines of dy they read stay in cache from one position
+            // to the next; channel by channel, every store missed).
+            if (transposed)
+              ctx_.loop(c(d_.oh), [&](llvm::Value *oh) {
+                ctx_.loop(c(d_.ow), [&](llvm::Value *ow) {
+                  ctx_.loop(c(d_.o), [&](llvm::Value *o) { copy(o, oh, ow); });
+                });
+              });
+            else
+              ctx_.loop(c(d_.o), [&](llvm::Value *o) {
+                ctx_.loop(c(d_.oh), [&](llvm::Value *oh) {
+                  ctx_.loop(c(d_.ow), [&](llvm::Value *ow) { copy(o, oh, ow); });
+                });
+              });
+            GemmCall call;
+            if (transposed) { // dWᵀ (K x O) += columns · dyᵀ
+              call = {false, false, true, image, dyGrid, partial, c(k()), c(d_.o), c(g.columns()),
+                      c(0),  c(d_.o)};
+              call.aRows = table;
+            } else { // dW (O x K) += dy · columnsᵀ
+              call = {false,  true, true, dyGrid, image, partial, c(d_.o), c(k()), c(g.columns()),
+                      c(g.columns()), c(0)};
+              call.bRows = table;
+            }
+            emitGemmCall(ctx_, call);
             break;
           }
           }
@@ -616,7 +777,7 @@ public:
     ctx_.loop(c(d_.o * k()), [&](llvm::Value *e) {
       // dW[o, k], from the partial sums' dWᵀ[k, o] when transposed
       llvm::Value *o = b_.CreateUDiv(e, c(k())), *kk = b_.CreateURem(e, c(k()));
-      llvm::Value *t = transposedGradient() ? add(mul(kk, d_.o), o) : e;
+      llvm::Value *t = transposedWeightGradient(n_.shape) ? add(mul(kk, d_.o), o) : e;
       ctx_.store(self_, e, ctx_.sumOverChunks(chunks, [&](llvm::Value *chunk) {
         return b_.CreateLoad(ctx_.fp(), elementAt(first, add(mul(chunk, d_.o * k()), t)));
       }));

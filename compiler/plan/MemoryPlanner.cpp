@@ -84,12 +84,19 @@ PersistentLayout layoutPersistent(const Model &model, const std::vector<StateSpe
 }
 
 // Measured: the course CNN's input gradients with 64 and 32 input channels
-// ran 18% and 8% faster flipped, with 16 as fast; LeNet's with 6 input
-// channels (GEMM tiles of 6 rows) and padding 4 around dy, 4.5x slower.
+// ran 18% and 8% faster flipped through im2col, with 16 as fast; as
+// implicit GEMMs (no im2col) flipped is faster for all of them.
 bool flippedInputGradient(const Node &n, const Shape &weight) {
   WindowGeometry w = windowGeometry(n.op, n.attrs, &weight);
-  return n.op == Op::Conv2dGradInput && weight.dims[1] >= 32 && w.sh == 1 && w.sw == 1 &&
-         w.pt < w.kh && w.pb < w.kh && w.pl < w.kw && w.pr < w.kw;
+  return n.op == Op::Conv2dGradInput && w.sh == 1 && w.sw == 1 && w.pt < w.kh && w.pb < w.kh &&
+         w.pl < w.kw && w.pr < w.kw;
+}
+
+bool implicitConvolution(const Node &n, const Shape &weight) {
+  WindowGeometry w = windowGeometry(n.op, n.attrs, &weight);
+  if (n.op == Op::Conv2dGradInput)
+    return flippedInputGradient(n, weight);
+  return w.sh == 1 && w.sw == 1;
 }
 
 Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
@@ -126,23 +133,41 @@ Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
     return {}; // pooling: direct loops
   }
   int64_t k = weight->dims[1] * weight->dims[2] * weight->dims[3];
+  int64_t outputs = weight->dims[0];
+  WindowGeometry geo = windowGeometry(n.op, n.attrs, weight);
   Workspace w;
+  if (implicitConvolution(n, *weight)) {
+    // The zero-padded image (x, or dy for the input gradient) and the
+    // output grid's width.
+    const Shape &image = n.op == Op::Conv2dGradInput ? *windows : g.shape(n.inputs[0]);
+    int64_t top = geo.pt, bottom = geo.pb, left = geo.pl, right = geo.pr;
+    if (n.op == Op::Conv2dGradInput) {
+      top = geo.kh - 1 - geo.pt, bottom = geo.kh - 1 - geo.pb;
+      left = geo.kw - 1 - geo.pl, right = geo.kw - 1 - geo.pr;
+    }
+    // Copied even when unpadded: the GEMM reads it as ~3·channels streams
+    // advancing slowly, which the prefetchers do not follow from memory
+    // (the course CNN's first input gradient, reading dy in place: 2.4x
+    // slower).
+    int64_t width = image.dims[3] + left + right;
+    w.columns = image.dims[1] * (image.dims[2] + top + bottom) * width;
+    if (n.op == Op::Conv2dGradInput)
+      w.shared = weight->dims[1] * outputs * geo.kh * geo.kw; // the flipped weights
+    if (n.op == Op::Conv2dGradWeight) {
+      w.transposed = outputs * ((windows->dims[2] - 1) * width + windows->dims[3]);
+      w.partial = outputs * k;
+    }
+    return w;
+  }
   int64_t positions = windows->dims[2] * windows->dims[3];
   w.columns = k * positions;
-  if (n.op == Op::Conv2dGradInput && flippedInputGradient(n, *weight)) {
-    // dy's columns (O·KH·KW rows of H·W) and the flipped weights
-    const Shape &image = n.attrs.shape;
-    int64_t flippedK = weight->dims[0] * weight->dims[2] * weight->dims[3];
-    w.columns = flippedK * image.dims[2] * image.dims[3];
-    w.shared = weight->dims[1] * flippedK;
-  }
   if (n.op == Op::Conv2dGradWeight) {
     // Measured on the course CNN: with 64 output channels and more, dWᵀ =
     // col · dyᵀ (the broadcast GEMM) beats dW = dy · colᵀ (the dot GEMM)
     // by 3-20%; with 16 and 32 the dot GEMM wins by 15% and 3x.
-    if (weight->dims[0] >= 64)
-      w.transposed = positions * weight->dims[0];
-    w.partial = weight->dims[0] * k;
+    if (transposedWeightGradient(*weight))
+      w.transposed = positions * outputs;
+    w.partial = outputs * k;
   }
   return w;
 }

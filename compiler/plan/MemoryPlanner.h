@@ -49,10 +49,11 @@ struct Buffer {
 
 /// Scratch a kernel uses while it runs: a shared part, then per chunk
 /// (kMaxChunks are planned), in elements of the kernel's type, in this
-/// order: a convolution's im2col
-/// columns (K = C·KH·KW rows of P = OH·OW); for the weight gradient with
-/// many output channels, an image's output gradient transposed (P x O),
-/// which lets the GEMM take its fast layout (WindowKernel.cpp); for the
+/// order: a convolution's im2col columns (K = C·KH·KW rows of P = OH·OW),
+/// or for an implicit one its zero-padded image (if padded); for the
+/// weight gradient, an image's output gradient transposed (P x O) with many
+/// output channels, which lets the GEMM take its fast layout, or for an
+/// implicit one on the padded grid (WindowKernel.cpp); for the
 /// weight gradient, its chunk's partial sum of the gradient (O·K); for a
 /// loop kernel whose sums split (Fuse.h: loopSumsSplit), its chunk's
 /// partial sums.
@@ -72,10 +73,20 @@ Workspace kernelWorkspace(const Graph &graph, const Kernel &kernel);
 /// spare vector (SpectrumKernel.cpp).
 inline int64_t spectrumWorkspace(int64_t n) { return 2 * n * 16 + 16; }
 
-/// A stride-1 convolution's input gradient with 32 or more input channels
-/// and padding less than its kernel: computed as the forward convolution of
-/// dy with the flipped, transposed weights (no col2im; WindowKernel.cpp).
+/// A stride-1 convolution's input gradient with padding less than its
+/// kernel: computed as the forward convolution of dy with the flipped,
+/// transposed weights (no col2im; WindowKernel.cpp).
 bool flippedInputGradient(const Node &n, const Shape &weight);
+
+/// A stride-1 convolution, its input gradient if flipped, or its weight
+/// gradient, computed as an implicit GEMM: the rows (c, kh, kw) of the
+/// image's columns are shifted runs of the (zero-padded) image itself, read
+/// in place, and the outputs lie on the padded image's grid (WindowKernel.cpp).
+bool implicitConvolution(const Node &n, const Shape &weight);
+
+/// The weight gradient accumulated transposed, dWᵀ = col · dyᵀ (the
+/// broadcast GEMM), else dW = dy · colᵀ (the dot GEMM).
+inline bool transposedWeightGradient(const Shape &weight) { return weight.dims[0] >= 64; }
 
 struct MemoryPlan {
   std::vector<Buffer> buffers; ///< per node; Region::None if not in memory
