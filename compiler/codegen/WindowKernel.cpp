@@ -123,11 +123,7 @@ private:
   // image. The rule is the general path's (PyTorch's): a larger value or a
   // NaN takes over, ties keep the first.
 
-  bool tiles() const {
-    return (n_.op == Op::MaxPool2d || n_.op == Op::MaxPool2dGrad) && geo_.sh == geo_.kh &&
-           geo_.sw == geo_.kw && geo_.pt == 0 && geo_.pb == 0 && geo_.pl == 0 && geo_.pr == 0 &&
-           geo_.kh * geo_.kw <= 16;
-  }
+  bool tiles() const { return tilingMaxPool(n_); }
 
   void tiledMaxPool(llvm::Value *lo, llvm::Value *hi) {
     llvm::Type *fp = ctx_.fp();
@@ -172,7 +168,7 @@ private:
                       llvm::Value *zero = llvm::ConstantFP::get(fp, 0.0);
                       for (size_t e = 0; e < at.size(); ++e) {
                         llvm::Value *mine = b_.CreateICmpEQ(bestAt, c(static_cast<int64_t>(e)));
-                        ctx_.store(self_, at[e], b_.CreateSelect(mine, dy, zero));
+                        epilogue(at[e], nullptr, b_.CreateSelect(mine, dy, zero), nullptr);
                       }
                     },
                     "ow");
@@ -263,14 +259,13 @@ private:
             cat.push_back(static_cast<int>(i));
           return cat;
         }());
-        llvm::Value *at = add(add(rowBase, c(r * d_.w)), mul(ow0, 2));
-        b_.CreateMaskedStore(row, elementAt(ctx_.pointer(self_), at), align, m2);
+        epilogue(add(add(rowBase, c(r * d_.w)), mul(ow0, 2)), nullptr, row, m2);
       }
     });
   }
 
   /// The gradient's elements no window covers (the last rows and columns
-  /// when the windows do not divide the image) are 0.
+  /// when the windows do not divide the image) are 0 (then the epilogue).
   void zeroUncovered(llvm::Value *plane) {
     int64_t rows = d_.oh * geo_.kh, cols = d_.ow * geo_.kw;
     llvm::Value *zero = llvm::ConstantFP::get(ctx_.fp(), 0.0);
@@ -280,8 +275,9 @@ private:
         return;
       ctx_.loop(c(toRow - fromRow), [&](llvm::Value *r) {
         llvm::Value *row = add(base, mul(add(r, c(fromRow)), d_.w));
-        ctx_.loop(c(d_.w - fromCol),
-                  [&](llvm::Value *q) { ctx_.store(self_, add(row, add(q, c(fromCol))), zero); });
+        ctx_.loop(c(d_.w - fromCol), [&](llvm::Value *q) {
+          epilogue(add(row, add(q, c(fromCol))), nullptr, zero, nullptr);
+        });
       });
     };
     fill(0, rows, cols); // right of the windows
@@ -326,14 +322,14 @@ private:
     return ctx_.schedule.kernels[static_cast<size_t>(k)];
   }
 
-  /// The forward convolution's epilogue (Fuse.cpp: bias, activation) on a
-  /// finished vector of output channel o, positions [q, q + lanes) (lanes
-  /// on in `mask`) of the image whose output plane starts at `plane`.
-  void epilogue(llvm::Value *plane, llvm::Value *value, llvm::Value *o, llvm::Value *q,
-                llvm::Value *mask) {
-    auto *type = llvm::cast<llvm::FixedVectorType>(value->getType());
-    unsigned lanes = type->getNumElements();
-    llvm::Value *at = add(add(plane, mul(o, p())), q);
+  /// The kernel's epilogue (Fuse.cpp: a convolution's bias and activation,
+  /// a tiling max pooling gradient's ReLU mask) on a finished value of the
+  /// result at element `at`: a vector of elements [at, at + lanes) (lanes
+  /// on in `mask`, all without one) or one element; `channel` indexes
+  /// per-channel operands (convolutions). Stores what is materialized,
+  /// the result itself included.
+  void epilogue(llvm::Value *at, llvm::Value *channel, llvm::Value *value, llvm::Value *mask) {
+    auto *type = llvm::dyn_cast<llvm::FixedVectorType>(value->getType());
     llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
     // Not inbounds: on an implicit convolution's grid, lane 0 may lie
     // before the tensor (only lanes inside it are on).
@@ -341,10 +337,15 @@ private:
     auto store = [&](ValueId v, llvm::Value *x) {
       if (!ctx_.schedule.materialized[static_cast<size_t>(v)])
         return;
-      if (mask)
+      if (!type)
+        b_.CreateStore(x, where(v));
+      else if (mask)
         b_.CreateMaskedStore(x, where(v), align, mask);
       else
         b_.CreateAlignedStore(x, where(v), align);
+    };
+    auto spread = [&](llvm::Value *x) {
+      return type ? b_.CreateVectorSplat(type->getNumElements(), x) : x;
     };
     std::map<ValueId, llvm::Value *> values{{self_, value}};
     for (size_t i = 1; i < kernel().nodes.size(); ++i) {
@@ -358,11 +359,12 @@ private:
         }
         const Shape &s = ctx_.graph.shape(v);
         if (s.rank() == 0) // a scalar
-          in.push_back(b_.CreateVectorSplat(lanes, ctx_.isInline(v) ? ctx_.inlineScalar(v)
-                                                                    : ctx_.load(v, c(0))));
+          in.push_back(spread(ctx_.isInline(v) ? ctx_.inlineScalar(v) : ctx_.load(v, c(0))));
         else if (s.rank() == 3) // per channel: [O, 1, 1]
-          in.push_back(b_.CreateVectorSplat(lanes, ctx_.load(v, o)));
-        else if (mask) // the result's shape
+          in.push_back(spread(ctx_.load(v, channel)));
+        else if (!type) // the result's shape
+          in.push_back(b_.CreateLoad(ctx_.fp(), where(v)));
+        else if (mask)
           in.push_back(
               b_.CreateMaskedLoad(type, where(v), align, mask, llvm::Constant::getNullValue(type)));
         else
@@ -548,7 +550,7 @@ private:
             }
             emitGemmInline(ctx_, call,
                            [&](llvm::Value *v, llvm::Value *o, llvm::Value *q, llvm::Value *m) {
-                             epilogue(plane, v, o, q, m);
+                             epilogue(add(add(plane, mul(o, p())), q), o, v, m);
                            });
             break;
           }
@@ -692,7 +694,7 @@ private:
             }
             emitGemmInline(ctx_, call,
                            [&](llvm::Value *v, llvm::Value *o, llvm::Value *q, llvm::Value *m) {
-                             epilogue(plane, v, o, q, m);
+                             epilogue(add(add(plane, mul(o, p())), q), o, v, m);
                            });
             break;
           }

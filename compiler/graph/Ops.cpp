@@ -747,6 +747,14 @@ const OpRules &rules(Op op) {
 
 } // namespace
 
+bool tilingMaxPool(const Node &n) {
+  if (n.op != Op::MaxPool2d && n.op != Op::MaxPool2dGrad)
+    return false;
+  WindowGeometry g = windowGeometry(n.op, n.attrs, nullptr);
+  return g.sh == g.kh && g.sw == g.kw && g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0 &&
+         g.kh * g.kw <= 16;
+}
+
 WindowGeometry windowGeometry(Op op, const Attrs &at, const Shape *weight) {
   WindowGeometry w;
   const std::vector<int64_t> &v = at.window;

@@ -33,6 +33,11 @@ struct WindowGeometry {
   int64_t outW(int64_t w) const { return (w + pl + pr - kw) / sw + 1; }
 };
 WindowGeometry windowGeometry(Op op, const Attrs &attrs, const Shape *weight);
+/// Max pooling (or its gradient) whose windows tile the image: stride =
+/// kernel, no padding, at most 16 elements a window. Its gradient writes
+/// every image element once (no adding into a zeroed image), so elementwise
+/// ops on it can follow in registers (Fuse.cpp, WindowKernel.cpp).
+bool tilingMaxPool(const Node &n);
 
 /// Frames' reflect padding (torch.nn.functional.pad, mode "reflect"): the
 /// index in a signal of `length` samples of position p of the signal

@@ -172,7 +172,10 @@ private:
   // values ([C, 1, 1]: a bias) and scalars: its leading part is applied to
   // the convolution's GEMM tiles while they are in registers (the bias and
   // the activation), so the convolution's raw result need not go to memory.
-  void absorbConvEpilogue(size_t l) {
+  // Likewise after a tiling max pooling's gradient (no per-channel values):
+  // the ReLU mask before it is applied to each window's gradient as it is
+  // written.
+  void absorbWindowEpilogue(size_t l) {
     size_t k = l - 1; // the kernel before, past views (a bias's reshape)
     while (k > 0 && s_.kernels[k].kind == Kernel::Kind::View)
       --k;
@@ -181,7 +184,8 @@ private:
     if (conv.kind != Kernel::Kind::Window || conv.nodes.size() != 1)
       return;
     const Node &c = g_.node(conv.nodes.front());
-    if (c.op != Op::Conv2d || !(loop.domain == c.shape))
+    bool pooling = c.op == Op::MaxPool2dGrad && tilingMaxPool(c);
+    if ((c.op != Op::Conv2d && !pooling) || !(loop.domain == c.shape))
       return;
     Shape channel{{c.shape.dims[1], 1, 1}};
     size_t count = 0;
@@ -192,7 +196,7 @@ private:
       bool ok = true;
       for (ValueId v : n.inputs) {
         const Shape &sh = g_.shape(v);
-        ok = ok && (sh.rank() == 0 || sh == c.shape || sh == channel);
+        ok = ok && (sh.rank() == 0 || sh == c.shape || (sh == channel && !pooling));
       }
       if (!ok)
         break;
@@ -214,7 +218,7 @@ private:
     for (size_t l = 1; l < s_.kernels.size(); ++l) {
       if (s_.kernels[l].kind != Kernel::Kind::Loop)
         continue;
-      absorbConvEpilogue(l);
+      absorbWindowEpilogue(l);
       if (s_.kernels[l].nodes.empty()) {
         s_.kernels.erase(s_.kernels.begin() + static_cast<std::ptrdiff_t>(l));
         for (int &owner : s_.kernelOf)
