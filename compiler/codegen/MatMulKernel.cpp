@@ -359,29 +359,44 @@ private:
           i64(0), rows_, rowSizes(vectors),
           [&](llvm::Value *i, int64_t rows) { broadcastTile(i, rows, j, vectors, mask); }, "i");
     };
+    // Full blocks of 3 vectors, then one tile for the rest (the last
+    // vector partial, its lanes masked): of 1, 2 or 3 vectors, or of 4 as
+    // two of 2 (taking back the last block when only 1 would be left).
     int64_t nv = GemmKind::kBroadcastVectors;
-    llvm::Value *vectors = b_.CreateUDiv(b_.CreateSub(hi, lo), i64(k_.lanes));
-    llvm::Value *rest = b_.CreateURem(vectors, i64(nv));
-    llvm::Value *inThrees = b_.CreateSelect(
-        b_.CreateAnd(b_.CreateICmpEQ(rest, i64(1)), b_.CreateICmpUGE(vectors, i64(4))),
-        b_.CreateSub(vectors, i64(4)), b_.CreateSub(vectors, rest));
+    llvm::Value *span = b_.CreateSub(hi, lo);
+    llvm::Value *full = b_.CreateUDiv(span, i64(k_.lanes));
+    llvm::Value *partial = b_.CreateURem(span, i64(k_.lanes));
+    llvm::Value *rest = b_.CreateAdd(b_.CreateURem(full, i64(nv)),
+                                     b_.CreateZExt(b_.CreateICmpNE(partial, i64(0)), b_.getInt64Ty()));
+    llvm::Value *borrow =
+        b_.CreateAnd(b_.CreateICmpEQ(rest, i64(1)), b_.CreateICmpUGE(full, i64(nv)));
+    llvm::Value *tail = b_.CreateSelect(borrow, i64(4), rest);
+    // The columns in full blocks: all but the rest's (and the block taken back).
+    llvm::Value *blocked = b_.CreateSub(
+        span, b_.CreateAdd(partial, b_.CreateMul(b_.CreateURem(full, i64(nv)), i64(k_.lanes))));
+    blocked = b_.CreateSelect(borrow, b_.CreateSub(blocked, i64(nv * k_.lanes)), blocked);
     llvm::Value *j = stepLoop(
-        lo, b_.CreateAdd(lo, b_.CreateMul(inThrees, i64(k_.lanes))), nv * k_.lanes,
+        lo, b_.CreateAdd(lo, blocked), nv * k_.lanes,
         [&](llvm::Value *j0) { columnBlock(j0, nv, nullptr); }, "j");
-    j = stepLoop(
-        j, hi, 2 * k_.lanes, [&](llvm::Value *j0) { columnBlock(j0, 2, nullptr); }, "j");
-    j = stepLoop(
-        j, hi, k_.lanes, [&](llvm::Value *j0) { columnBlock(j0, 1, nullptr); }, "j");
-    // The last partial vector, if any.
-    llvm::Value *left = b_.CreateSub(hi, j);
-    ifThen(b_.CreateICmpSGT(left, i64(0)), {}, [&] {
-      columnBlock(j, 1, laneMask(left));
-      return Values{};
-    });
+    llvm::Value *mask =
+        laneMask(b_.CreateSelect(b_.CreateICmpEQ(partial, i64(0)), i64(k_.lanes), partial));
+    for (int64_t t = 1; t <= 4; ++t)
+      ifThen(b_.CreateICmpEQ(tail, i64(t)), {}, [&] {
+        if (t == 4) {
+          columnBlock(j, 2, nullptr);
+          columnBlock(offset(j, 2 * k_.lanes), 2, mask);
+        } else {
+          columnBlock(j, t, mask);
+        }
+        return Values{};
+      });
   }
 
+  /// Rows [i0, i0 + rows) by `vectors` vectors of columns from j0, the
+  /// last vector's lanes on in `mask` (all without one).
   void broadcastTile(llvm::Value *i0, int64_t rows, llvm::Value *j0, int64_t vectors,
                      llvm::Value *mask) {
+    auto maskOf = [&](int64_t v) { return v == vectors - 1 ? mask : nullptr; };
     Values rowStart; // A's rows, when not transposed
     for (int64_t r = 0; r < rows && !k_.transA; ++r)
       rowStart.push_back(rowStartA(offset(i0, r)));
@@ -391,7 +406,7 @@ private:
       Values out = in, bv;
       llvm::Value *bRow = rowStartB(k);
       for (int64_t v = 0; v < vectors; ++v)
-        bv.push_back(loadVector(bm_, b_.CreateAdd(bRow, offset(j0, v * k_.lanes)), mask));
+        bv.push_back(loadVector(bm_, b_.CreateAdd(bRow, offset(j0, v * k_.lanes)), maskOf(v)));
       for (int64_t r = 0; r < rows; ++r) {
         llvm::Value *at = k_.transA ? indexA(offset(i0, r), k)
                                     : b_.CreateAdd(rowStart[static_cast<size_t>(r)], k);
@@ -405,7 +420,7 @@ private:
       return out;
     });
     for (int64_t v = 0; v < vectors; ++v)
-      storeColumns(offset(j0, v * k_.lanes), mask, [&](llvm::Value *col, llvm::Value *lanes) {
+      storeColumns(offset(j0, v * k_.lanes), maskOf(v), [&](llvm::Value *col, llvm::Value *lanes) {
         for (int64_t r = 0; r < rows; ++r)
           store_(acc[static_cast<size_t>(r * vectors + v)], offset(i0, r), col, lanes);
       });
