@@ -32,6 +32,7 @@
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/Module.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -81,6 +82,9 @@ struct GemmKind {
   bool accumulate = false; ///< C += op(A) · op(B)
   bool tableA = false, tableB = false; ///< rows at offsets from a table
   bool grid = false;                   ///< C's columns on a grid
+  /// Broadcast layout with fewer rows than a tile (a convolution's few
+  /// channels), always this many: one row tile of them, wider.
+  int64_t fewRows = 0;
 
   GemmKind(const EmitContext &ctx, bool ta, bool tb, bool acc = false)
       : transA(ta), fp(ctx.fp()), accumulate(acc) {
@@ -94,6 +98,9 @@ struct GemmKind {
     tableA = g.aRows != nullptr;
     tableB = g.bRows != nullptr;
     grid = g.gridWidth != nullptr;
+    if (auto *rows = llvm::dyn_cast<llvm::ConstantInt>(g.rows);
+        rows && scheme == Scheme::Broadcast && wide && rows->getSExtValue() < broadcastRows())
+      fewRows = rows->getSExtValue();
   }
 
   std::string name() const {
@@ -109,6 +116,8 @@ struct GemmKind {
       n += "_rb";
     if (grid)
       n += "_grid";
+    if (fewRows)
+      n += "_m" + std::to_string(fewRows);
     return n + (fp->isDoubleTy() ? ".f64" : ".f32");
   }
 
@@ -348,8 +357,14 @@ private:
     // Tiles of 3 vectors by 8 rows (4 with 16 registers), of 2 by 12 (6):
     // the accumulators fill the registers. A row of 4 vectors is two tiles
     // of 2, not 3 + 1 (a tile of 1 loads a broadcast per multiply-add).
+    // With few rows (fewRows), tiles of all of them by up to 6 vectors.
     auto rowSizes = [&](int64_t vectors) {
-      std::vector<int64_t> sizes{vectors == 2 ? k_.broadcastRows() * 3 / 2 : k_.broadcastRows()};
+      if (k_.fewRows)
+        return std::vector<int64_t>{k_.fewRows};
+      std::vector<int64_t> sizes;
+      if (vectors == 1)
+        sizes.push_back(k_.broadcastRows() * 3);
+      sizes.push_back(vectors == 2 ? k_.broadcastRows() * 3 / 2 : k_.broadcastRows());
       for (int64_t s = k_.broadcastRows() / 2; s >= 1; s /= 2)
         sizes.push_back(s);
       return sizes;
@@ -362,14 +377,16 @@ private:
     // Full blocks of 3 vectors, then one tile for the rest (the last
     // vector partial, its lanes masked): of 1, 2 or 3 vectors, or of 4 as
     // two of 2 (taking back the last block when only 1 would be left).
-    int64_t nv = GemmKind::kBroadcastVectors;
+    int64_t nv =
+        k_.fewRows ? std::clamp<int64_t>(24 / k_.fewRows, 1, 6) : GemmKind::kBroadcastVectors;
     llvm::Value *span = b_.CreateSub(hi, lo);
     llvm::Value *full = b_.CreateUDiv(span, i64(k_.lanes));
     llvm::Value *partial = b_.CreateURem(span, i64(k_.lanes));
     llvm::Value *rest = b_.CreateAdd(b_.CreateURem(full, i64(nv)),
                                      b_.CreateZExt(b_.CreateICmpNE(partial, i64(0)), b_.getInt64Ty()));
     llvm::Value *borrow =
-        b_.CreateAnd(b_.CreateICmpEQ(rest, i64(1)), b_.CreateICmpUGE(full, i64(nv)));
+        k_.fewRows ? b_.getFalse()
+                   : b_.CreateAnd(b_.CreateICmpEQ(rest, i64(1)), b_.CreateICmpUGE(full, i64(nv)));
     llvm::Value *tail = b_.CreateSelect(borrow, i64(4), rest);
     // The columns in full blocks: all but the rest's (and the block taken back).
     llvm::Value *blocked = b_.CreateSub(
@@ -380,9 +397,9 @@ private:
         [&](llvm::Value *j0) { columnBlock(j0, nv, nullptr); }, "j");
     llvm::Value *mask =
         laneMask(b_.CreateSelect(b_.CreateICmpEQ(partial, i64(0)), i64(k_.lanes), partial));
-    for (int64_t t = 1; t <= 4; ++t)
+    for (int64_t t = 1; t <= std::max<int64_t>(nv, 4); ++t)
       ifThen(b_.CreateICmpEQ(tail, i64(t)), {}, [&] {
-        if (t == 4) {
+        if (t == 4 && !k_.fewRows) {
           columnBlock(j, 2, nullptr);
           columnBlock(offset(j, 2 * k_.lanes), 2, mask);
         } else {

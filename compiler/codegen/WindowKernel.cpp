@@ -563,7 +563,7 @@ private:
           default: { // Conv2dGradWeight
             im2col(forwardUnroll(), n, col);
             llvm::Value *dy = elementAt(ctx_.pointer(n_.inputs[1]), plane);
-            if (!transposedWeightGradient(n_.shape)) {
+            if (!transposedWeightGradient(n_.shape, implicit())) {
               emitGemmCall(ctx_, {false, true, true, dy, col, partial, c(d_.o), c(k()), c(p()),
                                   c(p()), c(p())});
               break;
@@ -710,7 +710,7 @@ private:
           }
           default: { // Conv2dGradWeight: dy[n] onto the grid, then the product
             llvm::Value *dy = elementAt(ctx_.pointer(n_.inputs[1]), mul(n, d_.o * p()));
-            bool transposed = transposedWeightGradient(n_.shape);
+            bool transposed = transposedWeightGradient(n_.shape, implicit());
             auto copy = [&](llvm::Value *o, llvm::Value *oh, llvm::Value *ow) {
               llvm::Value *v = b_.CreateLoad(
                   ctx_.fp(), elementAt(dy, add(mul(add(mul(o, d_.oh), oh), d_.ow), ow)));
@@ -779,7 +779,7 @@ public:
     ctx_.loop(c(d_.o * k()), [&](llvm::Value *e) {
       // dW[o, k], from the partial sums' dWᵀ[k, o] when transposed
       llvm::Value *o = b_.CreateUDiv(e, c(k())), *kk = b_.CreateURem(e, c(k()));
-      llvm::Value *t = transposedWeightGradient(n_.shape) ? add(mul(kk, d_.o), o) : e;
+      llvm::Value *t = transposedWeightGradient(n_.shape, implicit()) ? add(mul(kk, d_.o), o) : e;
       ctx_.store(self_, e, ctx_.sumOverChunks(chunks, [&](llvm::Value *chunk) {
         return b_.CreateLoad(ctx_.fp(), elementAt(first, add(mul(chunk, d_.o * k()), t)));
       }));

@@ -162,10 +162,7 @@ Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
   int64_t positions = windows->dims[2] * windows->dims[3];
   w.columns = k * positions;
   if (n.op == Op::Conv2dGradWeight) {
-    // Measured on the course CNN: with 64 output channels and more, dWᵀ =
-    // col · dyᵀ (the broadcast GEMM) beats dW = dy · colᵀ (the dot GEMM)
-    // by 3-20%; with 16 and 32 the dot GEMM wins by 15% and 3x.
-    if (transposedWeightGradient(*weight))
+    if (transposedWeightGradient(*weight, false))
       w.transposed = positions * outputs;
     w.partial = outputs * k;
   }
