@@ -563,19 +563,21 @@ private:
     llvm::Value *left = b_.CreateSub(depth_, kTail);
     acc = ifThen(b_.CreateICmpSGT(left, i64(0)), acc,
                  [&] { return step(kTail, acc, laneMask(left)); });
-    // Row r's sums, lanes [0, cols) of one vector, stored (and through the
-    // epilogue) at once.
+    // Row r's sums as vectors (lanes [0, n) of each), stored (and through
+    // the epilogue) at once.
     Values sums = reduceTogether(acc);
-    for (int64_t r = 0; r < rows; ++r) {
-      int64_t first = r * cols;
-      size_t v = static_cast<size_t>(first / k_.lanes);
-      std::vector<int> lanes;
-      for (int64_t t = 0; t < static_cast<int64_t>(k_.lanes); ++t)
-        lanes.push_back(static_cast<int>(
-            std::min<int64_t>(first % k_.lanes + t, 2 * static_cast<int64_t>(k_.lanes) - 1)));
-      llvm::Value *next = v + 1 < sums.size() ? sums[v + 1] : zeroVector();
-      store_(b_.CreateShuffleVector(sums[v], next, lanes), offset(i0, r), j0, laneMask(i64(cols)));
-    }
+    int64_t width = k_.lanes;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c0 = 0; c0 < cols; c0 += width) {
+        int64_t first = r * cols + c0, n = std::min(width, cols - c0);
+        size_t v = static_cast<size_t>(first / width);
+        std::vector<int> lanes;
+        for (int64_t t = 0; t < width; ++t)
+          lanes.push_back(static_cast<int>(std::min(first % width + t, 2 * width - 1)));
+        llvm::Value *next = v + 1 < sums.size() ? sums[v + 1] : zeroVector();
+        store_(b_.CreateShuffleVector(sums[v], next, lanes), offset(i0, r), offset(j0, c0),
+               laneMask(i64(n)));
+      }
   }
 
   /// The sums of the vectors' lanes, as vectors of sums in the vectors'
