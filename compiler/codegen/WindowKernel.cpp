@@ -390,7 +390,7 @@ private:
   const Shape &weightShape() const {
     return n_.op == Op::Conv2dGradWeight ? n_.shape : ctx_.graph.shape(n_.inputs[1]);
   }
-  bool implicit() const { return implicitConvolution(n_, weightShape()); }
+  bool implicit() const { return implicitConvolution(ctx_.graph, n_, weightShape()); }
 
   int64_t k() const { return d_.c * geo_.kh * geo_.kw; }
   int64_t p() const { return d_.oh * d_.ow; }
@@ -598,25 +598,21 @@ private:
   // im2col: only the copies are gone.
 
   struct Grid {
-    ValueId src;                      ///< x, or dy for the input gradient
-    int64_t channels, h, w;           ///< its planes
-    int64_t top, bottom, left, right; ///< zero padding around them
-    int64_t oh, ow;                   ///< the outputs
-    int64_t hp() const { return h + top + bottom; }
-    int64_t wp() const { return w + left + right; }
+    ValueId src;        ///< x, or dy for the input gradient
+    int64_t h, w;       ///< its planes
+    PaddedImage padded; ///< as copied (MemoryPlanner.h)
+    int64_t oh, ow;     ///< the outputs
+    int64_t hp() const { return padded.height; }
+    int64_t wp() const { return padded.width; }
     /// The product's columns: up to the last output.
     int64_t columns() const { return (oh - 1) * wp() + ow; }
   };
 
   Grid grid() const {
+    PaddedImage padded = paddedImage(ctx_.graph, n_, weightShape());
     if (n_.op == Op::Conv2dGradInput) // dy, padded by kernel - 1 - padding
-      return {n_.inputs[0],          d_.o,
-              d_.oh,                 d_.ow,
-              geo_.kh - 1 - geo_.pt, geo_.kh - 1 - geo_.pb,
-              geo_.kw - 1 - geo_.pl, geo_.kw - 1 - geo_.pr,
-              d_.h,                  d_.w};
-    return {n_.inputs[0], d_.c,    d_.h,    d_.w,  geo_.pt,
-            geo_.pb,      geo_.pl, geo_.pr, d_.oh, d_.ow};
+      return {n_.inputs[0], d_.oh, d_.ow, padded, d_.h, d_.w};
+    return {n_.inputs[0], d_.h, d_.w, padded, d_.oh, d_.ow};
   }
 
   /// The row table: where row (c, kh, kw) starts in the padded image.
@@ -624,13 +620,14 @@ private:
     int64_t window = geo_.kh * geo_.kw;
     return constantArray(
         *ctx_.fn->getParent(),
-        fmt::format("netc.conv_rows.{}x{}x{}x{}x{}", g.channels, g.hp(), g.wp(), geo_.kh, geo_.kw),
+        fmt::format("netc.conv_rows.{}x{}x{}x{}x{}", g.padded.channels, g.hp(), g.wp(), geo_.kh,
+                    geo_.kw),
         b_.getInt32Ty(),
         [&](int64_t row) {
           int64_t ch = row / window, at = row % window;
           return static_cast<double>(ch * g.hp() * g.wp() + at / geo_.kw * g.wp() + at % geo_.kw);
         },
-        g.channels * window);
+        g.padded.channels * window);
   }
 
   void zeroFill(llvm::Value *base, int64_t count) {
@@ -641,12 +638,13 @@ private:
 
   /// Image n of the grid's source, copied into `padded` (whose padding the
   /// chunk zeroed).
-  llvm::Value *paddedImage(const Grid &g, llvm::Value *n, llvm::Value *padded) {
-    llvm::Value *src = elementAt(ctx_.pointer(g.src), mul(n, g.channels * g.h * g.w));
-    ctx_.loop(c(g.channels), [&](llvm::Value *ch) {
+  llvm::Value *copyImage(const Grid &g, llvm::Value *n, llvm::Value *padded) {
+    llvm::Value *src = elementAt(ctx_.pointer(g.src), mul(n, g.padded.channels * g.h * g.w));
+    ctx_.loop(c(g.padded.channels), [&](llvm::Value *ch) {
       ctx_.loop(c(g.h), [&](llvm::Value *ih) {
         llvm::Value *from = mul(add(mul(ch, g.h), ih), g.w);
-        llvm::Value *to = add(mul(add(mul(ch, g.hp()), add(ih, c(g.top))), g.wp()), c(g.left));
+        llvm::Value *to =
+            add(mul(add(mul(ch, g.hp()), add(ih, c(g.padded.top))), g.wp()), c(g.padded.left));
         ctx_.loop(c(g.w), [&](llvm::Value *iw) {
           b_.CreateStore(b_.CreateLoad(ctx_.fp(), elementAt(src, add(from, iw))),
                          elementAt(padded, add(to, iw)));
@@ -679,7 +677,7 @@ private:
         b_.CreateSub(hi, lo),
         [&](llvm::Value *i) {
           llvm::Value *n = add(lo, i);
-          llvm::Value *image = paddedImage(g, n, own);
+          llvm::Value *image = copyImage(g, n, own);
           switch (n_.op) {
           case Op::Conv2d: { // y[n] (O x P) = W (O x K) · columns
             llvm::Value *plane = mul(n, d_.o * p());

@@ -73,16 +73,20 @@ Workspace kernelWorkspace(const Graph &graph, const Kernel &kernel);
 /// spare vector (SpectrumKernel.cpp).
 inline int64_t spectrumWorkspace(int64_t n) { return 2 * n * 16 + 16; }
 
-/// A stride-1 convolution's input gradient with padding less than its
-/// kernel: computed as the forward convolution of dy with the flipped,
-/// transposed weights (no col2im; WindowKernel.cpp).
-bool flippedInputGradient(const Node &n, const Shape &weight);
-
-/// A stride-1 convolution, its input gradient if flipped, or its weight
-/// gradient, computed as an implicit GEMM: the rows (c, kh, kw) of the
-/// image's columns are shifted runs of the (zero-padded) image itself, read
-/// in place, and the outputs lie on the padded image's grid (WindowKernel.cpp).
-bool implicitConvolution(const Node &n, const Shape &weight);
+/// A stride-1 convolution or its weight gradient, or its input gradient
+/// with padding below the kernel (as the convolution of dy with the
+/// flipped, transposed weights), computed as an implicit GEMM: the rows
+/// (c, kh, kw) of the image's columns are shifted runs of the zero-padded
+/// image itself and the outputs lie on the padded image's grid
+/// (WindowKernel.cpp); the padded image's offsets must fit an i32.
+bool implicitConvolution(const Graph &graph, const Node &n, const Shape &weight);
+/// An implicit GEMM's zero-padded image: x, or dy for the input gradient
+/// (padded by kernel - 1 - padding); its planes and where the image starts
+/// in them.
+struct PaddedImage {
+  int64_t channels, height, width, top, left;
+};
+PaddedImage paddedImage(const Graph &graph, const Node &n, const Shape &weight);
 
 /// The weight gradient accumulated transposed, dWᵀ = col · dyᵀ (the
 /// broadcast GEMM), else dW = dy · colᵀ (the dot GEMM). Measured on the
