@@ -354,10 +354,11 @@ private:
   // ---- 1. broadcast scheme -------------------------------------------------
 
   void emitBroadcast(llvm::Value *lo, llvm::Value *hi) {
-    // Tiles of 3 vectors by 8 rows (4 with 16 registers), of 2 by 12 (6):
-    // the accumulators fill the registers. A row of 4 vectors is two tiles
-    // of 2, not 3 + 1 (a tile of 1 loads a broadcast per multiply-add).
-    // With few rows (fewRows), tiles of all of them by up to 6 vectors.
+    // Tiles of 3 vectors by 8 rows (4 with 16 registers), of 2 by 12 (6),
+    // of 1 by 24 (12): the accumulators fill the registers. A row of 4
+    // vectors is two tiles of 2, not 3 + 1 (a tile of 1 loads a broadcast
+    // per multiply-add). With few rows (fewRows), tiles of all of them by
+    // up to 6 vectors.
     auto rowSizes = [&](int64_t vectors) {
       if (k_.fewRows)
         return std::vector<int64_t>{k_.fewRows};

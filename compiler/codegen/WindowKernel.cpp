@@ -587,15 +587,15 @@ private:
   // ---- implicit GEMM (stride 1) --------------------------------------------
   //
   // The image, zero-padded into the workspace (MemoryPlanner.cpp says why
-  // also when unpadded), is `channels` planes of hp x wp: row (c, kh, kw) of its im2col columns
-  // is then the run of it starting at c·hp·wp + kh·wp + kw (the GEMM's row
-  // table), and output position (oh, ow) is its column oh·wp + ow. The
-  // product's columns are this grid, wp to a row, of which the first ow
-  // are outputs; the others (windows reaching past the row's end) are
-  // computed and dropped (stored on a grid, MatMulKernel.cpp). The weight
-  // gradient reads dy laid out on the same grid, zero in the dropped
-  // columns. Every output is the same sum in the same order as through
-  // im2col: only the copies are gone.
+  // also when unpadded), is `channels` planes of hp x wp: row (c, kh, kw)
+  // of its im2col columns is then the run of it starting at c·hp·wp +
+  // kh·wp + kw (the GEMM's row table), and output position (oh, ow) is its
+  // column oh·wp + ow. The product's columns are this grid, wp to a row, of
+  // which the first ow are outputs; the others (windows reaching past the
+  // row's end) are computed and dropped (stored on a grid,
+  // MatMulKernel.cpp). The weight gradient reads dy laid out on the same
+  // grid, zero in the dropped columns. The forward products are the same
+  // sums in the same order as through im2col: only the copies are gone.
 
   struct Grid {
     ValueId src;        ///< x, or dy for the input gradient
