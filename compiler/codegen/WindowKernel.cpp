@@ -516,6 +516,18 @@ private:
         [](llvm::Value *, llvm::Value *, llvm::Value *, llvm::Value *) {});
   }
 
+  /// The forward product into the output plane at `plane`: the shared
+  /// GEMM function, or its tiles inline with the kernel's epilogue.
+  void forwardProduct(const GemmCall &call, llvm::Value *plane) {
+    if (kernel().nodes.size() == 1) {
+      emitGemmCall(ctx_, call);
+      return;
+    }
+    emitGemmInline(ctx_, call, [&](llvm::Value *v, llvm::Value *o, llvm::Value *q, llvm::Value *m) {
+      epilogue(add(add(plane, mul(o, p())), q), o, v, m);
+    });
+  }
+
   void convGemm(llvm::Value *lo, llvm::Value *hi, llvm::Value *chunk) {
     if (implicit()) {
       convImplicit(lo, hi, chunk);
@@ -544,14 +556,7 @@ private:
                 c(d_.o), c(p()),
                 c(k()),  c(k()),
                 c(p())};
-            if (kernel().nodes.size() == 1) {
-              emitGemmCall(ctx_, call);
-              break;
-            }
-            emitGemmInline(ctx_, call,
-                           [&](llvm::Value *v, llvm::Value *o, llvm::Value *q, llvm::Value *m) {
-                             epilogue(add(add(plane, mul(o, p())), q), o, v, m);
-                           });
+            forwardProduct(call, plane);
             break;
           }
           case Op::Conv2dGradInput:
@@ -686,14 +691,7 @@ private:
                                     c(d_.o), c(g.columns()), c(k()), c(k()), c(0)},
                                    d_.ow, p());
             call.bRows = table;
-            if (kernel().nodes.size() == 1) {
-              emitGemmCall(ctx_, call);
-              break;
-            }
-            emitGemmInline(ctx_, call,
-                           [&](llvm::Value *v, llvm::Value *o, llvm::Value *q, llvm::Value *m) {
-                             epilogue(add(add(plane, mul(o, p())), q), o, v, m);
-                           });
+            forwardProduct(call, plane);
             break;
           }
           case Op::Conv2dGradInput: { // dx[n] (C x HW) = W' (C x O·KH·KW) · dy's columns
