@@ -164,6 +164,11 @@ public:
     llvm::Value *a, *b, *c, *rows, *cols, *depth, *lda, *ldb;
     llvm::Value *aRows = nullptr, *bRows = nullptr;
     llvm::Value *gridWidth = nullptr, *gridValid = nullptr, *ldc = nullptr;
+
+    static Operands of(const GemmCall &g) {
+      return {g.a,   g.b,     g.c,     g.rows,      g.cols,      g.depth, g.lda,
+              g.ldb, g.aRows, g.bRows, g.gridWidth, g.gridValid, g.ldc};
+    }
   };
 
   GemmBody(const GemmKind &kind, llvm::Function *fn, llvm::IRBuilder<> &b, const Operands &o,
@@ -317,11 +322,14 @@ private:
   }
   /// Lanes [0, count) on, the rest off.
   llvm::Value *laneMask(llvm::Value *count) {
+    return b_.CreateICmpULT(laneIndices(), b_.CreateVectorSplat(k_.lanes, count));
+  }
+  /// <0, 1, ..., lanes - 1> (i64).
+  llvm::Constant *laneIndices() {
     llvm::SmallVector<llvm::Constant *, 16> lanes;
     for (unsigned i = 0; i < k_.lanes; ++i)
       lanes.push_back(b_.getInt64(i));
-    return b_.CreateICmpULT(llvm::ConstantVector::get(lanes),
-                            b_.CreateVectorSplat(k_.lanes, count));
+    return llvm::ConstantVector::get(lanes);
   }
   llvm::Value *loadVector(llvm::Value *base, llvm::Value *index, llvm::Value *mask) {
     return netc::loadVector(b_, vec_, base, index, mask);
@@ -383,15 +391,16 @@ private:
     llvm::Value *span = b_.CreateSub(hi, lo);
     llvm::Value *full = b_.CreateUDiv(span, i64(k_.lanes));
     llvm::Value *partial = b_.CreateURem(span, i64(k_.lanes));
-    llvm::Value *rest = b_.CreateAdd(b_.CreateURem(full, i64(nv)),
-                                     b_.CreateZExt(b_.CreateICmpNE(partial, i64(0)), b_.getInt64Ty()));
+    llvm::Value *fullLeft = b_.CreateURem(full, i64(nv)); // full vectors after the blocks
+    llvm::Value *rest =
+        b_.CreateAdd(fullLeft, b_.CreateZExt(b_.CreateICmpNE(partial, i64(0)), b_.getInt64Ty()));
     llvm::Value *borrow =
         k_.fewRows ? b_.getFalse()
                    : b_.CreateAnd(b_.CreateICmpEQ(rest, i64(1)), b_.CreateICmpUGE(full, i64(nv)));
     llvm::Value *tail = b_.CreateSelect(borrow, i64(4), rest);
     // The columns in full blocks: all but the rest's (and the block taken back).
-    llvm::Value *blocked = b_.CreateSub(
-        span, b_.CreateAdd(partial, b_.CreateMul(b_.CreateURem(full, i64(nv)), i64(k_.lanes))));
+    llvm::Value *blocked =
+        b_.CreateSub(span, b_.CreateAdd(partial, b_.CreateMul(fullLeft, i64(k_.lanes))));
     blocked = b_.CreateSelect(borrow, b_.CreateSub(blocked, i64(nv * k_.lanes)), blocked);
     llvm::Value *j = stepLoop(
         lo, b_.CreateAdd(lo, blocked), nv * k_.lanes,
@@ -454,11 +463,7 @@ private:
       store(col, mask);
       return;
     }
-    llvm::SmallVector<llvm::Constant *, 16> iota;
-    for (unsigned i = 0; i < k_.lanes; ++i)
-      iota.push_back(b_.getInt64(i));
-    llvm::Value *at = b_.CreateAdd(b_.CreateVectorSplat(k_.lanes, col),
-                                   llvm::ConstantVector::get(iota)); // each lane's q
+    llvm::Value *at = b_.CreateAdd(b_.CreateVectorSplat(k_.lanes, col), laneIndices()); // lanes' q
     llvm::Value *first = b_.CreateUDiv(col, gridWidth_);
     llvm::Value *last = b_.CreateUDiv(offset(col, k_.lanes - 1), gridWidth_);
     llvm::Value *count = b_.CreateAdd(b_.CreateSub(last, first), i64(1));
@@ -825,13 +830,7 @@ void emitGemmCall(const EmitContext &ctx, const GemmCall &g) {
 void emitGemmInline(const EmitContext &ctx, const GemmCall &g, const GemmStore &store) {
   GemmKind kind(ctx, g);
   llvm::Value *outer = kind.scheme == Scheme::Broadcast ? g.cols : g.rows;
-  GemmBody::Operands o{g.a, g.b, g.c, g.rows, g.cols, g.depth, g.lda, g.ldb};
-  o.aRows = g.aRows;
-  o.bRows = g.bRows;
-  o.gridWidth = g.gridWidth;
-  o.gridValid = g.gridValid;
-  o.ldc = g.ldc;
-  GemmBody(kind, ctx.fn, ctx.b, o, store).emit(ctx.i64(0), outer);
+  GemmBody(kind, ctx.fn, ctx.b, GemmBody::Operands::of(g), store).emit(ctx.i64(0), outer);
 }
 
 // One chunk per ~2 MFLOP of work, in whole tiles of the outer dimension.

@@ -2,14 +2,13 @@
 //
 // Convolutions go through the GEMM kernels, image by image: with stride 1 as
 // implicit GEMMs over the zero-padded image (see "implicit GEMM"), else
-// through im2col columns (see "convolutions through the GEMM kernels"). Pooling goes output position by output
-// position, through the window in the reference interpreter's order (kernel
-// row, kernel column), visiting only positions inside the image (padding adds
-// nothing); max pooling whose windows tile the image has its own straight-line
-// (and, 2 x 2 in f32, SIMD) code. The images are split into chunks for the
-// thread pool; every result element belongs to one chunk (the weight
-// gradient's per-chunk partial sums are added in chunk order), so results
-// depend on nothing but the shapes.
+// through im2col columns (see "convolutions through the GEMM kernels").
+// Pooling goes output position by output position, through the window in the reference
+// interpreter's order (kernel row, kernel column), visiting only positions inside the image
+// (padding adds nothing); max pooling whose windows tile the image has its own straight-line (and,
+// 2 x 2 in f32, SIMD) code. The images are split into chunks for the thread pool; every result
+// element belongs to one chunk (the weight gradient's per-chunk partial sums are added in chunk
+// order), so results depend on nothing but the shapes.
 #include "compiler/codegen/Kernels.h"
 #include "compiler/graph/Ops.h"
 
@@ -537,9 +536,7 @@ private:
     llvm::Value *partial = nullptr;
     if (n_.op == Op::Conv2dGradWeight) {
       partial = workspace(chunk, true);
-      ctx_.loop(c(d_.o * k()), [&](llvm::Value *e) {
-        b_.CreateStore(llvm::ConstantFP::get(ctx_.fp(), 0.0), elementAt(partial, e));
-      });
+      zeroFill(partial, d_.o * k());
     }
     ctx_.loop(
         b_.CreateSub(hi, lo),
@@ -568,7 +565,7 @@ private:
           default: { // Conv2dGradWeight
             im2col(forwardUnroll(), n, col);
             llvm::Value *dy = elementAt(ctx_.pointer(n_.inputs[1]), plane);
-            if (!transposedWeightGradient(n_.shape, implicit())) {
+            if (!transposedWeightGradient(n_.shape, false)) {
               emitGemmCall(ctx_, {false, true, true, dy, col, partial, c(d_.o), c(k()), c(p()),
                                   c(p()), c(p())});
               break;
@@ -609,8 +606,7 @@ private:
     int64_t oh, ow;     ///< the outputs
     int64_t hp() const { return padded.height; }
     int64_t wp() const { return padded.width; }
-    /// The product's columns: up to the last output.
-    int64_t columns() const { return (oh - 1) * wp() + ow; }
+    int64_t columns() const { return padded.columns(oh, ow); }
   };
 
   Grid grid() const {
@@ -643,7 +639,7 @@ private:
 
   /// Image n of the grid's source, copied into `padded` (whose padding the
   /// chunk zeroed).
-  llvm::Value *copyImage(const Grid &g, llvm::Value *n, llvm::Value *padded) {
+  void copyImage(const Grid &g, llvm::Value *n, llvm::Value *padded) {
     llvm::Value *src = elementAt(ctx_.pointer(g.src), mul(n, g.padded.channels * g.h * g.w));
     ctx_.loop(c(g.padded.channels), [&](llvm::Value *ch) {
       ctx_.loop(c(g.h), [&](llvm::Value *ih) {
@@ -656,18 +652,17 @@ private:
         });
       });
     });
-    return padded;
   }
 
   void convImplicit(llvm::Value *lo, llvm::Value *hi, llvm::Value *chunk) {
     Grid g = grid();
     Workspace w = layout();
-    llvm::Value *own = workspace(chunk, false);
-    zeroFill(own, w.columns);
+    llvm::Value *image = workspace(chunk, false); // the padded image
+    zeroFill(image, w.columns);
     llvm::Value *table = rowTable(g);
     llvm::Value *dyGrid = nullptr, *partial = nullptr;
     if (n_.op == Op::Conv2dGradWeight) {
-      dyGrid = elementAt(own, c(w.columns));
+      dyGrid = elementAt(image, c(w.columns));
       zeroFill(dyGrid, w.transposed);
       partial = workspace(chunk, true);
       zeroFill(partial, w.partial);
@@ -682,7 +677,7 @@ private:
         b_.CreateSub(hi, lo),
         [&](llvm::Value *i) {
           llvm::Value *n = add(lo, i);
-          llvm::Value *image = copyImage(g, n, own);
+          copyImage(g, n, image);
           switch (n_.op) {
           case Op::Conv2d: { // y[n] (O x P) = W (O x K) · columns
             llvm::Value *plane = mul(n, d_.o * p());
@@ -706,7 +701,7 @@ private:
           }
           default: { // Conv2dGradWeight: dy[n] onto the grid, then the product
             llvm::Value *dy = elementAt(ctx_.pointer(n_.inputs[1]), mul(n, d_.o * p()));
-            bool transposed = transposedWeightGradient(n_.shape, implicit());
+            bool transposed = transposedWeightGradient(n_.shape, true);
             auto copy = [&](llvm::Value *o, llvm::Value *oh, llvm::Value *ow) {
               llvm::Value *v = b_.CreateLoad(
                   ctx_.fp(), elementAt(dy, add(mul(add(mul(o, d_.oh), oh), d_.ow), ow)));

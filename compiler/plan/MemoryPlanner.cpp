@@ -149,12 +149,11 @@ Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
     // follow from memory (the course CNN's first input gradient, reading dy
     // in place: 2.4x slower).
     PaddedImage p = paddedImage(g, n, *weight);
-    int64_t width = p.width;
     w.columns = p.channels * p.height * p.width;
     if (n.op == Op::Conv2dGradInput)
       w.shared = weight->dims[1] * outputs * geo.kh * geo.kw; // the flipped weights
     if (n.op == Op::Conv2dGradWeight) {
-      w.transposed = outputs * ((windows->dims[2] - 1) * width + windows->dims[3]);
+      w.transposed = outputs * p.columns(windows->dims[2], windows->dims[3]); // dy on the grid
       w.partial = outputs * k;
     }
     return w;

@@ -85,6 +85,9 @@ bool implicitConvolution(const Graph &graph, const Node &n, const Shape &weight)
 /// in them.
 struct PaddedImage {
   int64_t channels, height, width, top, left;
+  /// The product's columns for outputs oh x ow on this grid (width to a
+  /// row): up to the last output.
+  int64_t columns(int64_t oh, int64_t ow) const { return (oh - 1) * width + ow; }
 };
 PaddedImage paddedImage(const Graph &graph, const Node &n, const Shape &weight);
 
