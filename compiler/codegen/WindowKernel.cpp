@@ -654,6 +654,53 @@ private:
     });
   }
 
+  /// dy[n] (O x OH·OW) onto the grid position-major, dyGrid[q·O + o] with
+  /// q = oh·wp + ow, for the positions of whole blocks of `lanes` (one
+  /// SIMD vector): each block of lanes channels x lanes positions loaded as
+  /// lanes vectors, transposed by log2(lanes) rounds of shuffles (round b
+  /// swaps bit b of the row and the column index where they differ), and
+  /// stored a position's channels at a time. Returns the positions copied:
+  /// 0 where O is not a multiple of the lanes (or no SIMD), the caller
+  /// copies the rest.
+  int64_t transposeBlocks(llvm::Value *dy, llvm::Value *dyGrid, int64_t wp) {
+    auto lanes = static_cast<int64_t>(ctx_.vectorBytes / (ctx_.fp()->getPrimitiveSizeInBits() / 8));
+    int64_t blocks = p() / lanes;
+    if (lanes < 4 || d_.o % lanes != 0 || blocks == 0)
+      return 0;
+    auto *vec = llvm::FixedVectorType::get(ctx_.fp(), static_cast<unsigned>(lanes));
+    llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
+    ctx_.loop(c(d_.o / lanes), [&](llvm::Value *channelBlock) {
+      llvm::Value *o0 = mul(channelBlock, lanes);
+      ctx_.loop(c(blocks), [&](llvm::Value *block) {
+        llvm::Value *s0 = mul(block, lanes);
+        std::vector<llvm::Value *> rows;
+        for (int64_t j = 0; j < lanes; ++j)
+          rows.push_back(
+              b_.CreateAlignedLoad(vec, elementAt(dy, add(mul(add(o0, c(j)), p()), s0)), align));
+        for (int64_t bit = 1; bit < lanes; bit *= 2)
+          for (int64_t r = 0; r < lanes; ++r) {
+            if (r & bit)
+              continue;
+            std::vector<int> low, high; // rows r and r + bit
+            for (int64_t col = 0; col < lanes; ++col) {
+              low.push_back(static_cast<int>(col & bit ? lanes + col - bit : col));
+              high.push_back(static_cast<int>(col & bit ? lanes + col : col + bit));
+            }
+            llvm::Value *x = rows[static_cast<size_t>(r)], *y = rows[static_cast<size_t>(r + bit)];
+            rows[static_cast<size_t>(r)] = b_.CreateShuffleVector(x, y, low);
+            rows[static_cast<size_t>(r + bit)] = b_.CreateShuffleVector(x, y, high);
+          }
+        for (int64_t i = 0; i < lanes; ++i) { // position s0 + i: its grid column q
+          llvm::Value *at = add(s0, c(i));
+          llvm::Value *q = add(at, mul(b_.CreateUDiv(at, c(d_.ow)), wp - d_.ow));
+          b_.CreateAlignedStore(rows[static_cast<size_t>(i)],
+                                elementAt(dyGrid, add(mul(q, d_.o), o0)), align);
+        }
+      });
+    });
+    return blocks * lanes;
+  }
+
   void convImplicit(llvm::Value *lo, llvm::Value *hi, llvm::Value *chunk) {
     Grid g = grid();
     Workspace w = layout();
@@ -712,13 +759,16 @@ private:
             // Written in order: transposed, a position's channels are a run
             // (and the lines of dy they read stay in cache from one position
             // to the next; channel by channel, every store missed).
-            if (transposed)
-              ctx_.loop(c(d_.oh), [&](llvm::Value *oh) {
-                ctx_.loop(c(d_.ow), [&](llvm::Value *ow) {
-                  ctx_.loop(c(d_.o), [&](llvm::Value *o) { copy(o, oh, ow); });
-                });
+            // Blocks of lanes x lanes first, transposed in registers; the
+            // positions after the last whole block one by one.
+            if (transposed) {
+              int64_t blocked = transposeBlocks(dy, dyGrid, g.wp());
+              ctx_.loop(c(p() - blocked), [&](llvm::Value *i) {
+                llvm::Value *at = add(i, c(blocked));
+                llvm::Value *oh = b_.CreateUDiv(at, c(d_.ow)), *ow = b_.CreateURem(at, c(d_.ow));
+                ctx_.loop(c(d_.o), [&](llvm::Value *o) { copy(o, oh, ow); });
               });
-            else
+            } else
               ctx_.loop(c(d_.o), [&](llvm::Value *o) {
                 ctx_.loop(c(d_.oh), [&](llvm::Value *oh) {
                   ctx_.loop(c(d_.ow), [&](llvm::Value *ow) { copy(o, oh, ow); });
