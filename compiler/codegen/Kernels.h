@@ -47,6 +47,10 @@ struct GemmCall {
   /// q % gridWidth < gridValid, at row·ldc + (q / gridWidth)·gridValid +
   /// q % gridWidth.
   llvm::Value *gridWidth = nullptr, *gridValid = nullptr, *ldc = nullptr;
+  /// The depth on a grid (broadcast layout): k runs over depth rows of
+  /// `depthValid` cells, row r's at k = r·depthWidth + j (an implicit weight
+  /// gradient's positions without the grid's dropped columns).
+  llvm::Value *depthWidth = nullptr, *depthValid = nullptr;
 };
 void emitGemmCall(const EmitContext &ctx, const GemmCall &call);
 /// The same product with its tiles inline, each finished vector of C

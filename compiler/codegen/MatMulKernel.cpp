@@ -82,6 +82,7 @@ struct GemmKind {
   bool accumulate = false; ///< C += op(A) · op(B)
   bool tableA = false, tableB = false; ///< rows at offsets from a table
   bool grid = false;                   ///< C's columns on a grid
+  bool depthGrid = false;              ///< the depth on a grid (broadcast)
   /// Broadcast layout with fewer rows than a tile (a convolution's few
   /// channels), always this many: one row tile of them, wider.
   int64_t fewRows = 0;
@@ -98,6 +99,8 @@ struct GemmKind {
     tableA = g.aRows != nullptr;
     tableB = g.bRows != nullptr;
     grid = g.gridWidth != nullptr;
+    depthGrid = g.depthWidth != nullptr;
+    assert(!depthGrid || scheme == Scheme::Broadcast);
     if (auto *rows = llvm::dyn_cast<llvm::ConstantInt>(g.rows);
         rows && scheme == Scheme::Broadcast && wide && rows->getSExtValue() < broadcastRows())
       fewRows = rows->getSExtValue();
@@ -116,6 +119,8 @@ struct GemmKind {
       n += "_rb";
     if (grid)
       n += "_grid";
+    if (depthGrid)
+      n += "_kgrid";
     if (fewRows)
       n += "_m" + std::to_string(fewRows);
     return n + (fp->isDoubleTy() ? ".f64" : ".f32");
@@ -160,23 +165,13 @@ using StoreC = std::function<void(llvm::Value *, llvm::Value *, llvm::Value *, l
 /// and inline for a product with an epilogue.
 class GemmBody {
 public:
-  struct Operands {
-    llvm::Value *a, *b, *c, *rows, *cols, *depth, *lda, *ldb;
-    llvm::Value *aRows = nullptr, *bRows = nullptr;
-    llvm::Value *gridWidth = nullptr, *gridValid = nullptr, *ldc = nullptr;
-
-    static Operands of(const GemmCall &g) {
-      return {g.a,   g.b,     g.c,     g.rows,      g.cols,      g.depth, g.lda,
-              g.ldb, g.aRows, g.bRows, g.gridWidth, g.gridValid, g.ldc};
-    }
-  };
-
-  GemmBody(const GemmKind &kind, llvm::Function *fn, llvm::IRBuilder<> &b, const Operands &o,
+  /// The operands (the call's layout flags are the kind's).
+  GemmBody(const GemmKind &kind, llvm::Function *fn, llvm::IRBuilder<> &b, const GemmCall &o,
            StoreC store = nullptr)
       : k_(kind), fn_(fn), b_(b), a_(o.a), bm_(o.b), c_(o.c), rows_(o.rows), cols_(o.cols),
         depth_(o.depth), lda_(o.lda), ldb_(o.ldb), aRows_(o.aRows), bRows_(o.bRows),
         gridWidth_(o.gridWidth), gridValid_(o.gridValid), ldc_(o.ldc ? o.ldc : o.cols),
-        store_(std::move(store)) {
+        depthWidth_(o.depthWidth), depthValid_(o.depthValid), store_(std::move(store)) {
     vec_ = llvm::FixedVectorType::get(k_.fp, k_.lanes);
     if (!store_)
       store_ = [this](llvm::Value *value, llvm::Value *row, llvm::Value *col, llvm::Value *mask) {
@@ -286,6 +281,20 @@ private:
       out.push_back(phi);
     }
     return out;
+  }
+
+  /// carriedLoop over the depth: k in [0, depth), or on the depth's grid
+  /// row by row over its valid cells.
+  Values depthLoop(const Values &init,
+                   const std::function<Values(llvm::Value *, const Values &)> &body) {
+    if (!k_.depthGrid)
+      return carriedLoop(depth_, 1, init, body);
+    return carriedLoop(depth_, 1, init, [&](llvm::Value *row, const Values &in) {
+      llvm::Value *start = b_.CreateMul(row, depthWidth_);
+      return carriedLoop(depthValid_, 1, in, [&](llvm::Value *j, const Values &acc) {
+        return body(b_.CreateAdd(start, j), acc);
+      });
+    });
   }
 
   /// if (cond) then(); returns then()'s values merged with `otherwise`.
@@ -428,7 +437,7 @@ private:
     for (int64_t r = 0; r < rows && !k_.transA; ++r)
       rowStart.push_back(rowStartA(offset(i0, r)));
     Values init(static_cast<size_t>(rows * vectors), zeroVector());
-    Values acc = carriedLoop(depth_, 1, init, [&](llvm::Value *k, const Values &in) {
+    Values acc = depthLoop(init, [&](llvm::Value *k, const Values &in) {
       // Live: the accumulators, the row of B, one broadcast.
       Values out = in, bv;
       llvm::Value *bRow = rowStartB(k);
@@ -644,10 +653,35 @@ private:
   llvm::Function *fn_;
   llvm::IRBuilder<> &b_;
   llvm::Value *a_, *bm_, *c_, *rows_, *cols_, *depth_, *lda_, *ldb_;
-  llvm::Value *aRows_, *bRows_, *gridWidth_, *gridValid_, *ldc_;
+  llvm::Value *aRows_, *bRows_, *gridWidth_, *gridValid_, *ldc_, *depthWidth_, *depthValid_;
   StoreC store_;
   llvm::FixedVectorType *vec_;
 };
+
+/// A GEMM function's parameter after lo and hi, from a GemmCall field.
+struct OptionalOperand {
+  const char *name;
+  bool pointer; ///< else i64
+  llvm::Value *GemmCall::*field;
+};
+
+/// The optional operands a function of `kind` takes, in their order (the
+/// functions' parameters and the calls' arguments).
+std::vector<OptionalOperand> optionalOperands(const GemmKind &kind) {
+  std::vector<OptionalOperand> list;
+  if (kind.tableA)
+    list.push_back({"a_rows", true, &GemmCall::aRows});
+  if (kind.tableB)
+    list.push_back({"b_rows", true, &GemmCall::bRows});
+  if (kind.grid)
+    list.insert(list.end(), {{"grid_width", false, &GemmCall::gridWidth},
+                             {"grid_valid", false, &GemmCall::gridValid},
+                             {"ldc", false, &GemmCall::ldc}});
+  if (kind.depthGrid)
+    list.insert(list.end(), {{"depth_width", false, &GemmCall::depthWidth},
+                             {"depth_valid", false, &GemmCall::depthValid}});
+  return list;
+}
 
 /// The module's function for `kind`, emitted on first use. Not inlined: one
 /// body serves every product, which is what keeps compile time flat.
@@ -659,17 +693,9 @@ llvm::Function *gemmFunction(llvm::Module &m, const GemmKind &kind) {
   auto *i64 = llvm::Type::getInt64Ty(m.getContext());
   std::vector<llvm::Type *> params{ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, i64};
   std::vector<const char *> names{"a", "b", "c", "rows", "cols", "depth", "lda", "ldb", "lo", "hi"};
-  if (kind.tableA) {
-    params.push_back(ptr);
-    names.push_back("a_rows");
-  }
-  if (kind.tableB) {
-    params.push_back(ptr);
-    names.push_back("b_rows");
-  }
-  if (kind.grid) {
-    params.insert(params.end(), {i64, i64, i64});
-    names.insert(names.end(), {"grid_width", "grid_valid", "ldc"});
+  for (const OptionalOperand &o : optionalOperands(kind)) {
+    params.push_back(o.pointer ? static_cast<llvm::Type *>(ptr) : i64);
+    names.push_back(o.name);
   }
   auto *type = llvm::FunctionType::get(llvm::Type::getVoidTy(m.getContext()), params, false);
   auto *f = llvm::Function::Create(type, llvm::Function::InternalLinkage, name, m);
@@ -684,18 +710,11 @@ llvm::Function *gemmFunction(llvm::Module &m, const GemmKind &kind) {
   llvm::FastMathFlags fmf;
   fmf.setAllowContract(true);
   b.setFastMathFlags(fmf);
-  GemmBody::Operands o{f->getArg(0), f->getArg(1), f->getArg(2), f->getArg(3),
-                       f->getArg(4), f->getArg(5), f->getArg(6), f->getArg(7)};
+  GemmCall o{kind.transA,  false,        kind.accumulate, f->getArg(0), f->getArg(1), f->getArg(2),
+             f->getArg(3), f->getArg(4), f->getArg(5),    f->getArg(6), f->getArg(7)};
   unsigned next = 10;
-  if (kind.tableA)
-    o.aRows = f->getArg(next++);
-  if (kind.tableB)
-    o.bRows = f->getArg(next++);
-  if (kind.grid) {
-    o.gridWidth = f->getArg(next++);
-    o.gridValid = f->getArg(next++);
-    o.ldc = f->getArg(next++);
-  }
+  for (const OptionalOperand &opt : optionalOperands(kind))
+    o.*opt.field = f->getArg(next++);
   GemmBody(kind, f, b, o).emit(f->getArg(8), f->getArg(9));
   b.CreateRetVoid();
   return f;
@@ -805,7 +824,7 @@ struct Product {
       return;
     }
     Epilogue epilogue(ctx, kernel);
-    GemmBody(kind, ctx.fn, ctx.b, {a, b, c, rows, cols, depth, lda, ldb},
+    GemmBody(kind, ctx.fn, ctx.b, {kind.transA, false, false, a, b, c, rows, cols, depth, lda, ldb},
              [&](llvm::Value *v, llvm::Value *row, llvm::Value *col, llvm::Value *mask) {
                epilogue(v, row, col, mask);
              })
@@ -821,16 +840,15 @@ void emitGemmCall(const EmitContext &ctx, const GemmCall &g) {
   llvm::Value *outer = kind.scheme == Scheme::Broadcast ? g.cols : g.rows;
   std::vector<llvm::Value *> args{g.a,   g.b,   g.c,          g.rows, g.cols,
                                   g.depth, g.lda, g.ldb, ctx.i64(0), outer};
-  for (llvm::Value *v : {g.aRows, g.bRows, g.gridWidth, g.gridValid, g.ldc})
-    if (v)
-      args.push_back(v);
+  for (const OptionalOperand &o : optionalOperands(kind))
+    args.push_back(g.*o.field);
   ctx.b.CreateCall(f, args);
 }
 
 void emitGemmInline(const EmitContext &ctx, const GemmCall &g, const GemmStore &store) {
   GemmKind kind(ctx, g);
   llvm::Value *outer = kind.scheme == Scheme::Broadcast ? g.cols : g.rows;
-  GemmBody(kind, ctx.fn, ctx.b, GemmBody::Operands::of(g), store).emit(ctx.i64(0), outer);
+  GemmBody(kind, ctx.fn, ctx.b, g, store).emit(ctx.i64(0), outer);
 }
 
 // One chunk per ~2 MFLOP of work, in whole tiles of the outer dimension.

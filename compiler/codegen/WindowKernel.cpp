@@ -776,9 +776,11 @@ private:
               });
             GemmCall call;
             if (transposed) { // dWᵀ (K x O) += columns · dyᵀ
-              call = {false, false, true, image, dyGrid, partial, c(k()), c(d_.o), c(g.columns()),
-                      c(0),  c(d_.o)};
+              call = {false,  false,   true,     image, dyGrid, partial,
+                      c(k()), c(d_.o), c(d_.oh), c(0),  c(d_.o)};
               call.aRows = table;
+              call.depthWidth = c(g.wp()); // without the dropped columns
+              call.depthValid = c(d_.ow);
             } else { // dW (O x K) += dy · columnsᵀ
               call = {false,  true, true, dyGrid, image, partial, c(d_.o), c(k()), c(g.columns()),
                       c(g.columns()), c(0)};
