@@ -87,6 +87,15 @@ TEST_F(Idx, ReadsEveryElementTypeBigEndian) {
   u8.itemToFloat(1, out);
   EXPECT_EQ(out[0], 51.0f / 255.0f);
   EXPECT_EQ(out[1], 102.0f / 255.0f);
+  // f32 items are copied (second item: -2.5, 0.375); i16 converted.
+  auto f32s = readIdx(
+      write("f32s",
+            idx({2, 2}, {0, 0, 0, 0, 0x3f, 0x80, 0, 0, 0xc0, 0x20, 0, 0, 0x3e, 0xc0, 0, 0}, 0x0d)));
+  f32s.itemToFloat(1, out);
+  EXPECT_EQ(out[0], -2.5f);
+  EXPECT_EQ(out[1], 0.375f);
+  i16.itemToFloat(0, out);
+  EXPECT_EQ(out[0], -2.0f);
 }
 
 TEST_F(Idx, DatasetChecksItemsAndLabels) {

@@ -145,6 +145,10 @@ void IdxArray::itemToFloat(int64_t item, float *out) const {
     scaleBytes(data.data() + first, out, size);
     return;
   }
+  if (type == IdxType::F32) { // as they are (a course CNN batch: 1.5 ms through at())
+    std::memcpy(out, data.data() + first * sizeof(float), size * sizeof(float));
+    return;
+  }
   for (size_t i = 0; i < size; ++i)
     out[i] = static_cast<float>(at(first + i));
 }
