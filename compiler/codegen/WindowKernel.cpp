@@ -616,20 +616,27 @@ private:
     return {n_.inputs[0], d_.h, d_.w, padded, d_.oh, d_.ow};
   }
 
-  /// The row table: where row (c, kh, kw) starts in the padded image.
+  /// The row table: where row (c, kh, kw) starts in the padded image;
+  /// with the bias gradient, one more row: the ones after the image.
   llvm::Value *rowTable(const Grid &g) {
-    int64_t window = geo_.kh * geo_.kw;
+    int64_t window = geo_.kh * geo_.kw, image = g.padded.channels * g.hp() * g.wp();
     return constantArray(
         *ctx_.fn->getParent(),
-        fmt::format("netc.conv_rows.{}x{}x{}x{}x{}", g.padded.channels, g.hp(), g.wp(), geo_.kh,
-                    geo_.kw),
+        fmt::format("netc.conv_rows.{}x{}x{}x{}x{}{}", g.padded.channels, g.hp(), g.wp(), geo_.kh,
+                    geo_.kw, bias() ? ".ones" : ""),
         b_.getInt32Ty(),
         [&](int64_t row) {
           int64_t ch = row / window, at = row % window;
+          if (ch == g.padded.channels)
+            return static_cast<double>(image);
           return static_cast<double>(ch * g.hp() * g.wp() + at / geo_.kw * g.wp() + at % geo_.kw);
         },
-        g.padded.channels * window);
+        g.padded.channels * window + bias());
   }
+
+  /// A weight gradient that also sums the bias gradient (Fuse.cpp:
+  /// absorbBiasGradients): 1, else 0.
+  int64_t bias() const { return n_.op == Op::Conv2dGradWeight && biasFused(kernel()); }
 
   void zeroFill(llvm::Value *base, int64_t count) {
     ctx_.loop(c(count), [&](llvm::Value *i) {
@@ -713,6 +720,12 @@ private:
       zeroFill(dyGrid, w.transposed);
       partial = workspace(chunk, true);
       zeroFill(partial, w.partial);
+      if (bias()) { // the bias gradient's row of the image: ones
+        int64_t ones = g.columns(), at = w.columns - ones;
+        ctx_.loop(c(ones), [&](llvm::Value *i) {
+          b_.CreateStore(llvm::ConstantFP::get(ctx_.fp(), 1.0), elementAt(image, add(i, c(at))));
+        });
+      }
     }
     auto onGrid = [&](GemmCall call, int64_t valid, int64_t ldc) {
       call.gridWidth = c(g.wp());
@@ -775,15 +788,17 @@ private:
                 });
               });
             GemmCall call;
+            // With the bias gradient, K + 1 rows of columns: the last all ones.
             if (transposed) { // dWᵀ (K x O) += columns · dyᵀ
-              call = {false,  false,   true,     image, dyGrid, partial,
-                      c(k()), c(d_.o), c(d_.oh), c(0),  c(d_.o)};
+              call = {false,           false,   true,     image, dyGrid, partial,
+                      c(k() + bias()), c(d_.o), c(d_.oh), c(0),  c(d_.o)};
               call.aRows = table;
               call.depthWidth = c(g.wp()); // without the dropped columns
               call.depthValid = c(d_.ow);
             } else { // dW (O x K) += dy · columnsᵀ
-              call = {false,  true, true, dyGrid, image, partial, c(d_.o), c(k()), c(g.columns()),
-                      c(g.columns()), c(0)};
+              call = {false,          true,           true,    dyGrid,
+                      image,          partial,        c(d_.o), c(k() + bias()),
+                      c(g.columns()), c(g.columns()), c(0)};
               call.bRows = table;
             }
             emitGemmCall(ctx_, call);
@@ -814,19 +829,25 @@ public:
     });
   }
 
-  /// The weight gradient: dW = the chunks' partial sums, in chunk order.
+  /// The weight gradient: dW = the chunks' partial sums, in chunk order;
+  /// with the bias gradient, db from their last row (column) likewise.
   void finish(llvm::Value *chunks) {
     if (n_.op != Op::Conv2dGradWeight)
       return;
     llvm::Value *first = workspace(c(0), true);
-    ctx_.loop(c(d_.o * k()), [&](llvm::Value *e) {
-      // dW[o, k], from the partial sums' dWᵀ[k, o] when transposed
-      llvm::Value *o = b_.CreateUDiv(e, c(k())), *kk = b_.CreateURem(e, c(k()));
-      llvm::Value *t = transposedWeightGradient(n_.shape, implicit()) ? add(mul(kk, d_.o), o) : e;
-      ctx_.store(self_, e, ctx_.sumOverChunks(chunks, [&](llvm::Value *chunk) {
-        return b_.CreateLoad(ctx_.fp(), elementAt(first, add(mul(chunk, d_.o * k()), t)));
+    int64_t rows = k() + bias(); // of the partial sums (K x O transposed, else O x K)
+    bool transposed = transposedWeightGradient(n_.shape, implicit());
+    auto sum = [&](ValueId id, llvm::Value *e, llvm::Value *o, llvm::Value *kk) {
+      llvm::Value *t = transposed ? add(mul(kk, d_.o), o) : add(mul(o, rows), kk);
+      ctx_.store(id, e, ctx_.sumOverChunks(chunks, [&](llvm::Value *chunk) {
+        return b_.CreateLoad(ctx_.fp(), elementAt(first, add(mul(chunk, layout().partial), t)));
       }));
+    };
+    ctx_.loop(c(d_.o * k()), [&](llvm::Value *e) { // dW[o, k]
+      sum(self_, e, b_.CreateUDiv(e, c(k())), b_.CreateURem(e, c(k())));
     });
+    if (bias())
+      ctx_.loop(c(d_.o), [&](llvm::Value *o) { sum(kernel().nodes[1], o, o, c(k())); });
   }
 
 private:

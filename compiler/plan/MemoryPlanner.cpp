@@ -106,6 +106,15 @@ bool implicitConvolution(const Graph &g, const Node &n, const Shape &weight) {
   return p.channels * p.height * p.width < (int64_t{1} << 31);
 }
 
+bool biasFusible(const Graph &g, const Node &n) {
+  if (!implicitConvolution(g, n, n.shape))
+    return false;
+  PaddedImage p = paddedImage(g, n, n.shape);
+  const Shape &dy = g.shape(n.inputs[1]);
+  int64_t ones = p.columns(dy.dims[2], dy.dims[3]);
+  return p.channels * p.height * p.width + ones < (int64_t{1} << 31);
+}
+
 Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
   if (loopSumsSplit(g, kernel)) { // a partial sum per chunk for every sum_to
     Workspace w;
@@ -153,8 +162,11 @@ Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
     if (n.op == Op::Conv2dGradInput)
       w.shared = weight->dims[1] * outputs * geo.kh * geo.kw; // the flipped weights
     if (n.op == Op::Conv2dGradWeight) {
-      w.transposed = outputs * p.columns(windows->dims[2], windows->dims[3]); // dy on the grid
-      w.partial = outputs * k;
+      int64_t columns = p.columns(windows->dims[2], windows->dims[3]);
+      w.transposed = outputs * columns; // dy on the grid
+      bool bias = biasFused(kernel);    // a row of ones after the image
+      w.columns += bias ? columns : 0;
+      w.partial = outputs * (k + bias);
     }
     return w;
   }

@@ -54,7 +54,8 @@ struct Buffer {
 /// weight gradient, an image's output gradient transposed (P x O) with many
 /// output channels, which lets the GEMM take its fast layout, or for an
 /// implicit one on the padded grid (WindowKernel.cpp); for the
-/// weight gradient, its chunk's partial sum of the gradient (O·K); for a
+/// weight gradient, its chunk's partial sum of the gradient (O·K; with the
+/// bias gradient, O·(K + 1), the image followed by a row of ones); for a
 /// loop kernel whose sums split (Fuse.h: loopSumsSplit), its chunk's
 /// partial sums.
 struct Workspace {
@@ -98,6 +99,13 @@ PaddedImage paddedImage(const Graph &graph, const Node &n, const Shape &weight);
 /// 3x); as implicit GEMMs the broadcast one wins from 16 (LeNet's second
 /// convolution: 27% faster; tiles of 1 vector by 24 rows) and loses with 6
 /// (2.2x slower).
+/// Whether weight gradient `n` can sum its bias gradient as one more row
+/// of the image, all ones (Fuse.cpp, WindowKernel.cpp): implicit, with the
+/// ones after the padded image still in reach of the i32 row table.
+bool biasFusible(const Graph &graph, const Node &n);
+/// A weight gradient's kernel that also sums the bias gradient.
+inline bool biasFused(const Kernel &kernel) { return kernel.nodes.size() > 1; }
+
 inline bool transposedWeightGradient(const Shape &weight, bool implicit) {
   return weight.dims[0] >= (implicit ? 16 : 64);
 }

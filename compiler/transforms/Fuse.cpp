@@ -2,6 +2,7 @@
 #include "compiler/transforms/Fuse.h"
 #include "compiler/graph/Ops.h"
 #include "compiler/graph/Printer.h"
+#include "compiler/plan/MemoryPlanner.h"
 
 #include <fmt/format.h>
 
@@ -65,8 +66,10 @@ public:
         deferred_[i] = false;
         place(static_cast<ValueId>(i));
       }
-    if (epilogues_)
+    if (epilogues_) {
       absorbEpilogues();
+      absorbBiasGradients();
+    }
     markMaterialized();
     return std::move(s_);
   }
@@ -257,6 +260,66 @@ private:
         if (owner > static_cast<int>(l))
           --owner;
       --l;
+    }
+  }
+
+  // A convolution's bias gradient, the sum of dy over images and positions
+  // (a loop kernel of that one sum_to), joins the implicit weight gradient
+  // of the same dy that follows it (past views and window kernels, which
+  // neither read the sum nor assign): the weight gradient's GEMM sums it
+  // as one more row of the image, all ones (WindowKernel.cpp), so dy is
+  // read once. Views of the sum between the two move after it.
+  void absorbBiasGradients() {
+    for (size_t w = 1; w < s_.kernels.size(); ++w) {
+      const Kernel &grad = s_.kernels[w];
+      if (grad.kind != Kernel::Kind::Window || grad.nodes.size() != 1)
+        continue;
+      const Node &n = g_.node(grad.nodes.front());
+      if (n.op != Op::Conv2dGradWeight || !biasFusible(g_, n))
+        continue;
+      size_t l = w - 1;
+      while (l > 0 && (s_.kernels[l].kind == Kernel::Kind::View ||
+                       s_.kernels[l].kind == Kernel::Kind::Window))
+        --l;
+      const Kernel &loop = s_.kernels[l];
+      if (loop.kind != Kernel::Kind::Loop || loop.nodes.size() != 1)
+        continue;
+      ValueId sum = loop.nodes.front();
+      const Node &sn = g_.node(sum);
+      if (sn.op != Op::SumTo || sn.inputs[0] != n.inputs[1] ||
+          !(sn.shape == Shape{{n.shape.dims[0], 1, 1}}))
+        continue;
+      // The kernels from l on: the views that read the sum after the
+      // weight gradient (now with the sum), the other views before it.
+      std::vector<Kernel> before, after;
+      std::set<ValueId> moved{sum};
+      bool windowReads = false;
+      for (size_t k = l + 1; k < w; ++k) {
+        const Kernel &between = s_.kernels[k];
+        bool reads = std::any_of(between.nodes.begin(), between.nodes.end(), [&](ValueId v) {
+          const auto &in = g_.node(v).inputs;
+          return std::any_of(in.begin(), in.end(), [&](ValueId i) { return moved.count(i) > 0; });
+        });
+        windowReads = windowReads || (reads && between.kind == Kernel::Kind::Window);
+        if (reads)
+          moved.insert(between.nodes.begin(), between.nodes.end());
+        (reads ? after : before).push_back(between);
+      }
+      if (windowReads)
+        continue;
+      Kernel fused = s_.kernels[w];
+      fused.nodes.push_back(sum);
+      std::vector<Kernel> order = std::move(before);
+      order.push_back(std::move(fused));
+      order.insert(order.end(), after.begin(), after.end());
+      s_.kernels.erase(s_.kernels.begin() + static_cast<std::ptrdiff_t>(l),
+                       s_.kernels.begin() + static_cast<std::ptrdiff_t>(w + 1));
+      s_.kernels.insert(s_.kernels.begin() + static_cast<std::ptrdiff_t>(l), order.begin(),
+                        order.end());
+      for (size_t k = l; k < s_.kernels.size(); ++k)
+        for (ValueId v : s_.kernels[k].nodes)
+          s_.kernelOf[static_cast<size_t>(v)] = static_cast<int>(k);
+      w = l + order.size() - 1;
     }
   }
 
