@@ -717,7 +717,10 @@ private:
     llvm::Value *dyGrid = nullptr, *partial = nullptr;
     if (n_.op == Op::Conv2dGradWeight) {
       dyGrid = elementAt(image, c(w.columns));
-      zeroFill(dyGrid, w.transposed);
+      // Its dropped columns read as zeros by the dot GEMM (the transposed
+      // one skips them: _kgrid).
+      if (!transposedWeightGradient(n_.shape, true))
+        zeroFill(dyGrid, w.transposed);
       partial = workspace(chunk, true);
       zeroFill(partial, w.partial);
       if (bias()) { // the bias gradient's row of the image: ones
