@@ -619,17 +619,18 @@ private:
   /// The row table: where row (c, kh, kw) starts in the padded image;
   /// with the bias gradient, one more row: the ones after the image.
   llvm::Value *rowTable(const Grid &g) {
-    int64_t window = geo_.kh * geo_.kw, image = g.padded.channels * g.hp() * g.wp();
+    int64_t window = geo_.kh * geo_.kw, image = g.padded.elements();
     return constantArray(
         *ctx_.fn->getParent(),
-        fmt::format("netc.conv_rows.{}x{}x{}x{}x{}{}", g.padded.channels, g.hp(), g.wp(), geo_.kh,
-                    geo_.kw, bias() ? ".ones" : ""),
+        fmt::format("netc.conv_rows.{}x{}x{}x{}x{}+{}{}", g.padded.channels, g.hp(), g.wp(),
+                    geo_.kh, geo_.kw, g.padded.shift, bias() ? ".ones" : ""),
         b_.getInt32Ty(),
         [&](int64_t row) {
           int64_t ch = row / window, at = row % window;
           if (ch == g.padded.channels)
             return static_cast<double>(image);
-          return static_cast<double>(ch * g.hp() * g.wp() + at / geo_.kw * g.wp() + at % geo_.kw);
+          return static_cast<double>(ch * g.hp() * g.wp() + at / geo_.kw * g.wp() + at % geo_.kw +
+                                     g.padded.shift);
         },
         g.padded.channels * window + bias());
   }

@@ -86,10 +86,18 @@ PersistentLayout layoutPersistent(const Model &model, const std::vector<StateSpe
 PaddedImage paddedImage(const Graph &g, const Node &n, const Shape &weight) {
   WindowGeometry w = windowGeometry(n.op, n.attrs, &weight);
   const Shape &image = g.shape(n.inputs[0]); // x, or dy
-  if (n.op == Op::Conv2dGradInput)
-    return {image.dims[1], image.dims[2] + 2 * (w.kh - 1) - w.pt - w.pb,
-            image.dims[3] + 2 * (w.kw - 1) - w.pl - w.pr, w.kh - 1 - w.pt, w.kw - 1 - w.pl};
-  return {image.dims[1], image.dims[2] + w.pt + w.pb, image.dims[3] + w.pl + w.pr, w.pt, w.pl};
+  bool flipped = n.op == Op::Conv2dGradInput;
+  int64_t top = flipped ? w.kh - 1 - w.pt : w.pt, bottom = flipped ? w.kh - 1 - w.pb : w.pb;
+  int64_t left = flipped ? w.kw - 1 - w.pl : w.pl, right = flipped ? w.kw - 1 - w.pr : w.pr;
+  int64_t iw = image.dims[3], ow = iw + left + right - w.kw + 1;
+  int64_t gap = std::max(left, right);
+  return {image.dims[1],
+          image.dims[2] + top + bottom,
+          std::max(iw + gap, ow),
+          top,
+          gap,
+          gap - left,
+          gap};
 }
 
 // Measured: the course CNN's input gradients with 64 and 32 input channels
@@ -103,7 +111,7 @@ bool implicitConvolution(const Graph &g, const Node &n, const Shape &weight) {
       !(w.pt < w.kh && w.pb < w.kh && w.pl < w.kw && w.pr < w.kw))
     return false;
   PaddedImage p = paddedImage(g, n, weight); // its offsets in the i32 row table
-  return p.channels * p.height * p.width < (int64_t{1} << 31);
+  return p.elements() < (int64_t{1} << 31);
 }
 
 bool biasFusible(const Graph &g, const Node &n) {
@@ -112,7 +120,7 @@ bool biasFusible(const Graph &g, const Node &n) {
   PaddedImage p = paddedImage(g, n, n.shape);
   const Shape &dy = g.shape(n.inputs[1]);
   int64_t ones = p.columns(dy.dims[2], dy.dims[3]);
-  return p.channels * p.height * p.width + ones < (int64_t{1} << 31);
+  return p.elements() + ones < (int64_t{1} << 31);
 }
 
 Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
@@ -158,7 +166,7 @@ Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
     // follow from memory (the course CNN's first input gradient, reading dy
     // in place: 2.4x slower).
     PaddedImage p = paddedImage(g, n, *weight);
-    w.columns = p.channels * p.height * p.width;
+    w.columns = p.elements();
     if (n.op == Op::Conv2dGradInput)
       w.shared = weight->dims[1] * outputs * geo.kh * geo.kw; // the flipped weights
     if (n.op == Op::Conv2dGradWeight) {

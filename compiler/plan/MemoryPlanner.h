@@ -82,13 +82,22 @@ inline int64_t spectrumWorkspace(int64_t n) { return 2 * n * 16 + 16; }
 /// (WindowKernel.cpp); the padded image's offsets must fit an i32.
 bool implicitConvolution(const Graph &graph, const Node &n, const Shape &weight);
 /// An implicit GEMM's zero-padded image: x, or dy for the input gradient
-/// (padded by kernel - 1 - padding); its planes and where the image starts
-/// in them.
+/// (padded by kernel - 1 - padding); its planes, where the image starts in
+/// them, and where the windows start. A row's right padding is the next
+/// row's left: rows of the image lie `width` apart with `left` =
+/// max(left, right padding) zeros before each, so a window reaching past
+/// its row reads the next row's zeros, and output row's grid drops only
+/// width - OW columns (none for the course CNN's padding 2 with 3 x 3
+/// kernels; with a row of both paddings, kw - 1). Window column 0 of
+/// output 0 is at `shift` (left - the left padding); `extra` zeros after
+/// the last plane take the last row's overreach.
 struct PaddedImage {
-  int64_t channels, height, width, top, left;
+  int64_t channels, height, width, top, left, shift, extra;
   /// The product's columns for outputs oh x ow on this grid (width to a
   /// row): up to the last output.
   int64_t columns(int64_t oh, int64_t ow) const { return (oh - 1) * width + ow; }
+  /// The elements of the copy, its trailing zeros included.
+  int64_t elements() const { return channels * height * width + extra; }
 };
 PaddedImage paddedImage(const Graph &graph, const Node &n, const Shape &weight);
 
