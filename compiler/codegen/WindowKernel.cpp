@@ -326,15 +326,21 @@ private:
   /// result at element `at`: a vector of elements [at, at + lanes) (lanes
   /// on in `mask`, all without one) or one element; `channel` indexes
   /// per-channel operands (convolutions). Stores what is materialized,
-  /// the result itself included.
+  /// the result itself included. The epilogue is the nodes after this
+  /// one in its kernel (a pooling gradient fused into a weight gradient:
+  /// after the weight gradient's own).
   void epilogue(llvm::Value *at, llvm::Value *channel, llvm::Value *value, llvm::Value *mask) {
     auto *type = llvm::dyn_cast<llvm::FixedVectorType>(value->getType());
     llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
     // Not inbounds: on an implicit convolution's grid, lane 0 may lie
     // before the tensor (only lanes inside it are on).
-    auto where = [&](ValueId v) { return b_.CreateGEP(ctx_.fp(), ctx_.pointer(v), at); };
+    auto where = [&](ValueId v) {
+      if (v == redirected_.value)
+        return b_.CreateGEP(ctx_.fp(), redirected_.base, b_.CreateSub(at, redirected_.first));
+      return b_.CreateGEP(ctx_.fp(), ctx_.pointer(v), at);
+    };
     auto store = [&](ValueId v, llvm::Value *x) {
-      if (!ctx_.schedule.materialized[static_cast<size_t>(v)])
+      if (!ctx_.schedule.materialized[static_cast<size_t>(v)] && v != redirected_.value)
         return;
       if (!type)
         b_.CreateStore(x, where(v));
@@ -347,7 +353,10 @@ private:
       return type ? b_.CreateVectorSplat(type->getNumElements(), x) : x;
     };
     std::map<ValueId, llvm::Value *> values{{self_, value}};
-    for (size_t i = 1; i < kernel().nodes.size(); ++i) {
+    const std::vector<ValueId> &nodes = kernel().nodes;
+    for (auto i =
+             static_cast<size_t>(std::find(nodes.begin(), nodes.end(), self_) - nodes.begin()) + 1;
+         i < nodes.size(); ++i) {
       ValueId id = kernel().nodes[i];
       const Node &n = ctx_.graph.node(id);
       std::vector<llvm::Value *> in;
@@ -637,7 +646,7 @@ private:
 
   /// A weight gradient that also sums the bias gradient (Fuse.cpp:
   /// absorbBiasGradients): 1, else 0.
-  int64_t bias() const { return n_.op == Op::Conv2dGradWeight && biasFused(kernel()); }
+  int64_t bias() const { return fusedBiasSum(ctx_.graph, kernel()) != kNoValue; }
 
   void zeroFill(llvm::Value *base, int64_t count) {
     ctx_.loop(c(count), [&](llvm::Value *i) {
@@ -709,6 +718,20 @@ private:
     return blocks * lanes;
   }
 
+  /// dy[n]: in memory, or computed here into `image` by the fused max
+  /// pooling gradient (Fuse.cpp: absorbPoolGradients) and its epilogue.
+  llvm::Value *pooledGradient(llvm::Value *n, llvm::Value *image) {
+    llvm::Value *plane = mul(n, d_.o * p());
+    size_t at = fusedPoolGradient(ctx_.graph, kernel());
+    if (at == 0)
+      return elementAt(ctx_.pointer(n_.inputs[1]), plane);
+    WindowEmitter pool(ctx_, kernel().nodes[at]);
+    pool.setup();
+    pool.redirected_ = {n_.inputs[1], image, plane};
+    pool.tiledMaxPool(n, add(n, c(1)));
+    return image;
+  }
+
   void convImplicit(llvm::Value *lo, llvm::Value *hi, llvm::Value *chunk) {
     Grid g = grid();
     Workspace w = layout();
@@ -720,7 +743,7 @@ private:
       dyGrid = elementAt(image, c(w.columns));
       // Its dropped columns read as zeros by the dot GEMM (the transposed
       // one skips them: _kgrid).
-      if (!transposedWeightGradient(n_.shape, true))
+      if (!transposedWeightGradient(n_.shape, true) && !dyIsGrid(ctx_.graph, kernel()))
         zeroFill(dyGrid, w.transposed);
       partial = workspace(chunk, true);
       zeroFill(partial, w.partial);
@@ -764,7 +787,7 @@ private:
             break;
           }
           default: { // Conv2dGradWeight: dy[n] onto the grid, then the product
-            llvm::Value *dy = elementAt(ctx_.pointer(n_.inputs[1]), mul(n, d_.o * p()));
+            llvm::Value *dy = pooledGradient(n, elementAt(dyGrid, c(w.transposed - d_.o * p())));
             bool transposed = transposedWeightGradient(n_.shape, true);
             auto copy = [&](llvm::Value *o, llvm::Value *oh, llvm::Value *ow) {
               llvm::Value *v = b_.CreateLoad(
@@ -778,6 +801,7 @@ private:
             // to the next; channel by channel, every store missed).
             // Blocks of lanes x lanes first, transposed in registers; the
             // positions after the last whole block one by one.
+            // A dy computed here on a grid without dropped columns is the grid.
             if (transposed) {
               int64_t blocked = transposeBlocks(dy, dyGrid, g.wp());
               ctx_.loop(c(p() - blocked), [&](llvm::Value *i) {
@@ -785,7 +809,9 @@ private:
                 llvm::Value *oh = b_.CreateUDiv(at, c(d_.ow)), *ow = b_.CreateURem(at, c(d_.ow));
                 ctx_.loop(c(d_.o), [&](llvm::Value *o) { copy(o, oh, ow); });
               });
-            } else
+            } else if (dyIsGrid(ctx_.graph, kernel()))
+              dyGrid = dy;
+            else
               ctx_.loop(c(d_.o), [&](llvm::Value *o) {
                 ctx_.loop(c(d_.oh), [&](llvm::Value *oh) {
                   ctx_.loop(c(d_.ow), [&](llvm::Value *ow) { copy(o, oh, ow); });
@@ -851,7 +877,8 @@ public:
       sum(self_, e, b_.CreateUDiv(e, c(k())), b_.CreateURem(e, c(k())));
     });
     if (bias())
-      ctx_.loop(c(d_.o), [&](llvm::Value *o) { sum(kernel().nodes[1], o, o, c(k())); });
+      ctx_.loop(c(d_.o),
+                [&](llvm::Value *o) { sum(fusedBiasSum(ctx_.graph, kernel()), o, o, c(k())); });
   }
 
 private:
@@ -994,6 +1021,12 @@ private:
   Dims d_{};
   bool conv_ = false;
   llvm::AllocaInst *acc_ = nullptr, *bestAt_ = nullptr;
+  /// A value the epilogue writes to `base` at (element - first) instead of
+  /// its buffer: dy of one image (pooledGradient).
+  struct {
+    ValueId value = kNoValue;
+    llvm::Value *base = nullptr, *first = nullptr;
+  } redirected_;
 };
 
 } // namespace

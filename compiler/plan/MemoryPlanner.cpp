@@ -123,6 +123,14 @@ bool biasFusible(const Graph &g, const Node &n) {
   return p.elements() + ones < (int64_t{1} << 31);
 }
 
+bool dyIsGrid(const Graph &g, const Kernel &kernel) {
+  if (!fusedPoolGradient(g, kernel))
+    return false;
+  const Node &n = g.node(kernel.nodes.front());
+  const Shape &dy = g.shape(n.inputs[1]);
+  return !transposedWeightGradient(n.shape, true) && paddedImage(g, n, n.shape).width == dy.dims[3];
+}
+
 Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
   if (loopSumsSplit(g, kernel)) { // a partial sum per chunk for every sum_to
     Workspace w;
@@ -171,8 +179,10 @@ Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
       w.shared = weight->dims[1] * outputs * geo.kh * geo.kw; // the flipped weights
     if (n.op == Op::Conv2dGradWeight) {
       int64_t columns = p.columns(windows->dims[2], windows->dims[3]);
-      w.transposed = outputs * columns; // dy on the grid
-      bool bias = biasFused(kernel);    // a row of ones after the image
+      w.transposed = dyIsGrid(g, kernel) ? 0 : outputs * columns; // dy on the grid
+      if (fusedPoolGradient(g, kernel))                           // then dy itself, computed here
+        w.transposed += outputs * windows->dims[2] * windows->dims[3];
+      bool bias = fusedBiasSum(g, kernel) != kNoValue; // a row of ones after the image
       w.columns += bias ? columns : 0;
       w.partial = outputs * (k + bias);
     }

@@ -101,23 +101,31 @@ struct PaddedImage {
 };
 PaddedImage paddedImage(const Graph &graph, const Node &n, const Shape &weight);
 
+/// Whether weight gradient `n` can sum its bias gradient as one more row
+/// of the image, all ones (Fuse.cpp, WindowKernel.cpp): implicit, with the
+/// ones after the padded image still in reach of the i32 row table.
+bool biasFusible(const Graph &graph, const Node &n);
+
 /// The weight gradient accumulated transposed, dWᵀ = col · dyᵀ (the
 /// broadcast GEMM), else dW = dy · colᵀ (the dot GEMM). Measured on the
 /// course CNN and LeNet: through im2col the broadcast GEMM wins with 64
 /// output channels and more (3-20%), the dot GEMM with 16 and 32 (15% and
 /// 3x); as implicit GEMMs the broadcast one wins from 16 (LeNet's second
 /// convolution: 27% faster; tiles of 1 vector by 24 rows) and loses with 6
-/// (2.2x slower).
-/// Whether weight gradient `n` can sum its bias gradient as one more row
-/// of the image, all ones (Fuse.cpp, WindowKernel.cpp): implicit, with the
-/// ones after the padded image still in reach of the i32 row table.
-bool biasFusible(const Graph &graph, const Node &n);
-/// A weight gradient's kernel that also sums the bias gradient.
-inline bool biasFused(const Kernel &kernel) { return kernel.nodes.size() > 1; }
-
+/// (2.2x slower), and with K = C·KH·KW below 16 (the course CNN's first
+/// convolution, K = 9: dWᵀ's 9 rows are tiles of 8 and 1 row of one vector,
+/// a broadcast load per multiply-add; the dot GEMM 10% faster even with dy
+/// copied onto the grid).
 inline bool transposedWeightGradient(const Shape &weight, bool implicit) {
-  return weight.dims[0] >= (implicit ? 16 : 64);
+  if (implicit)
+    return weight.dims[0] >= 16 && weight.dims[1] * weight.dims[2] * weight.dims[3] >= 16;
+  return weight.dims[0] >= 64;
 }
+
+/// A weight gradient's kernel computing its dy (fusedPoolGradient) for the
+/// dot GEMM on a grid without dropped columns: dy as computed is the grid
+/// (no copy).
+bool dyIsGrid(const Graph &graph, const Kernel &kernel);
 
 struct MemoryPlan {
   std::vector<Buffer> buffers; ///< per node; Region::None if not in memory

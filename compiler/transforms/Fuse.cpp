@@ -69,6 +69,7 @@ public:
     if (epilogues_) {
       absorbEpilogues();
       absorbBiasGradients();
+      absorbPoolGradients();
     }
     markMaterialized();
     return std::move(s_);
@@ -323,6 +324,42 @@ private:
     }
   }
 
+  // A tiling max pooling's gradient (with its ReLU mask) right before the
+  // implicit weight gradient reading it as dy, and read by nothing else
+  // (but the bias gradient the weight gradient sums): the weight gradient
+  // computes it image by image into its workspace (WindowKernel.cpp), so
+  // dy (the course CNN's first block: 35 MB) is neither written nor read.
+  void absorbPoolGradients() {
+    for (size_t w = 1; w < s_.kernels.size(); ++w) {
+      Kernel &grad = s_.kernels[w];
+      const Kernel &pool = s_.kernels[w - 1];
+      if (grad.kind != Kernel::Kind::Window || pool.kind != Kernel::Kind::Window)
+        continue;
+      const Node &n = g_.node(grad.nodes.front());
+      const Node &p = g_.node(pool.nodes.front());
+      if (n.op != Op::Conv2dGradWeight || !implicitConvolution(g_, n, n.shape) ||
+          p.op != Op::MaxPool2dGrad || !tilingMaxPool(p) || pool.nodes.back() != n.inputs[1] ||
+          fusedPoolGradient(g_, grad) != 0)
+        continue;
+      bool alone = true; // the pooling kernel's values read there or by grad only
+      for (ValueId v : pool.nodes)
+        for (ValueId u : users_[static_cast<size_t>(v)])
+          alone = alone &&
+                  (kernelOf(u) == static_cast<int>(w - 1) || kernelOf(u) == static_cast<int>(w));
+      for (const auto &o : g_.outputs)
+        alone =
+            alone && std::find(pool.nodes.begin(), pool.nodes.end(), o.value) == pool.nodes.end();
+      if (!alone)
+        continue;
+      grad.nodes.insert(grad.nodes.end(), pool.nodes.begin(), pool.nodes.end());
+      s_.kernels.erase(s_.kernels.begin() + static_cast<std::ptrdiff_t>(w - 1));
+      for (size_t k = w - 1; k < s_.kernels.size(); ++k)
+        for (ValueId v : s_.kernels[k].nodes)
+          s_.kernelOf[static_cast<size_t>(v)] = static_cast<int>(k);
+      --w;
+    }
+  }
+
   // How many leading nodes of `loop` can be `product`'s epilogue: cheap
   // elementwise ops over C's shape reading C and other values at the same
   // element, rows of C's width (a bias) or scalars; assigns only when the
@@ -385,6 +422,9 @@ private:
         if (isInlineLeaf(g_.node(v).op))
           continue;
         bool otherKernel = kernelOf(v) != s_.kernelOf[i];
+        // dy of a weight gradient computed in its kernel: in the workspace
+        if (!otherKernel && n.op == Op::Conv2dGradWeight && v == n.inputs[1])
+          continue;
         // Loop kernels and matrix-product epilogues keep values in registers.
         const Kernel *user =
             s_.kernelOf[i] >= 0 ? &s_.kernels[static_cast<size_t>(s_.kernelOf[i])] : nullptr;
@@ -444,6 +484,24 @@ const char *kernelKindName(Kernel::Kind k) {
 }
 
 Schedule fuse(const Graph &graph, bool epilogues) { return Fuser(graph, epilogues).run(); }
+
+ValueId fusedBiasSum(const Graph &g, const Kernel &kernel) {
+  if (kernel.kind != Kernel::Kind::Window || kernel.nodes.size() < 2 ||
+      g.node(kernel.nodes.front()).op != Op::Conv2dGradWeight ||
+      g.node(kernel.nodes[1]).op != Op::SumTo)
+    return kNoValue;
+  return kernel.nodes[1];
+}
+
+size_t fusedPoolGradient(const Graph &g, const Kernel &kernel) {
+  if (kernel.kind != Kernel::Kind::Window ||
+      g.node(kernel.nodes.front()).op != Op::Conv2dGradWeight)
+    return 0;
+  for (size_t i = 1; i < kernel.nodes.size(); ++i)
+    if (g.node(kernel.nodes[i]).op == Op::MaxPool2dGrad)
+      return i;
+  return 0;
+}
 
 size_t loopBlockStart(const Graph &g, const Kernel &k) {
   const Shape &d = k.domain;

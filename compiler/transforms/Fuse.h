@@ -76,6 +76,15 @@ size_t loopBlockStart(const Graph &graph, const Kernel &kernel);
 /// partial targets (a workspace), added up in chunk order afterwards.
 bool loopSumsSplit(const Graph &graph, const Kernel &kernel);
 
+/// A weight gradient's window kernel (Fuse.cpp) may also hold, after its
+/// front: the bias gradient, a sum_to of the same dy (summed by the GEMM);
+/// then the max pooling gradient (and its epilogue, the ReLU mask) that
+/// computes dy, image by image into the kernel's workspace, dy then never
+/// going to memory. The bias gradient's sum, or kNoValue:
+ValueId fusedBiasSum(const Graph &graph, const Kernel &kernel);
+/// Where the pooling gradient computing dy starts in kernel.nodes, or 0.
+size_t fusedPoolGradient(const Graph &graph, const Kernel &kernel);
+
 /// "loop", "matmul", ...: a kernel's kind as --emit=opt prints it.
 const char *kernelKindName(Kernel::Kind kind);
 
