@@ -354,9 +354,12 @@ private:
     };
     std::map<ValueId, llvm::Value *> values{{self_, value}};
     const std::vector<ValueId> &nodes = kernel().nodes;
+    size_t end = nodes.size();
+    if (size_t pool = fusedPooling(ctx_.graph, kernel()); pool && n_.op == Op::Conv2d)
+      end = pool; // the pooling fused after the convolution's epilogue
     for (auto i =
              static_cast<size_t>(std::find(nodes.begin(), nodes.end(), self_) - nodes.begin()) + 1;
-         i < nodes.size(); ++i) {
+         i < end; ++i) {
       ValueId id = kernel().nodes[i];
       const Node &n = ctx_.graph.node(id);
       std::vector<llvm::Value *> in;
@@ -774,6 +777,11 @@ private:
                                    d_.ow, p());
             call.bRows = table;
             forwardProduct(call, plane);
+            if (size_t at = fusedPooling(ctx_.graph, kernel())) { // image n, in cache
+              WindowEmitter pool(ctx_, kernel().nodes[at]);
+              pool.setup();
+              pool.tiledMaxPool(n, add(n, c(1)));
+            }
             break;
           }
           case Op::Conv2dGradInput: { // dx[n] (C x HW) = W' (C x O·KH·KW) · dy's columns

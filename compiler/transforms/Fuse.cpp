@@ -70,6 +70,7 @@ public:
       absorbEpilogues();
       absorbBiasGradients();
       absorbPoolGradients();
+      absorbPoolings();
     }
     markMaterialized();
     return std::move(s_);
@@ -360,6 +361,32 @@ private:
     }
   }
 
+  // A tiling max pooling right after the implicit convolution whose result
+  // (its epilogue's last value: the ReLU) it pools: the convolution's
+  // kernel pools each image right after computing it (WindowKernel.cpp),
+  // so the result is read back from cache, not memory.
+  void absorbPoolings() {
+    for (size_t c0 = 0; c0 + 1 < s_.kernels.size(); ++c0) {
+      size_t k = c0 + 1; // the next kernel with code (views alias)
+      while (k + 1 < s_.kernels.size() && s_.kernels[k].kind == Kernel::Kind::View)
+        ++k;
+      Kernel &conv = s_.kernels[c0];
+      const Kernel &pool = s_.kernels[k];
+      if (conv.kind != Kernel::Kind::Window || pool.kind != Kernel::Kind::Window)
+        continue;
+      const Node &c = g_.node(conv.nodes.front());
+      const Node &p = g_.node(pool.nodes.front());
+      if (c.op != Op::Conv2d || !implicitConvolution(g_, c, g_.shape(c.inputs[1])) ||
+          p.op != Op::MaxPool2d || !tilingMaxPool(p) || p.inputs[0] != conv.nodes.back())
+        continue;
+      conv.nodes.insert(conv.nodes.end(), pool.nodes.begin(), pool.nodes.end());
+      s_.kernels.erase(s_.kernels.begin() + static_cast<std::ptrdiff_t>(k));
+      for (size_t j = c0; j < s_.kernels.size(); ++j)
+        for (ValueId v : s_.kernels[j].nodes)
+          s_.kernelOf[static_cast<size_t>(v)] = static_cast<int>(j);
+    }
+  }
+
   // How many leading nodes of `loop` can be `product`'s epilogue: cheap
   // elementwise ops over C's shape reading C and other values at the same
   // element, rows of C's width (a bias) or scalars; assigns only when the
@@ -428,10 +455,13 @@ private:
         // Loop kernels and matrix-product epilogues keep values in registers.
         const Kernel *user =
             s_.kernelOf[i] >= 0 ? &s_.kernels[static_cast<size_t>(s_.kernelOf[i])] : nullptr;
+        // (A window op after a window kernel's front, fused into it, reads
+        // its operands from memory.)
         bool loopUser =
-            user && (user->kind == Kernel::Kind::Loop ||
-                     ((user->kind == Kernel::Kind::MatMul || user->kind == Kernel::Kind::Window) &&
-                      user->nodes.front() != static_cast<ValueId>(i)));
+            user &&
+            (user->kind == Kernel::Kind::Loop ||
+             ((user->kind == Kernel::Kind::MatMul || user->kind == Kernel::Kind::Window) &&
+              user->nodes.front() != static_cast<ValueId>(i) && opKind(n.op) != OpKind::Window));
         if (otherKernel || !loopUser)
           s_.materialized[static_cast<size_t>(v)] = true;
       }
@@ -491,6 +521,15 @@ ValueId fusedBiasSum(const Graph &g, const Kernel &kernel) {
       g.node(kernel.nodes[1]).op != Op::SumTo)
     return kNoValue;
   return kernel.nodes[1];
+}
+
+size_t fusedPooling(const Graph &g, const Kernel &kernel) {
+  if (kernel.kind != Kernel::Kind::Window || g.node(kernel.nodes.front()).op != Op::Conv2d)
+    return 0;
+  for (size_t i = 1; i < kernel.nodes.size(); ++i)
+    if (g.node(kernel.nodes[i]).op == Op::MaxPool2d)
+      return i;
+  return 0;
 }
 
 size_t fusedPoolGradient(const Graph &g, const Kernel &kernel) {

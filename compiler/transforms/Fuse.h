@@ -84,6 +84,11 @@ bool loopSumsSplit(const Graph &graph, const Kernel &kernel);
 ValueId fusedBiasSum(const Graph &graph, const Kernel &kernel);
 /// Where the pooling gradient computing dy starts in kernel.nodes, or 0.
 size_t fusedPoolGradient(const Graph &graph, const Kernel &kernel);
+/// A convolution's window kernel may end with the tiling max pooling of
+/// its result (after the convolution's epilogue), run image by image right
+/// after the image's product, while its output is in cache. Where the
+/// pooling starts in kernel.nodes, or 0.
+size_t fusedPooling(const Graph &graph, const Kernel &kernel);
 
 /// "loop", "matmul", ...: a kernel's kind as --emit=opt prints it.
 const char *kernelKindName(Kernel::Kind kind);
