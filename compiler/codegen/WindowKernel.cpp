@@ -29,6 +29,13 @@ struct Dims {
 
 class WindowEmitter {
 public:
+  /// A value the epilogue writes to `base` at (element - first) instead of
+  /// its buffer: dy of one image (pooledGradient).
+  struct Redirect {
+    ValueId value = kNoValue;
+    llvm::Value *base = nullptr, *first = nullptr;
+  };
+
   WindowEmitter(const EmitContext &ctx, ValueId self)
       : ctx_(ctx), b_(ctx.b), n_(ctx.graph.node(self)), self_(self) {}
 
@@ -728,11 +735,17 @@ private:
     size_t at = fusedPoolGradient(ctx_.graph, kernel());
     if (at == 0)
       return elementAt(ctx_.pointer(n_.inputs[1]), plane);
+    poolImage(at, n, {n_.inputs[1], image, plane});
+    return image;
+  }
+
+  /// The kernel's node `at` (a tiling max pooling or its gradient fused
+  /// after the front) on image n, writing `redirect.value` (if any) there.
+  void poolImage(size_t at, llvm::Value *n, const Redirect &redirect) {
     WindowEmitter pool(ctx_, kernel().nodes[at]);
     pool.setup();
-    pool.redirected_ = {n_.inputs[1], image, plane};
+    pool.redirected_ = redirect;
     pool.tiledMaxPool(n, add(n, c(1)));
-    return image;
   }
 
   void convImplicit(llvm::Value *lo, llvm::Value *hi, llvm::Value *chunk) {
@@ -777,11 +790,8 @@ private:
                                    d_.ow, p());
             call.bRows = table;
             forwardProduct(call, plane);
-            if (size_t at = fusedPooling(ctx_.graph, kernel())) { // image n, in cache
-              WindowEmitter pool(ctx_, kernel().nodes[at]);
-              pool.setup();
-              pool.tiledMaxPool(n, add(n, c(1)));
-            }
+            if (size_t at = fusedPooling(ctx_.graph, kernel())) // image n, in cache
+              poolImage(at, n, {});
             break;
           }
           case Op::Conv2dGradInput: { // dx[n] (C x HW) = W' (C x O·KH·KW) · dy's columns
@@ -809,7 +819,6 @@ private:
             // to the next; channel by channel, every store missed).
             // Blocks of lanes x lanes first, transposed in registers; the
             // positions after the last whole block one by one.
-            // A dy computed here on a grid without dropped columns is the grid.
             if (transposed) {
               int64_t blocked = transposeBlocks(dy, dyGrid, g.wp());
               ctx_.loop(c(p() - blocked), [&](llvm::Value *i) {
@@ -817,8 +826,8 @@ private:
                 llvm::Value *oh = b_.CreateUDiv(at, c(d_.ow)), *ow = b_.CreateURem(at, c(d_.ow));
                 ctx_.loop(c(d_.o), [&](llvm::Value *o) { copy(o, oh, ow); });
               });
-            } else if (dyIsGrid(ctx_.graph, kernel()))
-              dyGrid = dy;
+            } else if (dyIsGrid(ctx_.graph, kernel())) // computed here, without
+              dyGrid = dy;                             // dropped columns: the grid
             else
               ctx_.loop(c(d_.o), [&](llvm::Value *o) {
                 ctx_.loop(c(d_.oh), [&](llvm::Value *oh) {
@@ -1029,12 +1038,7 @@ private:
   Dims d_{};
   bool conv_ = false;
   llvm::AllocaInst *acc_ = nullptr, *bestAt_ = nullptr;
-  /// A value the epilogue writes to `base` at (element - first) instead of
-  /// its buffer: dy of one image (pooledGradient).
-  struct {
-    ValueId value = kNoValue;
-    llvm::Value *base = nullptr, *first = nullptr;
-  } redirected_;
+  Redirect redirected_;
 };
 
 } // namespace

@@ -318,9 +318,7 @@ private:
                        s_.kernels.begin() + static_cast<std::ptrdiff_t>(w + 1));
       s_.kernels.insert(s_.kernels.begin() + static_cast<std::ptrdiff_t>(l), order.begin(),
                         order.end());
-      for (size_t k = l; k < s_.kernels.size(); ++k)
-        for (ValueId v : s_.kernels[k].nodes)
-          s_.kernelOf[static_cast<size_t>(v)] = static_cast<int>(k);
+      renumber(l);
       w = l + order.size() - 1;
     }
   }
@@ -354,11 +352,16 @@ private:
         continue;
       grad.nodes.insert(grad.nodes.end(), pool.nodes.begin(), pool.nodes.end());
       s_.kernels.erase(s_.kernels.begin() + static_cast<std::ptrdiff_t>(w - 1));
-      for (size_t k = w - 1; k < s_.kernels.size(); ++k)
-        for (ValueId v : s_.kernels[k].nodes)
-          s_.kernelOf[static_cast<size_t>(v)] = static_cast<int>(k);
+      renumber(w - 1);
       --w;
     }
+  }
+
+  /// kernelOf again for the kernels from `first` on (after kernels moved).
+  void renumber(size_t first) {
+    for (size_t k = first; k < s_.kernels.size(); ++k)
+      for (ValueId v : s_.kernels[k].nodes)
+        s_.kernelOf[static_cast<size_t>(v)] = static_cast<int>(k);
   }
 
   // A tiling max pooling right after the implicit convolution whose result
@@ -381,9 +384,7 @@ private:
         continue;
       conv.nodes.insert(conv.nodes.end(), pool.nodes.begin(), pool.nodes.end());
       s_.kernels.erase(s_.kernels.begin() + static_cast<std::ptrdiff_t>(k));
-      for (size_t j = c0; j < s_.kernels.size(); ++j)
-        for (ValueId v : s_.kernels[j].nodes)
-          s_.kernelOf[static_cast<size_t>(v)] = static_cast<int>(j);
+      renumber(c0);
     }
   }
 
@@ -523,23 +524,26 @@ ValueId fusedBiasSum(const Graph &g, const Kernel &kernel) {
   return kernel.nodes[1];
 }
 
-size_t fusedPooling(const Graph &g, const Kernel &kernel) {
-  if (kernel.kind != Kernel::Kind::Window || g.node(kernel.nodes.front()).op != Op::Conv2d)
+namespace {
+
+/// Where a window kernel whose front is a `front` holds an `op` after it, or 0.
+size_t fusedAfter(const Graph &g, const Kernel &kernel, Op front, Op op) {
+  if (kernel.kind != Kernel::Kind::Window || g.node(kernel.nodes.front()).op != front)
     return 0;
   for (size_t i = 1; i < kernel.nodes.size(); ++i)
-    if (g.node(kernel.nodes[i]).op == Op::MaxPool2d)
+    if (g.node(kernel.nodes[i]).op == op)
       return i;
   return 0;
 }
 
+} // namespace
+
+size_t fusedPooling(const Graph &g, const Kernel &kernel) {
+  return fusedAfter(g, kernel, Op::Conv2d, Op::MaxPool2d);
+}
+
 size_t fusedPoolGradient(const Graph &g, const Kernel &kernel) {
-  if (kernel.kind != Kernel::Kind::Window ||
-      g.node(kernel.nodes.front()).op != Op::Conv2dGradWeight)
-    return 0;
-  for (size_t i = 1; i < kernel.nodes.size(); ++i)
-    if (g.node(kernel.nodes[i]).op == Op::MaxPool2dGrad)
-      return i;
-  return 0;
+  return fusedAfter(g, kernel, Op::Conv2dGradWeight, Op::MaxPool2dGrad);
 }
 
 size_t loopBlockStart(const Graph &g, const Kernel &k) {
