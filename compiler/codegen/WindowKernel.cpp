@@ -341,20 +341,20 @@ private:
     llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
     // Not inbounds: on an implicit convolution's grid, lane 0 may lie
     // before the tensor (only lanes inside it are on).
-    auto where = [&](ValueId v) {
-      if (v == redirected_.value)
-        return b_.CreateGEP(ctx_.fp(), redirected_.base, b_.CreateSub(at, redirected_.first));
-      return b_.CreateGEP(ctx_.fp(), ctx_.pointer(v), at);
+    auto where = [&](ValueId v) { return b_.CreateGEP(ctx_.fp(), ctx_.pointer(v), at); };
+    auto put = [&](llvm::Value *x, llvm::Value *to) {
+      if (!type)
+        b_.CreateStore(x, to);
+      else if (mask)
+        b_.CreateMaskedStore(x, to, align, mask);
+      else
+        b_.CreateAlignedStore(x, to, align);
     };
     auto store = [&](ValueId v, llvm::Value *x) {
-      if (!ctx_.schedule.materialized[static_cast<size_t>(v)] && v != redirected_.value)
-        return;
-      if (!type)
-        b_.CreateStore(x, where(v));
-      else if (mask)
-        b_.CreateMaskedStore(x, where(v), align, mask);
-      else
-        b_.CreateAlignedStore(x, where(v), align);
+      if (v == redirected_.value) // and to memory too if others read it
+        put(x, b_.CreateGEP(ctx_.fp(), redirected_.base, b_.CreateSub(at, redirected_.first)));
+      if (ctx_.schedule.materialized[static_cast<size_t>(v)])
+        put(x, b_.CreateGEP(ctx_.fp(), ctx_.pointer(v), at));
     };
     auto spread = [&](llvm::Value *x) {
       return type ? b_.CreateVectorSplat(type->getNumElements(), x) : x;
@@ -780,7 +780,12 @@ private:
         b_.CreateSub(hi, lo),
         [&](llvm::Value *i) {
           llvm::Value *n = add(lo, i);
-          copyImage(g, n, image);
+          size_t pooled =
+              n_.op == Op::Conv2dGradInput ? fusedPoolGradient(ctx_.graph, kernel()) : 0;
+          if (pooled) // dy computed here: into the (unpadded) image as well
+            poolImage(pooled, n, {g.src, image, mul(n, g.padded.channels * g.h * g.w)});
+          else
+            copyImage(g, n, image);
           switch (n_.op) {
           case Op::Conv2d: { // y[n] (O x P) = W (O x K) · columns
             llvm::Value *plane = mul(n, d_.o * p());

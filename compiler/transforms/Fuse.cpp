@@ -336,10 +336,14 @@ private:
         continue;
       const Node &n = g_.node(grad.nodes.front());
       const Node &p = g_.node(pool.nodes.front());
-      if (n.op != Op::Conv2dGradWeight || !implicitConvolution(g_, n, n.shape) ||
-          p.op != Op::MaxPool2dGrad || !tilingMaxPool(p) || pool.nodes.back() != n.inputs[1] ||
-          fusedPoolGradient(g_, grad) != 0)
+      bool weights = n.op == Op::Conv2dGradWeight;
+      if (p.op != Op::MaxPool2dGrad || !tilingMaxPool(p) || fusedPoolGradient(g_, grad) != 0 ||
+          !(weights ? implicitConvolution(g_, n, n.shape) && pool.nodes.back() == n.inputs[1]
+                    : n.op == Op::Conv2dGradInput && pool.nodes.back() == n.inputs[0] &&
+                          unpaddedInputGradient(n)))
         continue;
+      // The input gradient's copy of dy is dy (no padding): the pooling
+      // gradient writes it there too, and to memory for the weight gradient.
       bool alone = true; // the pooling kernel's values read there or by grad only
       for (ValueId v : pool.nodes)
         for (ValueId u : users_[static_cast<size_t>(v)])
@@ -348,13 +352,23 @@ private:
       for (const auto &o : g_.outputs)
         alone =
             alone && std::find(pool.nodes.begin(), pool.nodes.end(), o.value) == pool.nodes.end();
-      if (!alone)
+      if (weights && !alone)
         continue;
       grad.nodes.insert(grad.nodes.end(), pool.nodes.begin(), pool.nodes.end());
       s_.kernels.erase(s_.kernels.begin() + static_cast<std::ptrdiff_t>(w - 1));
       renumber(w - 1);
       --w;
     }
+  }
+
+  /// An implicit input gradient whose padded dy is dy as it is (the
+  /// flipped convolution's padding kernel - 1 - padding is 0).
+  bool unpaddedInputGradient(const Node &n) const {
+    const Shape &weight = g_.shape(n.inputs[1]), &dy = g_.shape(n.inputs[0]);
+    if (!implicitConvolution(g_, n, weight))
+      return false;
+    PaddedImage p = paddedImage(g_, n, weight);
+    return p.height == dy.dims[2] && p.width == dy.dims[3] && p.shift == 0 && p.extra == 0;
   }
 
   /// kernelOf again for the kernels from `first` on (after kernels moved).
@@ -543,7 +557,9 @@ size_t fusedPooling(const Graph &g, const Kernel &kernel) {
 }
 
 size_t fusedPoolGradient(const Graph &g, const Kernel &kernel) {
-  return fusedAfter(g, kernel, Op::Conv2dGradWeight, Op::MaxPool2dGrad);
+  if (size_t at = fusedAfter(g, kernel, Op::Conv2dGradWeight, Op::MaxPool2dGrad))
+    return at;
+  return fusedAfter(g, kernel, Op::Conv2dGradInput, Op::MaxPool2dGrad);
 }
 
 size_t loopBlockStart(const Graph &g, const Kernel &k) {

@@ -80,7 +80,9 @@ bool loopSumsSplit(const Graph &graph, const Kernel &kernel);
 /// front: the bias gradient, a sum_to of the same dy (summed by the GEMM);
 /// then the max pooling gradient (and its epilogue, the ReLU mask) that
 /// computes dy, image by image into the kernel's workspace, dy then never
-/// going to memory. The bias gradient's sum, or kNoValue:
+/// going to memory. An input gradient's kernel may hold the pooling
+/// gradient computing its dy too (written to its workspace and, for the
+/// weight gradient, to memory). The bias gradient's sum, or kNoValue:
 ValueId fusedBiasSum(const Graph &graph, const Kernel &kernel);
 /// Where the pooling gradient computing dy starts in kernel.nodes, or 0.
 size_t fusedPoolGradient(const Graph &graph, const Kernel &kernel);
