@@ -137,6 +137,12 @@ struct GemmKind {
     return wide ? std::vector<int64_t>{6, 4, 2, 1} : std::vector<int64_t>{4, 2, 1};
   }
 
+  /// The dimension the tiles' loops and the chunks split: the columns of
+  /// C for the broadcast scheme, else its rows.
+  llvm::Value *outer(llvm::Value *rows, llvm::Value *cols) const {
+    return scheme == Scheme::Broadcast ? cols : rows;
+  }
+
   /// The outer dimension's tile: chunks start at multiples of it.
   int64_t granule() const {
     switch (scheme) {
@@ -813,7 +819,7 @@ struct Product {
     ldb = ctx.extent(bs.dims.back());
   }
 
-  llvm::Value *outer() const { return kind.scheme == Scheme::Broadcast ? cols : rows; }
+  llvm::Value *outer() const { return kind.outer(rows, cols); }
 
   /// The part [lo, hi) of the outer dimension: a call of the shared
   /// function, or the tiles inline when an epilogue takes C's values.
@@ -837,9 +843,8 @@ struct Product {
 void emitGemmCall(const EmitContext &ctx, const GemmCall &g) {
   GemmKind kind(ctx, g);
   llvm::Function *f = gemmFunction(*ctx.fn->getParent(), kind);
-  llvm::Value *outer = kind.scheme == Scheme::Broadcast ? g.cols : g.rows;
-  std::vector<llvm::Value *> args{g.a,   g.b,   g.c,          g.rows, g.cols,
-                                  g.depth, g.lda, g.ldb, ctx.i64(0), outer};
+  std::vector<llvm::Value *> args{g.a,     g.b,   g.c,   g.rows,     g.cols,
+                                  g.depth, g.lda, g.ldb, ctx.i64(0), kind.outer(g.rows, g.cols)};
   for (const OptionalOperand &o : optionalOperands(kind))
     args.push_back(g.*o.field);
   ctx.b.CreateCall(f, args);
@@ -847,8 +852,7 @@ void emitGemmCall(const EmitContext &ctx, const GemmCall &g) {
 
 void emitGemmInline(const EmitContext &ctx, const GemmCall &g, const GemmStore &store) {
   GemmKind kind(ctx, g);
-  llvm::Value *outer = kind.scheme == Scheme::Broadcast ? g.cols : g.rows;
-  GemmBody(kind, ctx.fn, ctx.b, g, store).emit(ctx.i64(0), outer);
+  GemmBody(kind, ctx.fn, ctx.b, g, store).emit(ctx.i64(0), kind.outer(g.rows, g.cols));
 }
 
 // One chunk per ~2 MFLOP of work, in whole tiles of the outer dimension.

@@ -316,7 +316,7 @@ private:
   llvm::Value *workspace(llvm::Value *chunk, bool partial) {
     llvm::Value *base = ctx_.workspace(ctx_.schedule.kernelOf[static_cast<size_t>(self_)]);
     Workspace w = layout();
-    int64_t columns = w.columns + w.transposed;
+    int64_t columns = w.columns + w.transposed + w.dy;
     base = elementAt(base, c(w.shared));
     if (!partial)
       return elementAt(base, b_.CreateMul(chunk, c(columns)));
@@ -354,7 +354,7 @@ private:
       if (v == redirected_.value) // and to memory too if others read it
         put(x, b_.CreateGEP(ctx_.fp(), redirected_.base, b_.CreateSub(at, redirected_.first)));
       if (ctx_.schedule.materialized[static_cast<size_t>(v)])
-        put(x, b_.CreateGEP(ctx_.fp(), ctx_.pointer(v), at));
+        put(x, where(v));
     };
     auto spread = [&](llvm::Value *x) {
       return type ? b_.CreateVectorSplat(type->getNumElements(), x) : x;
@@ -367,7 +367,7 @@ private:
     for (auto i =
              static_cast<size_t>(std::find(nodes.begin(), nodes.end(), self_) - nodes.begin()) + 1;
          i < end; ++i) {
-      ValueId id = kernel().nodes[i];
+      ValueId id = nodes[i];
       const Node &n = ctx_.graph.node(id);
       std::vector<llvm::Value *> in;
       for (ValueId v : n.inputs) {
@@ -615,8 +615,10 @@ private:
   // which the first ow are outputs; the others (windows reaching past the
   // row's end) are computed and dropped (stored on a grid,
   // MatMulKernel.cpp). The weight gradient reads dy laid out on the same
-  // grid, zero in the dropped columns. The forward products are the same
-  // sums in the same order as through im2col: only the copies are gone.
+  // grid (the transposed GEMM summing over its valid cells only, the dot
+  // GEMM reading zeros in the dropped columns). The forward products are
+  // the same sums in the same order as through im2col: only the copies are
+  // gone.
 
   struct Grid {
     ValueId src;        ///< x, or dy for the input gradient
@@ -658,11 +660,12 @@ private:
   /// absorbBiasGradients): 1, else 0.
   int64_t bias() const { return fusedBiasSum(ctx_.graph, kernel()) != kNoValue; }
 
-  void zeroFill(llvm::Value *base, int64_t count) {
+  void fill(llvm::Value *base, int64_t count, double value) {
     ctx_.loop(c(count), [&](llvm::Value *i) {
-      b_.CreateStore(llvm::ConstantFP::get(ctx_.fp(), 0.0), elementAt(base, i));
+      b_.CreateStore(llvm::ConstantFP::get(ctx_.fp(), value), elementAt(base, i));
     });
   }
+  void zeroFill(llvm::Value *base, int64_t count) { fill(base, count, 0.0); }
 
   /// Image n of the grid's source, copied into `padded` (whose padding the
   /// chunk zeroed).
@@ -728,13 +731,15 @@ private:
     return blocks * lanes;
   }
 
-  /// dy[n]: in memory, or computed here into `image` by the fused max
-  /// pooling gradient (Fuse.cpp: absorbPoolGradients) and its epilogue.
-  llvm::Value *pooledGradient(llvm::Value *n, llvm::Value *image) {
+  /// dy[n]: in memory, or computed here by the fused max pooling gradient
+  /// (Fuse.cpp: absorbPoolGradients) and its epilogue into the workspace's
+  /// dy, after `dyGrid`'s part.
+  llvm::Value *pooledGradient(llvm::Value *n, llvm::Value *dyGrid, const Workspace &w) {
     llvm::Value *plane = mul(n, d_.o * p());
     size_t at = fusedPoolGradient(ctx_.graph, kernel());
     if (at == 0)
       return elementAt(ctx_.pointer(n_.inputs[1]), plane);
+    llvm::Value *image = elementAt(dyGrid, c(w.transposed));
     poolImage(at, n, {n_.inputs[1], image, plane});
     return image;
   }
@@ -763,12 +768,8 @@ private:
         zeroFill(dyGrid, w.transposed);
       partial = workspace(chunk, true);
       zeroFill(partial, w.partial);
-      if (bias()) { // the bias gradient's row of the image: ones
-        int64_t ones = g.columns(), at = w.columns - ones;
-        ctx_.loop(c(ones), [&](llvm::Value *i) {
-          b_.CreateStore(llvm::ConstantFP::get(ctx_.fp(), 1.0), elementAt(image, add(i, c(at))));
-        });
-      }
+      if (bias()) // the bias gradient's row of the image: ones
+        fill(elementAt(image, c(g.padded.elements())), g.columns(), 1.0);
     }
     auto onGrid = [&](GemmCall call, int64_t valid, int64_t ldc) {
       call.gridWidth = c(g.wp());
@@ -810,7 +811,7 @@ private:
             break;
           }
           default: { // Conv2dGradWeight: dy[n] onto the grid, then the product
-            llvm::Value *dy = pooledGradient(n, elementAt(dyGrid, c(w.transposed - d_.o * p())));
+            llvm::Value *dy = pooledGradient(n, dyGrid, w);
             bool transposed = transposedWeightGradient(n_.shape, true);
             auto copy = [&](llvm::Value *o, llvm::Value *oh, llvm::Value *ow) {
               llvm::Value *v = b_.CreateLoad(

@@ -180,8 +180,8 @@ Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
     if (n.op == Op::Conv2dGradWeight) {
       int64_t columns = p.columns(windows->dims[2], windows->dims[3]);
       w.transposed = dyIsGrid(g, kernel) ? 0 : outputs * columns; // dy on the grid
-      if (fusedPoolGradient(g, kernel))                           // then dy itself, computed here
-        w.transposed += outputs * windows->dims[2] * windows->dims[3];
+      if (fusedPoolGradient(g, kernel))                           // dy, computed here
+        w.dy = outputs * windows->dims[2] * windows->dims[3];
       bool bias = fusedBiasSum(g, kernel) != kNoValue; // a row of ones after the image
       w.columns += bias ? columns : 0;
       w.partial = outputs * (k + bias);

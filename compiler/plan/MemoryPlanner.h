@@ -50,12 +50,14 @@ struct Buffer {
 /// Scratch a kernel uses while it runs: a shared part, then per chunk
 /// (kMaxChunks are planned), in elements of the kernel's type, in this
 /// order: a convolution's im2col columns (K = C·KH·KW rows of P = OH·OW),
-/// or for an implicit one its zero-padded image (if padded); for the
-/// weight gradient, an image's output gradient transposed (P x O) with many
+/// or for an implicit one its zero-padded image (followed by a row of ones
+/// when the weight gradient sums the bias gradient); for the weight
+/// gradient, an image's output gradient transposed (P x O) with many
 /// output channels, which lets the GEMM take its fast layout, or for an
-/// implicit one on the padded grid (WindowKernel.cpp); for the
+/// implicit one on the padded grid (WindowKernel.cpp), then the image's dy
+/// when the kernel computes it (Fuse.h: fusedPoolGradient); for the
 /// weight gradient, its chunk's partial sum of the gradient (O·K; with the
-/// bias gradient, O·(K + 1), the image followed by a row of ones); for a
+/// bias gradient, O·(K + 1)); for a
 /// loop kernel whose sums split (Fuse.h: loopSumsSplit), its chunk's
 /// partial sums.
 struct Workspace {
@@ -63,8 +65,9 @@ struct Workspace {
                       ///< gradient's flipped weights (WindowKernel.cpp)
   int64_t columns = 0;
   int64_t transposed = 0;
+  int64_t dy = 0;
   int64_t partial = 0;
-  int64_t perChunk() const { return columns + transposed + partial; }
+  int64_t perChunk() const { return columns + transposed + dy + partial; }
   int64_t total() const { return shared + perChunk() * kMaxChunks; }
 };
 Workspace kernelWorkspace(const Graph &graph, const Kernel &kernel);
@@ -86,9 +89,9 @@ bool implicitConvolution(const Graph &graph, const Node &n, const Shape &weight)
 /// them, and where the windows start. A row's right padding is the next
 /// row's left: rows of the image lie `width` apart with `left` =
 /// max(left, right padding) zeros before each, so a window reaching past
-/// its row reads the next row's zeros, and output row's grid drops only
+/// its row reads the next row's zeros, and an output row's grid drops only
 /// width - OW columns (none for the course CNN's padding 2 with 3 x 3
-/// kernels; with a row of both paddings, kw - 1). Window column 0 of
+/// kernels; kw - 1 without padding). Window column 0 of
 /// output 0 is at `shift` (left - the left padding); `extra` zeros after
 /// the last plane take the last row's overreach.
 struct PaddedImage {

@@ -343,17 +343,21 @@ private:
                           unpaddedInputGradient(n)))
         continue;
       // The input gradient's copy of dy is dy (no padding): the pooling
-      // gradient writes it there too, and to memory for the weight gradient.
-      bool alone = true; // the pooling kernel's values read there or by grad only
-      for (ValueId v : pool.nodes)
-        for (ValueId u : users_[static_cast<size_t>(v)])
-          alone = alone &&
-                  (kernelOf(u) == static_cast<int>(w - 1) || kernelOf(u) == static_cast<int>(w));
-      for (const auto &o : g_.outputs)
-        alone =
-            alone && std::find(pool.nodes.begin(), pool.nodes.end(), o.value) == pool.nodes.end();
-      if (weights && !alone)
-        continue;
+      // gradient writes it there too, and to memory for the weight
+      // gradient. Into a weight gradient only if its values are read
+      // there or by the weight gradient alone (dy then not stored).
+      if (weights) {
+        bool alone = true;
+        for (ValueId v : pool.nodes)
+          for (ValueId u : users_[static_cast<size_t>(v)])
+            alone = alone &&
+                    (kernelOf(u) == static_cast<int>(w - 1) || kernelOf(u) == static_cast<int>(w));
+        for (const auto &o : g_.outputs)
+          alone =
+              alone && std::find(pool.nodes.begin(), pool.nodes.end(), o.value) == pool.nodes.end();
+        if (!alone)
+          continue;
+      }
       grad.nodes.insert(grad.nodes.end(), pool.nodes.begin(), pool.nodes.end());
       s_.kernels.erase(s_.kernels.begin() + static_cast<std::ptrdiff_t>(w - 1));
       renumber(w - 1);
