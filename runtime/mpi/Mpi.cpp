@@ -28,10 +28,12 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace netc::rt {
@@ -42,6 +44,10 @@ namespace {
 /// smaller here, for the small models of the course: a bucket is sent while
 /// the layers before it still run their backward pass).
 constexpr int64_t kBucketBytes = 256 << 10;
+
+/// How long a rank waits for rank 0 to report an error both met
+/// (Group::awaitAbort): rank 0 may still be reading its data.
+constexpr int kAwaitAbortSeconds = 60;
 
 [[noreturn]] void mpiFailed(int code, const char *what) {
   char text[MPI_MAX_ERROR_STRING];
@@ -111,6 +117,12 @@ public:
     std::fflush(stderr);
     MPI_Abort(comm_, code);
     std::exit(code);
+  }
+
+  void awaitAbort() override {
+    // Rank 0's MPI_Abort ends this process while it sleeps.
+    for (int i = 0; i < kAwaitAbortSeconds * 10; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 
 private:

@@ -270,7 +270,7 @@ bool parseFlags(int argc, char **argv, const ModelInfo &m, Flags &f, int &exitCo
     return true;
   }
   if (f.batch > 65536)
-    throw Error("--batch: at most 65536");
+    throw CommonError("--batch: at most 65536");
   checkWritable(f.save);
   if (!f.checkpoint.empty())
     checkWritable(f.checkpoint);

@@ -17,6 +17,14 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// An error every process of a group meets alike, because it follows from
+/// the flags and the model alone: rank 0 reports it and ends the group
+/// (the others would only repeat it, and could end the group before rank 0
+/// had said why).
+struct CommonError : Error {
+  using Error::Error;
+};
+
 constexpr int64_t kBatch = NETC_BATCH_DIM;
 
 /// "1 step", "2 steps": a count and its noun, in the plural unless 1

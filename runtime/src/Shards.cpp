@@ -41,14 +41,14 @@ extern "C" void onReady(void *group, int32_t param) { static_cast<Group *>(group
 ShardedStep::ShardedStep(const ModelInfo &m, Group &group, int64_t shards)
     : m_(m), group_(group), shards_(shards) {
   if (!m.code->shard_gradients || !m.code->apply_update)
-    throw Error("this program was not compiled with netc --distributed");
+    throw CommonError("this program was not compiled with netc --distributed");
   int64_t ranks = group.size();
   if (shards < ranks)
-    throw Error("--shards " + std::to_string(shards) + " is fewer than the " +
-                std::to_string(ranks) +
-                " processes: each needs a shard (the weights depend on --shards, not on the "
-                "number of processes); give --shards " +
-                std::to_string(ranks) + " or more");
+    throw CommonError("--shards " + std::to_string(shards) + " is fewer than the " +
+                      std::to_string(ranks) +
+                      " processes: each needs a shard (the weights depend on --shards, not on the "
+                      "number of processes); give --shards " +
+                      std::to_string(ranks) + " or more");
   firstShard_ = group.rank() * shards / ranks;
   lastShard_ = (group.rank() + 1) * shards / ranks;
   int64_t gradients = 0;

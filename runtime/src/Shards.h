@@ -65,6 +65,10 @@ public:
   virtual int firstWith(bool flag) { return flag ? 0 : -1; }
   /// Ends every process of the group (a rank cannot go on alone).
   [[noreturn]] virtual void abort(int code);
+  /// On a rank other than 0 that met a CommonError: waits for rank 0, which
+  /// met it too, to report it and end the group; returns if that does not
+  /// happen in time (then this rank reports and ends it).
+  virtual void awaitAbort() {}
 
   /// Where each parameter's gradient lies in the vector (set by the
   /// trainer before the first step; buckets are made of them).

@@ -390,8 +390,8 @@ int run(const netc_model *model, int argc, char **argv, Group &group) {
                             {f.gradStats > 0, "--grad-stats"},
                             {f.profile, "--profile"}})
       if (on)
-        throw Error(std::string(flag) + " looks at one process's training step; run the "
-                    "program without mpirun for it");
+        throw CommonError(std::string(flag) + " looks at one process's training step; run the "
+                                              "program without mpirun for it");
     if (f.eval || f.predict || !f.predictFile.empty() || !m.trains)
       if (group.rank() > 0)
         return 0; // rank 0 evaluates
@@ -442,13 +442,13 @@ int run(const netc_model *model, int argc, char **argv, Group &group) {
   int64_t last = batched(m) ? (count % f.batch == 0 ? std::min(f.batch, count) : count % f.batch)
                             : count;
   if (std::min(last, batched(m) ? f.batch : count) < m.minBatch)
-    throw Error("batch norm over [N, C] needs at least " + std::to_string(m.minBatch) +
-                " examples in every training batch (the variance of one is 0), but " +
-                (batched(m) ? "the last batch of each epoch (" + std::to_string(count) +
-                                  " examples in batches of " + std::to_string(f.batch) + ") has " +
-                                  std::to_string(last)
-                            : "the data has " + std::to_string(count)) +
-                "; choose another --batch");
+    throw CommonError("batch norm over [N, C] needs at least " + std::to_string(m.minBatch) +
+                      " examples in every training batch (the variance of one is 0), but " +
+                      (batched(m) ? "the last batch of each epoch (" + std::to_string(count) +
+                                        " examples in batches of " + std::to_string(f.batch) +
+                                        ") has " + std::to_string(last)
+                                  : "the data has " + std::to_string(count)) +
+                      "; choose another --batch");
   if (f.profile)
     startProfile(m);
   int status = batched(m) ? trainEpochs(s, data) : trainFullBatch(s, data);
@@ -470,6 +470,10 @@ int trainerMain(const netc_model *model, int argc, char **argv, Group &group) {
   std::string rank = group.size() > 1 ? "rank " + std::to_string(group.rank()) + ": " : "";
   try {
     return run(model, argc, argv, group);
+  } catch (const CommonError &e) {
+    if (group.rank() > 0)
+      group.awaitAbort(); // rank 0 reports it
+    std::fprintf(stderr, "%serror: %s\n", rank.c_str(), e.what());
   } catch (const Error &e) {
     std::fprintf(stderr, "%serror: %s\n", rank.c_str(), e.what());
   } catch (const std::bad_alloc &) {
