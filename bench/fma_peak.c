@@ -1,9 +1,15 @@
 /* fma_peak.c - this core's fp32 fused multiply-add peak, in GFLOP/s.
  *
- * Twelve independent accumulators of the widest vectors the compiler
- * targets (-march=native), each updated by a multiply-add per iteration:
- * enough to cover the FMA latency on every current x86 core. bench/run.sh
- * divides netc's FLOP rate by this to report the fraction of peak. */
+ * Twelve independent accumulators of 16 floats, each updated by a
+ * multiply-add per iteration: enough to cover the FMA latency on every
+ * current x86 core. On an AVX-512 machine they must be single zmm
+ * registers, what netc's kernels use: clang's tuning for some Intel cores
+ * (Sapphire Rapids) prefers 256-bit vectors and would split each into two
+ * ymm halves, which measured half the peak there (133 vs 247 GFLOP/s), so
+ * bench/run.sh compiles this with -mprefer-vector-width=512. The best of
+ * five trials of about 0.2 s; bench/run.sh measures again beside every
+ * netc row and divides by the larger (the peak moves with the VM's clock).
+ * It divides netc's FLOP rate by this to report the fraction of peak. */
 #include <stdio.h>
 #include <time.h>
 
@@ -27,7 +33,7 @@ int main(void) {
       acc[i][l] = (float)i;
   const long iterations = 100000000L;
   double best = 0;
-  for (int trial = 0; trial < 3; ++trial) {
+  for (int trial = 0; trial < 5; ++trial) {
     double start = now();
     for (long n = 0; n < iterations; ++n)
       for (int i = 0; i < kAccumulators; ++i)
