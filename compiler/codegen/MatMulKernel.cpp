@@ -836,17 +836,18 @@ struct Product {
     // reading all of it forward and writing half backward, the other
     // core's lines moving over every step (the MLP's 2-thread epoch on an
     // Intel Xeon: 0.283 -> 0.195 s; one thread: within noise, +0-3%).
-    // Only a weight with rows for kMaxChunks tiles (a narrow one, a
-    // regression's single output, would leave threads without chunks), and
-    // a product with an epilogue (tiles inline; the shared functions split
-    // the outer dimension).
+    // Only a weight with rows for kMaxChunks tiles of the broadcast scheme,
+    // the same test forward and backward so both split it alike (a narrow
+    // one, a regression's single output, would leave threads without
+    // chunks), and a product with an epilogue (tiles inline; the shared
+    // functions split the outer dimension).
     if (kernel.nodes.size() == 1)
       return;
+    auto manyRows = [&](int64_t rows) { return rows >= kMaxChunks * kind.broadcastRows(); };
     if (kind.scheme == Scheme::Dot)
-      byWeightRows = ctx.graph.node(n.inputs[1]).op == Op::Param &&
-                     bs.dims.front() >= kMaxChunks * kind.dotCols().front();
+      byWeightRows = ctx.graph.node(n.inputs[1]).op == Op::Param && manyRows(bs.dims.front());
     if (kind.scheme == Scheme::Broadcast && kind.transA && n.shape.dims.front() != kBatch &&
-        n.shape.dims.front() >= kMaxChunks * kind.broadcastRows())
+        manyRows(n.shape.dims.front()))
       for (ValueId v : kernel.nodes)
         if (const Node &u = ctx.graph.node(v); u.op == Op::Assign &&
                                                ctx.graph.node(u.inputs[0]).op == Op::Param &&
