@@ -461,6 +461,7 @@ const OpRules kRules[] = {
        return grads({r.dy() * (c * realPow(r.x(0), c - 1))});
      },
      [](double a, double, const Attrs &at) { return std::pow(a, at.value); }, false, kValue},
+    {Op::StopGradient, sameShape, noGradient, [](double a, double, const Attrs &) { return a; }, true, kNone},
 
     {Op::Add, broadcastShape, [](Rule r) { return grads({r.dy(), r.dy()}); }, [](double a, double b, const Attrs &) { return a + b; }, true, kNone},
     {Op::Sub, broadcastShape, [](Rule r) { return grads({r.dy(), -r.dy()}); }, [](double a, double b, const Attrs &) { return a - b; }, true, kNone},

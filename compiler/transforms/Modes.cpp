@@ -86,7 +86,14 @@ private:
     ValueId count = bin(Op::Mul, out_.add(Op::BatchSize, {}, {}, n.loc), c(perExample));
     ValueId mean = bin(Op::Div, withShape(Op::SumTo, in[0], column), count);
     ValueId centred = bin(Op::Sub, in[0], mean);
-    ValueId var = bin(Op::Div, withShape(Op::SumTo, bin(Op::Mul, centred, centred), column), count);
+    // The variance's own centring stops the gradient at the mean: its
+    // share, 2·Σ(x - mean)/count times the variance's adjoint, is 0 (the
+    // deviations sum to 0), and without it the gradient has one sum and
+    // two passes over x's shape fewer (PyTorch's closed form has none).
+    // Simplify makes both centrings one after autodiff.
+    ValueId deviation = bin(Op::Sub, in[0], out_.add(Op::StopGradient, {mean}, {}, n.loc));
+    ValueId var =
+        bin(Op::Div, withShape(Op::SumTo, bin(Op::Mul, deviation, deviation), column), count);
     // Named after the layer, so formulas (--explain-grad) stay readable.
     std::string layer = in_.node(n.inputs[1]).attrs.name;
     layer = layer.substr(0, layer.rfind('.'));

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <functional>
 #include <unordered_map>
 
 namespace netc {
@@ -95,6 +96,8 @@ private:
 
   /// A simpler equivalent of `n`, or kNoValue to keep it as is.
   ValueId rewrite(const Node &n) {
+    if (n.op == Op::StopGradient) // a value like any other once differentiated
+      return n.inputs[0];
     if (opKind(n.op) == OpKind::Elementwise)
       return elementwise(n);
     const auto &in = n.inputs;
@@ -108,6 +111,8 @@ private:
         return make(Op::Reshape, {at(in[0]).inputs[0]}, n.attrs, n.loc);
       if (n.op == Op::SumTo && n.shape.rank() == 0)
         return make(Op::Sum, {in[0]}, {}, n.loc);
+      if (n.op == Op::SumTo)
+        return sumOfProduct(n);
       return kNoValue;
     case Op::Sum:
       // sum(broadcast_to(y, S)) = y * numel(S) for a scalar y.
@@ -122,6 +127,42 @@ private:
     default:
       return kNoValue;
     }
+  }
+
+  /// sum_to(-x) = -sum_to(x) (exact), and the factors of a product that
+  /// are constant over the summed axes, of the sum's own shape (a batch
+  /// norm's per-channel scale and inverse deviation), come out of it:
+  /// sum_to(x·c) = sum_to(x)·c. Batch norm's backward pass then needs no
+  /// sum over its scaled gradient, only over the incoming one (which
+  /// another sum reads already) and one pass less.
+  ValueId sumOfProduct(const Node &n) {
+    ValueId x = n.inputs[0];
+    if (at(x).op == Op::Neg)
+      return make(Op::Neg, {make(Op::SumTo, {at(x).inputs[0]}, n.attrs, n.loc)}, {}, n.loc);
+    if (at(x).op != Op::Mul)
+      return kNoValue;
+    std::vector<ValueId> factors, inside, outside;
+    std::function<void(ValueId)> flatten = [&](ValueId v) {
+      if (at(v).op == Op::Mul && factors.size() < 8) {
+        flatten(at(v).inputs[0]);
+        flatten(at(v).inputs[1]);
+      } else {
+        factors.push_back(v);
+      }
+    };
+    flatten(x);
+    for (ValueId f : factors)
+      (shape(f) == n.shape ? outside : inside).push_back(f);
+    if (outside.empty() || inside.empty())
+      return kNoValue;
+    auto product = [&](const std::vector<ValueId> &of) {
+      ValueId p = of.front();
+      for (size_t i = 1; i < of.size(); ++i)
+        p = make(Op::Mul, {p, of[i]}, {}, n.loc);
+      return p;
+    };
+    return make(Op::Mul, {make(Op::SumTo, {product(inside)}, n.attrs, n.loc), product(outside)}, {},
+                n.loc);
   }
 
   ValueId elementwise(const Node &n) {

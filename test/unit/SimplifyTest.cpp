@@ -58,6 +58,38 @@ TEST(Simplify, FoldsConstantArithmetic) {
   }
 }
 
+// sum_to of a product: factors of the sum's own shape (per channel) come
+// out, a negation too, and stop_gradient is gone; the value is the same.
+TEST(Simplify, TakesPerChannelFactorsOutOfSums) {
+  Graph g;
+  ValueId x = input(g, "x", Shape{{kBatch, 2, 3}});
+  ValueId c = param(g, "c", Shape{{2, 1}});
+  ValueId d = param(g, "d", Shape{{2, 1}});
+  Attrs to;
+  to.shape = Shape{{2, 1}};
+  ValueId scaled = g.binary(Op::Mul, g.binary(Op::Mul, x, c), d);
+  ValueId sum = g.add(Op::SumTo, {g.unary(Op::Neg, scaled)}, to);
+  ValueId plain = g.add(Op::SumTo, {x}, to);
+  ValueId stopped = g.add(Op::StopGradient, {plain}, {});
+  g.outputs.push_back({"y", g.binary(Op::Add, sum, stopped)});
+
+  Graph s = simplify(g);
+  EXPECT_EQ(verifyGraph(s), "");
+  EXPECT_EQ(count(s, Op::SumTo), 1u) << "-sum_to(x)·c·d shares sum_to(x)";
+  EXPECT_EQ(count(s, Op::StopGradient), 0u);
+  for (const auto &n : s.nodes())
+    if (n.op == Op::SumTo)
+      EXPECT_EQ(s.node(n.inputs[0]).op, Op::Input) << "the sum is over x alone";
+
+  std::mt19937_64 rng(11);
+  auto leaves = randomLeaves(g, 4, rng);
+  auto before = interpret(g, 4, leaves).values[static_cast<size_t>(g.output("y"))];
+  auto after = interpret(s, 4, leaves).values[static_cast<size_t>(s.output("y"))];
+  ASSERT_EQ(before.size(), after.size());
+  for (size_t i = 0; i < before.size(); ++i)
+    EXPECT_NEAR(before[i], after[i], 1e-12 * (1 + std::abs(before[i])));
+}
+
 TEST(Simplify, RemovesDeadNodes) {
   Graph g;
   ValueId x = input(g, "x", Shape{{3}});
