@@ -141,16 +141,18 @@ private:
       return make(Op::Neg, {make(Op::SumTo, {at(x).inputs[0]}, n.attrs, n.loc)}, {}, n.loc);
     if (at(x).op != Op::Mul)
       return kNoValue;
+    // The factors of the product's top levels (a long chain of products
+    // is not unfolded: its depth would be the recursion's).
     std::vector<ValueId> factors, inside, outside;
-    std::function<void(ValueId)> flatten = [&](ValueId v) {
-      if (at(v).op == Op::Mul && factors.size() < 8) {
-        flatten(at(v).inputs[0]);
-        flatten(at(v).inputs[1]);
+    std::function<void(ValueId, int)> flatten = [&](ValueId v, int depth) {
+      if (at(v).op == Op::Mul && depth < 4) {
+        flatten(at(v).inputs[0], depth + 1);
+        flatten(at(v).inputs[1], depth + 1);
       } else {
         factors.push_back(v);
       }
     };
-    flatten(x);
+    flatten(x, 0);
     for (ValueId f : factors)
       (shape(f) == n.shape ? outside : inside).push_back(f);
     if (outside.empty() || inside.empty())
