@@ -64,8 +64,6 @@ llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value 
     return b.CreateSelect(b.CreateFCmpUGT(a, zero), a, zero);
   case Op::Step:
     return b.CreateSelect(b.CreateFCmpOGT(a, zero), one, zero);
-  case Op::StopGradient: // simplify removes it; as a value, x
-    return a;
   case Op::Sign:
     return b.CreateFSub(b.CreateUIToFP(b.CreateFCmpOGT(a, zero), type),
                         b.CreateUIToFP(b.CreateFCmpOLT(a, zero), type));

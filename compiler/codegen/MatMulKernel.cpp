@@ -846,8 +846,7 @@ struct Product {
     auto manyRows = [&](int64_t rows) { return rows >= kMaxChunks * kind.broadcastRows(); };
     if (kind.scheme == Scheme::Dot)
       byWeightRows = ctx.graph.node(n.inputs[1]).op == Op::Param && manyRows(bs.dims.front());
-    if (kind.scheme == Scheme::Broadcast && kind.transA && n.shape.dims.front() != kBatch &&
-        manyRows(n.shape.dims.front()))
+    if (kind.scheme == Scheme::Broadcast && kind.transA && manyRows(n.shape.dims.front()))
       for (ValueId v : kernel.nodes)
         if (const Node &u = ctx.graph.node(v); u.op == Op::Assign &&
                                                ctx.graph.node(u.inputs[0]).op == Op::Param &&

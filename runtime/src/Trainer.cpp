@@ -470,11 +470,9 @@ int trainerMain(const netc_model *model, int argc, char **argv, Group &group) {
   std::string rank = group.size() > 1 ? "rank " + std::to_string(group.rank()) + ": " : "";
   try {
     return run(model, argc, argv, group);
-  } catch (const CommonError &e) {
-    if (group.rank() > 0)
-      group.awaitAbort(); // rank 0 reports it
-    std::fprintf(stderr, "%serror: %s\n", rank.c_str(), e.what());
   } catch (const Error &e) {
+    if (dynamic_cast<const CommonError *>(&e) && group.rank() > 0)
+      group.awaitAbort(); // every rank met it: rank 0 reports it
     std::fprintf(stderr, "%serror: %s\n", rank.c_str(), e.what());
   } catch (const std::bad_alloc &) {
     std::fprintf(stderr, "%serror: out of memory\n", rank.c_str());
