@@ -43,7 +43,8 @@ std::optional<Shape> loopDomain(const Graph &g, const Node &n) {
 
 class Fuser {
 public:
-  Fuser(const Graph &g, bool epilogues) : g_(g), epilogues_(epilogues) {
+  Fuser(const Graph &g, bool epilogues, const std::vector<bool> &sunk)
+      : g_(g), epilogues_(epilogues), sunk_(sunk) {
     s_.kernelOf.assign(g.size(), -1);
     s_.materialized.assign(g.size(), false);
     users_.resize(g.size());
@@ -56,7 +57,8 @@ public:
     deferred_.assign(g_.size(), false);
     for (size_t i = 0; i < g_.size(); ++i) {
       auto id = static_cast<ValueId>(i);
-      if (g_.node(id).op == Op::Step) // relu's mask: sunk to where it is used
+      // relu's mask and the recomputed copies: sunk to where they are used
+      if (g_.node(id).op == Op::Step || (i < sunk_.size() && sunk_[i]))
         deferred_[i] = true;
       else
         placeWithDeferred(id);
@@ -84,19 +86,19 @@ private:
   // that is a loop over its shape, rather than where its operand is
   // computed (greedy placement put the mask of a ReLU in the forward
   // pass's kernel, which then had to write it to memory for the backward
-  // pass): it then stays in registers.
+  // pass): it then stays in registers. Likewise a value recomputed for
+  // its user (Recompute.h), with the deferred values it is computed from.
   void placeWithDeferred(ValueId id) {
     const Node &n = g_.node(id);
     std::vector<ValueId> sunk;
-    auto domain = loopDomain(g_, n);
-    for (ValueId v : n.inputs)
-      if (deferred(v) && std::find(sunk.begin(), sunk.end(), v) == sunk.end()) {
-        deferred_[static_cast<size_t>(v)] = false;
-        if (domain && g_.shape(v) == *domain)
-          sunk.push_back(v);
-        else
-          place(v); // an ordinary node, before its user
-      }
+    if (auto domain = loopDomain(g_, n))
+      sinkDeferredOperands(id, *domain, sunk);
+    else
+      for (ValueId v : n.inputs)
+        if (deferred(v)) {
+          deferred_[static_cast<size_t>(v)] = false;
+          placeWithDeferred(v); // an ordinary node, before its user
+        }
     if (sunk.empty())
       return place(id);
     sinking_ = sunk;
@@ -106,6 +108,22 @@ private:
     k.nodes.insert(k.nodes.end() - 1, sunk.begin(), sunk.end());
     for (ValueId v : sunk)
       s_.kernelOf[static_cast<size_t>(v)] = kernelOf(id);
+  }
+
+  /// The deferred operands of `id` (and theirs) over `domain`, appended to
+  /// `sunk` operands first; those of another shape placed before `id`.
+  void sinkDeferredOperands(ValueId id, const Shape &domain, std::vector<ValueId> &sunk) {
+    for (ValueId v : g_.node(id).inputs) {
+      if (!deferred(v))
+        continue;
+      deferred_[static_cast<size_t>(v)] = false;
+      if (!(g_.shape(v) == domain)) {
+        placeWithDeferred(v);
+        continue;
+      }
+      sinkDeferredOperands(v, domain, sunk);
+      sunk.push_back(v);
+    }
   }
 
   void place(ValueId id) {
@@ -138,16 +156,17 @@ private:
   bool canJoin(const Node &n, int k) const {
     if (s_.kernels[static_cast<size_t>(k)].nodes.size() >= kMaxLoopNodes)
       return false;
-    for (ValueId v : n.inputs) {
-      // A mask sunk into this node's kernel needs its own operands there.
-      bool sinks = std::find(sinking_.begin(), sinking_.end(), v) != sinking_.end();
-      for (ValueId w : sinks ? g_.node(v).inputs : std::vector<ValueId>{v}) {
-        int kw = kernelOf(w);
-        if (kw > k)
-          return false;
-        if (kw == k && isReduction(g_.node(w).op))
-          return false;
-      }
+    // Values sunk into this node's kernel (not placed yet) need their own
+    // operands there.
+    std::vector<ValueId> operands = n.inputs;
+    for (ValueId v : sinking_)
+      operands.insert(operands.end(), g_.node(v).inputs.begin(), g_.node(v).inputs.end());
+    for (ValueId w : operands) {
+      int kw = kernelOf(w);
+      if (kw > k)
+        return false;
+      if (kw == k && isReduction(g_.node(w).op))
+        return false;
     }
     if (n.op != Op::Assign)
       return true;
@@ -417,12 +436,8 @@ private:
     if (!(loop.domain == domain) || domain.rank() != 2)
       return 0;
     // A small C stays in cache anyway; its own copy of the tiles would cost
-    // more compile time than the pass it saves. Big: 256 values per example
-    // or 64K in all.
-    int64_t fixed = 1;
-    for (int64_t d : domain.dims)
-      fixed *= d == kBatch ? 1 : d;
-    if (fixed < (domain.hasBatch() ? 256 : 65536))
+    // more compile time than the pass it saves.
+    if (!bigTensor(domain))
       return 0;
     bool sums = std::any_of(loop.nodes.begin(), loop.nodes.end(),
                             [&](ValueId id) { return isReduction(g_.node(id).op); });
@@ -496,6 +511,7 @@ private:
   std::vector<ValueId> sinking_; ///< the masks the node being placed takes along
   const Graph &g_;
   bool epilogues_;
+  const std::vector<bool> &sunk_; ///< per node: deferred like a mask (may be empty)
   Schedule s_;
   /// Per value: the nodes that read it (once per operand).
   std::vector<std::vector<ValueId>> users_;
@@ -505,6 +521,10 @@ private:
 };
 
 } // namespace
+
+bool bigTensor(const Shape &shape) {
+  return shape.constNumel() >= (shape.hasBatch() ? 256 : 65536);
+}
 
 const char *kernelKindName(Kernel::Kind k) {
   switch (k) {
@@ -532,7 +552,9 @@ const char *kernelKindName(Kernel::Kind k) {
   return "?";
 }
 
-Schedule fuse(const Graph &graph, bool epilogues) { return Fuser(graph, epilogues).run(); }
+Schedule fuse(const Graph &graph, bool epilogues, const std::vector<bool> &sunk) {
+  return Fuser(graph, epilogues, sunk).run();
+}
 
 ValueId fusedBiasSum(const Graph &g, const Kernel &kernel) {
   if (kernel.kind != Kernel::Kind::Window || kernel.nodes.size() < 2 ||

@@ -61,7 +61,14 @@ struct Schedule {
 /// the cheap elementwise ops right after a convolution (its bias and
 /// activation) - unless `epilogues` is false: the raw-gradients entry point
 /// stays unfused, a reference for --gradcheck and --grad-stats.
-Schedule fuse(const Graph &graph, bool epilogues = true);
+/// Nodes marked in `sunk` (Recompute.h) are placed like a ReLU's mask: in
+/// the kernel of their first user, when it loops over their shape.
+Schedule fuse(const Graph &graph, bool epilogues = true, const std::vector<bool> &sunk = {});
+
+/// Whether a tensor of `shape` is worth keeping out of memory (a product's
+/// epilogue, a value recomputed): 256 values per example or 64K in all.
+/// Smaller ones stay in cache anyway.
+bool bigTensor(const Shape &shape);
 
 /// A non-flat loop kernel's trailing block (LoopKernel.cpp): the first
 /// dimension of a trailing block of the domain that every tensor the kernel

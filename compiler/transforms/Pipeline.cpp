@@ -4,6 +4,7 @@
 #include "compiler/graph/Verifier.h"
 #include "compiler/transforms/Autodiff.h"
 #include "compiler/transforms/Modes.h"
+#include "compiler/transforms/Recompute.h"
 #include "compiler/transforms/Shards.h"
 #include "compiler/transforms/Simplify.h"
 
@@ -30,7 +31,8 @@ EntryPoint finish(std::string name, const Graph &graph, const PersistentLayout &
                   bool epilogues = true) {
   EntryPoint e{std::move(name), simplify(graph), {}, {}};
   verifyOrDie(e.graph, "simplify");
-  e.schedule = fuse(e.graph, epilogues);
+  e.schedule = epilogues ? fuseRecomputing(e.graph) : fuse(e.graph, false);
+  verifyOrDie(e.graph, "recompute");
   e.plan = planMemory(e.graph, e.schedule, persistent);
   return e;
 }

@@ -260,7 +260,7 @@ private:
 
 } // namespace
 
-Graph removeDeadNodes(const Graph &g) {
+Graph removeDeadNodes(const Graph &g, std::vector<ValueId> *renumbered) {
   std::vector<bool> live(g.size(), false);
   for (const auto &o : g.outputs)
     live[static_cast<size_t>(o.value)] = true;
@@ -288,6 +288,8 @@ Graph removeDeadNodes(const Graph &g) {
     out.outputs.push_back({o.name, map[static_cast<size_t>(o.value)]});
   for (ValueId e : g.effects)
     out.effects.push_back(map[static_cast<size_t>(e)]);
+  if (renumbered)
+    *renumbered = std::move(map);
   return out;
 }
 

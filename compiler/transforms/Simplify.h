@@ -12,7 +12,8 @@ namespace netc {
 /// Outputs and effects keep their order; ids are renumbered.
 Graph simplify(const Graph &graph);
 
-/// DCE alone: keeps what outputs and effects need, renumbered in order.
-Graph removeDeadNodes(const Graph &graph);
+/// DCE alone: keeps what outputs and effects need, renumbered in order
+/// (`renumbered`, if given: each old id's new one, kNoValue if dropped).
+Graph removeDeadNodes(const Graph &graph, std::vector<ValueId> *renumbered = nullptr);
 
 } // namespace netc

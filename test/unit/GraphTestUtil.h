@@ -33,6 +33,14 @@ inline ValueId labels(Graph &g, Shape shape) {
   return g.add(Op::Input, {}, a);
 }
 
+/// How many nodes of `g` have op `op`.
+inline size_t count(const Graph &g, Op op) {
+  size_t n = 0;
+  for (const auto &node : g.nodes())
+    n += node.op == op;
+  return n;
+}
+
 inline ValueId withShape(Graph &g, Op op, ValueId x, Shape shape) {
   Attrs a;
   a.shape = std::move(shape);

@@ -9,13 +9,6 @@
 namespace netc::test {
 namespace {
 
-size_t count(const Graph &g, Op op) {
-  size_t n = 0;
-  for (const auto &node : g.nodes())
-    n += node.op == op;
-  return n;
-}
-
 TEST(Simplify, FoldsIdentitiesAndSharesSubexpressions) {
   Graph g;
   ValueId x = input(g, "x", Shape{{kBatch}});
