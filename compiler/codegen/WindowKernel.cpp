@@ -676,12 +676,40 @@ private:
         llvm::Value *from = mul(add(mul(ch, g.h), ih), g.w);
         llvm::Value *to =
             add(mul(add(mul(ch, g.hp()), add(ih, c(g.padded.top))), g.wp()), c(g.padded.left));
-        ctx_.loop(c(g.w), [&](llvm::Value *iw) {
-          b_.CreateStore(b_.CreateLoad(ctx_.fp(), elementAt(src, add(from, iw))),
-                         elementAt(padded, add(to, iw)));
-        });
+        copyRun(elementAt(src, from), elementAt(padded, to), g.w);
       });
     });
+  }
+
+  /// dst[0, count) = src[0, count): SIMD vectors, the last one masked
+  /// (LLVM left these row copies scalar: a row is too short for its loop
+  /// vectorizer, and src and dst might overlap for all it knows).
+  void copyRun(llvm::Value *src, llvm::Value *dst, int64_t count) {
+    auto lanes = static_cast<int64_t>(ctx_.vectorBytes / (ctx_.fp()->getPrimitiveSizeInBits() / 8));
+    llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
+    if (lanes < 4) {
+      ctx_.loop(c(count), [&](llvm::Value *i) {
+        b_.CreateStore(b_.CreateLoad(ctx_.fp(), elementAt(src, i)), elementAt(dst, i));
+      });
+      return;
+    }
+    auto *vec = llvm::FixedVectorType::get(ctx_.fp(), static_cast<unsigned>(lanes));
+    ctx_.loop(c(count / lanes), [&](llvm::Value *v) {
+      llvm::Value *at = mul(v, lanes);
+      b_.CreateAlignedStore(b_.CreateAlignedLoad(vec, elementAt(src, at), align),
+                            elementAt(dst, at), align);
+    });
+    int64_t tail = count % lanes;
+    if (tail == 0)
+      return;
+    std::vector<llvm::Constant *> on;
+    for (int64_t i = 0; i < lanes; ++i)
+      on.push_back(b_.getInt1(i < tail));
+    llvm::Value *mask = llvm::ConstantVector::get(on);
+    llvm::Value *at = c(count - tail);
+    llvm::Value *v = b_.CreateMaskedLoad(vec, elementAt(src, at), align, mask,
+                                         llvm::Constant::getNullValue(vec));
+    b_.CreateMaskedStore(v, elementAt(dst, at), align, mask);
   }
 
   /// dy[n] (O x OH·OW) onto the grid position-major, dyGrid[q·O + o] with
@@ -837,7 +865,9 @@ private:
             else
               ctx_.loop(c(d_.o), [&](llvm::Value *o) {
                 ctx_.loop(c(d_.oh), [&](llvm::Value *oh) {
-                  ctx_.loop(c(d_.ow), [&](llvm::Value *ow) { copy(o, oh, ow); });
+                  llvm::Value *row = add(mul(o, d_.oh), oh);
+                  copyRun(elementAt(dy, mul(row, d_.ow)),
+                          elementAt(dyGrid, add(mul(o, g.columns()), mul(oh, g.wp()))), d_.ow);
                 });
               });
             GemmCall call;
