@@ -638,22 +638,50 @@ private:
   }
 
   /// The row table: where row (c, kh, kw) starts in the padded image;
-  /// with the bias gradient, one more row: the ones after the image.
+  /// with the bias gradient, one more row: the ones after the image. For
+  /// an input gradient split by kernel rows, the rows in (kh, c, kw) order.
   llvm::Value *rowTable(const Grid &g) {
     int64_t window = geo_.kh * geo_.kw, image = g.padded.elements();
+    int64_t channels = g.padded.channels, plane = g.hp() * g.wp();
+    bool byKernelRow = splitByKernelRow(g);
     return constantArray(
         *ctx_.fn->getParent(),
-        fmt::format("netc.conv_rows.{}x{}x{}x{}x{}+{}{}", g.padded.channels, g.hp(), g.wp(),
-                    geo_.kh, geo_.kw, g.padded.shift, bias() ? ".ones" : ""),
+        fmt::format("netc.conv_rows.{}x{}x{}x{}x{}+{}{}{}", channels, g.hp(), g.wp(), geo_.kh,
+                    geo_.kw, g.padded.shift, bias() ? ".ones" : "", byKernelRow ? ".kh" : ""),
         b_.getInt32Ty(),
         [&](int64_t row) {
-          int64_t ch = row / window, at = row % window;
-          if (ch == g.padded.channels)
+          int64_t ch = row / window, kh = row % window / geo_.kw, kw = row % geo_.kw;
+          if (byKernelRow) {
+            kh = row / (channels * geo_.kw);
+            ch = row / geo_.kw % channels;
+          }
+          if (ch == channels)
             return static_cast<double>(image);
-          return static_cast<double>(ch * g.hp() * g.wp() + at / geo_.kw * g.wp() + at % geo_.kw +
-                                     g.padded.shift);
+          return static_cast<double>(ch * plane + kh * g.wp() + kw + g.padded.shift);
         },
-        g.padded.channels * window + bias());
+        channels * window + bias());
+  }
+
+  /// The output rows [first, end) whose row kh of the window lies in the
+  /// grid's source rather than its zero padding.
+  std::pair<int64_t, int64_t> rowsReached(const Grid &g, int64_t kh) const {
+    return {std::max<int64_t>(0, g.padded.top - kh),
+            std::min<int64_t>(g.oh, g.padded.top + g.h - kh)};
+  }
+
+  /// An input gradient whose dy is padded by rows (a 5 x 5 kernel without
+  /// padding: 4 rows each side) computed as one product per kernel row
+  /// over only the output rows it reaches: LeNet-5's second convolution
+  /// sums 50 of its 70 (output row, kernel row) pairs.
+  bool splitByKernelRow(const Grid &g) const {
+    if (n_.op != Op::Conv2dGradInput)
+      return false;
+    int64_t reached = 0;
+    for (int64_t kh = 0; kh < geo_.kh; ++kh) {
+      auto [first, end] = rowsReached(g, kh);
+      reached += std::max<int64_t>(0, end - first);
+    }
+    return reached * 10 < geo_.kh * g.oh * 9;
   }
 
   /// A weight gradient that also sums the bias gradient (Fuse.cpp:
@@ -830,12 +858,32 @@ private:
           }
           case Op::Conv2dGradInput: { // dx[n] (C x HW) = W' (C x O·KH·KW) · dy's columns
             int64_t rows = d_.o * geo_.kh * geo_.kw, positions = d_.h * d_.w;
-            GemmCall call = onGrid({false, false, false, sharedWorkspace(), image,
-                                    elementAt(ctx_.pointer(self_), mul(n, d_.c * positions)),
-                                    c(d_.c), c(g.columns()), c(rows), c(rows), c(0)},
-                                   d_.w, positions);
-            call.bRows = table;
-            emitGemmCall(ctx_, call);
+            llvm::Value *flippedW = sharedWorkspace(); // bound before dx, as always
+            llvm::Value *dx = elementAt(ctx_.pointer(self_), mul(n, d_.c * positions));
+            if (!splitByKernelRow(g)) {
+              GemmCall call = onGrid({false, false, false, flippedW, image, dx, c(d_.c),
+                                      c(g.columns()), c(rows), c(rows), c(0)},
+                                     d_.w, positions);
+              call.bRows = table;
+              emitGemmCall(ctx_, call);
+              break;
+            }
+            // dx[n] += W'[:, kh] (C x O·KW) · dy's columns of kernel row kh,
+            // over the output rows it reaches, kh by kh.
+            zeroFill(dx, d_.c * positions);
+            int64_t part = d_.o * geo_.kw;
+            for (int64_t kh = 0; kh < geo_.kh; ++kh) {
+              auto [first, end] = rowsReached(g, kh);
+              if (end <= first)
+                continue;
+              GemmCall call =
+                  onGrid({false, false, true, elementAt(sharedWorkspace(), c(kh * part)),
+                          elementAt(image, c(first * g.wp())), elementAt(dx, c(first * d_.w)),
+                          c(d_.c), c((end - first - 1) * g.wp() + d_.w), c(part), c(rows), c(0)},
+                         d_.w, positions);
+              call.bRows = b_.CreateInBoundsGEP(b_.getInt32Ty(), table, c(kh * part));
+              emitGemmCall(ctx_, call);
+            }
             break;
           }
           default: { // Conv2dGradWeight: dy[n] onto the grid, then the product
@@ -899,13 +947,16 @@ public:
     if (!conv_ || !flipped())
       return;
     llvm::Value *flippedW = sharedWorkspace();
+    bool byKernelRow = implicit() && splitByKernelRow(grid()); // (c, kh, o, kw)
     ctx_.loop(c(d_.c), [&](llvm::Value *ch) {
       ctx_.loop(c(d_.o), [&](llvm::Value *o) {
         for (int64_t kh = 0; kh < geo_.kh; ++kh)
           for (int64_t kw = 0; kw < geo_.kw; ++kw) {
             llvm::Value *from = weightIndex(o, ch, c(geo_.kh - 1 - kh), c(geo_.kw - 1 - kw));
-            llvm::Value *to =
-                add(mul(add(mul(ch, d_.o), o), geo_.kh * geo_.kw), c(kh * geo_.kw + kw));
+            llvm::Value *to = byKernelRow ? add(mul(add(mul(ch, geo_.kh), c(kh)), d_.o * geo_.kw),
+                                                add(mul(o, geo_.kw), c(kw)))
+                                          : add(mul(add(mul(ch, d_.o), o), geo_.kh * geo_.kw),
+                                                c(kh * geo_.kw + kw));
             b_.CreateStore(ctx_.load(n_.inputs[1], from), elementAt(flippedW, to));
           }
       });
