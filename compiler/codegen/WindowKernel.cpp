@@ -337,36 +337,32 @@ private:
   /// one in its kernel (a pooling gradient fused into a weight gradient:
   /// after the weight gradient's own).
   void epilogue(llvm::Value *at, llvm::Value *channel, llvm::Value *value, llvm::Value *mask) {
-    auto *type = llvm::dyn_cast<llvm::FixedVectorType>(value->getType());
-    llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
-    // Not inbounds: on an implicit convolution's grid, lane 0 may lie
-    // before the tensor (only lanes inside it are on).
-    auto where = [&](ValueId v) { return b_.CreateGEP(ctx_.fp(), ctx_.pointer(v), at); };
-    auto put = [&](llvm::Value *x, llvm::Value *to) {
-      if (!type)
-        b_.CreateStore(x, to);
-      else if (mask)
-        b_.CreateMaskedStore(x, to, align, mask);
-      else
-        b_.CreateAlignedStore(x, to, align);
-    };
-    auto store = [&](ValueId v, llvm::Value *x) {
-      if (v == redirected_.value) // and to memory too if others read it
-        put(x, b_.CreateGEP(ctx_.fp(), redirected_.base, b_.CreateSub(at, redirected_.first)));
-      if (ctx_.schedule.materialized[static_cast<size_t>(v)])
-        put(x, where(v));
-    };
-    auto spread = [&](llvm::Value *x) {
-      return type ? b_.CreateVectorSplat(type->getNumElements(), x) : x;
-    };
     std::map<ValueId, llvm::Value *> values{{self_, value}};
     const std::vector<ValueId> &nodes = kernel().nodes;
     size_t end = nodes.size();
     if (size_t pool = fusedPooling(ctx_.graph, kernel()); pool && n_.op == Op::Conv2d)
       end = pool; // the pooling fused after the convolution's epilogue
-    for (auto i =
-             static_cast<size_t>(std::find(nodes.begin(), nodes.end(), self_) - nodes.begin()) + 1;
-         i < end; ++i) {
+    auto first =
+        static_cast<size_t>(std::find(nodes.begin(), nodes.end(), self_) - nodes.begin()) + 1;
+    evaluate(first, end, at, channel, mask, values);
+    storeAt(at, mask, self_, value);
+  }
+
+  /// The kernel's nodes [first, end), elementwise, at element `at` of
+  /// their shape: vectors (the type of `values`' first entry, lanes on in
+  /// `mask`, all without one) or single elements. Operands not in
+  /// `values` are loaded: scalars, per-channel values ([C, 1, 1], at
+  /// `channel`) and values of the nodes' shape. Adds each node's value to
+  /// `values` and stores what is materialized.
+  void evaluate(size_t first, size_t end, llvm::Value *at, llvm::Value *channel, llvm::Value *mask,
+                std::map<ValueId, llvm::Value *> &values) {
+    auto *type = llvm::dyn_cast<llvm::FixedVectorType>(values.begin()->second->getType());
+    llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
+    auto spread = [&](llvm::Value *x) {
+      return type ? b_.CreateVectorSplat(type->getNumElements(), x) : x;
+    };
+    const std::vector<ValueId> &nodes = kernel().nodes;
+    for (size_t i = first; i < end; ++i) {
       ValueId id = nodes[i];
       const Node &n = ctx_.graph.node(id);
       std::vector<llvm::Value *> in;
@@ -381,17 +377,41 @@ private:
         else if (s.rank() == 3) // per channel: [O, 1, 1]
           in.push_back(spread(ctx_.load(v, channel)));
         else if (!type) // the result's shape
-          in.push_back(b_.CreateLoad(ctx_.fp(), where(v)));
+          in.push_back(b_.CreateLoad(ctx_.fp(), elementOf(v, at)));
         else if (mask)
-          in.push_back(
-              b_.CreateMaskedLoad(type, where(v), align, mask, llvm::Constant::getNullValue(type)));
+          in.push_back(b_.CreateMaskedLoad(type, elementOf(v, at), align, mask,
+                                           llvm::Constant::getNullValue(type)));
         else
-          in.push_back(b_.CreateAlignedLoad(type, where(v), align));
+          in.push_back(b_.CreateAlignedLoad(type, elementOf(v, at), align));
       }
       values[id] = emitElementwise(ctx_, n, in[0], in.size() > 1 ? in[1] : nullptr);
-      store(id, values[id]);
+      storeAt(at, mask, id, values[id]);
     }
-    store(self_, value);
+  }
+
+  /// Element `at` of value v in memory. Not inbounds: on an implicit
+  /// convolution's grid, lane 0 may lie before the tensor (only lanes
+  /// inside it are on).
+  llvm::Value *elementOf(ValueId v, llvm::Value *at) {
+    return b_.CreateGEP(ctx_.fp(), ctx_.pointer(v), at);
+  }
+
+  /// x (a vector with `mask`, or an element), value v's at `at`: to
+  /// memory if materialized, and where it is redirected.
+  void storeAt(llvm::Value *at, llvm::Value *mask, ValueId v, llvm::Value *x) {
+    llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
+    auto put = [&](llvm::Value *to) {
+      if (!x->getType()->isVectorTy())
+        b_.CreateStore(x, to);
+      else if (mask)
+        b_.CreateMaskedStore(x, to, align, mask);
+      else
+        b_.CreateAlignedStore(x, to, align);
+    };
+    if (v == redirected_.value) // and to memory too if others read it
+      put(b_.CreateGEP(ctx_.fp(), redirected_.base, b_.CreateSub(at, redirected_.first)));
+    if (ctx_.schedule.materialized[static_cast<size_t>(v)])
+      put(elementOf(v, at));
   }
 
   /// The workspace's shared part: the flipped weights.
@@ -709,6 +729,46 @@ private:
     });
   }
 
+  /// dy[n] computed by the loop fused after the weight gradient (Fuse.cpp:
+  /// absorbGradientLoops) a row of vectors at a time, onto the grid.
+  void gradientOnGrid(llvm::Value *n, llvm::Value *dyGrid, const Grid &g) {
+    auto lanes = static_cast<int64_t>(ctx_.vectorBytes / (ctx_.fp()->getPrimitiveSizeInBits() / 8));
+    llvm::Type *type = ctx_.fp();
+    if (lanes >= 4)
+      type = llvm::FixedVectorType::get(ctx_.fp(), static_cast<unsigned>(lanes));
+    else
+      lanes = 1;
+    llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
+    const std::vector<ValueId> &nodes = kernel().nodes;
+    ctx_.loop(c(d_.o), [&](llvm::Value *o) {
+      ctx_.loop(c(d_.oh), [&](llvm::Value *oh) {
+        llvm::Value *row = add(mul(add(mul(n, d_.o), o), d_.oh), oh); // of dy
+        llvm::Value *to = add(mul(o, g.columns()), mul(oh, g.wp()));
+        auto vector = [&](llvm::Value *ow, llvm::Value *mask) {
+          std::map<ValueId, llvm::Value *> values{
+              {kNoValue, llvm::UndefValue::get(type)}}; // gives the type
+          evaluate(fusedGradientLoop(ctx_.graph, kernel()), nodes.size(), add(mul(row, d_.ow), ow),
+                   o, mask, values);
+          llvm::Value *v = values.at(nodes.back());
+          llvm::Value *at = elementAt(dyGrid, add(to, ow));
+          if (lanes == 1)
+            b_.CreateStore(v, at);
+          else if (mask)
+            b_.CreateMaskedStore(v, at, align, mask);
+          else
+            b_.CreateAlignedStore(v, at, align);
+        };
+        ctx_.loop(c(d_.ow / lanes), [&](llvm::Value *v) { vector(mul(v, lanes), nullptr); });
+        if (int64_t tail = d_.ow % lanes) {
+          std::vector<llvm::Constant *> on;
+          for (int64_t i = 0; i < lanes; ++i)
+            on.push_back(b_.getInt1(i < tail));
+          vector(c(d_.ow - tail), llvm::ConstantVector::get(on));
+        }
+      });
+    });
+  }
+
   /// dst[0, count) = src[0, count): SIMD vectors, the last one masked
   /// (LLVM left these row copies scalar: a row is too short for its loop
   /// vectorizer, and src and dst might overlap for all it knows).
@@ -887,7 +947,8 @@ private:
             break;
           }
           default: { // Conv2dGradWeight: dy[n] onto the grid, then the product
-            llvm::Value *dy = pooledGradient(n, dyGrid, w);
+            bool computed = fusedGradientLoop(ctx_.graph, kernel()) != 0;
+            llvm::Value *dy = computed ? nullptr : pooledGradient(n, dyGrid, w);
             bool transposed = transposedWeightGradient(n_.shape, true);
             auto copy = [&](llvm::Value *o, llvm::Value *oh, llvm::Value *ow) {
               llvm::Value *v = b_.CreateLoad(
@@ -910,6 +971,8 @@ private:
               });
             } else if (dyIsGrid(ctx_.graph, kernel())) // computed here, without
               dyGrid = dy;                             // dropped columns: the grid
+            else if (computed)
+              gradientOnGrid(n, dyGrid, g);
             else
               ctx_.loop(c(d_.o), [&](llvm::Value *o) {
                 ctx_.loop(c(d_.oh), [&](llvm::Value *oh) {

@@ -72,6 +72,7 @@ public:
       absorbEpilogues();
       absorbBiasGradients();
       absorbPoolGradients();
+      absorbGradientLoops();
       absorbPoolings();
     }
     markMaterialized();
@@ -384,6 +385,61 @@ private:
     }
   }
 
+  // The loop kernel computing dy right before an implicit weight gradient
+  // accumulated by the dot GEMM (fewer than 16 output channels: batch
+  // norm's input gradient before LeNet-5's first convolution), elementwise
+  // ops on tensors of dy's shape, per-channel values and scalars, read by
+  // nothing else: the weight gradient computes dy image by image onto its
+  // grid (WindowKernel.cpp), where it copied it from memory, so dy is
+  // neither written nor read back.
+  void absorbGradientLoops() {
+    for (size_t w = 1; w < s_.kernels.size(); ++w) {
+      Kernel &grad = s_.kernels[w];
+      if (grad.kind != Kernel::Kind::Window || grad.nodes.size() != 1)
+        continue;
+      const Node &n = g_.node(grad.nodes.front());
+      if (n.op != Op::Conv2dGradWeight || !implicitConvolution(g_, n, n.shape) ||
+          transposedWeightGradient(n.shape, true))
+        continue;
+      size_t l = w - 1; // past views (aliases: ready either way)
+      while (l > 0 && s_.kernels[l].kind == Kernel::Kind::View)
+        --l;
+      const Kernel &loop = s_.kernels[l];
+      const Shape &dy = g_.shape(n.inputs[1]);
+      if (loop.kind != Kernel::Kind::Loop || !(loop.domain == dy) ||
+          loop.nodes.back() != n.inputs[1] || !computesDy(loop, dy, grad.nodes.front()))
+        continue;
+      grad.nodes.insert(grad.nodes.end(), loop.nodes.begin(), loop.nodes.end());
+      s_.kernels.erase(s_.kernels.begin() + static_cast<std::ptrdiff_t>(l));
+      renumber(l);
+      --w;
+    }
+  }
+
+  /// Whether `loop` is elementwise ops on values of dy's shape, per
+  /// channel ([C, 1, 1]) and scalars, none read outside it but by `grad`.
+  bool computesDy(const Kernel &loop, const Shape &dy, ValueId grad) const {
+    std::set<ValueId> inside(loop.nodes.begin(), loop.nodes.end());
+    Shape channel{{dy.dims[1], 1, 1}};
+    for (ValueId id : loop.nodes) {
+      const Node &n = g_.node(id);
+      if (opKind(n.op) != OpKind::Elementwise || n.op == Op::DropoutTrain)
+        return false;
+      for (ValueId v : n.inputs) {
+        const Shape &sh = g_.shape(v);
+        if (!(sh.rank() == 0 || sh == dy || sh == channel))
+          return false;
+      }
+      for (ValueId u : users_[static_cast<size_t>(id)])
+        if (!inside.count(u) && u != grad)
+          return false;
+      for (const auto &o : g_.outputs)
+        if (o.value == id)
+          return false;
+    }
+    return true;
+  }
+
   /// An implicit input gradient whose padded dy is dy as it is (the
   /// flipped convolution's padding kernel - 1 - padding is 0).
   bool unpaddedInputGradient(const Node &n) const {
@@ -577,6 +633,14 @@ size_t fusedAfter(const Graph &g, const Kernel &kernel, Op front, Op op) {
 }
 
 } // namespace
+
+size_t fusedGradientLoop(const Graph &g, const Kernel &kernel) {
+  if (kernel.kind != Kernel::Kind::Window || kernel.nodes.size() < 2 ||
+      g.node(kernel.nodes.front()).op != Op::Conv2dGradWeight ||
+      opKind(g.node(kernel.nodes[1]).op) != OpKind::Elementwise)
+    return 0;
+  return 1;
+}
 
 size_t fusedPooling(const Graph &g, const Kernel &kernel) {
   return fusedAfter(g, kernel, Op::Conv2d, Op::MaxPool2d);

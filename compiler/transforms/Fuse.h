@@ -93,6 +93,10 @@ bool loopSumsSplit(const Graph &graph, const Kernel &kernel);
 ValueId fusedBiasSum(const Graph &graph, const Kernel &kernel);
 /// Where the pooling gradient computing dy starts in kernel.nodes, or 0.
 size_t fusedPoolGradient(const Graph &graph, const Kernel &kernel);
+/// A weight gradient's kernel may instead hold, after its front, the
+/// elementwise loop that computes dy (batch norm's input gradient), run
+/// image by image onto the kernel's grid. Where it starts, or 0.
+size_t fusedGradientLoop(const Graph &graph, const Kernel &kernel);
 /// A convolution's window kernel may end with the tiling max pooling of
 /// its result (after the convolution's epilogue), run image by image right
 /// after the image's product, while its output is in cache. Where the

@@ -87,8 +87,11 @@ private:
       if (kernelOf(u) == k)
         continue;
       const Kernel &reader = s_.kernels[static_cast<size_t>(kernelOf(u))];
-      if (reader.kind != Kernel::Kind::Loop || !(reader.domain == kernel.domain) ||
-          g_.node(u).op == Op::Assign)
+      // A loop, or one a weight gradient computes its dy with (Fuse.h).
+      bool loop = reader.kind == Kernel::Kind::Loop && reader.domain == kernel.domain;
+      bool gradient = fusedGradientLoop(g_, reader) != 0 && u != reader.nodes.front() &&
+                      g_.shape(u) == kernel.domain;
+      if (!(loop || gradient) || g_.node(u).op == Op::Assign)
         return std::nullopt;
       if (c.readers.empty() || c.readers.back() != u) // users: once per operand
         c.readers.push_back(u);
