@@ -732,7 +732,7 @@ private:
   /// dy[n] computed by the loop fused after the weight gradient (Fuse.cpp:
   /// absorbGradientLoops) a row of vectors at a time, onto the grid.
   void gradientOnGrid(llvm::Value *n, llvm::Value *dyGrid, const Grid &g) {
-    auto lanes = static_cast<int64_t>(ctx_.vectorBytes / (ctx_.fp()->getPrimitiveSizeInBits() / 8));
+    int64_t lanes = simdLanes();
     llvm::Type *type = ctx_.fp();
     if (lanes >= 4)
       type = llvm::FixedVectorType::get(ctx_.fp(), static_cast<unsigned>(lanes));
@@ -760,20 +760,30 @@ private:
         };
         ctx_.loop(c(d_.ow / lanes), [&](llvm::Value *v) { vector(mul(v, lanes), nullptr); });
         if (int64_t tail = d_.ow % lanes) {
-          std::vector<llvm::Constant *> on;
-          for (int64_t i = 0; i < lanes; ++i)
-            on.push_back(b_.getInt1(i < tail));
-          vector(c(d_.ow - tail), llvm::ConstantVector::get(on));
+          vector(c(d_.ow - tail), firstLanes(tail, lanes));
         }
       });
     });
+  }
+
+  /// Elements of the type a SIMD register holds.
+  int64_t simdLanes() const {
+    return static_cast<int64_t>(ctx_.vectorBytes / (ctx_.fp()->getPrimitiveSizeInBits() / 8));
+  }
+
+  /// A mask of `lanes` with the first `count` on.
+  llvm::Value *firstLanes(int64_t count, int64_t lanes) {
+    std::vector<llvm::Constant *> on;
+    for (int64_t i = 0; i < lanes; ++i)
+      on.push_back(b_.getInt1(i < count));
+    return llvm::ConstantVector::get(on);
   }
 
   /// dst[0, count) = src[0, count): SIMD vectors, the last one masked
   /// (LLVM left these row copies scalar: a row is too short for its loop
   /// vectorizer, and src and dst might overlap for all it knows).
   void copyRun(llvm::Value *src, llvm::Value *dst, int64_t count) {
-    auto lanes = static_cast<int64_t>(ctx_.vectorBytes / (ctx_.fp()->getPrimitiveSizeInBits() / 8));
+    int64_t lanes = simdLanes();
     llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
     if (lanes < 4) {
       ctx_.loop(c(count), [&](llvm::Value *i) {
@@ -790,10 +800,7 @@ private:
     int64_t tail = count % lanes;
     if (tail == 0)
       return;
-    std::vector<llvm::Constant *> on;
-    for (int64_t i = 0; i < lanes; ++i)
-      on.push_back(b_.getInt1(i < tail));
-    llvm::Value *mask = llvm::ConstantVector::get(on);
+    llvm::Value *mask = firstLanes(tail, lanes);
     llvm::Value *at = c(count - tail);
     llvm::Value *v = b_.CreateMaskedLoad(vec, elementAt(src, at), align, mask,
                                          llvm::Constant::getNullValue(vec));
@@ -809,7 +816,7 @@ private:
   /// 0 where O is not a multiple of the lanes (or no SIMD), the caller
   /// copies the rest.
   int64_t transposeBlocks(llvm::Value *dy, llvm::Value *dyGrid, int64_t wp) {
-    auto lanes = static_cast<int64_t>(ctx_.vectorBytes / (ctx_.fp()->getPrimitiveSizeInBits() / 8));
+    int64_t lanes = simdLanes();
     int64_t blocks = p() / lanes;
     if (lanes < 4 || d_.o % lanes != 0 || blocks == 0)
       return 0;
@@ -937,7 +944,7 @@ private:
               if (end <= first)
                 continue;
               GemmCall call =
-                  onGrid({false, false, true, elementAt(sharedWorkspace(), c(kh * part)),
+                  onGrid({false, false, true, elementAt(flippedW, c(kh * part)),
                           elementAt(image, c(first * g.wp())), elementAt(dx, c(first * d_.w)),
                           c(d_.c), c((end - first - 1) * g.wp() + d_.w), c(part), c(rows), c(0)},
                          d_.w, positions);
