@@ -42,6 +42,9 @@ public:
   /// The chunks split the images.
   llvm::Value *outerExtent() const { return d_.n; }
 
+  /// A convolution (or its gradient), not a pooling.
+  bool convolution() const { return conv_; }
+
   /// Window elements one image visits: the work a chunk is sized by.
   llvm::Value *workPerOuter() const {
     int64_t perWindow = geo_.kh * geo_.kw * (conv_ ? d_.c : 1);
@@ -1203,9 +1206,13 @@ private:
 llvm::Value *windowChunkCount(const EmitContext &ctx, const Kernel &kernel) {
   WindowEmitter e(ctx, kernel.nodes.front());
   e.setup();
-  // About 2M window elements a chunk, whole outer indices.
+  // Whole outer indices (images), a chunk about 2M window elements of a
+  // convolution (multiply-adds) or 16K of a pooling (a load and a compare
+  // each, as a loop kernel's elements: with 2M, LeNet-5's poolings and
+  // their gradients, 0.6M each, ran on one thread).
   llvm::Value *work = ctx.b.CreateMul(e.outerExtent(), e.workPerOuter());
-  return ctx.chunkCount(ctx.b.CreateLShr(work, ctx.i64(21)), e.outerExtent());
+  int64_t perChunk = e.convolution() ? 21 : 14; // log2
+  return ctx.chunkCount(ctx.b.CreateLShr(work, ctx.i64(perChunk)), e.outerExtent());
 }
 
 void emitWindowChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
