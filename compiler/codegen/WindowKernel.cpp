@@ -143,6 +143,8 @@ private:
         planes,
         [&](llvm::Value *i) {
           llvm::Value *plane = add(first, i); // n · C + c
+          if (n_.op == Op::MaxPool2d && fusedLoop(ctx_.graph, kernel()))
+            inputPlane(plane);
           ctx_.loop(
               c(d_.oh),
               [&](llvm::Value *oh) {
@@ -187,6 +189,28 @@ private:
             zeroUncovered(plane);
         },
         "plane");
+  }
+
+  /// Plane `plane` (n · C + c) of the pooling's input, computed by the loop
+  /// fused after it (Fuse.cpp: absorbPoolingLoops) and stored, a vector at
+  /// a time: the pooling then reads it from cache.
+  void inputPlane(llvm::Value *plane) {
+    int64_t lanes = simdLanes(), size = d_.h * d_.w;
+    llvm::Type *type = ctx_.fp();
+    if (lanes >= 4)
+      type = llvm::FixedVectorType::get(ctx_.fp(), static_cast<unsigned>(lanes));
+    else
+      lanes = 1;
+    llvm::Value *base = mul(plane, size), *channel = b_.CreateURem(plane, c(d_.c));
+    auto vector = [&](llvm::Value *at, llvm::Value *mask) {
+      std::map<ValueId, llvm::Value *> values{
+          {kNoValue, llvm::UndefValue::get(type)}}; // gives the type
+      evaluate(fusedLoop(ctx_.graph, kernel()), kernel().nodes.size(), add(base, at), channel, mask,
+               values);
+    };
+    ctx_.loop(c(size / lanes), [&](llvm::Value *v) { vector(mul(v, lanes), nullptr); });
+    if (int64_t tail = size % lanes)
+      vector(c(size - tail), firstLanes(tail, lanes));
   }
 
   /// 2 x 2 windows in f32 on a SIMD target: a whole output row a vector of
@@ -750,8 +774,8 @@ private:
         auto vector = [&](llvm::Value *ow, llvm::Value *mask) {
           std::map<ValueId, llvm::Value *> values{
               {kNoValue, llvm::UndefValue::get(type)}}; // gives the type
-          evaluate(fusedGradientLoop(ctx_.graph, kernel()), nodes.size(), add(mul(row, d_.ow), ow),
-                   o, mask, values);
+          evaluate(fusedLoop(ctx_.graph, kernel()), nodes.size(), add(mul(row, d_.ow), ow), o, mask,
+                   values);
           llvm::Value *v = values.at(nodes.back());
           llvm::Value *at = elementAt(dyGrid, add(to, ow));
           if (lanes == 1)
@@ -957,7 +981,7 @@ private:
             break;
           }
           default: { // Conv2dGradWeight: dy[n] onto the grid, then the product
-            bool computed = fusedGradientLoop(ctx_.graph, kernel()) != 0;
+            bool computed = fusedLoop(ctx_.graph, kernel()) != 0;
             llvm::Value *dy = computed ? nullptr : pooledGradient(n, dyGrid, w);
             bool transposed = transposedWeightGradient(n_.shape, true);
             auto copy = [&](llvm::Value *o, llvm::Value *oh, llvm::Value *ow) {

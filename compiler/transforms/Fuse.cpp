@@ -74,6 +74,7 @@ public:
       absorbPoolGradients();
       absorbGradientLoops();
       absorbPoolings();
+      absorbPoolingLoops();
     }
     markMaterialized();
     return std::move(s_);
@@ -416,20 +417,58 @@ private:
     }
   }
 
+  // The loop kernel computing a tiling max pooling's input (batch norm's
+  // normalisation and ReLU before LeNet-5's poolings), elementwise: the
+  // pooling moves up to it (it reads nothing else) and computes its input
+  // plane by plane, stores it (the pooling's gradient reads it) and pools
+  // it while it is in cache, instead of reading it back from memory.
+  void absorbPoolingLoops() {
+    for (size_t w = 1; w < s_.kernels.size(); ++w) {
+      const Kernel &pool = s_.kernels[w];
+      if (pool.kind != Kernel::Kind::Window || pool.nodes.size() != 1)
+        continue;
+      const Node &n = g_.node(pool.nodes.front());
+      int l = kernelOf(n.inputs[0]);
+      if (n.op != Op::MaxPool2d || !tilingMaxPool(n) || l < 0)
+        continue;
+      const Kernel &loop = s_.kernels[static_cast<size_t>(l)];
+      const Shape &x = g_.shape(n.inputs[0]);
+      if (loop.kind != Kernel::Kind::Loop || !(loop.domain == x) ||
+          loop.nodes.back() != n.inputs[0] || !elementwiseOver(loop, x, nullptr))
+        continue;
+      Kernel fused = pool;
+      fused.nodes.insert(fused.nodes.end(), loop.nodes.begin(), loop.nodes.end());
+      s_.kernels[static_cast<size_t>(l)] = std::move(fused);
+      s_.kernels.erase(s_.kernels.begin() + static_cast<std::ptrdiff_t>(w));
+      renumber(static_cast<size_t>(l));
+      --w;
+    }
+  }
+
   /// Whether `loop` is elementwise ops on values of dy's shape, per
   /// channel ([C, 1, 1]) and scalars, none read outside it but by `grad`.
   bool computesDy(const Kernel &loop, const Shape &dy, ValueId grad) const {
+    return elementwiseOver(loop, dy, &grad);
+  }
+
+  /// Whether `loop` is elementwise ops (not dropout's, which need their
+  /// element's index) on values of `shape`, per channel ([C, 1, 1]) and
+  /// scalars; with `reader`, none read outside it but by *reader.
+  bool elementwiseOver(const Kernel &loop, const Shape &shape, const ValueId *reader) const {
     std::set<ValueId> inside(loop.nodes.begin(), loop.nodes.end());
-    Shape channel{{dy.dims[1], 1, 1}};
+    Shape channel{{shape.dims[1], 1, 1}};
     for (ValueId id : loop.nodes) {
       const Node &n = g_.node(id);
       if (opKind(n.op) != OpKind::Elementwise || n.op == Op::DropoutTrain)
         return false;
       for (ValueId v : n.inputs) {
         const Shape &sh = g_.shape(v);
-        if (!(sh.rank() == 0 || sh == dy || sh == channel))
+        if (!(sh.rank() == 0 || sh == shape || sh == channel))
           return false;
       }
+      if (!reader)
+        continue;
+      const ValueId grad = *reader;
       for (ValueId u : users_[static_cast<size_t>(id)])
         if (!inside.count(u) && u != grad)
           return false;
@@ -634,9 +673,11 @@ size_t fusedAfter(const Graph &g, const Kernel &kernel, Op front, Op op) {
 
 } // namespace
 
-size_t fusedGradientLoop(const Graph &g, const Kernel &kernel) {
-  if (kernel.kind != Kernel::Kind::Window || kernel.nodes.size() < 2 ||
-      g.node(kernel.nodes.front()).op != Op::Conv2dGradWeight ||
+size_t fusedLoop(const Graph &g, const Kernel &kernel) {
+  if (kernel.kind != Kernel::Kind::Window || kernel.nodes.size() < 2)
+    return 0;
+  Op front = g.node(kernel.nodes.front()).op;
+  if ((front != Op::Conv2dGradWeight && front != Op::MaxPool2d) ||
       opKind(g.node(kernel.nodes[1]).op) != OpKind::Elementwise)
     return 0;
   return 1;

@@ -95,8 +95,10 @@ ValueId fusedBiasSum(const Graph &graph, const Kernel &kernel);
 size_t fusedPoolGradient(const Graph &graph, const Kernel &kernel);
 /// A weight gradient's kernel may instead hold, after its front, the
 /// elementwise loop that computes dy (batch norm's input gradient), run
-/// image by image onto the kernel's grid. Where it starts, or 0.
-size_t fusedGradientLoop(const Graph &graph, const Kernel &kernel);
+/// image by image onto the kernel's grid; a tiling max pooling's kernel the
+/// loop that computes its input (batch norm's normalisation and ReLU), run
+/// plane by plane before the plane is pooled. Where the loop starts, or 0.
+size_t fusedLoop(const Graph &graph, const Kernel &kernel);
 /// A convolution's window kernel may end with the tiling max pooling of
 /// its result (after the convolution's epilogue), run image by image right
 /// after the image's product, while its output is in cache. Where the

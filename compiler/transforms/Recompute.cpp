@@ -87,10 +87,10 @@ private:
       if (kernelOf(u) == k)
         continue;
       const Kernel &reader = s_.kernels[static_cast<size_t>(kernelOf(u))];
-      // A loop, or one a weight gradient computes its dy with (Fuse.h).
+      // A loop, or one fused into a window kernel (Fuse.h: fusedLoop).
       bool loop = reader.kind == Kernel::Kind::Loop && reader.domain == kernel.domain;
-      bool gradient = fusedGradientLoop(g_, reader) != 0 && u != reader.nodes.front() &&
-                      g_.shape(u) == kernel.domain;
+      bool gradient =
+          fusedLoop(g_, reader) != 0 && u != reader.nodes.front() && g_.shape(u) == kernel.domain;
       if (!(loop || gradient) || g_.node(u).op == Op::Assign)
         return std::nullopt;
       if (c.readers.empty() || c.readers.back() != u) // users: once per operand

@@ -24,8 +24,8 @@ namespace netc {
 
 /// Fuses `graph` (with epilogues), first rewriting it so that each value
 /// worth recomputing is computed again, by a copy right before each reader
-/// in a later loop kernel of its shape (or the loop a weight gradient
-/// computes its dy with, Fuse.h); the copies are sunk into their
+/// in a later loop kernel of its shape (or such a loop fused into a
+/// window kernel, Fuse.h: fusedLoop); the copies are sunk into their
 /// readers' kernels. A value is worth recomputing when its loop kernel
 /// stores it only for such readers and it is add, sub, mul, neg, relu or
 /// step of values that kernel computes the same way (in registers), at most
