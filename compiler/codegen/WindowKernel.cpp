@@ -195,22 +195,11 @@ private:
   /// fused after it (Fuse.cpp: absorbPoolingLoops) and stored, a vector at
   /// a time: the pooling then reads it from cache.
   void inputPlane(llvm::Value *plane) {
-    int64_t lanes = simdLanes(), size = d_.h * d_.w;
-    llvm::Type *type = ctx_.fp();
-    if (lanes >= 4)
-      type = llvm::FixedVectorType::get(ctx_.fp(), static_cast<unsigned>(lanes));
-    else
-      lanes = 1;
+    int64_t size = d_.h * d_.w;
     llvm::Value *base = mul(plane, size), *channel = b_.CreateURem(plane, c(d_.c));
-    auto vector = [&](llvm::Value *at, llvm::Value *mask) {
-      std::map<ValueId, llvm::Value *> values{
-          {kNoValue, llvm::UndefValue::get(type)}}; // gives the type
-      evaluate(fusedLoop(ctx_.graph, kernel()), kernel().nodes.size(), add(base, at), channel, mask,
-               values);
-    };
-    ctx_.loop(c(size / lanes), [&](llvm::Value *v) { vector(mul(v, lanes), nullptr); });
-    if (int64_t tail = size % lanes)
-      vector(c(size - tail), firstLanes(tail, lanes));
+    vectorRun(size, [&](llvm::Value *at, llvm::Value *mask) {
+      fusedLoopAt(add(base, at), channel, mask); // stores the plane
+    });
   }
 
   /// 2 x 2 windows in f32 on a SIMD target: a whole output row a vector of
@@ -371,20 +360,19 @@ private:
       end = pool; // the pooling fused after the convolution's epilogue
     auto first =
         static_cast<size_t>(std::find(nodes.begin(), nodes.end(), self_) - nodes.begin()) + 1;
-    evaluate(first, end, at, channel, mask, values);
+    evaluate(first, end, value->getType(), at, channel, mask, values);
     storeAt(at, mask, self_, value);
   }
 
   /// The kernel's nodes [first, end), elementwise, at element `at` of
-  /// their shape: vectors (the type of `values`' first entry, lanes on in
-  /// `mask`, all without one) or single elements. Operands not in
-  /// `values` are loaded: scalars, per-channel values ([C, 1, 1], at
-  /// `channel`) and values of the nodes' shape. Adds each node's value to
-  /// `values` and stores what is materialized.
-  void evaluate(size_t first, size_t end, llvm::Value *at, llvm::Value *channel, llvm::Value *mask,
-                std::map<ValueId, llvm::Value *> &values) {
-    auto *type = llvm::dyn_cast<llvm::FixedVectorType>(values.begin()->second->getType());
-    llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
+  /// their shape: values of `valueType`, vectors (lanes on in `mask`, all
+  /// without one) or single elements. Operands not in `values` are
+  /// loaded: scalars, per-channel values ([C, 1, 1], at `channel`) and
+  /// values of the nodes' shape. Adds each node's value to `values` and
+  /// stores what is materialized.
+  void evaluate(size_t first, size_t end, llvm::Type *valueType, llvm::Value *at,
+                llvm::Value *channel, llvm::Value *mask, std::map<ValueId, llvm::Value *> &values) {
+    auto *type = llvm::dyn_cast<llvm::FixedVectorType>(valueType);
     auto spread = [&](llvm::Value *x) {
       return type ? b_.CreateVectorSplat(type->getNumElements(), x) : x;
     };
@@ -403,13 +391,8 @@ private:
           in.push_back(spread(ctx_.isInline(v) ? ctx_.inlineScalar(v) : ctx_.load(v, c(0))));
         else if (s.rank() == 3) // per channel: [O, 1, 1]
           in.push_back(spread(ctx_.load(v, channel)));
-        else if (!type) // the result's shape
-          in.push_back(b_.CreateLoad(ctx_.fp(), elementOf(v, at)));
-        else if (mask)
-          in.push_back(b_.CreateMaskedLoad(type, elementOf(v, at), align, mask,
-                                           llvm::Constant::getNullValue(type)));
-        else
-          in.push_back(b_.CreateAlignedLoad(type, elementOf(v, at), align));
+        else // the result's shape
+          in.push_back(loadElements(valueType, elementOf(v, at), mask));
       }
       values[id] = emitElementwise(ctx_, n, in[0], in.size() > 1 ? in[1] : nullptr);
       storeAt(at, mask, id, values[id]);
@@ -426,19 +409,33 @@ private:
   /// x (a vector with `mask`, or an element), value v's at `at`: to
   /// memory if materialized, and where it is redirected.
   void storeAt(llvm::Value *at, llvm::Value *mask, ValueId v, llvm::Value *x) {
-    llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
-    auto put = [&](llvm::Value *to) {
-      if (!x->getType()->isVectorTy())
-        b_.CreateStore(x, to);
-      else if (mask)
-        b_.CreateMaskedStore(x, to, align, mask);
-      else
-        b_.CreateAlignedStore(x, to, align);
-    };
     if (v == redirected_.value) // and to memory too if others read it
-      put(b_.CreateGEP(ctx_.fp(), redirected_.base, b_.CreateSub(at, redirected_.first)));
+      storeElements(
+          x, b_.CreateGEP(ctx_.fp(), redirected_.base, b_.CreateSub(at, redirected_.first)), mask);
     if (ctx_.schedule.materialized[static_cast<size_t>(v)])
-      put(elementOf(v, at));
+      storeElements(x, elementOf(v, at), mask);
+  }
+
+  /// A vector of `type` at `from` (lanes off in `mask` read as zero; no
+  /// mask: all lanes), or the element there when `type` is a scalar.
+  llvm::Value *loadElements(llvm::Type *type, llvm::Value *from, llvm::Value *mask) {
+    llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
+    if (!type->isVectorTy())
+      return b_.CreateLoad(type, from);
+    if (mask)
+      return b_.CreateMaskedLoad(type, from, align, mask, llvm::Constant::getNullValue(type));
+    return b_.CreateAlignedLoad(type, from, align);
+  }
+
+  /// x (a vector, only the lanes on in `mask`, or an element) at `to`.
+  void storeElements(llvm::Value *x, llvm::Value *to, llvm::Value *mask) {
+    llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
+    if (!x->getType()->isVectorTy())
+      b_.CreateStore(x, to);
+    else if (mask)
+      b_.CreateMaskedStore(x, to, align, mask);
+    else
+      b_.CreateAlignedStore(x, to, align);
   }
 
   /// The workspace's shared part: the flipped weights.
@@ -759,43 +756,51 @@ private:
   /// dy[n] computed by the loop fused after the weight gradient (Fuse.cpp:
   /// absorbGradientLoops) a row of vectors at a time, onto the grid.
   void gradientOnGrid(llvm::Value *n, llvm::Value *dyGrid, const Grid &g) {
-    int64_t lanes = simdLanes();
-    llvm::Type *type = ctx_.fp();
-    if (lanes >= 4)
-      type = llvm::FixedVectorType::get(ctx_.fp(), static_cast<unsigned>(lanes));
-    else
-      lanes = 1;
-    llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
-    const std::vector<ValueId> &nodes = kernel().nodes;
     ctx_.loop(c(d_.o), [&](llvm::Value *o) {
       ctx_.loop(c(d_.oh), [&](llvm::Value *oh) {
         llvm::Value *row = add(mul(add(mul(n, d_.o), o), d_.oh), oh); // of dy
         llvm::Value *to = add(mul(o, g.columns()), mul(oh, g.wp()));
-        auto vector = [&](llvm::Value *ow, llvm::Value *mask) {
-          std::map<ValueId, llvm::Value *> values{
-              {kNoValue, llvm::UndefValue::get(type)}}; // gives the type
-          evaluate(fusedLoop(ctx_.graph, kernel()), nodes.size(), add(mul(row, d_.ow), ow), o, mask,
-                   values);
-          llvm::Value *v = values.at(nodes.back());
-          llvm::Value *at = elementAt(dyGrid, add(to, ow));
-          if (lanes == 1)
-            b_.CreateStore(v, at);
-          else if (mask)
-            b_.CreateMaskedStore(v, at, align, mask);
-          else
-            b_.CreateAlignedStore(v, at, align);
-        };
-        ctx_.loop(c(d_.ow / lanes), [&](llvm::Value *v) { vector(mul(v, lanes), nullptr); });
-        if (int64_t tail = d_.ow % lanes) {
-          vector(c(d_.ow - tail), firstLanes(tail, lanes));
-        }
+        vectorRun(d_.ow, [&](llvm::Value *ow, llvm::Value *mask) {
+          llvm::Value *dy = fusedLoopAt(add(mul(row, d_.ow), ow), o, mask);
+          storeElements(dy, elementAt(dyGrid, add(to, ow)), mask);
+        });
       });
     });
+  }
+
+  /// The loop fused after the kernel's front (Fuse.h: fusedLoop) at
+  /// element `at` of its shape, a run vector (vectorRun's `mask`): its
+  /// last value; what it materializes stored.
+  llvm::Value *fusedLoopAt(llvm::Value *at, llvm::Value *channel, llvm::Value *mask) {
+    const std::vector<ValueId> &nodes = kernel().nodes;
+    std::map<ValueId, llvm::Value *> values;
+    evaluate(fusedLoop(ctx_.graph, kernel()), nodes.size(), runType(), at, channel, mask, values);
+    return values.at(nodes.back());
   }
 
   /// Elements of the type a SIMD register holds.
   int64_t simdLanes() const {
     return static_cast<int64_t>(ctx_.vectorBytes / (ctx_.fp()->getPrimitiveSizeInBits() / 8));
+  }
+
+  /// vectorRun's elements at a time: a SIMD register's, or 1 without SIMD.
+  int64_t runLanes() const { return simdLanes() >= 4 ? simdLanes() : 1; }
+
+  /// vectorRun's values: vectors of runLanes(), or scalars.
+  llvm::Type *runType() const {
+    int64_t lanes = runLanes();
+    if (lanes == 1)
+      return ctx_.fp();
+    return llvm::FixedVectorType::get(ctx_.fp(), static_cast<unsigned>(lanes));
+  }
+
+  /// body(at, mask) for elements [0, count) runLanes() at a time: whole
+  /// vectors in a loop (mask null), then the rest with its lanes on.
+  void vectorRun(int64_t count, const std::function<void(llvm::Value *, llvm::Value *)> &body) {
+    int64_t lanes = runLanes();
+    ctx_.loop(c(count / lanes), [&](llvm::Value *v) { body(mul(v, lanes), nullptr); });
+    if (int64_t tail = count % lanes)
+      body(c(count - tail), firstLanes(tail, lanes));
   }
 
   /// A mask of `lanes` with the first `count` on.
@@ -806,32 +811,14 @@ private:
     return llvm::ConstantVector::get(on);
   }
 
-  /// dst[0, count) = src[0, count): SIMD vectors, the last one masked
-  /// (LLVM left these row copies scalar: a row is too short for its loop
-  /// vectorizer, and src and dst might overlap for all it knows).
+  /// dst[0, count) = src[0, count) a vector at a time (LLVM left these row
+  /// copies scalar: a row is too short for its loop vectorizer, and src
+  /// and dst might overlap for all it knows).
   void copyRun(llvm::Value *src, llvm::Value *dst, int64_t count) {
-    int64_t lanes = simdLanes();
-    llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
-    if (lanes < 4) {
-      ctx_.loop(c(count), [&](llvm::Value *i) {
-        b_.CreateStore(b_.CreateLoad(ctx_.fp(), elementAt(src, i)), elementAt(dst, i));
-      });
-      return;
-    }
-    auto *vec = llvm::FixedVectorType::get(ctx_.fp(), static_cast<unsigned>(lanes));
-    ctx_.loop(c(count / lanes), [&](llvm::Value *v) {
-      llvm::Value *at = mul(v, lanes);
-      b_.CreateAlignedStore(b_.CreateAlignedLoad(vec, elementAt(src, at), align),
-                            elementAt(dst, at), align);
+    vectorRun(count, [&](llvm::Value *at, llvm::Value *mask) {
+      llvm::Value *row = loadElements(runType(), elementAt(src, at), mask);
+      storeElements(row, elementAt(dst, at), mask);
     });
-    int64_t tail = count % lanes;
-    if (tail == 0)
-      return;
-    llvm::Value *mask = firstLanes(tail, lanes);
-    llvm::Value *at = c(count - tail);
-    llvm::Value *v = b_.CreateMaskedLoad(vec, elementAt(src, at), align, mask,
-                                         llvm::Constant::getNullValue(vec));
-    b_.CreateMaskedStore(v, elementAt(dst, at), align, mask);
   }
 
   /// dy[n] (O x OH·OW) onto the grid position-major, dyGrid[q·O + o] with

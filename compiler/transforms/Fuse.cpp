@@ -16,7 +16,6 @@ namespace netc {
 
 namespace {
 
-bool isInlineLeaf(Op op) { return op == Op::Const || op == Op::HParam || op == Op::BatchSize; }
 // Tables are in memory too: constant globals of the module.
 bool isMemoryLeaf(Op op) {
   return op == Op::Input || op == Op::Param || op == Op::State || op == Op::Buffer ||
@@ -202,9 +201,7 @@ private:
   // the ReLU mask before it is applied to each window's gradient as it is
   // written.
   void absorbWindowEpilogue(size_t l) {
-    size_t k = l - 1; // the kernel before, past views (a bias's reshape)
-    while (k > 0 && s_.kernels[k].kind == Kernel::Kind::View)
-      --k;
+    size_t k = beforePastViews(l); // past a bias's reshape
     Kernel &conv = s_.kernels[k];
     Kernel &loop = s_.kernels[l];
     if (conv.kind != Kernel::Kind::Window || conv.nodes.size() != 1)
@@ -402,13 +399,11 @@ private:
       if (n.op != Op::Conv2dGradWeight || !implicitConvolution(g_, n, n.shape) ||
           transposedWeightGradient(n.shape, true))
         continue;
-      size_t l = w - 1; // past views (aliases: ready either way)
-      while (l > 0 && s_.kernels[l].kind == Kernel::Kind::View)
-        --l;
+      size_t l = beforePastViews(w); // views alias: ready either way
       const Kernel &loop = s_.kernels[l];
       const Shape &dy = g_.shape(n.inputs[1]);
       if (loop.kind != Kernel::Kind::Loop || !(loop.domain == dy) ||
-          loop.nodes.back() != n.inputs[1] || !computesDy(loop, dy, grad.nodes.front()))
+          loop.nodes.back() != n.inputs[1] || !elementwiseOver(loop, dy, grad.nodes.front()))
         continue;
       grad.nodes.insert(grad.nodes.end(), loop.nodes.begin(), loop.nodes.end());
       s_.kernels.erase(s_.kernels.begin() + static_cast<std::ptrdiff_t>(l));
@@ -434,7 +429,7 @@ private:
       const Kernel &loop = s_.kernels[static_cast<size_t>(l)];
       const Shape &x = g_.shape(n.inputs[0]);
       if (loop.kind != Kernel::Kind::Loop || !(loop.domain == x) ||
-          loop.nodes.back() != n.inputs[0] || !elementwiseOver(loop, x, nullptr))
+          loop.nodes.back() != n.inputs[0] || !elementwiseOver(loop, x, std::nullopt))
         continue;
       Kernel fused = pool;
       fused.nodes.insert(fused.nodes.end(), loop.nodes.begin(), loop.nodes.end());
@@ -445,16 +440,19 @@ private:
     }
   }
 
-  /// Whether `loop` is elementwise ops on values of dy's shape, per
-  /// channel ([C, 1, 1]) and scalars, none read outside it but by `grad`.
-  bool computesDy(const Kernel &loop, const Shape &dy, ValueId grad) const {
-    return elementwiseOver(loop, dy, &grad);
+  /// The kernel before kernel k, past views.
+  size_t beforePastViews(size_t k) const {
+    --k;
+    while (k > 0 && s_.kernels[k].kind == Kernel::Kind::View)
+      --k;
+    return k;
   }
 
   /// Whether `loop` is elementwise ops (not dropout's, which need their
   /// element's index) on values of `shape`, per channel ([C, 1, 1]) and
-  /// scalars; with `reader`, none read outside it but by *reader.
-  bool elementwiseOver(const Kernel &loop, const Shape &shape, const ValueId *reader) const {
+  /// scalars; with `onlyReader`, none read outside it but by that node.
+  bool elementwiseOver(const Kernel &loop, const Shape &shape,
+                       std::optional<ValueId> onlyReader) const {
     std::set<ValueId> inside(loop.nodes.begin(), loop.nodes.end());
     Shape channel{{shape.dims[1], 1, 1}};
     for (ValueId id : loop.nodes) {
@@ -466,11 +464,10 @@ private:
         if (!(sh.rank() == 0 || sh == shape || sh == channel))
           return false;
       }
-      if (!reader)
+      if (!onlyReader)
         continue;
-      const ValueId grad = *reader;
       for (ValueId u : users_[static_cast<size_t>(id)])
-        if (!inside.count(u) && u != grad)
+        if (!inside.count(u) && u != *onlyReader)
           return false;
       for (const auto &o : g_.outputs)
         if (o.value == id)
@@ -616,6 +613,8 @@ private:
 };
 
 } // namespace
+
+bool isInlineLeaf(Op op) { return op == Op::Const || op == Op::HParam || op == Op::BatchSize; }
 
 bool bigTensor(const Shape &shape) {
   return shape.constNumel() >= (shape.hasBatch() ? 256 : 65536);

@@ -65,6 +65,9 @@ struct Schedule {
 /// the kernel of their first user, when it loops over their shape.
 Schedule fuse(const Graph &graph, bool epilogues = true, const std::vector<bool> &sunk = {});
 
+/// Const, HParam and BatchSize: computed where used, never a kernel's.
+bool isInlineLeaf(Op op);
+
 /// Whether a tensor of `shape` is worth keeping out of memory (a product's
 /// epilogue, a value recomputed): 256 values per example or 64K in all.
 /// Smaller ones stay in cache anyway.

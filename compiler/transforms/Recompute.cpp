@@ -31,8 +31,6 @@ bool cheap(Op op) {
 /// whole into the next kernel.
 constexpr size_t kMaxChain = 4;
 
-bool inlineLeaf(Op op) { return op == Op::Const || op == Op::HParam || op == Op::BatchSize; }
-
 /// A value to recompute: the nodes that compute it from memory (its
 /// register operands first, itself last) and its readers in later kernels.
 struct Candidate {
@@ -89,9 +87,9 @@ private:
       const Kernel &reader = s_.kernels[static_cast<size_t>(kernelOf(u))];
       // A loop, or one fused into a window kernel (Fuse.h: fusedLoop).
       bool loop = reader.kind == Kernel::Kind::Loop && reader.domain == kernel.domain;
-      bool gradient =
+      bool fused =
           fusedLoop(g_, reader) != 0 && u != reader.nodes.front() && g_.shape(u) == kernel.domain;
-      if (!(loop || gradient) || g_.node(u).op == Op::Assign)
+      if (!(loop || fused) || g_.node(u).op == Op::Assign)
         return std::nullopt;
       if (c.readers.empty() || c.readers.back() != u) // users: once per operand
         c.readers.push_back(u);
@@ -120,7 +118,7 @@ private:
     const Shape &domain = s_.kernels[static_cast<size_t>(k)].domain;
     for (ValueId x : g_.node(v).inputs) {
       const Node &in = g_.node(x);
-      if (inlineLeaf(in.op))
+      if (isInlineLeaf(in.op))
         continue;
       if (stored(x)) {
         leaves.insert(x);
