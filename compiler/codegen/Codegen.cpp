@@ -1041,8 +1041,14 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
     states.push_back({{"name", s.name}, {"shape", shapeJson(s.shape)}, {"offset", s.offset}});
   d["states"] = states;
   d["max_chunks"] = kMaxChunks;
-  d["scratch_f64"] = {{"fixed_bytes", cm.gradientsPlan64.fixedBytes},
-                      {"batch_bytes_per_n", cm.gradientsPlan64.batchBytesPerN}};
+  // The twin's: its scratch, and where the f32 gradients leave the
+  // branches it takes (its inputs after the fields, Decisions.h).
+  json decisions = json::array();
+  for (size_t i = 0; cm.gradients.graph.output("decision " + std::to_string(i)) != kNoValue; ++i)
+    decisions.push_back(outputLocation(cm.gradients, "decision " + std::to_string(i)));
+  d["scratch_f64"] = {{"fixed_bytes", cm.gradients64.plan.fixedBytes},
+                      {"batch_bytes_per_n", cm.gradients64.plan.batchBytesPerN},
+                      {"decisions", decisions}};
   json options = json::object();
   for (const auto &[k, v] : m.data.numbers)
     options[k] = v;
@@ -1166,7 +1172,7 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context, const Compi
       predicts ? emit(model.predict, model.predict.plan, "predict", EntryKind::Predict) : nullptr;
   llvm::Function *gradients =
       emit(model.gradients, model.gradients.plan, "gradients", EntryKind::Gradients);
-  llvm::Function *gradients64 = emit(model.gradients, model.gradientsPlan64, "gradients_f64",
+  llvm::Function *gradients64 = emit(model.gradients64, model.gradients64.plan, "gradients_f64",
                                      EntryKind::Gradients, /*f64=*/true);
   llvm::Constant *shardGradients = llvm::ConstantPointerNull::get(llvm::PointerType::getUnqual(context));
   llvm::Constant *applyUpdate = shardGradients;

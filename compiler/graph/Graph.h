@@ -118,6 +118,9 @@ public:
   ValueId table(std::string name, Shape shape, std::vector<double> values, ast::Loc loc = {});
   ValueId unary(Op op, ValueId x, ast::Loc loc = {});
   ValueId binary(Op op, ValueId a, ValueId b, ast::Loc loc = {});
+  /// A copy of `n` (of this graph or another) on `inputs`: its op,
+  /// attributes, location, label, phase and origin.
+  ValueId copy(const Node &n, std::vector<ValueId> inputs);
 
   /// Named results of the entry point this graph computes.
   struct Output {

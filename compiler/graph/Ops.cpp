@@ -216,6 +216,15 @@ ValueId Graph::binary(Op op, ValueId a, ValueId b, ast::Loc loc) {
   return add(op, {a, b}, {}, loc);
 }
 
+ValueId Graph::copy(const Node &n, std::vector<ValueId> inputs) {
+  setPhase(n.phase);
+  setOrigin(n.origin, n.loc);
+  ValueId id = add(n.op, std::move(inputs), n.attrs, n.loc);
+  if (!n.label.empty())
+    setLabel(id, n.label);
+  return id;
+}
+
 ValueId Graph::output(std::string_view name) const {
   // The index may be stale (outputs changed since): a hit is checked, a
   // miss rebuilds it once.

@@ -3,6 +3,7 @@
 #include "compiler/graph/Printer.h"
 #include "compiler/graph/Verifier.h"
 #include "compiler/transforms/Autodiff.h"
+#include "compiler/transforms/Decisions.h"
 #include "compiler/transforms/Modes.h"
 #include "compiler/transforms/Recompute.h"
 #include "compiler/transforms/Shards.h"
@@ -188,17 +189,25 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
   std::erase_if(outputOnly.outputs, [](const Graph::Output &o) { return o.name != "prediction"; });
   EntryPoint predict = outputOnly.outputs.empty() ? EntryPoint{"predict", {}, {}, {}}
                                                   : finish("predict", outputOnly, persistent);
-  // Unfused: the reference the fused step is checked against.
-  EntryPoint raw = finish("gradients", gradients, persistent, /*epilogues=*/false);
-  MemoryPlan plan64 = planMemory(raw.graph, raw.schedule, persistent, 8);
+  // Unfused: the reference the fused step is checked against. Its twin in
+  // double takes the branches it took.
+  Graph live = removeDeadNodes(gradients);
+  std::vector<ValueId> decisions = decisionNodes(live);
+  EntryPoint twin =
+      finish("gradients_f64",
+             freezeDecisions(live, decisions, static_cast<int64_t>(model.data.fields.size())),
+             persistent, /*epilogues=*/false);
+  twin.plan = planMemory(twin.graph, twin.schedule, persistent, 8);
+  exposeDecisions(live, decisions);
+  EntryPoint raw = finish("gradients", live, persistent, /*epilogues=*/false);
   // The training step's outputs are its loss alone (above): the probe's
   // are then every value (probeEntry).
   std::vector<CompiledModel::ProbeValue> probeValues;
   EntryPoint probe = model.trains() ? probeEntry(train, persistent, diags.file(), probeValues)
                                     : EntryPoint{"probe", {}, {}, {}};
-  return CompiledModel{std::move(model), std::move(states),  std::move(persistent),
-                       std::move(step),  std::move(forward), std::move(predict),
-                       std::move(raw),   std::move(plan64),  std::move(shard),
+  return CompiledModel{std::move(model),   std::move(states),  std::move(persistent),
+                       std::move(step),    std::move(forward), std::move(predict),
+                       std::move(raw),     std::move(twin),    std::move(shard),
                        std::move(update),  std::move(probe),   std::move(probeValues),
                        diags.file().name()};
 }

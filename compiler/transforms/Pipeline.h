@@ -31,11 +31,14 @@ struct CompiledModel {
   /// (no graph outputs) for a model without one.
   EntryPoint predict;
   /// The raw gradients, unfused with any update: outputs "grad <i>" per
-  /// parameter, for --grad-stats.
+  /// parameter, for --grad-stats, and "decision <i>", the branches they
+  /// took (Decisions.h).
   EntryPoint gradients;
-  /// The gradients' plan in double precision, for the f64 twin
-  /// netc_gradients_f64 that --gradcheck compares against.
-  MemoryPlan gradientsPlan64;
+  /// Their double-precision twin netc_gradients_f64, which --gradcheck
+  /// compares them against: the same graph taking the same branches, read
+  /// from inputs after the data's fields (Decisions.h); planned for 8-byte
+  /// elements.
+  EntryPoint gradients64;
   /// --distributed (Shards.h): one shard's gradients, dividing by the whole
   /// batch's size (hparam `hparamCount`), and the update from summed
   /// gradients; empty graphs otherwise.

@@ -143,16 +143,6 @@ private:
   std::set<ValueId> outputs_;
 };
 
-/// Appends a copy of `n` with `inputs` to `out`.
-ValueId copyNode(Graph &out, const Node &n, std::vector<ValueId> inputs) {
-  out.setPhase(n.phase);
-  out.setOrigin(n.origin, n.loc);
-  ValueId id = out.add(n.op, std::move(inputs), n.attrs, n.loc);
-  if (!n.label.empty())
-    out.setLabel(id, n.label);
-  return id;
-}
-
 /// `g` with each candidate's chain copied right before each of its
 /// readers, which read the copy; `sunk` marks the copies (and keeps the
 /// marks of the nodes copied from `g`).
@@ -183,7 +173,7 @@ Graph rewrite(const Graph &g, const std::map<ValueId, Candidate> &candidates,
           std::vector<ValueId> in;
           for (ValueId w : g.node(x).inputs)
             in.push_back(copies.count(w) ? copies[w] : map[static_cast<size_t>(w)]);
-          copies[x] = copyNode(out, g.node(x), std::move(in));
+          copies[x] = out.copy(g.node(x), std::move(in));
           mark(copies[x], true);
         }
       const auto &operands = g.node(id).inputs;
@@ -192,7 +182,7 @@ Graph rewrite(const Graph &g, const std::map<ValueId, Candidate> &candidates,
         if (std::find(read.begin(), read.end(), operands[j]) != read.end())
           inputs[j] = copies.at(operands[j]);
     }
-    map[i] = copyNode(out, g.node(id), std::move(inputs));
+    map[i] = out.copy(g.node(id), std::move(inputs));
     mark(map[i], i < sunk.size() && sunk[i]);
   }
   for (const auto &o : g.outputs)

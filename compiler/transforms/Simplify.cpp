@@ -275,14 +275,11 @@ Graph removeDeadNodes(const Graph &g, std::vector<ValueId> *renumbered) {
   for (size_t i = 0; i < g.size(); ++i) {
     if (!live[i])
       continue;
-    Node n = g.node(static_cast<ValueId>(i));
-    for (ValueId &v : n.inputs)
-      v = map[static_cast<size_t>(v)];
-    out.setPhase(n.phase);
-    out.setOrigin(n.origin, n.loc);
-    map[i] = out.add(n.op, std::move(n.inputs), std::move(n.attrs), n.loc);
-    if (!n.label.empty())
-      out.setLabel(map[i], n.label);
+    const Node &n = g.node(static_cast<ValueId>(i));
+    std::vector<ValueId> inputs;
+    for (ValueId v : n.inputs)
+      inputs.push_back(map[static_cast<size_t>(v)]);
+    map[i] = out.copy(n, std::move(inputs));
   }
   for (const auto &o : g.outputs)
     out.outputs.push_back({o.name, map[static_cast<size_t>(o.value)]});

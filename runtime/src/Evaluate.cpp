@@ -16,15 +16,7 @@ namespace {
 /// (n examples); a constant output is written to `constant`.
 const float *outputValues(const Session &s, const OutputLocation &at, const Batch &batch, int64_t n,
                           float &constant) {
-  if (at.region == "scratch")
-    return reinterpret_cast<const float *>(s.scratch.get() + at.fixedBytes +
-                                           at.perNpadBytes * paddedBatch(n));
-  if (at.region == "persist")
-    return s.persist.get() + at.offset;
-  if (at.region == "input")
-    return batch.floats(static_cast<size_t>(at.field));
-  constant = static_cast<float>(at.value);
-  return &constant;
+  return valuesAt(at, s.scratch.get(), s.persist.get(), batch.inputs(), n, constant);
 }
 
 /// The class a row of the model's output picks.

@@ -55,6 +55,19 @@ OutputLocation location(const nlohmann::json &j) {
 
 } // namespace
 
+const float *valuesAt(const OutputLocation &at, const char *scratch, const float *persist,
+                      const float *const *inputs, int64_t n, float &constant) {
+  if (at.region == "scratch")
+    return reinterpret_cast<const float *>(scratch + at.fixedBytes +
+                                           at.perNpadBytes * paddedBatch(n));
+  if (at.region == "persist")
+    return persist + at.offset;
+  if (at.region == "input")
+    return inputs[at.field];
+  constant = static_cast<float>(at.value);
+  return &constant;
+}
+
 ModelInfo parseModelInfo(const netc_model *code) {
   using nlohmann::json;
   if (!code)
@@ -86,6 +99,8 @@ ModelInfo parseModelInfo(const netc_model *code) {
     m.scratchBatchBytesPerN = code->scratch_batch_bytes_per_n;
     m.scratch64FixedBytes = d.at("scratch_f64").at("fixed_bytes");
     m.scratch64BatchBytesPerN = d.at("scratch_f64").at("batch_bytes_per_n");
+    for (const auto &at : d.at("scratch_f64").at("decisions"))
+      m.decisions.push_back(location(at));
     const json &data = d.at("data");
     m.dataSource = data.at("source");
     for (const auto &[k, v] : data.at("options").items()) {

@@ -62,6 +62,11 @@ struct OutputLocation {
   double value = 0;            ///< const
 };
 
+/// The values an entry point left at `at`, having run on `n` examples
+/// with these blocks; a constant's is written to `constant`.
+const float *valuesAt(const OutputLocation &at, const char *scratch, const float *persist,
+                      const float *const *inputs, int64_t n, float &constant);
+
 /// `print expr`: the expression as written, and where its value is.
 struct PrintInfo {
   std::string text;
@@ -108,6 +113,9 @@ struct ModelInfo {
   int64_t scratchBatchBytesPerN = 0;
   int64_t scratch64FixedBytes = 0; ///< for gradients_f64
   int64_t scratch64BatchBytesPerN = 0;
+  /// Where gradients leaves the branches it took, which gradients_f64
+  /// reads after the fields (runtime.h).
+  std::vector<OutputLocation> decisions;
   std::string dataSource;
   /// The source's options, with defaults filled in: numbers and texts.
   std::map<std::string, double> dataNumbers;

@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 /* Version of this contract; a descriptor's `abi` must equal it. */
-#define NETC_ABI_VERSION 7
+#define NETC_ABI_VERSION 8
 
 /* Per-example scratch offsets are scaled by Npad, the batch size rounded up
  * to a multiple of this, so every per-batch buffer stays 64-byte aligned. */
@@ -152,7 +152,10 @@ typedef struct netc_model {
   /* The same in double precision, everything (persist, inputs other than
    * integer labels, hparams, grads) as double, with a scratch area of the
    * size the description's "scratch_f64" gives. --gradcheck compares
-   * against it. */
+   * against it. It takes the branches (ReLU signs, max-pooling maxima)
+   * that the last call of gradients took: after the fields, inputs holds
+   * one more tensor per entry of "scratch_f64"'s "decisions", read from
+   * where that says gradients left it. */
   double (*gradients_f64)(double *persist, const double *const *inputs, char *scratch,
                           int64_t n, const double *hparams, double *grads);
 

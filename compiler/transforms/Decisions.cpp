@@ -1,0 +1,158 @@
+// Decisions.cpp - branch choices out of the f32 gradients, into the twin.
+#include "compiler/transforms/Decisions.h"
+#include "compiler/graph/Ops.h"
+
+#include <string>
+
+namespace netc {
+
+namespace {
+
+/// A max pooling whose windows do not overlap: each element is in one
+/// window at most, so a mask over the image says which element each
+/// window took.
+bool disjointMaxPool(const Node &n) {
+  WindowGeometry w = windowGeometry(n.op, n.attrs, nullptr);
+  return w.sh >= w.kh && w.sw >= w.kw;
+}
+
+bool picksBranch(const Node &n) {
+  switch (n.op) {
+  case Op::Relu:
+  case Op::Abs:
+  case Op::Sign:
+  case Op::Step:
+  case Op::Max:
+    return true;
+  case Op::MaxPool2d:
+  case Op::MaxPool2dGrad:
+    return disjointMaxPool(n);
+  default:
+    return false;
+  }
+}
+
+/// The image of a pooling node: its operand for the pooling and its
+/// gradient alike.
+const Shape &pooledImage(const Graph &g, const Node &n) { return g.shape(n.inputs[0]); }
+
+/// The sum of each window: average pooling by `n`'s windows, times the
+/// window's size.
+ValueId windowSums(Graph &g, const Node &n, ValueId image) {
+  WindowGeometry w = windowGeometry(n.op, n.attrs, nullptr);
+  ValueId mean = g.add(Op::AvgPool2d, {image}, n.attrs, n.loc);
+  return g.binary(Op::Mul, mean, g.constant(static_cast<double>(w.kh * w.kw), n.loc), n.loc);
+}
+
+/// dy spread over each window (every element of a window gets its
+/// window's dy): average pooling's gradient, times the window's size.
+ValueId spread(Graph &g, const Node &n, ValueId dy, const Shape &image) {
+  WindowGeometry w = windowGeometry(n.op, n.attrs, nullptr);
+  Attrs a = n.attrs;
+  a.shape = image;
+  ValueId share = g.add(Op::AvgPool2dGrad, {dy}, a, n.loc);
+  return g.binary(Op::Mul, share, g.constant(static_cast<double>(w.kh * w.kw), n.loc), n.loc);
+}
+
+} // namespace
+
+std::vector<ValueId> decisionNodes(const Graph &g) {
+  std::vector<ValueId> nodes;
+  for (size_t i = 0; i < g.size(); ++i)
+    if (picksBranch(g.node(static_cast<ValueId>(i))))
+      nodes.push_back(static_cast<ValueId>(i));
+  return nodes;
+}
+
+void exposeDecisions(Graph &g, const std::vector<ValueId> &nodes) {
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const Node n = g.node(nodes[i]); // a copy: add() moves the nodes
+    g.setPhase(n.phase);
+    g.setOrigin(n.origin, n.loc);
+    ValueId x = n.inputs[0], d = kNoValue;
+    switch (n.op) {
+    case Op::Relu:
+    case Op::Step:
+      d = g.unary(Op::Step, x, n.loc);
+      break;
+    case Op::Abs:
+    case Op::Sign:
+      d = g.unary(Op::Sign, x, n.loc);
+      break;
+    case Op::Max:
+      d = g.unary(Op::Step, g.binary(Op::Sub, x, n.inputs[1], n.loc), n.loc);
+      break;
+    case Op::MaxPool2d:
+    case Op::MaxPool2dGrad: {
+      // The gradient of ones marks each window's first maximum.
+      Attrs to;
+      to.shape = n.op == Op::MaxPool2d ? n.shape : g.shape(n.inputs[1]);
+      ValueId ones = g.add(Op::BroadcastTo, {g.constant(1.0, n.loc)}, to, n.loc);
+      d = g.add(Op::MaxPool2dGrad, {x, ones}, n.attrs, n.loc);
+      break;
+    }
+    default:
+      break;
+    }
+    g.clearOrigin();
+    g.outputs.push_back({"decision " + std::to_string(i), d});
+  }
+}
+
+Graph freezeDecisions(const Graph &g, const std::vector<ValueId> &nodes, int64_t firstSlot) {
+  std::vector<int64_t> decision(g.size(), -1);
+  for (size_t i = 0; i < nodes.size(); ++i)
+    decision[static_cast<size_t>(nodes[i])] = static_cast<int64_t>(i);
+  Graph out;
+  std::vector<ValueId> map(g.size(), kNoValue);
+  for (size_t i = 0; i < g.size(); ++i) {
+    const Node &n = g.node(static_cast<ValueId>(i));
+    std::vector<ValueId> in;
+    for (ValueId v : n.inputs)
+      in.push_back(map[static_cast<size_t>(v)]);
+    if (decision[i] < 0) {
+      map[i] = out.copy(n, std::move(in));
+      continue;
+    }
+    out.setPhase(n.phase);
+    out.setOrigin(n.origin, n.loc);
+    bool pooling = n.op == Op::MaxPool2d || n.op == Op::MaxPool2dGrad;
+    Attrs a;
+    a.name = "decision " + std::to_string(decision[i]);
+    a.k = firstSlot + decision[i];
+    a.shape = pooling ? pooledImage(g, n) : n.shape;
+    ValueId d = out.add(Op::Input, {}, a, n.loc);
+    auto mul = [&](ValueId x, ValueId y) { return out.binary(Op::Mul, x, y, n.loc); };
+    switch (n.op) {
+    case Op::Relu:
+    case Op::Abs:
+      map[i] = mul(in[0], d);
+      break;
+    case Op::Sign:
+    case Op::Step:
+      map[i] = d;
+      break;
+    case Op::Max:
+      map[i] = out.binary(Op::Add, in[1], mul(out.binary(Op::Sub, in[0], in[1], n.loc), d), n.loc);
+      break;
+    case Op::MaxPool2d:
+      map[i] = windowSums(out, n, mul(in[0], d));
+      break;
+    case Op::MaxPool2dGrad:
+      map[i] = mul(d, spread(out, n, in[1], a.shape));
+      break;
+    default:
+      break;
+    }
+    out.clearOrigin();
+    if (!n.label.empty())
+      out.setLabel(map[i], n.label);
+  }
+  for (const auto &o : g.outputs)
+    out.outputs.push_back({o.name, map[static_cast<size_t>(o.value)]});
+  for (ValueId e : g.effects)
+    out.effects.push_back(map[static_cast<size_t>(e)]);
+  return out;
+}
+
+} // namespace netc
