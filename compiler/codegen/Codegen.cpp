@@ -904,9 +904,10 @@ nlohmann::json outputLocation(const EntryPoint &entry, const std::string &name) 
 
 ScratchSize scratchSize(const CompiledModel &cm) {
   ScratchSize s;
+  // The gradients keep the branches they take to the end (for
+  // --gradcheck): theirs is a scratch of its own (scratch_gradients).
   for (const EntryPoint *e :
-       {&cm.trainStep, &cm.forward, &cm.predict, &cm.gradients, &cm.shardGradients,
-        &cm.applyUpdate}) {
+       {&cm.trainStep, &cm.forward, &cm.predict, &cm.shardGradients, &cm.applyUpdate}) {
     s.fixedBytes = std::max(s.fixedBytes, e->plan.fixedBytes);
     s.batchBytesPerN = std::max(s.batchBytesPerN, e->plan.batchBytesPerN);
   }
@@ -1046,6 +1047,8 @@ std::string describeModel(const CompiledModel &cm, const TargetInfo &target) {
   json decisions = json::array();
   for (size_t i = 0; cm.gradients.graph.output("decision " + std::to_string(i)) != kNoValue; ++i)
     decisions.push_back(outputLocation(cm.gradients, "decision " + std::to_string(i)));
+  d["scratch_gradients"] = {{"fixed_bytes", cm.gradients.plan.fixedBytes},
+                            {"batch_bytes_per_n", cm.gradients.plan.batchBytesPerN}};
   d["scratch_f64"] = {{"fixed_bytes", cm.gradients64.plan.fixedBytes},
                       {"batch_bytes_per_n", cm.gradients64.plan.batchBytesPerN},
                       {"decisions", decisions}};

@@ -43,7 +43,7 @@ std::string modelSymbol(const std::string &modelName);
 /// names the .nn file in the header's first line.
 std::string libraryHeader(const CompiledModel &model, const std::string &source);
 
-/// Scratch bytes every entry point fits in (f32 entry points).
+/// Scratch bytes every f32 entry point but gradients fits in.
 struct ScratchSize {
   int64_t fixedBytes = 0, batchBytesPerN = 0;
 };

@@ -73,6 +73,10 @@ void exposeDecisions(Graph &g, const std::vector<ValueId> &nodes) {
     switch (n.op) {
     case Op::Relu:
     case Op::Step:
+      // ReLU's gradient takes step(relu(x)), the same as step(x): one
+      // tensor for both (common subexpressions merge).
+      if (n.op == Op::Step && g.node(x).op == Op::Relu)
+        x = g.node(x).inputs[0];
       d = g.unary(Op::Step, x, n.loc);
       break;
     case Op::Abs:

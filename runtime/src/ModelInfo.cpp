@@ -97,6 +97,8 @@ ModelInfo parseModelInfo(const netc_model *code) {
     m.maxChunks = d.at("max_chunks");
     m.scratchFixedBytes = code->scratch_fixed_bytes;
     m.scratchBatchBytesPerN = code->scratch_batch_bytes_per_n;
+    m.gradientsFixedBytes = d.at("scratch_gradients").at("fixed_bytes");
+    m.gradientsBatchBytesPerN = d.at("scratch_gradients").at("batch_bytes_per_n");
     m.scratch64FixedBytes = d.at("scratch_f64").at("fixed_bytes");
     m.scratch64BatchBytesPerN = d.at("scratch_f64").at("batch_bytes_per_n");
     for (const auto &at : d.at("scratch_f64").at("decisions"))

@@ -111,6 +111,8 @@ struct ModelInfo {
   int64_t maxChunks = 1; ///< no kernel splits into more: more threads idle
   int64_t scratchFixedBytes = 0;
   int64_t scratchBatchBytesPerN = 0;
+  int64_t gradientsFixedBytes = 0; ///< for gradients: its own scratch
+  int64_t gradientsBatchBytesPerN = 0;
   int64_t scratch64FixedBytes = 0; ///< for gradients_f64
   int64_t scratch64BatchBytesPerN = 0;
   /// Where gradients leaves the branches it took, which gradients_f64

@@ -308,8 +308,8 @@ int gradientCheck(Session &s, const RunData &data) {
                   static_cast<long long>(n));
     else
       std::printf("gradient check (%lld examples):\n", static_cast<long long>(n));
-    ok = checkGradients(s.m, s.persist.get(), batch.inputs(), n, s.scratch.get(), s.hparams.data(),
-                        o) &&
+    ok = checkGradients(s.m, s.persist.get(), batch.inputs(), n, s.gradientsScratch(),
+                        s.hparams.data(), o) &&
          ok;
   }
   if (!ok) {

@@ -109,6 +109,8 @@ struct Session {
   Flags f;
   Aligned<float> persist;
   Aligned<char> scratch;
+  int64_t maxBatch;
+  Aligned<char> gradientsSpace; ///< gradientsScratch()
   std::vector<float> hparams;
   MetricsLog metrics;
   Clock::time_point start = Clock::now();
@@ -127,11 +129,22 @@ struct Session {
   /// step: with several processes, agreed by all at the same step.
   int stop = 0;
 
+  /// The gradients entry point's own scratch (runtime.h) for `maxBatch`
+  /// examples, made at its first use: --gradcheck, --grad-stats and
+  /// --check-finite's diagnosis call it.
+  char *gradientsScratch() {
+    if (!gradientsSpace)
+      gradientsSpace = allocateScratch(static_cast<size_t>(
+          m.gradientsFixedBytes + m.gradientsBatchBytesPerN * paddedBatch(maxBatch)));
+    return gradientsSpace.get();
+  }
+
   Session(const ModelInfo &model, Flags flags, int64_t maxBatch, Group &processes)
       : m(model), f(std::move(flags)),
         persist(allocate<float>(static_cast<size_t>(model.persistentFloats))),
         scratch(allocateScratch(static_cast<size_t>(
             model.scratchFixedBytes + model.scratchBatchBytesPerN * paddedBatch(maxBatch)))),
+        maxBatch(maxBatch),
         metrics(processes.rank() == 0 ? f.metrics : std::string(), !f.plot.empty()),
         group(processes) {
     m.code->init(persist.get(), f.seed);
@@ -265,7 +278,7 @@ struct Session {
       std::vector<std::string> updated = nonFiniteParams();
       std::copy(before.begin(), before.end(), persist.get());
       grads.assign(static_cast<size_t>(m.persistentFloats), 0.0f);
-      m.code->gradients(persist.get(), batch.inputs(), scratch.get(), n, hparams.data(),
+      m.code->gradients(persist.get(), batch.inputs(), gradientsScratch(), n, hparams.data(),
                         grads.data());
       if (!std::isfinite(loss))
         return head + "the forward pass gave " + aWhat(loss) +
@@ -364,7 +377,7 @@ struct Session {
   void gradientsBefore(const float *const *inputs, int64_t n) {
     grads.assign(static_cast<size_t>(m.persistentFloats), 0.0f);
     before.assign(persist.get(), persist.get() + m.persistentFloats);
-    m.code->gradients(persist.get(), inputs, scratch.get(), n, hparams.data(), grads.data());
+    m.code->gradients(persist.get(), inputs, gradientsScratch(), n, hparams.data(), grads.data());
   }
 
   void printGradStats(int64_t step) {

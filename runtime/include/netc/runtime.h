@@ -17,9 +17,10 @@
  * (class labels), int64_t (predict reads only the fields
  * with role "input"; the others may be NULL). `scratch` is at least
  * scratch_fixed_bytes + scratch_batch_bytes_per_n * Npad bytes, Npad being
- * n rounded up to a multiple of NETC_BATCH_PAD, aligned to 64 bytes.
- * `hparams` holds the run-time hyperparameters in description order
- * (hparams[0]: learning rate; a model with dropout ends them with its
+ * n rounded up to a multiple of NETC_BATCH_PAD, aligned to 64 bytes
+ * (gradients' and gradients_f64's are their own, below). `hparams` holds
+ * the run-time hyperparameters in description order (hparams[0]: learning
+ * rate; a model with dropout ends them with its
  * step's random key, see netc_dropout_key).
  *
  * Modes: train_step and gradients compute the training behaviour (dropout
@@ -145,7 +146,10 @@ typedef struct netc_model {
                   float *out);
 
   /* The loss and each parameter's gradient, with no update: the gradient of
-   * the parameter at persist + offset is written to grads + offset. */
+   * the parameter at persist + offset is written to grads + offset. Its
+   * scratch is its own, of the size the description's "scratch_gradients"
+   * gives (the scratch sizes above leave it out: it keeps the branches it
+   * took, for gradients_f64). */
   float (*gradients)(float *persist, const float *const *inputs, char *scratch, int64_t n,
                      const float *hparams, float *grads);
 
