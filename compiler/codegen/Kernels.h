@@ -9,6 +9,12 @@
 
 namespace netc {
 
+/// How the optimizer update's divisions and square roots are estimated
+/// (LLVM's "reciprocal-estimates" function attribute, on every function;
+/// only ops emitElementwise marks use it): the CPU's 14-bit estimate and
+/// one Newton step, scalar or vector.
+constexpr const char *kReciprocalEstimates = "divf:1,vec-divf:1,sqrtf:1,vec-sqrtf:1";
+
 /// One elementwise op on scalars or vectors of the element type.
 llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value *a, llvm::Value *b);
 
