@@ -74,8 +74,12 @@ llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value 
     if (!estimate)
       return intrinsic(llvm::Intrinsic::sqrt, a);
     // x · rsqrt(x); sqrt(0) = 0 (0 · inf is not).
+    // (One statement each: the IR's order does not depend on the compiler
+    // that built netc.)
     llvm::Value *r = estimated(b.CreateFDiv(one, estimated(intrinsic(llvm::Intrinsic::sqrt, a))));
-    return b.CreateSelect(b.CreateFCmpOEQ(a, zero), zero, b.CreateFMul(a, r));
+    llvm::Value *s = b.CreateFMul(a, r);
+    llvm::Value *isZero = b.CreateFCmpOEQ(a, zero);
+    return b.CreateSelect(isZero, zero, s);
   }
   case Op::Abs:
     return intrinsic(llvm::Intrinsic::fabs, a);
