@@ -326,7 +326,7 @@ private:
     EmitContext ctx{b, fn, entry_.graph, entry_.schedule, plan_, n, hparams, {}, elem_};
     ctx.vectorBytes = target_.vectorBytes();
     ctx.vectorRegisters = target_.vectorRegisters();
-    ctx.estimates = target_.hasFeature("avx512f");
+    ctx.estimates = target_.updateEstimates();
     ctx.pointers.assign(entry_.graph.size(), nullptr);
     ctx.address = addresses(fn, persist, inputs, scratch, n, bindings, batchRegion);
     if (bindings)
@@ -1226,7 +1226,7 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &context, const Compi
                                               llvm::ConstantStruct::get(type, fields), symbol);
   if (withMain)
     emitMain(*m, descriptor, model.distributed());
-  if (target.hasFeature("avx512f")) // EmitContext::estimates
+  if (target.updateEstimates())
     for (llvm::Function &f : *m)
       if (!f.isDeclaration())
         f.addFnAttr("reciprocal-estimates", kReciprocalEstimates);

@@ -32,8 +32,7 @@ struct EmitContext {
   unsigned vectorBytes = 16;         ///< SIMD register width of the target
   unsigned vectorRegisters = 16;     ///< SIMD registers a kernel may keep live
   /// The optimizer's update divides and takes square roots by estimates
-  /// (emitElementwise): with AVX-512, whose 14-bit estimates Intel
-  /// specifies to the bit (AVX's 12-bit ones differ between vendors).
+  /// (emitElementwise; TargetInfo::updateEstimates).
   bool estimates = false;
   llvm::Value *scratch = nullptr;    ///< the arena (kernel workspaces: plan.workspace)
   /// Emits a node's base address in the function's entry block (Codegen).

@@ -23,6 +23,10 @@ struct TargetInfo {
   unsigned vectorBytes() const;
   /// SIMD registers available to a kernel: 32 with AVX-512, else 16.
   unsigned vectorRegisters() const;
+  /// The optimizer's update divides and takes square roots by estimates
+  /// (EmitContext::estimates): with AVX-512, whose 14-bit estimates Intel
+  /// specifies to the bit (AVX's 12-bit ones differ between vendors).
+  bool updateEstimates() const { return hasFeature("avx512f"); }
 };
 
 /// A TargetMachine for `cpu` ("" or "native": this machine's CPU and its

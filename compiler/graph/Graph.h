@@ -12,6 +12,7 @@
 #include "netc/runtime.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -173,6 +174,15 @@ struct ShapeResult {
 };
 ShapeResult inferShape(Op op, const std::vector<const Shape *> &operands,
                        const Attrs &attrs);
+
+/// A copy of `g`, node by node in order, each on its operands' copies:
+/// `replace(out, id, operands)` gives node `id`'s replacement (nodes it
+/// adds take the node's phase and origin, the result its label), or
+/// kNoValue for a copy (Graph::copy). The outputs and effects follow their
+/// nodes.
+using Replacement =
+    std::function<ValueId(Graph &out, ValueId id, const std::vector<ValueId> &operands)>;
+Graph rebuild(const Graph &g, const Replacement &replace);
 
 /// NumPy broadcasting of two shapes; nullopt if they do not broadcast.
 std::optional<Shape> broadcastShapes(const Shape &a, const Shape &b);

@@ -225,6 +225,33 @@ ValueId Graph::copy(const Node &n, std::vector<ValueId> inputs) {
   return id;
 }
 
+Graph rebuild(const Graph &g, const Replacement &replace) {
+  Graph out;
+  std::vector<ValueId> map(g.size(), kNoValue);
+  for (size_t i = 0; i < g.size(); ++i) {
+    const Node &n = g.node(static_cast<ValueId>(i));
+    std::vector<ValueId> operands;
+    for (ValueId v : n.inputs)
+      operands.push_back(map[static_cast<size_t>(v)]);
+    out.setPhase(n.phase);
+    out.setOrigin(n.origin, n.loc);
+    ValueId r = replace(out, static_cast<ValueId>(i), operands);
+    if (r == kNoValue) {
+      map[i] = out.copy(n, std::move(operands));
+      continue;
+    }
+    map[i] = r;
+    if (!n.label.empty())
+      out.setLabel(r, n.label);
+  }
+  out.clearOrigin();
+  for (const auto &o : g.outputs)
+    out.outputs.push_back({o.name, map[static_cast<size_t>(o.value)]});
+  for (ValueId e : g.effects)
+    out.effects.push_back(map[static_cast<size_t>(e)]);
+  return out;
+}
+
 ValueId Graph::output(std::string_view name) const {
   // The index may be stale (outputs changed since): a hit is checked, a
   // miss rebuilds it once.

@@ -107,56 +107,32 @@ Graph freezeDecisions(const Graph &g, const std::vector<ValueId> &nodes, int64_t
   std::vector<int64_t> decision(g.size(), -1);
   for (size_t i = 0; i < nodes.size(); ++i)
     decision[static_cast<size_t>(nodes[i])] = static_cast<int64_t>(i);
-  Graph out;
-  std::vector<ValueId> map(g.size(), kNoValue);
-  for (size_t i = 0; i < g.size(); ++i) {
-    const Node &n = g.node(static_cast<ValueId>(i));
-    std::vector<ValueId> in;
-    for (ValueId v : n.inputs)
-      in.push_back(map[static_cast<size_t>(v)]);
-    if (decision[i] < 0) {
-      map[i] = out.copy(n, std::move(in));
-      continue;
-    }
-    out.setPhase(n.phase);
-    out.setOrigin(n.origin, n.loc);
+  return rebuild(g, [&](Graph &out, ValueId id, const std::vector<ValueId> &in) {
+    int64_t k = decision[static_cast<size_t>(id)];
+    if (k < 0)
+      return kNoValue;
+    const Node &n = g.node(id);
     bool pooling = n.op == Op::MaxPool2d || n.op == Op::MaxPool2dGrad;
     Attrs a;
-    a.name = "decision " + std::to_string(decision[i]);
-    a.k = firstSlot + decision[i];
+    a.name = "decision " + std::to_string(k);
+    a.k = firstSlot + k;
     a.shape = pooling ? pooledImage(g, n) : n.shape;
     ValueId d = out.add(Op::Input, {}, a, n.loc);
     auto mul = [&](ValueId x, ValueId y) { return out.binary(Op::Mul, x, y, n.loc); };
     switch (n.op) {
     case Op::Relu:
     case Op::Abs:
-      map[i] = mul(in[0], d);
-      break;
-    case Op::Sign:
-    case Op::Step:
-      map[i] = d;
-      break;
+      return mul(in[0], d);
     case Op::Max:
-      map[i] = out.binary(Op::Add, in[1], mul(out.binary(Op::Sub, in[0], in[1], n.loc), d), n.loc);
-      break;
+      return out.binary(Op::Add, in[1], mul(out.binary(Op::Sub, in[0], in[1], n.loc), d), n.loc);
     case Op::MaxPool2d:
-      map[i] = windowSums(out, n, mul(in[0], d));
-      break;
+      return windowSums(out, n, mul(in[0], d));
     case Op::MaxPool2dGrad:
-      map[i] = mul(d, spread(out, n, in[1], a.shape));
-      break;
-    default:
-      break;
+      return mul(d, spread(out, n, in[1], a.shape));
+    default: // sign, step
+      return d;
     }
-    out.clearOrigin();
-    if (!n.label.empty())
-      out.setLabel(map[i], n.label);
-  }
-  for (const auto &o : g.outputs)
-    out.outputs.push_back({o.name, map[static_cast<size_t>(o.value)]});
-  for (ValueId e : g.effects)
-    out.effects.push_back(map[static_cast<size_t>(e)]);
-  return out;
+  });
 }
 
 } // namespace netc

@@ -29,12 +29,12 @@ void verifyOrDie(const Graph &g, std::string_view stage) {
 }
 
 EntryPoint finish(std::string name, const Graph &graph, const PersistentLayout &persistent,
-                  bool epilogues = true) {
+                  bool epilogues = true, int elementBytes = 4) {
   EntryPoint e{std::move(name), simplify(graph), {}, {}};
   verifyOrDie(e.graph, "simplify");
   e.schedule = epilogues ? fuseRecomputing(e.graph) : fuse(e.graph, false);
   verifyOrDie(e.graph, "recompute");
-  e.plan = planMemory(e.graph, e.schedule, persistent);
+  e.plan = planMemory(e.graph, e.schedule, persistent, elementBytes);
   return e;
 }
 
@@ -196,8 +196,7 @@ std::optional<CompiledModel> runPipeline(Model model, Stage stopAfter, std::ostr
   EntryPoint twin =
       finish("gradients_f64",
              freezeDecisions(live, decisions, static_cast<int64_t>(model.data.fields.size())),
-             persistent, /*epilogues=*/false);
-  twin.plan = planMemory(twin.graph, twin.schedule, persistent, 8);
+             persistent, /*epilogues=*/false, /*elementBytes=*/8);
   exposeDecisions(live, decisions);
   EntryPoint raw = finish("gradients", live, persistent, /*epilogues=*/false);
   // The training step's outputs are its loss alone (above): the probe's

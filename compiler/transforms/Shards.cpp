@@ -170,31 +170,15 @@ std::optional<ShardProblem> checkShardable(const Graph &train, ValueId loss) {
 }
 
 Graph shardGradientsGraph(const Graph &gradients, int64_t totalSlot) {
-  Graph out;
-  std::vector<ValueId> map(gradients.size(), kNoValue);
-  for (size_t i = 0; i < gradients.size(); ++i) {
-    const Node &n = gradients.node(static_cast<ValueId>(i));
-    std::vector<ValueId> inputs;
-    for (ValueId in : n.inputs)
-      inputs.push_back(map[static_cast<size_t>(in)]);
-    out.setPhase(n.phase);
-    out.setOrigin(n.origin, n.loc);
-    if (n.op == Op::BatchSize) {
-      Attrs a;
-      a.name = "batch_total";
-      a.k = totalSlot;
-      map[i] = out.add(Op::HParam, {}, a, n.loc);
-    } else {
-      map[i] = out.add(n.op, std::move(inputs), n.attrs, n.loc);
-    }
-    if (!n.label.empty())
-      out.setLabel(map[i], n.label);
-  }
-  for (const Graph::Output &o : gradients.outputs)
-    out.outputs.push_back({o.name, map[static_cast<size_t>(o.value)]});
-  for (ValueId e : gradients.effects)
-    out.effects.push_back(map[static_cast<size_t>(e)]);
-  return out;
+  return rebuild(gradients, [&](Graph &out, ValueId id, const std::vector<ValueId> &) {
+    const Node &n = gradients.node(id);
+    if (n.op != Op::BatchSize)
+      return kNoValue;
+    Attrs a;
+    a.name = "batch_total";
+    a.k = totalSlot;
+    return out.add(Op::HParam, {}, a, n.loc);
+  });
 }
 
 std::vector<int> gradientReadyKernels(const Graph &graph, const Schedule &schedule,

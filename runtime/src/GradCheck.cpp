@@ -13,13 +13,6 @@ namespace netc::rt {
 
 namespace {
 
-int64_t numelOf(const std::vector<int64_t> &shape, int64_t n) {
-  int64_t count = 1;
-  for (auto d : shape)
-    count *= d == kBatch ? n : d;
-  return count;
-}
-
 /// The double-precision world: parameters, inputs and scratch as the twin
 /// wants them, and the branches the f32 gradients just took (left in
 /// `scratch`), which it takes too (runtime.h).
@@ -30,14 +23,13 @@ public:
       : m_(m), n_(n), persist_(persist, persist + m.persistentFloats),
         grads_(static_cast<size_t>(m.persistentFloats)),
         hparams_(hparams, hparams + m.hparamCount) {
-    data_.reserve(m.fields.size() + m.decisions.size());
     for (size_t i = 0; i < m.fields.size(); ++i) {
       const FieldInfo &f = m.fields[i];
       if (f.dtype == "i64") { // labels pass through
         pointers_.push_back(reinterpret_cast<const double *>(inputs[i]));
         continue;
       }
-      auto count = static_cast<size_t>(numelOf(f.shape, n));
+      auto count = static_cast<size_t>(elementsOf(f.shape, n));
       data_.emplace_back(inputs[i], inputs[i] + count);
       pointers_.push_back(data_.back().data());
     }
@@ -45,7 +37,7 @@ public:
       float constant = 0;
       const float *d = valuesAt(at, scratch, persist, inputs, n, constant);
       bool one = at.region == "const";
-      std::vector<double> &v = data_.emplace_back(static_cast<size_t>(numelOf(at.shape, n)));
+      std::vector<double> &v = data_.emplace_back(static_cast<size_t>(elementsOf(at.shape, n)));
       for (size_t j = 0; j < v.size(); ++j)
         v[j] = d[one ? 0 : j];
       pointers_.push_back(v.data());

@@ -55,6 +55,13 @@ OutputLocation location(const nlohmann::json &j) {
 
 } // namespace
 
+int64_t elementsOf(const std::vector<int64_t> &shape, int64_t n) {
+  int64_t count = 1;
+  for (auto d : shape)
+    count *= d == kBatch ? n : d;
+  return count;
+}
+
 const float *valuesAt(const OutputLocation &at, const char *scratch, const float *persist,
                       const float *const *inputs, int64_t n, float &constant) {
   if (at.region == "scratch")

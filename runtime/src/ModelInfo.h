@@ -62,6 +62,10 @@ struct OutputLocation {
   double value = 0;            ///< const
 };
 
+/// The elements of a tensor of `shape` (kBatch for the batch dimension)
+/// with `n` examples.
+int64_t elementsOf(const std::vector<int64_t> &shape, int64_t n);
+
 /// The values an entry point left at `at`, having run on `n` examples
 /// with these blocks; a constant's is written to `constant`.
 const float *valuesAt(const OutputLocation &at, const char *scratch, const float *persist,

@@ -328,12 +328,9 @@ struct Session {
     for (const ProbeValue &v : m.probe) {
       if (v.at.region != "scratch")
         continue; // inputs (checked before) and constants
-      int64_t count = 1;
-      for (int64_t d : v.at.shape)
-        count *= d == NETC_BATCH_DIM ? n : d;
       const auto *values = reinterpret_cast<const float *>(
           space.get() + v.at.fixedBytes + v.at.perNpadBytes * paddedBatch(n));
-      for (int64_t i = 0; i < count; ++i)
+      for (int64_t i = 0, count = elementsOf(v.at.shape, n); i < count; ++i)
         if (!std::isfinite(values[i])) {
           std::string what = "'" + v.op + "'";
           if (v.phase == "backward")
