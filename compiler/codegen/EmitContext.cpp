@@ -86,6 +86,12 @@ llvm::Value *EmitContext::chunkCount(llvm::Value *byWork, llvm::Value *units) co
   return b.CreateBinaryIntrinsic(llvm::Intrinsic::umax, count, i64(1));
 }
 
+llvm::Value *EmitContext::chunkSlot() const {
+  llvm::FunctionCallee slot = fn->getParent()->getOrInsertFunction(
+      "netc_rt_chunk_slot", llvm::FunctionType::get(b.getInt64Ty(), false));
+  return b.CreateCall(slot);
+}
+
 std::pair<llvm::Value *, llvm::Value *> EmitContext::chunkRange(llvm::Value *chunk,
                                                                 llvm::Value *chunks,
                                                                 llvm::Value *extent,
@@ -142,6 +148,22 @@ llvm::GlobalVariable *constantArray(llvm::Module &m, const std::string &name, ll
   g->setAlignment(llvm::Align(64));
   g->setUnnamedAddr(llvm::GlobalValue::UnnamedAddr::Global);
   return g;
+}
+
+void emitIfElse(llvm::IRBuilder<> &b, llvm::Function *fn, llvm::Value *cond,
+                const std::function<void()> &then, const std::function<void()> &otherwise) {
+  llvm::LLVMContext &c = b.getContext();
+  auto *thenBlock = llvm::BasicBlock::Create(c, "then", fn);
+  auto *elseBlock = llvm::BasicBlock::Create(c, "else", fn);
+  auto *done = llvm::BasicBlock::Create(c, "endif", fn);
+  b.CreateCondBr(cond, thenBlock, elseBlock);
+  b.SetInsertPoint(thenBlock);
+  then();
+  b.CreateBr(done);
+  b.SetInsertPoint(elseBlock);
+  otherwise();
+  b.CreateBr(done);
+  b.SetInsertPoint(done);
 }
 
 } // namespace netc

@@ -78,6 +78,10 @@ struct EmitContext {
   std::pair<llvm::Value *, llvm::Value *> chunkRange(llvm::Value *chunk, llvm::Value *chunks,
                                                      llvm::Value *extent, int64_t granule) const;
 
+  /// The running chunk's slot (netc_rt_chunk_slot): what its thread's
+  /// chunks share of a kernel's workspace.
+  llvm::Value *chunkSlot() const;
+
   /// part(0) + part(1) + ... + part(chunks - 1), added in that order: the
   /// total of per-chunk partial sums, the same for any number of threads
   /// (part(c) emits the load of chunk c's partial sum).
@@ -92,6 +96,11 @@ struct EmitContext {
   void loop(llvm::Value *count, const std::function<void(llvm::Value *)> &body,
             const char *name = "i", bool rolled = false) const;
 };
+
+/// Emits `if (cond) then(); else otherwise();` in `fn` at b's insertion
+/// point and leaves b after it.
+void emitIfElse(llvm::IRBuilder<> &b, llvm::Function *fn, llvm::Value *cond,
+                const std::function<void()> &then, const std::function<void()> &otherwise);
 
 /// A constant array of `m`, made once per name and type (entry points and
 /// kernels share it): values 0..count-1 of `value` as `type` (float,

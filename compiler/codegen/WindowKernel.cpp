@@ -493,8 +493,8 @@ private:
                           [&](llvm::Value *oh) {
                             llvm::Value *in = b_.CreateAnd(b_.CreateICmpSGE(oh, ohFirst),
                                                            b_.CreateICmpSLT(oh, ohEnd));
-                            branch(
-                                in,
+                            emitIfElse(
+                                b_, ctx_.fn, in,
                                 [&] {
                                   llvm::Value *ih = add(b_.CreateSub(mul(oh, g.sh), c(g.pt)), kh);
                                   llvm::Value *plane = add(mul(n, u.channels), ch);
@@ -514,23 +514,6 @@ private:
               "kh");
         },
         "c");
-  }
-
-  /// if (cond) then() else otherwise()
-  void branch(llvm::Value *cond, const std::function<void()> &then,
-              const std::function<void()> &otherwise) {
-    llvm::LLVMContext &cx = b_.getContext();
-    auto *thenBlock = llvm::BasicBlock::Create(cx, "in", ctx_.fn);
-    auto *elseBlock = llvm::BasicBlock::Create(cx, "out", ctx_.fn);
-    auto *done = llvm::BasicBlock::Create(cx, "join", ctx_.fn);
-    b_.CreateCondBr(cond, thenBlock, elseBlock);
-    b_.SetInsertPoint(thenBlock);
-    then();
-    b_.CreateBr(done);
-    b_.SetInsertPoint(elseBlock);
-    otherwise();
-    b_.CreateBr(done);
-    b_.SetInsertPoint(done);
   }
 
   /// col = im2col(src[n]).

@@ -69,6 +69,7 @@ llvm::orc::SymbolMap runtimeSymbols(llvm::orc::LLJIT &jit) {
                                               llvm::JITSymbolFlags::Callable};
   };
   define("netc_rt_parallel_for", &netc_rt_parallel_for);
+  define("netc_rt_chunk_slot", &netc_rt_chunk_slot);
   define("netc_rt_normal", &netc_rt_normal);
   define("netc_rt_uniform", &netc_rt_uniform);
   define("netc_rt_profile_mark", &netc_rt_profile_mark);

@@ -131,7 +131,23 @@ bool dyIsGrid(const Graph &g, const Kernel &kernel) {
   return !transposedWeightGradient(n.shape, true) && paddedImage(g, n, n.shape).width == dy.dims[3];
 }
 
+bool packedWeightProduct(const Graph &g, const Kernel &kernel) {
+  if (kernel.kind != Kernel::Kind::MatMul || kernel.nodes.size() == 1)
+    return false;
+  const Node &n = g.node(kernel.nodes.front());
+  const Node &weight = g.node(n.inputs[1]);
+  return n.attrs.transB && !n.attrs.transA && weight.op == Op::Param &&
+         weight.shape.dims.front() >= kMaxChunks * 8;
+}
+
 Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
+  if (packedWeightProduct(g, kernel)) { // a panel per chunk of whole panels
+    Workspace w;
+    const Shape &weight = g.node(g.node(kernel.nodes.front()).inputs[1]).shape;
+    w.columns = kPanelColumns * ((weight.dims.back() + 15) / 16 * 16);
+    w.chunks = std::min(kMaxChunks, (weight.dims.front() + kPanelColumns - 1) / kPanelColumns);
+    return w;
+  }
   if (loopSumsSplit(g, kernel)) { // a partial sum per chunk for every sum_to
     Workspace w;
     for (ValueId id : kernel.nodes)

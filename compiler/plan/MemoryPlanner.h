@@ -50,7 +50,8 @@ struct Buffer {
 /// Scratch a kernel uses while it runs: a shared part, then per chunk
 /// (kMaxChunks are planned), in elements of the kernel's type, in this
 /// order: a convolution's im2col columns (K = C·KH·KW rows of P = OH·OW),
-/// or for an implicit one its zero-padded image (followed by a row of ones
+/// or for an implicit one its zero-padded image, or a packed product's
+/// panel (packedWeightProduct) (followed by a row of ones
 /// when the weight gradient sums the bias gradient); for the weight
 /// gradient, an image's output gradient transposed (P x O) with many
 /// output channels, which lets the GEMM take its fast layout, or for an
@@ -67,10 +68,25 @@ struct Workspace {
   int64_t transposed = 0;
   int64_t dy = 0;
   int64_t partial = 0;
+  int64_t chunks = kMaxChunks; ///< the most chunks (slots) that take a part
   int64_t perChunk() const { return columns + transposed + dy + partial; }
-  int64_t total() const { return shared + perChunk() * kMaxChunks; }
+  int64_t total() const { return shared + perChunk() * chunks; }
 };
 Workspace kernelWorkspace(const Graph &graph, const Kernel &kernel);
+
+/// A linear layer's forward product with an epilogue, X·Wᵀ for a weight W
+/// of at least kMaxChunks·8 rows (its chunks split them, MatMulKernel.cpp),
+/// whose chunks pack W's rows 48 at a time transposed (panels of
+/// kPanelColumns columns by the depth rounded up to 16) into their
+/// workspace and multiply with the broadcast GEMM: with 32 SIMD registers
+/// and 16 floats to a vector (AVX-512), when C has at least kPackedRows
+/// rows (packing W costs about what 10 of C's rows do; an evaluation or a
+/// prediction of a few examples keeps the dot tiles). A chunk's panel is
+/// its thread's (netc_rt_chunk_slot): the chunks one thread runs reuse
+/// one, which stays in L2.
+bool packedWeightProduct(const Graph &graph, const Kernel &kernel);
+constexpr int64_t kPanelColumns = 48;
+constexpr int64_t kPackedRows = 64;
 
 /// A power spectrum's workspace per chunk (its `columns`), in elements:
 /// n vectors of real and n of imaginary parts for up to 16 lanes, and a

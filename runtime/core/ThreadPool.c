@@ -59,10 +59,16 @@ static int64_t now_ns(void) {
   return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
+/* The first chunk of the share this thread runs (netc_rt_chunk_slot). */
+static _Thread_local int64_t chunk_slot;
+
+int64_t netc_rt_chunk_slot(void) { return chunk_slot; }
+
 /* Runs participant `index`'s share of the job; returns how many chunks. */
 static int64_t share(int index) {
   int64_t t = pool.threads;
   int64_t begin = pool.chunks * index / t, end = pool.chunks * (index + 1) / t;
+  chunk_slot = begin;
   for (int64_t c = begin; c < end; ++c)
     pool.fn(pool.args, c);
   return end - begin;
@@ -150,6 +156,7 @@ int64_t netc_worker_chunks(void) {
 
 void netc_rt_parallel_for(void (*fn)(const void *, int64_t), const void *args, int64_t chunks) {
   if (pool.threads <= 1 || chunks <= 1) {
+    chunk_slot = 0;
     for (int64_t c = 0; c < chunks; ++c)
       fn(args, c);
     return;

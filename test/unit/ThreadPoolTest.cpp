@@ -1,7 +1,7 @@
 // ThreadPoolTest.cpp - the runtime's pool behind netc_rt_parallel_for: every
 // chunk runs exactly once, workers really run chunks at the same time as the
-// caller (also after they slept), and one thread runs the chunks in order
-// on the calling thread.
+// caller (also after they slept), one thread runs the chunks in order on
+// the calling thread, and chunks running at once have their own slots.
 #include "ThreadPool.h"
 
 #include <netc/runtime.h>
@@ -118,6 +118,52 @@ TEST(ThreadPool, ParallelForSharesWorkAfterSetThreads) {
     ASSERT_FALSE(r.timedOut);
   }
   EXPECT_GE(workerChunks(), 20);
+  setThreads(1);
+}
+
+// netc_rt_chunk_slot: the slot of every chunk a thread runs is the first
+// chunk of its share, so chunks running at once never share a slot (a
+// kernel's workspace) and one thread reuses one. Each chunk records its
+// slot and whether another chunk held that slot while it ran.
+struct Slots {
+  std::vector<int64_t> slot;
+  std::vector<std::thread::id> thread;
+  std::vector<std::atomic<int>> holders;
+  std::atomic<bool> shared{false};
+  explicit Slots(size_t chunks) : slot(chunks), thread(chunks), holders(chunks) {}
+};
+
+void takeSlot(const void *args, int64_t chunk) {
+  auto *s = static_cast<Slots *>(const_cast<void *>(args));
+  int64_t slot = netc_rt_chunk_slot();
+  size_t c = static_cast<size_t>(chunk);
+  s->slot[c] = slot;
+  s->thread[c] = std::this_thread::get_id();
+  if (slot < 0 || slot >= static_cast<int64_t>(s->holders.size()) ||
+      s->holders[static_cast<size_t>(slot)].fetch_add(1) != 0) {
+    s->shared = true;
+    return;
+  }
+  std::this_thread::sleep_for(std::chrono::microseconds(200)); // overlap the others
+  s->holders[static_cast<size_t>(slot)].fetch_sub(1);
+}
+
+TEST(ThreadPool, ChunksRunningAtOnceHaveTheirOwnSlots) {
+  for (int threads : {1, 2, 3, 5}) {
+    setThreads(threads);
+    for (int64_t chunks : {1, 2, 3, 6, 16}) {
+      Slots s(static_cast<size_t>(chunks));
+      netc_rt_parallel_for(takeSlot, &s, chunks);
+      EXPECT_FALSE(s.shared) << threads << " threads, " << chunks << " chunks";
+      for (size_t a = 0; a < s.slot.size(); ++a) {
+        if (threads == 1)
+          EXPECT_EQ(s.slot[a], 0);
+        for (size_t b = 0; b < a; ++b) // one slot per thread
+          EXPECT_EQ(s.thread[a] == s.thread[b], s.slot[a] == s.slot[b])
+              << threads << " threads, " << chunks << " chunks, chunks " << b << " and " << a;
+      }
+    }
+  }
   setThreads(1);
 }
 

@@ -213,6 +213,13 @@ float netc_rt_uniform(uint64_t seed, uint64_t stream, uint64_t index); /* [0, 1)
 void netc_rt_parallel_for(void (*fn)(const void *args, int64_t chunk),
                           const void *args, int64_t chunks);
 
+/* The running chunk's slot, in [0, chunks): the first chunk of the share of
+ * the thread that runs it (0 on one thread and outside parallel_for).
+ * Chunks that run at the same time have different slots, and one thread's
+ * chunks the same: a kernel's workspace indexed by slot is reused by the
+ * chunks a thread runs in turn, staying in its core's cache. */
+int64_t netc_rt_chunk_slot(void);
+
 /* --profile: while netc_rt_profiling is nonzero, train_step calls
  * netc_rt_profile_mark(k) as its kernel k starts (k: the index of the
  * description's "profile" list) and netc_rt_profile_mark(-1) as it ends;
