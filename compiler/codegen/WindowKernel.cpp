@@ -328,15 +328,25 @@ private:
     return b_.CreateInBoundsGEP(ctx_.fp(), base, index);
   }
 
-  /// This chunk's part of the kernel's workspace (MemoryPlanner.h).
-  llvm::Value *workspace(llvm::Value *chunk, bool partial) {
-    llvm::Value *base = ctx_.workspace(ctx_.schedule.kernelOf[static_cast<size_t>(self_)]);
+  /// The running thread's columns (image, transposed dy, dy) in the
+  /// kernel's workspace (MemoryPlanner.h): the chunks it runs reuse them
+  /// one after another, so they stay in its cache (netc_rt_chunk_slot).
+  llvm::Value *columnsWorkspace() {
+    Workspace w = layout();
+    return elementAt(workspaceBase(),
+                     b_.CreateMul(ctx_.chunkSlot(), c(w.columns + w.transposed + w.dy)));
+  }
+  /// Chunk `chunk`'s partial sums in the kernel's workspace, added up in
+  /// chunk order after all have run.
+  llvm::Value *partialWorkspace(llvm::Value *chunk) {
     Workspace w = layout();
     int64_t columns = w.columns + w.transposed + w.dy;
-    base = elementAt(base, c(w.shared));
-    if (!partial)
-      return elementAt(base, b_.CreateMul(chunk, c(columns)));
-    return elementAt(base, add(c(kMaxChunks * columns), b_.CreateMul(chunk, c(w.partial))));
+    return elementAt(workspaceBase(),
+                     add(c(w.chunks * columns), b_.CreateMul(chunk, c(w.partial))));
+  }
+  llvm::Value *workspaceBase() {
+    llvm::Value *base = ctx_.workspace(ctx_.schedule.kernelOf[static_cast<size_t>(self_)]);
+    return elementAt(base, c(layout().shared));
   }
 
   const Kernel &kernel() const {
@@ -578,10 +588,10 @@ private:
       convImplicit(lo, hi, chunk);
       return;
     }
-    llvm::Value *col = workspace(chunk, false);
+    llvm::Value *col = columnsWorkspace();
     llvm::Value *partial = nullptr;
     if (n_.op == Op::Conv2dGradWeight) {
-      partial = workspace(chunk, true);
+      partial = partialWorkspace(chunk);
       zeroFill(partial, d_.o * k());
     }
     ctx_.loop(
@@ -876,7 +886,7 @@ private:
   void convImplicit(llvm::Value *lo, llvm::Value *hi, llvm::Value *chunk) {
     Grid g = grid();
     Workspace w = layout();
-    llvm::Value *image = workspace(chunk, false); // the padded image
+    llvm::Value *image = columnsWorkspace(); // the padded image
     zeroFill(image, w.columns);
     llvm::Value *table = rowTable(g);
     llvm::Value *dyGrid = nullptr, *partial = nullptr;
@@ -886,7 +896,7 @@ private:
       // one skips them: _kgrid).
       if (!transposedWeightGradient(n_.shape, true) && !dyIsGrid(ctx_.graph, kernel()))
         zeroFill(dyGrid, w.transposed);
-      partial = workspace(chunk, true);
+      partial = partialWorkspace(chunk);
       zeroFill(partial, w.partial);
       if (bias()) // the bias gradient's row of the image: ones
         fill(elementAt(image, c(g.padded.elements())), g.columns(), 1.0);
@@ -1035,7 +1045,7 @@ public:
   void finish(llvm::Value *chunks) {
     if (n_.op != Op::Conv2dGradWeight)
       return;
-    llvm::Value *first = workspace(c(0), true);
+    llvm::Value *first = partialWorkspace(c(0));
     int64_t rows = k() + bias(); // of the partial sums (K x O transposed, else O x K)
     bool transposed = transposedWeightGradient(n_.shape, implicit());
     auto sum = [&](ValueId id, llvm::Value *e, llvm::Value *o, llvm::Value *kk) {

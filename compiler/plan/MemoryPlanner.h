@@ -48,11 +48,11 @@ struct Buffer {
 };
 
 /// Scratch a kernel uses while it runs: a shared part, then per chunk
-/// (kMaxChunks are planned), in elements of the kernel's type, in this
-/// order: a convolution's im2col columns (K = C·KH·KW rows of P = OH·OW),
-/// or for an implicit one its zero-padded image, or a packed product's
-/// panel (packedWeightProduct) (followed by a row of ones
-/// when the weight gradient sums the bias gradient); for the weight
+/// (`chunks` are planned, kMaxChunks unless fewer can run), in elements of
+/// the kernel's type, in this order: a convolution's im2col columns
+/// (K = C·KH·KW rows of P = OH·OW), or for an implicit one its zero-padded
+/// image (followed by a row of ones when the weight gradient sums the bias
+/// gradient), or a packed product's panel (packedWeightProduct); for the weight
 /// gradient, an image's output gradient transposed (P x O) with many
 /// output channels, which lets the GEMM take its fast layout, or for an
 /// implicit one on the padded grid (WindowKernel.cpp), then the image's dy
@@ -60,7 +60,10 @@ struct Buffer {
 /// weight gradient, its chunk's partial sum of the gradient (O·K; with the
 /// bias gradient, O·(K + 1)); for a
 /// loop kernel whose sums split (Fuse.h: loopSumsSplit), its chunk's
-/// partial sums.
+/// partial sums. The parts before the partial sums are indexed by the
+/// chunk's slot (netc_rt_chunk_slot), not the chunk: the chunks a thread
+/// runs reuse one copy, which stays in its cache; partial sums are the
+/// chunk's, added up in chunk order.
 struct Workspace {
   int64_t shared = 0; ///< once, before the chunks' parts: the input
                       ///< gradient's flipped weights (WindowKernel.cpp)
