@@ -150,6 +150,25 @@ llvm::GlobalVariable *constantArray(llvm::Module &m, const std::string &name, ll
   return g;
 }
 
+std::vector<llvm::Value *> emitTranspose(llvm::IRBuilder<> &b, std::vector<llvm::Value *> rows) {
+  int64_t lanes = static_cast<int64_t>(rows.size());
+  for (int64_t bit = 1; bit < lanes; bit *= 2) {
+    std::vector<int> low, high; // rows r and r + bit
+    for (int64_t col = 0; col < lanes; ++col) {
+      low.push_back(static_cast<int>(col & bit ? lanes + col - bit : col));
+      high.push_back(static_cast<int>(col & bit ? lanes + col : col + bit));
+    }
+    for (int64_t r = 0; r < lanes; ++r) {
+      if (r & bit)
+        continue;
+      llvm::Value *x = rows[static_cast<size_t>(r)], *y = rows[static_cast<size_t>(r + bit)];
+      rows[static_cast<size_t>(r)] = b.CreateShuffleVector(x, y, low);
+      rows[static_cast<size_t>(r + bit)] = b.CreateShuffleVector(x, y, high);
+    }
+  }
+  return rows;
+}
+
 void emitIfElse(llvm::IRBuilder<> &b, llvm::Function *fn, llvm::Value *cond,
                 const std::function<void()> &then, const std::function<void()> &otherwise) {
   llvm::LLVMContext &c = b.getContext();

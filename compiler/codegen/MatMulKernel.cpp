@@ -709,7 +709,7 @@ private:
             Values v;
             for (int64_t i = 0; i < lanes; ++i)
               v.push_back(loadVector(bm_, b_.CreateAdd(rowStart[static_cast<size_t>(i)], k), mask));
-            v = transpose(std::move(v));
+            v = emitTranspose(b_, std::move(v));
             llvm::Value *column = b_.CreateMul(g, i64(lanes));
             for (int64_t i = 0; i < lanes; ++i)
               storeVector(panel_,
@@ -725,33 +725,6 @@ private:
           });
         },
         "pg");
-  }
-
-  /// The lanes x lanes matrix whose rows are `v`, transposed: log2(lanes)
-  /// rounds, round s swapping the off-diagonal s x s blocks within every
-  /// block of 2s x 2s (two two-source shuffles per pair of vectors; LLVM
-  /// combines them into ~110 x86 shuffles for 16 lanes, as fast as the
-  /// textbook unpack/shuffle sequence measured).
-  Values transpose(Values v) {
-    int64_t lanes = k_.lanes;
-    for (int64_t s = 1; s < lanes; s *= 2) {
-      std::vector<int> upper, lower; // the rows with bit s clear, set
-      for (int64_t e = 0; e < lanes; ++e) {
-        bool high = (e & s) != 0;
-        upper.push_back(static_cast<int>(high ? lanes + e - s : e));
-        lower.push_back(static_cast<int>(high ? lanes + e : e + s));
-      }
-      for (int64_t p = 0; p < lanes; ++p) {
-        if (p & s)
-          continue;
-        size_t a = static_cast<size_t>(p), b = static_cast<size_t>(p + s);
-        llvm::Value *x = b_.CreateShuffleVector(v[a], v[b], upper);
-        llvm::Value *y = b_.CreateShuffleVector(v[a], v[b], lower);
-        v[a] = x;
-        v[b] = y;
-      }
-    }
-    return v;
   }
 
   // ---- 3. Aᵀ·Bᵀ: scalar ----------------------------------------------------

@@ -837,19 +837,7 @@ private:
         for (int64_t j = 0; j < lanes; ++j)
           rows.push_back(
               b_.CreateAlignedLoad(vec, elementAt(dy, add(mul(add(o0, c(j)), p()), s0)), align));
-        for (int64_t bit = 1; bit < lanes; bit *= 2)
-          for (int64_t r = 0; r < lanes; ++r) {
-            if (r & bit)
-              continue;
-            std::vector<int> low, high; // rows r and r + bit
-            for (int64_t col = 0; col < lanes; ++col) {
-              low.push_back(static_cast<int>(col & bit ? lanes + col - bit : col));
-              high.push_back(static_cast<int>(col & bit ? lanes + col : col + bit));
-            }
-            llvm::Value *x = rows[static_cast<size_t>(r)], *y = rows[static_cast<size_t>(r + bit)];
-            rows[static_cast<size_t>(r)] = b_.CreateShuffleVector(x, y, low);
-            rows[static_cast<size_t>(r + bit)] = b_.CreateShuffleVector(x, y, high);
-          }
+        rows = emitTranspose(b_, std::move(rows));
         for (int64_t i = 0; i < lanes; ++i) { // position s0 + i: its grid column q
           llvm::Value *at = add(s0, c(i));
           llvm::Value *q = add(at, mul(b_.CreateUDiv(at, c(d_.ow)), wp - d_.ow));
