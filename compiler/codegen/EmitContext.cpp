@@ -63,17 +63,18 @@ void EmitContext::store(ValueId v, llvm::Value *index, llvm::Value *value) const
 llvm::Value *
 EmitContext::sumOverChunks(llvm::Value *chunks,
                            const std::function<llvm::Value *(llvm::Value *)> &part) const {
+  llvm::Value *first = part(i64(0));
   llvm::IRBuilder<> entry(&fn->getEntryBlock(), fn->getEntryBlock().begin());
-  llvm::AllocaInst *acc = entry.CreateAlloca(fp());
-  b.CreateStore(part(i64(0)), acc);
+  llvm::AllocaInst *acc = entry.CreateAlloca(first->getType());
+  b.CreateStore(first, acc);
   loop(
       b.CreateSub(chunks, i64(1)),
       [&](llvm::Value *c) {
         llvm::Value *next = part(b.CreateAdd(c, i64(1)));
-        b.CreateStore(b.CreateFAdd(b.CreateLoad(fp(), acc), next), acc);
+        b.CreateStore(b.CreateFAdd(b.CreateLoad(first->getType(), acc), next), acc);
       },
       "chunk");
-  return b.CreateLoad(fp(), acc);
+  return b.CreateLoad(first->getType(), acc);
 }
 
 llvm::Value *EmitContext::chunkUnits(llvm::Value *extent, int64_t granule) const {

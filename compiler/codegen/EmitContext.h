@@ -84,7 +84,8 @@ struct EmitContext {
 
   /// part(0) + part(1) + ... + part(chunks - 1), added in that order: the
   /// total of per-chunk partial sums, the same for any number of threads
-  /// (part(c) emits the load of chunk c's partial sum).
+  /// (part(c) emits the load of chunk c's partial sum, an element or a
+  /// vector of them).
   llvm::Value *sumOverChunks(llvm::Value *chunks,
                              const std::function<llvm::Value *(llvm::Value *)> &part) const;
 

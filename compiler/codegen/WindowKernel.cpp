@@ -1030,24 +1030,79 @@ public:
 
   /// The weight gradient: dW = the chunks' partial sums, in chunk order;
   /// with the bias gradient, db from their last row (column) likewise.
+  /// The partial sums are read in their order, a vector at a time (each
+  /// element added up over the chunks as alone): element by element in
+  /// dW's order, the transposed sums' loads went from chunk to chunk and
+  /// row to row, each a cache miss (the course CNN's last convolution:
+  /// 16 partial sums of 295 KB; 7% of the training step).
   void finish(llvm::Value *chunks) {
     if (n_.op != Op::Conv2dGradWeight)
       return;
     llvm::Value *first = partialWorkspace(c(0));
     int64_t rows = k() + bias(); // of the partial sums (K x O transposed, else O x K)
     bool transposed = transposedWeightGradient(n_.shape, implicit());
-    auto sum = [&](ValueId id, llvm::Value *e, llvm::Value *o, llvm::Value *kk) {
-      llvm::Value *t = transposed ? add(mul(kk, d_.o), o) : add(mul(o, rows), kk);
-      ctx_.store(id, e, ctx_.sumOverChunks(chunks, [&](llvm::Value *chunk) {
-        return b_.CreateLoad(ctx_.fp(), elementAt(first, add(mul(chunk, layout().partial), t)));
-      }));
+    llvm::Type *type = runType();
+    llvm::Value *dW = ctx_.pointer(self_);
+    llvm::Value *db = bias() ? ctx_.pointer(fusedBiasSum(ctx_.graph, kernel())) : nullptr;
+    // The total of the elements [t, t + lanes) of the partial sums.
+    auto total = [&](llvm::Value *t, llvm::Value *mask) {
+      return ctx_.sumOverChunks(chunks, [&](llvm::Value *chunk) {
+        return loadElements(type, elementAt(first, add(mul(chunk, layout().partial), t)), mask);
+      });
     };
-    ctx_.loop(c(d_.o * k()), [&](llvm::Value *e) { // dW[o, k]
-      sum(self_, e, b_.CreateUDiv(e, c(k())), b_.CreateURem(e, c(k())));
+    if (!transposed) { // O x (K + bias): dW's rows, then db's element
+      ctx_.loop(c(d_.o), [&](llvm::Value *o) {
+        vectorRun(k(), [&](llvm::Value *at, llvm::Value *mask) {
+          storeElements(total(add(mul(o, rows), at), mask), elementAt(dW, add(mul(o, k()), at)),
+                        mask);
+        });
+        if (db)
+          b_.CreateStore(ctx_.sumOverChunks(chunks,
+                                            [&](llvm::Value *chunk) {
+                                              return b_.CreateLoad(
+                                                  ctx_.fp(),
+                                                  elementAt(first, add(mul(chunk, layout().partial),
+                                                                       add(mul(o, rows), c(k())))));
+                                            }),
+                         elementAt(db, o));
+      });
+      return;
+    }
+    // (K + bias) x O: row kk is dW's column kk, the last row db.
+    ctx_.loop(c(k()), [&](llvm::Value *kk) {
+      vectorRun(d_.o, [&](llvm::Value *at, llvm::Value *mask) {
+        scatterColumn(total(add(mul(kk, d_.o), at), mask), dW, at, kk, mask);
+      });
     });
-    if (bias())
-      ctx_.loop(c(d_.o),
-                [&](llvm::Value *o) { sum(fusedBiasSum(ctx_.graph, kernel()), o, o, c(k())); });
+    if (db)
+      vectorRun(d_.o, [&](llvm::Value *at, llvm::Value *mask) {
+        storeElements(total(add(c(k() * d_.o), at), mask), elementAt(db, at), mask);
+      });
+  }
+
+  /// x, the elements of rows [o, o + lanes) of dW (O x K) in column kk
+  /// (lanes on in `mask`; or the element of row o).
+  void scatterColumn(llvm::Value *x, llvm::Value *dW, llvm::Value *o, llvm::Value *kk,
+                     llvm::Value *mask) {
+    auto *vec = llvm::dyn_cast<llvm::FixedVectorType>(x->getType());
+    if (!vec) {
+      b_.CreateStore(x, elementAt(dW, add(mul(o, k()), kk)));
+      return;
+    }
+    std::vector<llvm::Constant *> lanes;
+    for (unsigned i = 0; i < vec->getNumElements(); ++i)
+      lanes.push_back(b_.getInt64(i));
+    llvm::Value *rowsOf = b_.CreateAdd(b_.CreateVectorSplat(vec->getNumElements(), o),
+                                       llvm::ConstantVector::get(lanes));
+    llvm::Value *at =
+        b_.CreateAdd(b_.CreateMul(rowsOf, b_.CreateVectorSplat(vec->getNumElements(), c(k()))),
+                     b_.CreateVectorSplat(vec->getNumElements(), kk));
+    llvm::Value *to = b_.CreateInBoundsGEP(ctx_.fp(), dW, at);
+    llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
+    if (!mask)
+      mask = llvm::Constant::getAllOnesValue(
+          llvm::FixedVectorType::get(b_.getInt1Ty(), vec->getNumElements()));
+    b_.CreateMaskedScatter(x, to, align, mask);
   }
 
 private:
