@@ -978,8 +978,10 @@ struct Product {
     if (packed) { // the panel of this thread's chunks (MemoryPlanner.h)
       int kernelIndex = ctx.schedule.kernelOf[static_cast<size_t>(kernel.nodes.front())];
       int64_t perChunk = kernelWorkspace(ctx.graph, kernel).perChunk();
-      body.packInto(ctx.b.CreateInBoundsGEP(ctx.fp(), ctx.workspace(kernelIndex),
-                                            ctx.b.CreateMul(ctx.chunkSlot(), ctx.i64(perChunk))));
+      llvm::Value *base = ctx.workspace(kernelIndex);
+      llvm::Value *slot = ctx.chunkSlot();
+      body.packInto(
+          ctx.b.CreateInBoundsGEP(ctx.fp(), base, ctx.b.CreateMul(slot, ctx.i64(perChunk))));
     }
     body.innerRange(lo, hi);
     body.emit(ctx.i64(0), kind.outer(rows, cols));

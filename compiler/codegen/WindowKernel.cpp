@@ -333,16 +333,16 @@ private:
   /// one after another, so they stay in its cache (netc_rt_chunk_slot).
   llvm::Value *columnsWorkspace() {
     Workspace w = layout();
-    return elementAt(workspaceBase(),
-                     b_.CreateMul(ctx_.chunkSlot(), c(w.columns + w.transposed + w.dy)));
+    llvm::Value *base = workspaceBase();
+    return elementAt(base, b_.CreateMul(ctx_.chunkSlot(), c(w.columns + w.transposed + w.dy)));
   }
   /// Chunk `chunk`'s partial sums in the kernel's workspace, added up in
   /// chunk order after all have run.
   llvm::Value *partialWorkspace(llvm::Value *chunk) {
     Workspace w = layout();
     int64_t columns = w.columns + w.transposed + w.dy;
-    return elementAt(workspaceBase(),
-                     add(c(w.chunks * columns), b_.CreateMul(chunk, c(w.partial))));
+    llvm::Value *base = workspaceBase();
+    return elementAt(base, add(c(w.chunks * columns), b_.CreateMul(chunk, c(w.partial))));
   }
   llvm::Value *workspaceBase() {
     llvm::Value *base = ctx_.workspace(ctx_.schedule.kernelOf[static_cast<size_t>(self_)]);
@@ -1052,19 +1052,19 @@ public:
     };
     if (!transposed) { // O x (K + bias): dW's rows, then db's element
       ctx_.loop(c(d_.o), [&](llvm::Value *o) {
+        // One IR value per statement: the order of a call's arguments is
+        // the compiler's (netc's IR must not depend on it).
         vectorRun(k(), [&](llvm::Value *at, llvm::Value *mask) {
-          storeElements(total(add(mul(o, rows), at), mask), elementAt(dW, add(mul(o, k()), at)),
-                        mask);
+          llvm::Value *sum = total(add(mul(o, rows), at), mask);
+          storeElements(sum, elementAt(dW, add(mul(o, k()), at)), mask);
         });
-        if (db)
-          b_.CreateStore(ctx_.sumOverChunks(chunks,
-                                            [&](llvm::Value *chunk) {
-                                              return b_.CreateLoad(
-                                                  ctx_.fp(),
-                                                  elementAt(first, add(mul(chunk, layout().partial),
-                                                                       add(mul(o, rows), c(k())))));
-                                            }),
-                         elementAt(db, o));
+        if (!db)
+          return;
+        llvm::Value *t = add(mul(o, rows), c(k()));
+        llvm::Value *sum = ctx_.sumOverChunks(chunks, [&](llvm::Value *chunk) {
+          return b_.CreateLoad(ctx_.fp(), elementAt(first, add(mul(chunk, layout().partial), t)));
+        });
+        b_.CreateStore(sum, elementAt(db, o));
       });
       return;
     }
@@ -1076,7 +1076,8 @@ public:
     });
     if (db)
       vectorRun(d_.o, [&](llvm::Value *at, llvm::Value *mask) {
-        storeElements(total(add(c(k() * d_.o), at), mask), elementAt(db, at), mask);
+        llvm::Value *sum = total(add(c(k() * d_.o), at), mask);
+        storeElements(sum, elementAt(db, at), mask);
       });
   }
 
@@ -1094,9 +1095,8 @@ public:
       lanes.push_back(b_.getInt64(i));
     llvm::Value *rowsOf = b_.CreateAdd(b_.CreateVectorSplat(vec->getNumElements(), o),
                                        llvm::ConstantVector::get(lanes));
-    llvm::Value *at =
-        b_.CreateAdd(b_.CreateMul(rowsOf, b_.CreateVectorSplat(vec->getNumElements(), c(k()))),
-                     b_.CreateVectorSplat(vec->getNumElements(), kk));
+    llvm::Value *scaled = b_.CreateMul(rowsOf, b_.CreateVectorSplat(vec->getNumElements(), c(k())));
+    llvm::Value *at = b_.CreateAdd(scaled, b_.CreateVectorSplat(vec->getNumElements(), kk));
     llvm::Value *to = b_.CreateInBoundsGEP(ctx_.fp(), dW, at);
     llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
     if (!mask)
