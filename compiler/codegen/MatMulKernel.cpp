@@ -942,17 +942,23 @@ struct Product {
     assert(!packed || (byWeightRows && kind.scheme == Scheme::Dot));
   }
 
-  /// The dimension chunks split, and its tile.
+  /// The dimension chunks split.
   llvm::Value *split() const {
     return byWeightRows ? (kind.scheme == Scheme::Dot ? cols : rows) : kind.outer(rows, cols);
   }
+  /// The outer dimension's tile: chunks start at multiples of it. A packed
+  /// product's chunks are as many as its panels but start at any vector,
+  /// so that threads get equal shares (chunkGranule).
   int64_t granule() const {
     if (packed)
-      return kPanelColumns;
+      return kind.lanes;
     if (!byWeightRows)
       return kind.granule();
     return kind.scheme == Scheme::Dot ? kind.dotCols().front() : kind.broadcastRows();
   }
+
+  /// The units the chunk count is made of.
+  int64_t chunkGranule() const { return packed ? kPanelColumns : granule(); }
 
   bool byWeightRows = false;
   bool packed = false; ///< packedWeightProduct, with 32 registers
@@ -1011,7 +1017,7 @@ llvm::Value *matMulChunkCount(const EmitContext &ctx, const Kernel &kernel) {
   auto &b = ctx.b;
   llvm::Value *flops = b.CreateMul(b.CreateMul(p.rows, p.cols), b.CreateMul(p.depth, ctx.i64(2)));
   llvm::Value *byWork = b.CreateLShr(flops, ctx.i64(21));
-  return ctx.chunkCount(byWork, ctx.chunkUnits(p.split(), p.granule()));
+  return ctx.chunkCount(byWork, ctx.chunkUnits(p.split(), p.chunkGranule()));
 }
 
 void emitMatMulChunk(const EmitContext &ctx, const Kernel &kernel, llvm::Value *chunk,
