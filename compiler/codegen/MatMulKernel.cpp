@@ -11,6 +11,8 @@
 // 2. Dot (op(B) = Bᵀ, A not transposed: a linear layer's forward pass). K is
 //    contiguous in both operands, so a tile is MR rows × NR columns of dot
 //    products, each accumulated as a vector along K and reduced at the end.
+//    With AVX-512, a batch's forward product through a wide weight packs
+//    the weight's rows into panels for the broadcast scheme instead (2b).
 //
 // Edges: a loop over full tiles is followed by loops over smaller tiles
 // (each runs at most a few times); a partial vector uses masked loads and
