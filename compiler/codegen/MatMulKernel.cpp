@@ -707,12 +707,12 @@ private:
           for (int64_t i = 0; i < lanes; ++i)
             rowStart.push_back(
                 rowStartB(b_.CreateBinaryIntrinsic(llvm::Intrinsic::smin, offset(first, i), last)));
+          llvm::Value *column = b_.CreateMul(g, i64(lanes)); // in the panel
           auto block = [&](llvm::Value *k, llvm::Value *mask) {
             Values v;
             for (int64_t i = 0; i < lanes; ++i)
               v.push_back(loadVector(bm_, b_.CreateAdd(rowStart[static_cast<size_t>(i)], k), mask));
             v = emitTranspose(b_, std::move(v));
-            llvm::Value *column = b_.CreateMul(g, i64(lanes));
             for (int64_t i = 0; i < lanes; ++i)
               storeVector(panel_,
                           b_.CreateAdd(b_.CreateMul(offset(k, i), i64(kPanelColumns)), column),

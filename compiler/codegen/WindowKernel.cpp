@@ -332,17 +332,15 @@ private:
   /// kernel's workspace (MemoryPlanner.h): the chunks it runs reuse them
   /// one after another, so they stay in its cache (netc_rt_chunk_slot).
   llvm::Value *columnsWorkspace() {
-    Workspace w = layout();
     llvm::Value *base = workspaceBase();
-    return elementAt(base, b_.CreateMul(ctx_.chunkSlot(), c(w.columns + w.transposed + w.dy)));
+    return elementAt(base, b_.CreateMul(ctx_.chunkSlot(), c(layout().bySlot())));
   }
   /// Chunk `chunk`'s partial sums in the kernel's workspace, added up in
   /// chunk order after all have run.
   llvm::Value *partialWorkspace(llvm::Value *chunk) {
     Workspace w = layout();
-    int64_t columns = w.columns + w.transposed + w.dy;
     llvm::Value *base = workspaceBase();
-    return elementAt(base, add(c(w.chunks * columns), b_.CreateMul(chunk, c(w.partial))));
+    return elementAt(base, add(c(w.chunks * w.bySlot()), b_.CreateMul(chunk, c(w.partial))));
   }
   llvm::Value *workspaceBase() {
     llvm::Value *base = ctx_.workspace(ctx_.schedule.kernelOf[static_cast<size_t>(self_)]);
@@ -1044,10 +1042,12 @@ public:
     llvm::Type *type = runType();
     llvm::Value *dW = ctx_.pointer(self_);
     llvm::Value *db = bias() ? ctx_.pointer(fusedBiasSum(ctx_.graph, kernel())) : nullptr;
-    // The total of the elements [t, t + lanes) of the partial sums.
-    auto total = [&](llvm::Value *t, llvm::Value *mask) {
+    // The total of the partial sums' elements [t, t + lanes) (lanes on in
+    // `mask`), or of element t as `as` a scalar.
+    auto total = [&](llvm::Value *t, llvm::Value *mask, llvm::Type *as = nullptr) {
       return ctx_.sumOverChunks(chunks, [&](llvm::Value *chunk) {
-        return loadElements(type, elementAt(first, add(mul(chunk, layout().partial), t)), mask);
+        return loadElements(as ? as : type, elementAt(first, add(mul(chunk, layout().partial), t)),
+                            mask);
       });
     };
     if (!transposed) { // O x (K + bias): dW's rows, then db's element
@@ -1060,10 +1060,7 @@ public:
         });
         if (!db)
           return;
-        llvm::Value *t = add(mul(o, rows), c(k()));
-        llvm::Value *sum = ctx_.sumOverChunks(chunks, [&](llvm::Value *chunk) {
-          return b_.CreateLoad(ctx_.fp(), elementAt(first, add(mul(chunk, layout().partial), t)));
-        });
+        llvm::Value *sum = total(add(mul(o, rows), c(k())), nullptr, ctx_.fp());
         b_.CreateStore(sum, elementAt(db, o));
       });
       return;
@@ -1098,11 +1095,7 @@ public:
     llvm::Value *scaled = b_.CreateMul(rowsOf, b_.CreateVectorSplat(vec->getNumElements(), c(k())));
     llvm::Value *at = b_.CreateAdd(scaled, b_.CreateVectorSplat(vec->getNumElements(), kk));
     llvm::Value *to = b_.CreateInBoundsGEP(ctx_.fp(), dW, at);
-    llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
-    if (!mask)
-      mask = llvm::Constant::getAllOnesValue(
-          llvm::FixedVectorType::get(b_.getInt1Ty(), vec->getNumElements()));
-    b_.CreateMaskedScatter(x, to, align, mask);
+    b_.CreateMaskedScatter(x, to, llvm::Align(ctx_.fp()->getPrimitiveSizeInBits() / 8), mask);
   }
 
 private:

@@ -72,7 +72,9 @@ struct Workspace {
   int64_t dy = 0;
   int64_t partial = 0;
   int64_t chunks = kMaxChunks; ///< the most chunks (slots) that take a part
-  int64_t perChunk() const { return columns + transposed + dy + partial; }
+  /// The parts a thread's chunks share (by slot), before the partial sums.
+  int64_t bySlot() const { return columns + transposed + dy; }
+  int64_t perChunk() const { return bySlot() + partial; }
   int64_t total() const { return shared + perChunk() * chunks; }
 };
 Workspace kernelWorkspace(const Graph &graph, const Kernel &kernel);
