@@ -59,6 +59,8 @@ public:
     case Op::Conv2d:
     case Op::MaxPool2d:
     case Op::AvgPool2d:
+    case Op::MaxPool2dIndex:
+    case Op::WindowTake:
       image = g.shape(n_.inputs[0]);
       windows = n_.shape;
       break;
@@ -66,6 +68,10 @@ public:
     case Op::AvgPool2dGrad:
       image = n_.attrs.shape;
       windows = g.shape(n_.inputs[0]);
+      break;
+    case Op::WindowTakeGrad: // offsets, dy
+      image = n_.attrs.shape;
+      windows = g.shape(n_.inputs[1]);
       break;
     default: // Conv2dGradWeight, MaxPool2dGrad: x, dy
       image = g.shape(n_.inputs[0]);
@@ -87,10 +93,13 @@ public:
     llvm::IRBuilder<> entry(&ctx_.fn->getEntryBlock(), ctx_.fn->getEntryBlock().begin());
     acc_ = entry.CreateAlloca(ctx_.fp());
     bestAt_ = entry.CreateAlloca(ctx_.i64());
+    if (n_.op == Op::MaxPool2dIndex)
+      bestOffset_ = entry.CreateAlloca(ctx_.i64());
     // Tiling max pooling writes every element of its windows (the rest of
     // the image only if the windows do not cover it).
     bool scatters = (n_.op == Op::Conv2dGradInput && !flipped()) ||
-                    (n_.op == Op::MaxPool2dGrad && !tiles()) || n_.op == Op::AvgPool2dGrad;
+                    (n_.op == Op::MaxPool2dGrad && !tiles()) || n_.op == Op::AvgPool2dGrad ||
+                    n_.op == Op::WindowTakeGrad;
     if (scatters) { // the gradients add into a zeroed result: this chunk's images
       int64_t part = d_.c * d_.h * d_.w;
       llvm::Value *first = b_.CreateMul(lo, c(part));
@@ -1154,9 +1163,12 @@ private:
   void position(llvm::Value *n, llvm::Value *o, llvm::Value *oh, llvm::Value *ow) {
     llvm::Type *fp = ctx_.fp();
     llvm::Value *y = windowIndex(n, o, oh, ow);
-    b_.CreateStore(llvm::ConstantFP::get(fp, n_.op == Op::MaxPool2d || n_.op == Op::MaxPool2dGrad
-                                                 ? -std::numeric_limits<double>::infinity()
-                                                 : 0.0),
+    if (n_.op == Op::WindowTake || n_.op == Op::WindowTakeGrad) {
+      takeGiven(n, o, oh, ow, y);
+      return;
+    }
+    bool max = n_.op == Op::MaxPool2d || n_.op == Op::MaxPool2dGrad || n_.op == Op::MaxPool2dIndex;
+    b_.CreateStore(llvm::ConstantFP::get(fp, max ? -std::numeric_limits<double>::infinity() : 0.0),
                    acc_);
     b_.CreateStore(c(-1), bestAt_);
     auto [khLo, khCount] = inside(b_.CreateSub(mul(oh, geo_.sh), c(geo_.pt)), geo_.kh, d_.h);
@@ -1174,8 +1186,8 @@ private:
           ctx_.loop(
               kwCount,
               [&](llvm::Value *j) {
-                llvm::Value *iw = add(iwBase, add(kwLo, j));
-                element(imageIndex(n, o, ih, iw), dy);
+                llvm::Value *kw = add(kwLo, j), *iw = add(iwBase, kw);
+                element(imageIndex(n, o, ih, iw), dy, kh, kw);
               },
               "kw");
         },
@@ -1190,6 +1202,9 @@ private:
     case Op::MaxPool2d:
       ctx_.store(self_, y, acc);
       break;
+    case Op::MaxPool2dIndex:
+      ctx_.store(self_, y, b_.CreateSIToFP(b_.CreateLoad(ctx_.i64(), bestOffset_), fp));
+      break;
     case Op::MaxPool2dGrad: {
       // The window's first maximum gets the adjoint (a window is never empty).
       llvm::Value *at = b_.CreateLoad(ctx_.i64(), bestAt_);
@@ -1202,8 +1217,31 @@ private:
     }
   }
 
-  /// One window element at image index x.
-  void element(llvm::Value *x, llvm::Value *dy) {
+  /// The element of the window at (n, o, oh, ow) that operand `offsets`
+  /// names (kh·KW + kw): taken (WindowTake), or dy added at it.
+  void takeGiven(llvm::Value *n, llvm::Value *o, llvm::Value *oh, llvm::Value *ow, llvm::Value *y) {
+    bool take = n_.op == Op::WindowTake;
+    llvm::Value *given = ctx_.load(n_.inputs[take ? 1 : 0], y);
+    llvm::Value *offset = b_.CreateFPToSI(given, ctx_.i64());
+    // One IR value per statement: the order of a call's arguments is the
+    // host compiler's.
+    llvm::Value *kh = b_.CreateSDiv(offset, c(geo_.kw));
+    llvm::Value *kw = b_.CreateSRem(offset, c(geo_.kw));
+    llvm::Value *ih = add(b_.CreateSub(mul(oh, geo_.sh), c(geo_.pt)), kh);
+    llvm::Value *iw = add(b_.CreateSub(mul(ow, geo_.sw), c(geo_.pl)), kw);
+    llvm::Value *x = imageIndex(n, o, ih, iw);
+    if (take) {
+      ctx_.store(self_, y, ctx_.load(n_.inputs[0], x));
+      return;
+    }
+    llvm::Value *sum = ctx_.load(self_, x);
+    sum = b_.CreateFAdd(sum, ctx_.load(n_.inputs[1], y));
+    ctx_.store(self_, x, sum);
+  }
+
+  /// One window element at image index x, row kh and column kw of its
+  /// window.
+  void element(llvm::Value *x, llvm::Value *dy, llvm::Value *kh, llvm::Value *kw) {
     llvm::Type *fp = ctx_.fp();
     switch (n_.op) {
     case Op::AvgPool2d:
@@ -1213,7 +1251,8 @@ private:
       ctx_.store(self_, x, b_.CreateFAdd(ctx_.load(self_, x), dy));
       return;
     case Op::MaxPool2d:
-    case Op::MaxPool2dGrad: {
+    case Op::MaxPool2dGrad:
+    case Op::MaxPool2dIndex: {
       // PyTorch's rule: a larger value or a NaN; the first such wins ties.
       llvm::Value *v = ctx_.load(n_.inputs[0], x), *best = b_.CreateLoad(fp, acc_);
       llvm::Value *first = b_.CreateICmpSLT(b_.CreateLoad(ctx_.i64(), bestAt_), c(0));
@@ -1223,6 +1262,11 @@ private:
       llvm::Value *takeValue = b_.CreateOr(b_.CreateFCmpOGT(v, best), b_.CreateFCmpUNO(v, v));
       b_.CreateStore(b_.CreateSelect(takeValue, v, best), acc_);
       b_.CreateStore(b_.CreateSelect(take, x, b_.CreateLoad(ctx_.i64(), bestAt_)), bestAt_);
+      if (n_.op == Op::MaxPool2dIndex) {
+        llvm::Value *offset = add(mul(kh, geo_.kw), kw);
+        llvm::Value *kept = b_.CreateLoad(ctx_.i64(), bestOffset_);
+        b_.CreateStore(b_.CreateSelect(take, offset, kept), bestOffset_);
+      }
       return;
     }
     default:
@@ -1237,7 +1281,7 @@ private:
   WindowGeometry geo_;
   Dims d_{};
   bool conv_ = false;
-  llvm::AllocaInst *acc_ = nullptr, *bestAt_ = nullptr;
+  llvm::AllocaInst *acc_ = nullptr, *bestAt_ = nullptr, *bestOffset_ = nullptr;
   Redirect redirected_;
 };
 

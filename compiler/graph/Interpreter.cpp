@@ -59,6 +59,8 @@ std::vector<double> window(const Graph &g, const Node &n, int64_t batch, In in) 
   case Op::Conv2d:
   case Op::MaxPool2d:
   case Op::AvgPool2d:
+  case Op::MaxPool2dIndex:
+  case Op::WindowTake:
     x = concrete(g.shape(n.inputs[0]), batch);
     y = concrete(n.shape, batch);
     break;
@@ -66,6 +68,10 @@ std::vector<double> window(const Graph &g, const Node &n, int64_t batch, In in) 
   case Op::AvgPool2dGrad:
     x = concrete(n.attrs.shape, batch);
     y = concrete(g.shape(n.inputs[0]), batch);
+    break;
+  case Op::WindowTakeGrad: // offsets, dy
+    x = concrete(n.attrs.shape, batch);
+    y = concrete(g.shape(n.inputs[1]), batch);
     break;
   default: // Conv2dGradWeight, MaxPool2dGrad: x, dy
     x = concrete(g.shape(n.inputs[0]), batch);
@@ -97,7 +103,17 @@ std::vector<double> window(const Graph &g, const Node &n, int64_t batch, In in) 
       for (int64_t oh = 0; oh < OH; ++oh)
         for (int64_t ow = 0; ow < OW; ++ow) {
           double acc = 0, best = 0;
-          int64_t bestAt = -1;
+          int64_t bestAt = -1, bestOffset = -1;
+          if (n.op == Op::WindowTake || n.op == Op::WindowTakeGrad) { // the window's given element
+            auto offset = static_cast<int64_t>(at(in(n.op == Op::WindowTake), yi(b, o, oh, ow)));
+            int64_t ih = oh * geo.sh - geo.pt + offset / geo.kw;
+            int64_t iw = ow * geo.sw - geo.pl + offset % geo.kw;
+            if (n.op == Op::WindowTake)
+              r[static_cast<size_t>(yi(b, o, oh, ow))] = at(in(0), xi(b, o, ih, iw));
+            else
+              r[static_cast<size_t>(xi(b, o, ih, iw))] += at(in(1), yi(b, o, oh, ow));
+            continue;
+          }
           for (int64_t c = 0; c < (conv ? C : 1); ++c)
             for (int64_t kh = 0; kh < geo.kh; ++kh)
               for (int64_t kw = 0; kw < geo.kw; ++kw) {
@@ -118,17 +134,20 @@ std::vector<double> window(const Graph &g, const Node &n, int64_t batch, In in) 
                       at(in(0), xi(b, c, ih, iw)) * at(in(1), yi(b, o, oh, ow));
                   break;
                 case Op::MaxPool2d:
-                case Op::MaxPool2dGrad: {
+                case Op::MaxPool2dGrad:
+                case Op::MaxPool2dIndex: {
                   // PyTorch's rule: start at the window's first element with
                   // -inf, take a larger value or a NaN.
                   double v = at(in(0), xi(b, ch, ih, iw));
                   if (bestAt < 0) {
                     bestAt = xi(b, ch, ih, iw);
+                    bestOffset = kh * geo.kw + kw;
                     best = -std::numeric_limits<double>::infinity();
                   }
                   if (v > best || std::isnan(v)) {
                     best = v;
                     bestAt = xi(b, ch, ih, iw);
+                    bestOffset = kh * geo.kw + kw;
                   }
                   break;
                 }
@@ -149,6 +168,8 @@ std::vector<double> window(const Graph &g, const Node &n, int64_t batch, In in) 
             r[static_cast<size_t>(yi(b, o, oh, ow))] = acc / static_cast<double>(geo.kh * geo.kw);
           if (n.op == Op::MaxPool2d)
             r[static_cast<size_t>(yi(b, o, oh, ow))] = best;
+          if (n.op == Op::MaxPool2dIndex)
+            r[static_cast<size_t>(yi(b, o, oh, ow))] = static_cast<double>(bestOffset);
           if (n.op == Op::MaxPool2dGrad && bestAt >= 0)
             r[static_cast<size_t>(bestAt)] += at(in(1), yi(b, o, oh, ow));
         }
@@ -352,6 +373,9 @@ Evaluation interpret(const Graph &g, int64_t batch,
     case Op::MaxPool2dGrad:
     case Op::AvgPool2d:
     case Op::AvgPool2dGrad:
+    case Op::MaxPool2dIndex:
+    case Op::WindowTake:
+    case Op::WindowTakeGrad:
       r = window(g, n, batch, [&](size_t k) -> const std::vector<double> & { return in(k); });
       break;
     case Op::MatMul: {

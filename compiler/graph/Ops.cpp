@@ -703,6 +703,18 @@ const OpRules kRules[] = {
      },
      nullptr, false, kWindow},
     {Op::AvgPool2dGrad, givenShape, nullptr, nullptr, false, kWindow | kShape},
+    // The twin's given choices (Decisions.h), never differentiated.
+    {Op::MaxPool2dIndex, poolShape, nullptr, nullptr, false, kWindow},
+    {Op::WindowTake,
+     [](const std::vector<const Shape *> &in, const Attrs &at) {
+       ShapeResult pooled = poolShape(in, at);
+       if (pooled.error.empty() && !(pooled.shape == *in[1]))
+         return fail(fmt::format("window offsets of shape {} for windows of shape {}",
+                                 in[1]->str(), pooled.shape.str()));
+       return pooled;
+     },
+     nullptr, nullptr, false, kWindow},
+    {Op::WindowTakeGrad, givenShape, nullptr, nullptr, false, kWindow | kShape},
 
     {Op::PowerSpectrum,
      [](const std::vector<const Shape *> &in, const Attrs &at) {

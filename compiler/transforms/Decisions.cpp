@@ -8,14 +8,6 @@ namespace netc {
 
 namespace {
 
-/// A max pooling whose windows do not overlap: each element is in one
-/// window at most, so a mask over the image says which element each
-/// window took.
-bool disjointMaxPool(const Node &n) {
-  WindowGeometry w = windowGeometry(n.op, n.attrs, nullptr);
-  return w.sh >= w.kh && w.sw >= w.kw;
-}
-
 bool picksBranch(const Node &n) {
   switch (n.op) {
   case Op::Relu:
@@ -23,35 +15,18 @@ bool picksBranch(const Node &n) {
   case Op::Sign:
   case Op::Step:
   case Op::Max:
-    return true;
   case Op::MaxPool2d:
   case Op::MaxPool2dGrad:
-    return disjointMaxPool(n);
+    return true;
   default:
     return false;
   }
 }
 
-/// The image of a pooling node: its operand for the pooling and its
-/// gradient alike.
-const Shape &pooledImage(const Graph &g, const Node &n) { return g.shape(n.inputs[0]); }
-
-/// The sum of each window: average pooling by `n`'s windows, times the
-/// window's size.
-ValueId windowSums(Graph &g, const Node &n, ValueId image) {
-  WindowGeometry w = windowGeometry(n.op, n.attrs, nullptr);
-  ValueId mean = g.add(Op::AvgPool2d, {image}, n.attrs, n.loc);
-  return g.binary(Op::Mul, mean, g.constant(static_cast<double>(w.kh * w.kw), n.loc), n.loc);
-}
-
-/// dy spread over each window (every element of a window gets its
-/// window's dy): average pooling's gradient, times the window's size.
-ValueId spread(Graph &g, const Node &n, ValueId dy, const Shape &image) {
-  WindowGeometry w = windowGeometry(n.op, n.attrs, nullptr);
-  Attrs a = n.attrs;
-  a.shape = image;
-  ValueId share = g.add(Op::AvgPool2dGrad, {dy}, a, n.loc);
-  return g.binary(Op::Mul, share, g.constant(static_cast<double>(w.kh * w.kw), n.loc), n.loc);
+/// The windows of a max pooling or its gradient, [N, C, OH, OW]: a
+/// decision per window.
+const Shape &windows(const Graph &g, const Node &n) {
+  return n.op == Op::MaxPool2d ? n.shape : g.shape(n.inputs[1]);
 }
 
 } // namespace
@@ -87,14 +62,9 @@ void exposeDecisions(Graph &g, const std::vector<ValueId> &nodes) {
       d = g.unary(Op::Step, g.binary(Op::Sub, x, n.inputs[1], n.loc), n.loc);
       break;
     case Op::MaxPool2d:
-    case Op::MaxPool2dGrad: {
-      // The gradient of ones marks each window's first maximum.
-      Attrs to;
-      to.shape = n.op == Op::MaxPool2d ? n.shape : g.shape(n.inputs[1]);
-      ValueId ones = g.add(Op::BroadcastTo, {g.constant(1.0, n.loc)}, to, n.loc);
-      d = g.add(Op::MaxPool2dGrad, {x, ones}, n.attrs, n.loc);
+    case Op::MaxPool2dGrad:
+      d = g.add(Op::MaxPool2dIndex, {x}, n.attrs, n.loc);
       break;
-    }
     default:
       break;
     }
@@ -116,7 +86,7 @@ Graph freezeDecisions(const Graph &g, const std::vector<ValueId> &nodes, int64_t
     Attrs a;
     a.name = "decision " + std::to_string(k);
     a.k = firstSlot + k;
-    a.shape = pooling ? pooledImage(g, n) : n.shape;
+    a.shape = pooling ? windows(g, n) : n.shape;
     ValueId d = out.add(Op::Input, {}, a, n.loc);
     auto mul = [&](ValueId x, ValueId y) { return out.binary(Op::Mul, x, y, n.loc); };
     switch (n.op) {
@@ -126,9 +96,12 @@ Graph freezeDecisions(const Graph &g, const std::vector<ValueId> &nodes, int64_t
     case Op::Max:
       return out.binary(Op::Add, in[1], mul(out.binary(Op::Sub, in[0], in[1], n.loc), d), n.loc);
     case Op::MaxPool2d:
-      return windowSums(out, n, mul(in[0], d));
-    case Op::MaxPool2dGrad:
-      return mul(d, spread(out, n, in[1], a.shape));
+      return out.add(Op::WindowTake, {in[0], d}, n.attrs, n.loc);
+    case Op::MaxPool2dGrad: {
+      Attrs image = n.attrs;
+      image.shape = g.shape(n.inputs[0]);
+      return out.add(Op::WindowTakeGrad, {d, in[1]}, image, n.loc);
+    }
     default: // sign, step
       return d;
     }

@@ -22,23 +22,22 @@
 namespace netc {
 
 /// The nodes of `g` that pick a branch, in graph order: relu, abs, sign,
-/// step, max, and max pooling and its gradient when the windows do not
-/// overlap (stride at least the kernel). Pass a graph without dead nodes:
-/// exposeDecisions makes every one it is given live.
+/// step, max, and max pooling and its gradient. Pass a graph without dead
+/// nodes: exposeDecisions makes every one it is given live.
 std::vector<ValueId> decisionNodes(const Graph &g);
 
 /// Adds output "decision <i>" to `g`: the branch node nodes[i] picks, as a
-/// tensor of its shape (a pooling's: of its image's) -- step(x) for relu
+/// tensor of its shape (a pooling's: of its windows') -- step(x) for relu
 /// and step, sign(x) for abs and sign, step(a - b) for max(a, b) (a tie
-/// goes to b), for a max pooling 1 at each window's first maximum, else 0.
+/// goes to b), for a max pooling each window's first maximum as its offset
+/// in the window (max_pool2d_index: overlapping windows choose apart).
 void exposeDecisions(Graph &g, const std::vector<ValueId> &nodes);
 
 /// A copy of `g` in which node nodes[i] takes the branch input slot
 /// `firstSlot + i` holds (an Input "decision <i>" of exposeDecisions's
 /// shape): relu(x) -> x·d, abs(x) -> x·d, sign and step -> d, max(a, b) ->
-/// b + (a - b)·d, max pooling -> the sum of x·d over each window (average
-/// pooling times the window's size), its gradient -> d·(dy spread over the
-/// window).
+/// b + (a - b)·d, max pooling -> x at each window's offset d (window_take),
+/// its gradient -> dy added there (window_take_grad).
 Graph freezeDecisions(const Graph &g, const std::vector<ValueId> &nodes, int64_t firstSlot);
 
 } // namespace netc
