@@ -131,13 +131,15 @@ bool dyIsGrid(const Graph &g, const Kernel &kernel) {
   return !transposedWeightGradient(n.shape, true) && paddedImage(g, n, n.shape).width == dy.dims[3];
 }
 
+bool wideWeightProduct(const Graph &g, const Node &product) {
+  const Node &weight = g.node(product.inputs[1]);
+  return product.op == Op::MatMul && product.attrs.transB && !product.attrs.transA &&
+         weight.op == Op::Param && weight.shape.dims.front() >= kMaxChunks * 8;
+}
+
 bool packedWeightProduct(const Graph &g, const Kernel &kernel) {
-  if (kernel.kind != Kernel::Kind::MatMul || kernel.nodes.size() == 1)
-    return false;
-  const Node &n = g.node(kernel.nodes.front());
-  const Node &weight = g.node(n.inputs[1]);
-  return n.attrs.transB && !n.attrs.transA && weight.op == Op::Param &&
-         weight.shape.dims.front() >= kMaxChunks * 8;
+  return kernel.kind == Kernel::Kind::MatMul && kernel.nodes.size() > 1 &&
+         wideWeightProduct(g, g.node(kernel.nodes.front()));
 }
 
 Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {

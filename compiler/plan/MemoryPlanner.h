@@ -79,16 +79,15 @@ struct Workspace {
 };
 Workspace kernelWorkspace(const Graph &graph, const Kernel &kernel);
 
-/// A linear layer's forward product with an epilogue, X·Wᵀ for a weight W
-/// of at least kMaxChunks·8 rows (its chunks split them, MatMulKernel.cpp),
-/// whose chunks pack W's rows 48 at a time transposed (panels of
-/// kPanelColumns columns by the depth rounded up to 16) into their
-/// workspace and multiply with the broadcast GEMM: with 32 SIMD registers
-/// and 16 floats to a vector (AVX-512), when C has at least kPackedRows
-/// rows (packing W costs about what 10 of C's rows do; an evaluation or a
-/// prediction of a few examples keeps the dot tiles). A chunk's panel is
-/// its thread's (netc_rt_chunk_slot): the chunks one thread runs reuse
-/// one, which stays in L2.
+/// A linear layer's forward product X·Wᵀ for a weight W of at least
+/// kMaxChunks·8 rows (its chunks split them, MatMulKernel.cpp).
+bool wideWeightProduct(const Graph &graph, const Node &product);
+/// A wideWeightProduct with an epilogue (tiles inline), whose chunks pack W's rows 48 at a time
+/// transposed (panels of kPanelColumns columns by the depth rounded up to 16) into their workspace
+/// and multiply with the broadcast GEMM: with 32 SIMD registers and 16 floats to a vector
+/// (AVX-512), when C has at least kPackedRows rows (packing W costs about what 10 of C's rows do;
+/// an evaluation or a prediction of a few examples keeps the dot tiles). A chunk's panel is its
+/// thread's (netc_rt_chunk_slot): the chunks one thread runs reuse one, which stays in L2.
 bool packedWeightProduct(const Graph &graph, const Kernel &kernel);
 constexpr int64_t kPanelColumns = 48;
 constexpr int64_t kPackedRows = 64;
