@@ -132,9 +132,10 @@ bool dyIsGrid(const Graph &g, const Kernel &kernel) {
 }
 
 bool wideWeightProduct(const Graph &g, const Node &product) {
+  if (product.op != Op::MatMul || !product.attrs.transB || product.attrs.transA)
+    return false;
   const Node &weight = g.node(product.inputs[1]);
-  return product.op == Op::MatMul && product.attrs.transB && !product.attrs.transA &&
-         weight.op == Op::Param && weight.shape.dims.front() >= kMaxChunks * 8;
+  return weight.op == Op::Param && weight.shape.dims.front() >= kMaxChunks * 8;
 }
 
 bool packedWeightProduct(const Graph &g, const Kernel &kernel) {
