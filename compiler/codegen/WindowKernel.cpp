@@ -1163,18 +1163,19 @@ private:
   void position(llvm::Value *n, llvm::Value *o, llvm::Value *oh, llvm::Value *ow) {
     llvm::Type *fp = ctx_.fp();
     llvm::Value *y = windowIndex(n, o, oh, ow);
+    // The window's first row and column in the image (before it if padded).
+    llvm::Value *ihBase = b_.CreateSub(mul(oh, geo_.sh), c(geo_.pt));
+    llvm::Value *iwBase = b_.CreateSub(mul(ow, geo_.sw), c(geo_.pl));
     if (n_.op == Op::WindowTake || n_.op == Op::WindowTakeGrad) {
-      takeGiven(n, o, oh, ow, y);
+      takeGiven(n, o, ihBase, iwBase, y);
       return;
     }
     bool max = n_.op == Op::MaxPool2d || n_.op == Op::MaxPool2dGrad || n_.op == Op::MaxPool2dIndex;
     b_.CreateStore(llvm::ConstantFP::get(fp, max ? -std::numeric_limits<double>::infinity() : 0.0),
                    acc_);
     b_.CreateStore(c(-1), bestAt_);
-    auto [khLo, khCount] = inside(b_.CreateSub(mul(oh, geo_.sh), c(geo_.pt)), geo_.kh, d_.h);
-    auto [kwLo, kwCount] = inside(b_.CreateSub(mul(ow, geo_.sw), c(geo_.pl)), geo_.kw, d_.w);
-    llvm::Value *ihBase = b_.CreateSub(mul(oh, geo_.sh), c(geo_.pt));
-    llvm::Value *iwBase = b_.CreateSub(mul(ow, geo_.sw), c(geo_.pl));
+    auto [khLo, khCount] = inside(ihBase, geo_.kh, d_.h);
+    auto [kwLo, kwCount] = inside(iwBase, geo_.kw, d_.w);
     llvm::Value *dy = nullptr;
     if (n_.op == Op::AvgPool2dGrad)
       dy = b_.CreateFDiv(ctx_.load(n_.inputs[0], y),
@@ -1217,9 +1218,11 @@ private:
     }
   }
 
-  /// The element of the window at (n, o, oh, ow) that operand `offsets`
-  /// names (kh·KW + kw): taken (WindowTake), or dy added at it.
-  void takeGiven(llvm::Value *n, llvm::Value *o, llvm::Value *oh, llvm::Value *ow, llvm::Value *y) {
+  /// The element of the window whose first row and column are ihBase and
+  /// iwBase that operand `offsets` names (kh·KW + kw): taken (WindowTake),
+  /// or dy added at it.
+  void takeGiven(llvm::Value *n, llvm::Value *o, llvm::Value *ihBase, llvm::Value *iwBase,
+                 llvm::Value *y) {
     bool take = n_.op == Op::WindowTake;
     llvm::Value *given = ctx_.load(n_.inputs[take ? 1 : 0], y);
     llvm::Value *offset = b_.CreateFPToSI(given, ctx_.i64());
@@ -1227,8 +1230,8 @@ private:
     // host compiler's.
     llvm::Value *kh = b_.CreateSDiv(offset, c(geo_.kw));
     llvm::Value *kw = b_.CreateSRem(offset, c(geo_.kw));
-    llvm::Value *ih = add(b_.CreateSub(mul(oh, geo_.sh), c(geo_.pt)), kh);
-    llvm::Value *iw = add(b_.CreateSub(mul(ow, geo_.sw), c(geo_.pl)), kw);
+    llvm::Value *ih = add(ihBase, kh);
+    llvm::Value *iw = add(iwBase, kw);
     llvm::Value *x = imageIndex(n, o, ih, iw);
     if (take) {
       ctx_.store(self_, y, ctx_.load(n_.inputs[0], x));

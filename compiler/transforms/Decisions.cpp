@@ -1,6 +1,5 @@
 // Decisions.cpp - branch choices out of the f32 gradients, into the twin.
 #include "compiler/transforms/Decisions.h"
-#include "compiler/graph/Ops.h"
 
 #include <string>
 
