@@ -97,9 +97,8 @@ public:
       bestOffset_ = entry.CreateAlloca(ctx_.i64());
     // Tiling max pooling writes every element of its windows (the rest of
     // the image only if the windows do not cover it).
-    bool scatters = (n_.op == Op::Conv2dGradInput && !flipped()) ||
-                    (n_.op == Op::MaxPool2dGrad && !tiles()) || n_.op == Op::AvgPool2dGrad ||
-                    n_.op == Op::WindowTakeGrad;
+    bool scatters = (n_.op == Op::Conv2dGradInput && !flipped()) || (gradient() && !tiles()) ||
+                    n_.op == Op::AvgPool2dGrad;
     if (scatters) { // the gradients add into a zeroed result: this chunk's images
       int64_t part = d_.c * d_.h * d_.w;
       llvm::Value *first = b_.CreateMul(lo, c(part));
@@ -139,9 +138,14 @@ private:
   // elements, and the gradient writes all of them (the adjoint at the
   // window's first maximum, 0 elsewhere) instead of adding into a zeroed
   // image. The rule is the general path's (PyTorch's): a larger value or a
-  // NaN takes over, ties keep the first.
+  // NaN takes over, ties keep the first. The same code finds the windows'
+  // offsets (max_pool2d_index), and scatters dy to given offsets
+  // (window_take_grad) without reading the image.
 
   bool tiles() const { return tilingMaxPool(n_); }
+
+  /// A pooling gradient (it writes the image), not a pooling.
+  bool gradient() const { return n_.op == Op::MaxPool2dGrad || n_.op == Op::WindowTakeGrad; }
 
   void tiledMaxPool(llvm::Value *lo, llvm::Value *hi) {
     llvm::Type *fp = ctx_.fp();
@@ -173,18 +177,28 @@ private:
                                   add(mul(ow, geo_.kw), c(kw))));
                       llvm::Value *best = llvm::ConstantFP::getInfinity(fp, /*Negative=*/true);
                       llvm::Value *bestAt = c(0);
-                      for (size_t e = 0; e < at.size(); ++e) {
-                        llvm::Value *v = ctx_.load(x, at[e]);
-                        llvm::Value *take =
-                            b_.CreateOr(b_.CreateFCmpOGT(v, best), b_.CreateFCmpUNO(v, v));
-                        best = b_.CreateSelect(take, v, best);
-                        bestAt = b_.CreateSelect(take, c(static_cast<int64_t>(e)), bestAt);
-                      }
+                      if (n_.op == Op::WindowTakeGrad) // given: offsets, dy
+                        bestAt = b_.CreateFPToSI(ctx_.load(x, y), ctx_.i64());
+                      else
+                        for (size_t e = 0; e < at.size(); ++e) {
+                          llvm::Value *v = source_.base ? b_.CreateLoad(fp, inputAt(at[e]))
+                                                        : ctx_.load(x, at[e]);
+                          llvm::Value *take =
+                              b_.CreateOr(b_.CreateFCmpOGT(v, best), b_.CreateFCmpUNO(v, v));
+                          best = b_.CreateSelect(take, v, best);
+                          bestAt = b_.CreateSelect(take, c(static_cast<int64_t>(e)), bestAt);
+                        }
                       if (n_.op == Op::MaxPool2d) {
                         ctx_.store(self_, y, best);
+                        if (ValueId index = offsetsFound(); index != kNoValue)
+                          ctx_.store(index, y, b_.CreateSIToFP(bestAt, fp));
                         return;
                       }
-                      llvm::Value *dy = ctx_.load(n_.inputs[1], y);
+                      if (n_.op == Op::MaxPool2dIndex) {
+                        ctx_.store(self_, y, b_.CreateSIToFP(bestAt, fp));
+                        return;
+                      }
+                      llvm::Value *dy = windowsGradient(y, channel(plane), fp, nullptr);
                       llvm::Value *zero = llvm::ConstantFP::get(fp, 0.0);
                       for (size_t e = 0; e < at.size(); ++e) {
                         llvm::Value *mine = b_.CreateICmpEQ(bestAt, c(static_cast<int64_t>(e)));
@@ -194,10 +208,42 @@ private:
                     "ow");
               },
               "oh");
-          if (n_.op == Op::MaxPool2dGrad)
+          if (gradient())
             zeroUncovered(plane);
         },
         "plane");
+  }
+
+  /// Element `at` of the pooling's input where the convolution before it
+  /// left image n in the workspace (source_: Fuse.h, pooledInWorkspace).
+  llvm::Value *inputAt(llvm::Value *at) {
+    return b_.CreateGEP(ctx_.fp(), source_.base, b_.CreateSub(at, source_.first));
+  }
+
+  /// The offsets of this max pooling's windows (max_pool2d_index) that its
+  /// kernel computes with it (Fuse.h: fusedPoolIndex), or kNoValue.
+  ValueId offsetsFound() {
+    if (n_.op != Op::MaxPool2d)
+      return kNoValue;
+    size_t at = fusedPoolIndex(ctx_.graph, kernel());
+    return at ? kernel().nodes[at] : kNoValue;
+  }
+
+  llvm::Value *channel(llvm::Value *plane) { return b_.CreateURem(plane, c(d_.c)); }
+
+  /// The gradient's dy at windows `y` (a vector of `type` with lanes
+  /// `mask`, or one): from memory, or computed by its prologue
+  /// (Fuse.h: takeGradientPrologue).
+  llvm::Value *windowsGradient(llvm::Value *y, llvm::Value *channel, llvm::Type *type,
+                               llvm::Value *mask) {
+    const std::vector<ValueId> &nodes = kernel().nodes;
+    auto own = static_cast<size_t>(std::find(nodes.begin(), nodes.end(), self_) - nodes.begin());
+    size_t end = takeGradientPrologue(ctx_.graph, kernel(), own);
+    if (end == own + 1)
+      return loadElements(type, elementOf(n_.inputs[1], y), mask);
+    std::map<ValueId, llvm::Value *> values;
+    evaluate(own + 1, end, type, y, channel, mask, values);
+    return values.at(nodes[end - 1]);
   }
 
   /// Plane `plane` (n · C + c) of the pooling's input, computed by the loop
@@ -246,7 +292,7 @@ private:
     llvm::Align align(4);
     llvm::Value *rowBase = mul(add(mul(plane, d_.h), mul(oh, 2)), d_.w); // x[plane, 2 oh, 0]
     llvm::Value *yBase = mul(add(mul(plane, d_.oh), oh), d_.ow);
-    llvm::Value *xp = ctx_.pointer(n_.inputs[0]);
+    llvm::Value *xp = source_.base ? nullptr : ctx_.pointer(n_.inputs[0]);
     llvm::Value *steps = c((d_.ow + lanes - 1) / lanes);
     ctx_.loop(steps, [&](llvm::Value *step) {
       llvm::Value *ow0 = mul(step, lanes);
@@ -254,28 +300,38 @@ private:
       llvm::Value *m = laneMask(left, lanes);
       llvm::Value *m2 = laneMask(mul(left, 2), 2 * lanes);
       llvm::Value *zeroWide = llvm::Constant::getNullValue(wide);
-      std::vector<llvm::Value *> values; // a, b, c, d
-      for (int r = 0; r < 2; ++r) {
-        llvm::Value *at = add(add(rowBase, c(r * d_.w)), mul(ow0, 2));
-        llvm::Value *row = b_.CreateMaskedLoad(wide, elementAt(xp, at), align, m2, zeroWide);
-        values.push_back(b_.CreateShuffleVector(row, even));
-        values.push_back(b_.CreateShuffleVector(row, odd));
-      }
+      llvm::Value *y = add(yBase, ow0);
       llvm::Value *best = b_.CreateVectorSplat(lanes, llvm::ConstantFP::getInfinity(fp, true));
       llvm::Value *bestAt = llvm::Constant::getNullValue(idx);
-      for (size_t e = 0; e < values.size(); ++e) {
-        llvm::Value *v = values[e];
-        llvm::Value *take = b_.CreateOr(b_.CreateFCmpOGT(v, best), b_.CreateFCmpUNO(v, v));
-        best = b_.CreateSelect(take, v, best);
-        bestAt = b_.CreateSelect(take, b_.CreateVectorSplat(lanes, b_.getInt32(e)), bestAt);
+      if (n_.op == Op::WindowTakeGrad) { // given: offsets, dy
+        llvm::Value *offsets =
+            b_.CreateMaskedLoad(vec, elementAt(xp, y), align, m, llvm::Constant::getNullValue(vec));
+        bestAt = b_.CreateFPToSI(offsets, idx);
+      } else {
+        std::vector<llvm::Value *> values; // a, b, c, d
+        for (int r = 0; r < 2; ++r) {
+          llvm::Value *at = add(add(rowBase, c(r * d_.w)), mul(ow0, 2));
+          llvm::Value *from = source_.base ? inputAt(at) : elementAt(xp, at);
+          llvm::Value *row = b_.CreateMaskedLoad(wide, from, align, m2, zeroWide);
+          values.push_back(b_.CreateShuffleVector(row, even));
+          values.push_back(b_.CreateShuffleVector(row, odd));
+        }
+        for (size_t e = 0; e < values.size(); ++e) {
+          llvm::Value *v = values[e];
+          llvm::Value *take = b_.CreateOr(b_.CreateFCmpOGT(v, best), b_.CreateFCmpUNO(v, v));
+          best = b_.CreateSelect(take, v, best);
+          bestAt = b_.CreateSelect(take, b_.CreateVectorSplat(lanes, b_.getInt32(e)), bestAt);
+        }
       }
-      llvm::Value *y = add(yBase, ow0);
-      if (n_.op == Op::MaxPool2d) {
+      ValueId index = n_.op == Op::MaxPool2dIndex ? self_ : offsetsFound();
+      if (index != kNoValue)
+        b_.CreateMaskedStore(b_.CreateSIToFP(bestAt, vec), elementAt(ctx_.pointer(index), y), align,
+                             m);
+      if (n_.op == Op::MaxPool2d)
         b_.CreateMaskedStore(best, elementAt(ctx_.pointer(self_), y), align, m);
+      if (!gradient())
         return;
-      }
-      llvm::Value *dy = b_.CreateMaskedLoad(vec, elementAt(ctx_.pointer(n_.inputs[1]), y), align, m,
-                                            llvm::Constant::getNullValue(vec));
+      llvm::Value *dy = windowsGradient(y, channel(plane), vec, m);
       llvm::Value *zero = llvm::Constant::getNullValue(vec);
       std::vector<llvm::Value *> grads;
       for (int e = 0; e < 4; ++e)
@@ -375,9 +431,9 @@ private:
     size_t end = nodes.size();
     if (size_t pool = fusedPooling(ctx_.graph, kernel()); pool && n_.op == Op::Conv2d)
       end = pool; // the pooling fused after the convolution's epilogue
-    auto first =
-        static_cast<size_t>(std::find(nodes.begin(), nodes.end(), self_) - nodes.begin()) + 1;
-    evaluate(first, end, value->getType(), at, channel, mask, values);
+    auto own = static_cast<size_t>(std::find(nodes.begin(), nodes.end(), self_) - nodes.begin());
+    evaluate(takeGradientPrologue(ctx_.graph, kernel(), own), end, value->getType(), at, channel,
+             mask, values);
     storeAt(at, mask, self_, value);
   }
 
@@ -774,8 +830,10 @@ private:
   llvm::Value *fusedLoopAt(llvm::Value *at, llvm::Value *channel, llvm::Value *mask) {
     const std::vector<ValueId> &nodes = kernel().nodes;
     std::map<ValueId, llvm::Value *> values;
-    evaluate(fusedLoop(ctx_.graph, kernel()), nodes.size(), runType(), at, channel, mask, values);
-    return values.at(nodes.back());
+    size_t end = fusedPoolIndex(ctx_.graph, kernel());
+    end = end ? end : nodes.size(); // not the pooling's offsets
+    evaluate(fusedLoop(ctx_.graph, kernel()), end, runType(), at, channel, mask, values);
+    return values.at(nodes[end - 1]);
   }
 
   /// Elements of the type a SIMD register holds.
@@ -865,16 +923,18 @@ private:
     if (at == 0)
       return elementAt(ctx_.pointer(n_.inputs[1]), plane);
     llvm::Value *image = elementAt(dyGrid, c(w.transposed));
-    poolImage(at, n, {n_.inputs[1], image, plane});
+    poolImage(at, n, {n_.inputs[1], image, plane}, {});
     return image;
   }
 
   /// The kernel's node `at` (a tiling max pooling or its gradient fused
-  /// after the front) on image n, writing `redirect.value` (if any) there.
-  void poolImage(size_t at, llvm::Value *n, const Redirect &redirect) {
+  /// after the front) on image n, writing `redirect.value` (if any) there;
+  /// a pooling reading its input from `source.base` if given.
+  void poolImage(size_t at, llvm::Value *n, const Redirect &redirect, const Redirect &source) {
     WindowEmitter pool(ctx_, kernel().nodes[at]);
     pool.setup();
     pool.redirected_ = redirect;
+    pool.source_ = source;
     pool.tiledMaxPool(n, add(n, c(1)));
   }
 
@@ -909,7 +969,7 @@ private:
           size_t pooled =
               n_.op == Op::Conv2dGradInput ? fusedPoolGradient(ctx_.graph, kernel()) : 0;
           if (pooled) // dy computed here: into the (unpadded) image as well
-            poolImage(pooled, n, {g.src, image, mul(n, g.padded.channels * g.h * g.w)});
+            poolImage(pooled, n, {g.src, image, mul(n, g.padded.channels * g.h * g.w)}, {});
           else
             copyImage(g, n, image);
           switch (n_.op) {
@@ -920,9 +980,13 @@ private:
                                     c(d_.o), c(g.columns()), c(k()), c(k()), c(0)},
                                    d_.ow, p());
             call.bRows = table;
+            size_t at = fusedPooling(ctx_.graph, kernel());
+            if (pooledInWorkspace(ctx_.graph, kernel())) // the result: only there
+              redirected_ = {ctx_.graph.node(kernel().nodes[at]).inputs[0],
+                             elementAt(image, c(w.columns + w.transposed + w.dy)), plane};
             forwardProduct(call, plane);
-            if (size_t at = fusedPooling(ctx_.graph, kernel())) // image n, in cache
-              poolImage(at, n, {});
+            if (at) // image n, in cache
+              poolImage(at, n, {}, redirected_);
             break;
           }
           case Op::Conv2dGradInput: { // dx[n] (C x HW) = W' (C x O·KH·KW) · dy's columns
@@ -1286,6 +1350,7 @@ private:
   bool conv_ = false;
   llvm::AllocaInst *acc_ = nullptr, *bestAt_ = nullptr, *bestOffset_ = nullptr;
   Redirect redirected_;
+  Redirect source_; ///< where a pooling reads image n of its input, if not in memory
 };
 
 } // namespace

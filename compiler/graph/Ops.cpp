@@ -687,9 +687,15 @@ const OpRules kRules[] = {
     // on the way from the loss to a parameter.
     {Op::Conv2dGradInput, givenShape, nullptr, nullptr, false, kWindow | kShape},
     {Op::Conv2dGradWeight, givenShape, nullptr, nullptr, false, kWindow | kShape},
+    // dy goes to each window's first maximum: the windows' offsets (which
+    // the forward pass's kernel finds with the maximum: Fuse.cpp), then dy
+    // added there, so the backward pass does not read x again.
     {Op::MaxPool2d, poolShape,
      [](Rule r) -> Grads {
-       return {r.a.g.add(Op::MaxPool2dGrad, {r.a.node.inputs[0], r.a.dy}, r.a.node.attrs)};
+       Attrs image = r.a.node.attrs;
+       image.shape = r.shapeOf(0);
+       ValueId offsets = r.a.g.add(Op::MaxPool2dIndex, {r.a.node.inputs[0]}, r.a.node.attrs);
+       return {r.a.g.add(Op::WindowTakeGrad, {offsets, r.a.dy}, image)};
      },
      nullptr, false, kWindow},
     {Op::MaxPool2dGrad,
@@ -703,7 +709,7 @@ const OpRules kRules[] = {
      },
      nullptr, false, kWindow},
     {Op::AvgPool2dGrad, givenShape, nullptr, nullptr, false, kWindow | kShape},
-    // The twin's given choices (Decisions.h), never differentiated.
+    // Max pooling's gradient, and the twin's given choices (Decisions.h).
     {Op::MaxPool2dIndex, poolShape, nullptr, nullptr, false, kWindow},
     {Op::WindowTake,
      [](const std::vector<const Shape *> &in, const Attrs &at) {
@@ -797,7 +803,8 @@ const OpRules &rules(Op op) {
 } // namespace
 
 bool tilingMaxPool(const Node &n) {
-  if (n.op != Op::MaxPool2d && n.op != Op::MaxPool2dGrad)
+  if (n.op != Op::MaxPool2d && n.op != Op::MaxPool2dGrad && n.op != Op::MaxPool2dIndex &&
+      n.op != Op::WindowTakeGrad)
     return false;
   WindowGeometry g = windowGeometry(n.op, n.attrs, nullptr);
   return g.sh == g.kh && g.sw == g.kw && g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0 &&

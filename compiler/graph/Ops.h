@@ -33,8 +33,9 @@ struct WindowGeometry {
   int64_t outW(int64_t w) const { return (w + pl + pr - kw) / sw + 1; }
 };
 WindowGeometry windowGeometry(Op op, const Attrs &attrs, const Shape *weight);
-/// Max pooling (or its gradient) whose windows tile the image: stride =
-/// kernel, no padding, at most 16 elements a window. Its gradient writes
+/// Max pooling (or its gradient, its windows' offsets, the gradient to
+/// given offsets) whose windows tile the image: stride = kernel, no
+/// padding, at most 16 elements a window. Its gradient writes
 /// every image element once (no adding into a zeroed image), so elementwise
 /// ops on it can follow in registers (Fuse.cpp, WindowKernel.cpp).
 bool tilingMaxPool(const Node &n);

@@ -196,6 +196,8 @@ Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
     w.columns = p.elements();
     if (n.op == Op::Conv2dGradInput)
       w.shared = weight->dims[1] * outputs * geo.kh * geo.kw; // the flipped weights
+    if (n.op == Op::Conv2d && pooledInWorkspace(g, kernel))
+      w.image = outputs * windows->dims[2] * windows->dims[3];
     if (n.op == Op::Conv2dGradWeight) {
       int64_t columns = p.columns(windows->dims[2], windows->dims[3]);
       w.transposed = dyIsGrid(g, kernel) ? 0 : outputs * columns; // dy on the grid

@@ -70,10 +70,11 @@ struct Workspace {
   int64_t columns = 0;
   int64_t transposed = 0;
   int64_t dy = 0;
+  int64_t image = 0; ///< a convolution's result, pooled in its kernel (Fuse.h: pooledInWorkspace)
   int64_t partial = 0;
   int64_t chunks = kMaxChunks; ///< the most chunks (slots) that take a part
   /// The parts a thread's chunks share (by slot), before the partial sums.
-  int64_t bySlot() const { return columns + transposed + dy; }
+  int64_t bySlot() const { return columns + transposed + dy + image; }
   int64_t perChunk() const { return bySlot() + partial; }
   int64_t total() const { return shared + perChunk() * chunks; }
 };

@@ -16,6 +16,7 @@ bool picksBranch(const Node &n) {
   case Op::Max:
   case Op::MaxPool2d:
   case Op::MaxPool2dGrad:
+  case Op::MaxPool2dIndex:
     return true;
   default:
     return false;
@@ -25,7 +26,7 @@ bool picksBranch(const Node &n) {
 /// The windows of a max pooling or its gradient, [N, C, OH, OW]: a
 /// decision per window.
 const Shape &windows(const Graph &g, const Node &n) {
-  return n.op == Op::MaxPool2d ? n.shape : g.shape(n.inputs[1]);
+  return n.op == Op::MaxPool2dGrad ? g.shape(n.inputs[1]) : n.shape;
 }
 
 } // namespace
@@ -62,6 +63,7 @@ void exposeDecisions(Graph &g, const std::vector<ValueId> &nodes) {
       break;
     case Op::MaxPool2d:
     case Op::MaxPool2dGrad:
+    case Op::MaxPool2dIndex: // the gradient's offsets: the same node again (merged)
       d = g.add(Op::MaxPool2dIndex, {x}, n.attrs, n.loc);
       break;
     default:
@@ -81,7 +83,7 @@ Graph freezeDecisions(const Graph &g, const std::vector<ValueId> &nodes, int64_t
     if (k < 0)
       return kNoValue;
     const Node &n = g.node(id);
-    bool pooling = n.op == Op::MaxPool2d || n.op == Op::MaxPool2dGrad;
+    bool pooling = n.op == Op::MaxPool2d || n.op == Op::MaxPool2dGrad || n.op == Op::MaxPool2dIndex;
     Attrs a;
     a.name = "decision " + std::to_string(k);
     a.k = firstSlot + k;
@@ -101,7 +103,7 @@ Graph freezeDecisions(const Graph &g, const std::vector<ValueId> &nodes, int64_t
       image.shape = g.shape(n.inputs[0]);
       return out.add(Op::WindowTakeGrad, {d, in[1]}, image, n.loc);
     }
-    default: // sign, step
+    default: // sign, step, a max pooling's offsets
       return d;
     }
   });

@@ -70,10 +70,12 @@ public:
     if (epilogues_) {
       absorbEpilogues();
       absorbBiasGradients();
+      absorbTakeGradientLoops();
       absorbPoolGradients();
       absorbGradientLoops();
       absorbPoolings();
       absorbPoolingLoops();
+      absorbPoolIndices();
     }
     markMaterialized();
     return std::move(s_);
@@ -207,7 +209,7 @@ private:
     if (conv.kind != Kernel::Kind::Window || conv.nodes.size() != 1)
       return;
     const Node &c = g_.node(conv.nodes.front());
-    bool pooling = c.op == Op::MaxPool2dGrad && tilingMaxPool(c);
+    bool pooling = poolGradient(c.op) && tilingMaxPool(c);
     if ((c.op != Op::Conv2d && !pooling) || !(loop.domain == c.shape))
       return;
     Shape channel{{c.shape.dims[1], 1, 1}};
@@ -355,10 +357,11 @@ private:
       const Node &n = g_.node(grad.nodes.front());
       const Node &p = g_.node(pool.nodes.front());
       bool weights = n.op == Op::Conv2dGradWeight;
-      if (p.op != Op::MaxPool2dGrad || !tilingMaxPool(p) || fusedPoolGradient(g_, grad) != 0 ||
-          !(weights ? implicitConvolution(g_, n, n.shape) && pool.nodes.back() == n.inputs[1]
-                    : n.op == Op::Conv2dGradInput && pool.nodes.back() == n.inputs[0] &&
-                          unpaddedInputGradient(n)))
+      if (!poolGradient(p.op) || !tilingMaxPool(p) || fusedPoolGradient(g_, grad) != 0)
+        continue;
+      ValueId dx = poolGradientResult(g_, pool, 0);
+      if (!(weights ? implicitConvolution(g_, n, n.shape) && dx == n.inputs[1]
+                    : n.op == Op::Conv2dGradInput && dx == n.inputs[0] && unpaddedInputGradient(n)))
         continue;
       // The input gradient's copy of dy is dy (no padding): the pooling
       // gradient writes it there too, and to memory for the weight
@@ -379,6 +382,62 @@ private:
       grad.nodes.insert(grad.nodes.end(), pool.nodes.begin(), pool.nodes.end());
       s_.kernels.erase(s_.kernels.begin() + static_cast<std::ptrdiff_t>(w - 1));
       renumber(w - 1);
+      --w;
+    }
+  }
+
+  // The loop kernel computing a tiling window_take_grad's dy (a ReLU's
+  // mask, moved onto the pooled gradient: Simplify.cpp), elementwise over
+  // the windows' shape, per-channel values and scalars, read by nothing
+  // else: the gradient computes it window by window where it read dy
+  // (WindowKernel.cpp), so it is neither written nor read back. Its nodes
+  // follow the gradient's node, before any epilogue (of the image's shape:
+  // the windows must not be 1 x 1 for the two to be told apart).
+  void absorbTakeGradientLoops() {
+    for (size_t w = 1; w < s_.kernels.size(); ++w) {
+      Kernel &take = s_.kernels[w];
+      if (take.kind != Kernel::Kind::Window || take.nodes.size() != 1)
+        continue;
+      const Node &n = g_.node(take.nodes.front());
+      if (n.op != Op::WindowTakeGrad || !tilingMaxPool(n))
+        continue;
+      const Shape &dy = g_.shape(n.inputs[1]);
+      size_t l = beforePastViews(w); // views alias: ready either way
+      const Kernel &loop = s_.kernels[l];
+      if (dy == n.shape || loop.kind != Kernel::Kind::Loop || !(loop.domain == dy) ||
+          loop.nodes.back() != n.inputs[1] || !elementwiseOver(loop, dy, take.nodes.front()))
+        continue;
+      take.nodes.insert(take.nodes.begin() + 1, loop.nodes.begin(), loop.nodes.end());
+      s_.kernels.erase(s_.kernels.begin() + static_cast<std::ptrdiff_t>(l));
+      renumber(l);
+      --w;
+    }
+  }
+
+  // A tiling max pooling's offsets (max_pool2d_index, for its gradient)
+  // join the kernel computing the pooling of the same x and windows, at its
+  // end: the pooling finds each window's maximum and where it is together
+  // (WindowKernel.cpp), reading x once, in cache when the pooling is fused
+  // there too.
+  void absorbPoolIndices() {
+    for (size_t w = 1; w < s_.kernels.size(); ++w) {
+      const Kernel &own = s_.kernels[w];
+      if (own.kind != Kernel::Kind::Window || own.nodes.size() != 1)
+        continue;
+      ValueId index = own.nodes.front();
+      const Node &n = g_.node(index);
+      if (n.op != Op::MaxPool2dIndex || !tilingMaxPool(n))
+        continue;
+      int at = -1;
+      for (ValueId u : users_[static_cast<size_t>(n.inputs[0])])
+        if (g_.node(u).op == Op::MaxPool2d && attrKey(g_.node(u)) == attrKey(n))
+          at = kernelOf(u);
+      if (at < 0 || at >= static_cast<int>(w) ||
+          s_.kernels[static_cast<size_t>(at)].kind != Kernel::Kind::Window)
+        continue;
+      s_.kernels[static_cast<size_t>(at)].nodes.push_back(index);
+      s_.kernels.erase(s_.kernels.begin() + static_cast<std::ptrdiff_t>(w));
+      renumber(static_cast<size_t>(at));
       --w;
     }
   }
@@ -582,6 +641,13 @@ private:
         // dy of a weight gradient computed in its kernel: in the workspace
         if (!otherKernel && n.op == Op::Conv2dGradWeight && v == n.inputs[1])
           continue;
+        // dy of a max pooling's gradient computed by its prologue: in registers
+        if (!otherKernel && n.op == Op::WindowTakeGrad && v == n.inputs[1])
+          continue;
+        // a convolution's result pooled in its kernel: in the workspace
+        if (!otherKernel && (n.op == Op::MaxPool2d || n.op == Op::MaxPool2dIndex) &&
+            pooledInWorkspace(g_, s_.kernels[static_cast<size_t>(s_.kernelOf[i])]))
+          continue;
         // Loop kernels and matrix-product epilogues keep values in registers.
         const Kernel *user =
             s_.kernelOf[i] >= 0 ? &s_.kernels[static_cast<size_t>(s_.kernelOf[i])] : nullptr;
@@ -691,9 +757,51 @@ size_t fusedPooling(const Graph &g, const Kernel &kernel) {
 }
 
 size_t fusedPoolGradient(const Graph &g, const Kernel &kernel) {
-  if (size_t at = fusedAfter(g, kernel, Op::Conv2dGradWeight, Op::MaxPool2dGrad))
-    return at;
-  return fusedAfter(g, kernel, Op::Conv2dGradInput, Op::MaxPool2dGrad);
+  for (Op front : {Op::Conv2dGradWeight, Op::Conv2dGradInput})
+    for (Op op : {Op::MaxPool2dGrad, Op::WindowTakeGrad})
+      if (size_t at = fusedAfter(g, kernel, front, op))
+        return at;
+  return 0;
+}
+
+bool poolGradient(Op op) { return op == Op::MaxPool2dGrad || op == Op::WindowTakeGrad; }
+
+size_t takeGradientPrologue(const Graph &g, const Kernel &kernel, size_t at) {
+  const Node &n = g.node(kernel.nodes[at]);
+  if (n.op != Op::WindowTakeGrad)
+    return at + 1;
+  const Shape &dy = g.shape(n.inputs[1]);
+  size_t end = at + 1;
+  while (end < kernel.nodes.size() && !(dy == n.shape) && g.shape(kernel.nodes[end]) == dy)
+    ++end;
+  return end;
+}
+
+ValueId poolGradientResult(const Graph &g, const Kernel &kernel, size_t at) {
+  size_t first = takeGradientPrologue(g, kernel, at);
+  return first < kernel.nodes.size() ? kernel.nodes.back() : kernel.nodes[at];
+}
+
+bool pooledInWorkspace(const Graph &g, const Kernel &kernel) {
+  size_t at = fusedPooling(g, kernel);
+  if (!at)
+    return false;
+  ValueId x = g.node(kernel.nodes[at]).inputs[0];
+  const std::set<ValueId> inside(kernel.nodes.begin(), kernel.nodes.end());
+  for (size_t i = 0; i < g.size(); ++i) {
+    const auto &in = g.node(static_cast<ValueId>(i)).inputs;
+    if (!inside.count(static_cast<ValueId>(i)) && std::find(in.begin(), in.end(), x) != in.end())
+      return false;
+  }
+  return std::none_of(g.outputs.begin(), g.outputs.end(),
+                      [&](const auto &o) { return o.value == x; });
+}
+
+size_t fusedPoolIndex(const Graph &g, const Kernel &kernel) {
+  if (kernel.kind != Kernel::Kind::Window || kernel.nodes.size() < 2 ||
+      g.node(kernel.nodes.back()).op != Op::MaxPool2dIndex)
+    return 0;
+  return kernel.nodes.size() - 1;
 }
 
 size_t loopBlockStart(const Graph &g, const Kernel &k) {

@@ -96,6 +96,27 @@ bool loopSumsSplit(const Graph &graph, const Kernel &kernel);
 ValueId fusedBiasSum(const Graph &graph, const Kernel &kernel);
 /// Where the pooling gradient computing dy starts in kernel.nodes, or 0.
 size_t fusedPoolGradient(const Graph &graph, const Kernel &kernel);
+/// A max pooling's gradient: max_pool2d_grad, or window_take_grad (dy at
+/// each window's given offset: max_pool2d's gradient rule).
+bool poolGradient(Op op);
+/// A window_take_grad at kernel.nodes[at] may be followed by the loop
+/// computing its dy (its prologue, of the windows' shape: Fuse.cpp),
+/// computed window by window where dy is read. Where its epilogue (the
+/// nodes of the image's shape after it) starts: at + 1 without a prologue.
+size_t takeGradientPrologue(const Graph &graph, const Kernel &kernel, size_t at);
+/// What the pooling gradient at kernel.nodes[at] computes: its epilogue's
+/// last value, or its own.
+ValueId poolGradientResult(const Graph &graph, const Kernel &kernel, size_t at);
+/// A convolution's kernel with its fused pooling whose input (the
+/// convolution's epilogue's last value) nothing outside the kernel reads:
+/// the image goes to the kernel's workspace (MemoryPlanner.h: Workspace::
+/// image), pooled from there, and not to memory.
+bool pooledInWorkspace(const Graph &graph, const Kernel &kernel);
+/// A tiling max pooling's kernel (alone, after a convolution or with the
+/// loop computing its input) may end with the windows' offsets of the
+/// same pooling (max_pool2d_index), found with each maximum. Their place
+/// in kernel.nodes (the last), or 0.
+size_t fusedPoolIndex(const Graph &graph, const Kernel &kernel);
 /// A weight gradient's kernel may instead hold, after its front, the
 /// elementwise loop that computes dy (batch norm's input gradient), run
 /// image by image onto the kernel's grid; a tiling max pooling's kernel the

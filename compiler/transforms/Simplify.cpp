@@ -167,6 +167,24 @@ private:
                 n.loc);
   }
 
+  /// window_take_grad(i, g) · step(x) with i = max_pool2d_index(x) (a
+  /// ReLU's mask on its max pooling's gradient) = window_take_grad(i, g ·
+  /// step(max_pool2d(x))): the gradient is 0 off each window's maximum,
+  /// and at it x is the pooled value. Exact, and the backward pass then
+  /// reads neither x nor the image-sized mask, only pooled tensors.
+  ValueId maskedPoolGradient(ValueId take, ValueId mask, ast::Loc loc) {
+    if (at(take).op != Op::WindowTakeGrad || at(mask).op != Op::Step ||
+        !(shape(take) == shape(mask)))
+      return kNoValue;
+    ValueId offsets = at(take).inputs[0], dy = at(take).inputs[1], x = at(mask).inputs[0];
+    if (at(offsets).op != Op::MaxPool2dIndex || at(offsets).inputs[0] != x)
+      return kNoValue;
+    Attrs pooling = at(offsets).attrs, image = at(take).attrs; // copies: the graph grows
+    ValueId pooled = make(Op::MaxPool2d, {x}, pooling, loc);
+    ValueId masked = make(Op::Mul, {dy, make(Op::Step, {pooled}, {}, loc)}, {}, loc);
+    return make(Op::WindowTakeGrad, {offsets, masked}, image, loc);
+  }
+
   ValueId elementwise(const Node &n) {
     const auto &in = n.inputs;
     bool allConst = true;
@@ -213,6 +231,10 @@ private:
         return make(Op::Add, {in[0], operandOf(in[1])}, {}, n.loc);
       return kNoValue;
     case Op::Mul:
+      if (ValueId r = maskedPoolGradient(in[0], in[1], n.loc); r != kNoValue)
+        return r;
+      if (ValueId r = maskedPoolGradient(in[1], in[0], n.loc); r != kNoValue)
+        return r;
       if (isConst(in[1]) && !isConst(in[0])) // constants go left
         return make(Op::Mul, {in[1], in[0]}, {}, n.loc);
       if (isConst(in[0], 1) && same(in[1]))

@@ -1,8 +1,9 @@
 // SimplifyTest.cpp - simplification keeps the meaning of a graph and removes
 // what it promises to remove.
+#include "compiler/transforms/Simplify.h"
 #include "GraphTestUtil.h"
 #include "compiler/graph/Verifier.h"
-#include "compiler/transforms/Simplify.h"
+#include "compiler/transforms/Autodiff.h"
 
 #include <gtest/gtest.h>
 
@@ -81,6 +82,49 @@ TEST(Simplify, TakesPerChannelFactorsOutOfSums) {
   ASSERT_EQ(before.size(), after.size());
   for (size_t i = 0; i < before.size(); ++i)
     EXPECT_NEAR(before[i], after[i], 1e-12 * (1 + std::abs(before[i])));
+}
+
+// A ReLU before a max pooling: its mask moves onto the pooled gradient
+// (only each window's maximum gets a gradient, and there the image holds
+// the pooled value), so the backward pass reads the ReLU's output only
+// for the windows' offsets, and no image-sized mask is left.
+TEST(Simplify, MovesAReluMaskOntoThePooledGradient) {
+  Graph g;
+  ValueId x = input(g, "x", Shape{{kBatch, 2, 4, 6}});
+  ValueId b = param(g, "b", Shape{{2, 1, 1}});
+  ValueId r = g.unary(Op::Relu, g.binary(Op::Sub, x, b));
+  Attrs pool;
+  pool.window = {2, 2, 2, 2, 0, 0, 0, 0};
+  ValueId p = g.add(Op::MaxPool2d, {r}, pool);
+  ValueId weights = input(g, "weights", g.shape(p));
+  ValueId loss = g.unary(Op::Sum, g.binary(Op::Mul, p, weights));
+  g.outputs.push_back({"grad", differentiate(g, loss, {b})[0]});
+  g = removeDeadNodes(g);
+
+  Graph s = simplify(g);
+  EXPECT_EQ(verifyGraph(s), "");
+  ValueId relu = kNoValue;
+  for (size_t v = 0; v < s.size(); ++v)
+    if (s.node(static_cast<ValueId>(v)).op == Op::Relu)
+      relu = static_cast<ValueId>(v);
+  ASSERT_NE(relu, kNoValue);
+  for (const auto &n : s.nodes()) {
+    if (n.op == Op::Step)
+      EXPECT_EQ(s.node(n.inputs[0]).op, Op::MaxPool2d) << "the mask is of the pooled values";
+    if (std::find(n.inputs.begin(), n.inputs.end(), relu) != n.inputs.end())
+      EXPECT_TRUE(n.op == Op::MaxPool2d || n.op == Op::MaxPool2dIndex) << opName(n.op);
+  }
+  EXPECT_EQ(count(s, Op::MaxPool2d), 1u) << "the mask's pooling is the forward pass's";
+
+  // Exact, with whole windows at 0 (their maximum is the ReLU's 0, the
+  // mask's branch point) among them.
+  std::mt19937_64 rng(5);
+  auto leaves = randomLeaves(g, 3, rng);
+  auto before = interpret(g, 3, leaves).values[static_cast<size_t>(g.output("grad"))];
+  auto after = interpret(s, 3, leaves).values[static_cast<size_t>(s.output("grad"))];
+  ASSERT_EQ(before.size(), after.size());
+  for (size_t i = 0; i < before.size(); ++i)
+    EXPECT_EQ(before[i], after[i]);
 }
 
 TEST(Simplify, RemovesDeadNodes) {
