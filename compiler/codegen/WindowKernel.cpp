@@ -152,11 +152,16 @@ private:
     ValueId x = n_.inputs[0];
     llvm::Value *planes = b_.CreateMul(b_.CreateSub(hi, lo), c(d_.c));
     llvm::Value *first = b_.CreateMul(lo, c(d_.c));
+    bool computed = n_.op == Op::MaxPool2d && fusedLoop(ctx_.graph, kernel());
+    llvm::Value *planeWorkspace = // the input plane: only there
+        computed && pooledInWorkspace(ctx_.graph, kernel()) ? columnsWorkspace() : nullptr;
     ctx_.loop(
         planes,
         [&](llvm::Value *i) {
           llvm::Value *plane = add(first, i); // n · C + c
-          if (n_.op == Op::MaxPool2d && fusedLoop(ctx_.graph, kernel()))
+          if (planeWorkspace)
+            source_ = redirected_ = {x, planeWorkspace, mul(plane, d_.h * d_.w)};
+          if (computed)
             inputPlane(plane);
           ctx_.loop(
               c(d_.oh),

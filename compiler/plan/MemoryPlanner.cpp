@@ -166,6 +166,12 @@ Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
   if (kernel.kind != Kernel::Kind::Window)
     return {};
   const Node &n = g.node(kernel.nodes.front());
+  if (n.op == Op::MaxPool2d && pooledInWorkspace(g, kernel)) { // a plane of its input
+    const Shape &x = g.shape(n.inputs[0]);
+    Workspace w;
+    w.image = x.dims[2] * x.dims[3];
+    return w;
+  }
   const Shape *weight = nullptr, *windows = nullptr;
   switch (n.op) {
   case Op::Conv2d:

@@ -784,7 +784,9 @@ ValueId poolGradientResult(const Graph &g, const Kernel &kernel, size_t at) {
 
 bool pooledInWorkspace(const Graph &g, const Kernel &kernel) {
   size_t at = fusedPooling(g, kernel);
-  if (!at)
+  bool computed = kernel.kind == Kernel::Kind::Window &&
+                  g.node(kernel.nodes.front()).op == Op::MaxPool2d && fusedLoop(g, kernel);
+  if (!at && !computed)
     return false;
   ValueId x = g.node(kernel.nodes[at]).inputs[0];
   const std::set<ValueId> inside(kernel.nodes.begin(), kernel.nodes.end());

@@ -107,10 +107,11 @@ size_t takeGradientPrologue(const Graph &graph, const Kernel &kernel, size_t at)
 /// What the pooling gradient at kernel.nodes[at] computes: its epilogue's
 /// last value, or its own.
 ValueId poolGradientResult(const Graph &graph, const Kernel &kernel, size_t at);
-/// A convolution's kernel with its fused pooling whose input (the
-/// convolution's epilogue's last value) nothing outside the kernel reads:
-/// the image goes to the kernel's workspace (MemoryPlanner.h: Workspace::
-/// image), pooled from there, and not to memory.
+/// A convolution's kernel with its fused pooling, or a pooling's with the
+/// loop computing its input, whose input (the epilogue's or the loop's last
+/// value) nothing outside the kernel reads: the image (the plane) goes to
+/// the kernel's workspace (MemoryPlanner.h: Workspace::image), pooled from
+/// there, and not to memory.
 bool pooledInWorkspace(const Graph &graph, const Kernel &kernel);
 /// A tiling max pooling's kernel (alone, after a convolution or with the
 /// loop computing its input) may end with the windows' offsets of the
