@@ -73,7 +73,7 @@ public:
       image = n_.attrs.shape;
       windows = g.shape(n_.inputs[1]);
       break;
-    default: // Conv2dGradWeight, MaxPool2dGrad: x, dy
+    default: // Conv2dGradWeight: x, dy
       image = g.shape(n_.inputs[0]);
       windows = g.shape(n_.inputs[1]);
       break;
@@ -145,7 +145,7 @@ private:
   bool tiles() const { return tilingMaxPool(n_); }
 
   /// A pooling gradient (it writes the image), not a pooling.
-  bool gradient() const { return n_.op == Op::MaxPool2dGrad || n_.op == Op::WindowTakeGrad; }
+  bool gradient() const { return n_.op == Op::WindowTakeGrad; }
 
   void tiledMaxPool(llvm::Value *lo, llvm::Value *hi) {
     llvm::Type *fp = ctx_.fp();
@@ -423,13 +423,13 @@ private:
   }
 
   /// The kernel's epilogue (Fuse.cpp: a convolution's bias and activation,
-  /// a tiling max pooling gradient's ReLU mask) on a finished value of the
+  /// an activation's gradient after a tiling max pooling's) on a finished value of the
   /// result at element `at`: a vector of elements [at, at + lanes) (lanes
   /// on in `mask`, all without one) or one element; `channel` indexes
   /// per-channel operands (convolutions). Stores what is materialized,
   /// the result itself included. The epilogue is the nodes after this
-  /// one in its kernel (a pooling gradient fused into a weight gradient:
-  /// after the weight gradient's own).
+  /// one in its kernel, past a pooling gradient's prologue (a pooling
+  /// gradient fused into a weight gradient: after the weight gradient's own).
   void epilogue(llvm::Value *at, llvm::Value *channel, llvm::Value *value, llvm::Value *mask) {
     std::map<ValueId, llvm::Value *> values{{self_, value}};
     const std::vector<ValueId> &nodes = kernel().nodes;
@@ -1239,7 +1239,7 @@ private:
       takeGiven(n, o, ihBase, iwBase, y);
       return;
     }
-    bool max = n_.op == Op::MaxPool2d || n_.op == Op::MaxPool2dGrad || n_.op == Op::MaxPool2dIndex;
+    bool max = n_.op == Op::MaxPool2d || n_.op == Op::MaxPool2dIndex;
     b_.CreateStore(llvm::ConstantFP::get(fp, max ? -std::numeric_limits<double>::infinity() : 0.0),
                    acc_);
     b_.CreateStore(c(-1), bestAt_);
@@ -1275,13 +1275,6 @@ private:
     case Op::MaxPool2dIndex:
       ctx_.store(self_, y, b_.CreateSIToFP(b_.CreateLoad(ctx_.i64(), bestOffset_), fp));
       break;
-    case Op::MaxPool2dGrad: {
-      // The window's first maximum gets the adjoint (a window is never empty).
-      llvm::Value *at = b_.CreateLoad(ctx_.i64(), bestAt_);
-      llvm::Value *sum = b_.CreateFAdd(ctx_.load(self_, at), ctx_.load(n_.inputs[1], y));
-      ctx_.store(self_, at, sum);
-      break;
-    }
     default:
       break;
     }
@@ -1323,7 +1316,6 @@ private:
       ctx_.store(self_, x, b_.CreateFAdd(ctx_.load(self_, x), dy));
       return;
     case Op::MaxPool2d:
-    case Op::MaxPool2dGrad:
     case Op::MaxPool2dIndex: {
       // PyTorch's rule: a larger value or a NaN; the first such wins ties.
       llvm::Value *v = ctx_.load(n_.inputs[0], x), *best = b_.CreateLoad(fp, acc_);

@@ -73,7 +73,7 @@ std::vector<double> window(const Graph &g, const Node &n, int64_t batch, In in) 
     x = concrete(n.attrs.shape, batch);
     y = concrete(g.shape(n.inputs[1]), batch);
     break;
-  default: // Conv2dGradWeight, MaxPool2dGrad: x, dy
+  default: // Conv2dGradWeight: x, dy
     x = concrete(g.shape(n.inputs[0]), batch);
     y = concrete(g.shape(n.inputs[1]), batch);
     break;
@@ -134,7 +134,6 @@ std::vector<double> window(const Graph &g, const Node &n, int64_t batch, In in) 
                       at(in(0), xi(b, c, ih, iw)) * at(in(1), yi(b, o, oh, ow));
                   break;
                 case Op::MaxPool2d:
-                case Op::MaxPool2dGrad:
                 case Op::MaxPool2dIndex: {
                   // PyTorch's rule: start at the window's first element with
                   // -inf, take a larger value or a NaN.
@@ -170,8 +169,6 @@ std::vector<double> window(const Graph &g, const Node &n, int64_t batch, In in) 
             r[static_cast<size_t>(yi(b, o, oh, ow))] = best;
           if (n.op == Op::MaxPool2dIndex)
             r[static_cast<size_t>(yi(b, o, oh, ow))] = static_cast<double>(bestOffset);
-          if (n.op == Op::MaxPool2dGrad && bestAt >= 0)
-            r[static_cast<size_t>(bestAt)] += at(in(1), yi(b, o, oh, ow));
         }
   return r;
 }
@@ -370,7 +367,6 @@ Evaluation interpret(const Graph &g, int64_t batch,
     case Op::Conv2dGradInput:
     case Op::Conv2dGradWeight:
     case Op::MaxPool2d:
-    case Op::MaxPool2dGrad:
     case Op::AvgPool2d:
     case Op::AvgPool2dGrad:
     case Op::MaxPool2dIndex:

@@ -698,9 +698,6 @@ const OpRules kRules[] = {
        return {r.a.g.add(Op::WindowTakeGrad, {offsets, r.a.dy}, image)};
      },
      nullptr, false, kWindow},
-    {Op::MaxPool2dGrad,
-     [](const std::vector<const Shape *> &in, const Attrs &) { return ok(*in[0]); }, nullptr,
-     nullptr, false, kWindow},
     {Op::AvgPool2d, poolShape,
      [](Rule r) -> Grads {
        Attrs a = r.a.node.attrs;
@@ -803,8 +800,7 @@ const OpRules &rules(Op op) {
 } // namespace
 
 bool tilingMaxPool(const Node &n) {
-  if (n.op != Op::MaxPool2d && n.op != Op::MaxPool2dGrad && n.op != Op::MaxPool2dIndex &&
-      n.op != Op::WindowTakeGrad)
+  if (n.op != Op::MaxPool2d && n.op != Op::MaxPool2dIndex && n.op != Op::WindowTakeGrad)
     return false;
   WindowGeometry g = windowGeometry(n.op, n.attrs, nullptr);
   return g.sh == g.kh && g.sw == g.kw && g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0 &&

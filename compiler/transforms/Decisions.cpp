@@ -15,18 +15,11 @@ bool picksBranch(const Node &n) {
   case Op::Step:
   case Op::Max:
   case Op::MaxPool2d:
-  case Op::MaxPool2dGrad:
   case Op::MaxPool2dIndex:
     return true;
   default:
     return false;
   }
-}
-
-/// The windows of a max pooling or its gradient, [N, C, OH, OW]: a
-/// decision per window.
-const Shape &windows(const Graph &g, const Node &n) {
-  return n.op == Op::MaxPool2dGrad ? g.shape(n.inputs[1]) : n.shape;
 }
 
 } // namespace
@@ -62,7 +55,6 @@ void exposeDecisions(Graph &g, const std::vector<ValueId> &nodes) {
       d = g.unary(Op::Step, g.binary(Op::Sub, x, n.inputs[1], n.loc), n.loc);
       break;
     case Op::MaxPool2d:
-    case Op::MaxPool2dGrad:
     case Op::MaxPool2dIndex: // the gradient's offsets: the same node again (merged)
       d = g.add(Op::MaxPool2dIndex, {x}, n.attrs, n.loc);
       break;
@@ -83,11 +75,10 @@ Graph freezeDecisions(const Graph &g, const std::vector<ValueId> &nodes, int64_t
     if (k < 0)
       return kNoValue;
     const Node &n = g.node(id);
-    bool pooling = n.op == Op::MaxPool2d || n.op == Op::MaxPool2dGrad || n.op == Op::MaxPool2dIndex;
     Attrs a;
     a.name = "decision " + std::to_string(k);
     a.k = firstSlot + k;
-    a.shape = pooling ? windows(g, n) : n.shape;
+    a.shape = n.shape; // a pooling's: one offset per window
     ValueId d = out.add(Op::Input, {}, a, n.loc);
     auto mul = [&](ValueId x, ValueId y) { return out.binary(Op::Mul, x, y, n.loc); };
     switch (n.op) {
@@ -98,11 +89,6 @@ Graph freezeDecisions(const Graph &g, const std::vector<ValueId> &nodes, int64_t
       return out.binary(Op::Add, in[1], mul(out.binary(Op::Sub, in[0], in[1], n.loc), d), n.loc);
     case Op::MaxPool2d:
       return out.add(Op::WindowTake, {in[0], d}, n.attrs, n.loc);
-    case Op::MaxPool2dGrad: {
-      Attrs image = n.attrs;
-      image.shape = g.shape(n.inputs[0]);
-      return out.add(Op::WindowTakeGrad, {d, in[1]}, image, n.loc);
-    }
     default: // sign, step, a max pooling's offsets
       return d;
     }

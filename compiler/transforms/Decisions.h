@@ -22,7 +22,8 @@
 namespace netc {
 
 /// The nodes of `g` that pick a branch, in graph order: relu, abs, sign,
-/// step, max, and max pooling and its gradient. Pass a graph without dead
+/// step, max, and max pooling and the offsets its gradient goes by
+/// (max_pool2d_index). Pass a graph without dead
 /// nodes: exposeDecisions makes every one it is given live.
 std::vector<ValueId> decisionNodes(const Graph &g);
 
@@ -37,7 +38,7 @@ void exposeDecisions(Graph &g, const std::vector<ValueId> &nodes);
 /// `firstSlot + i` holds (an Input "decision <i>" of exposeDecisions's
 /// shape): relu(x) -> x·d, abs(x) -> x·d, sign and step -> d, max(a, b) ->
 /// b + (a - b)·d, max pooling -> x at each window's offset d (window_take),
-/// its gradient -> dy added there (window_take_grad).
+/// the offsets of its gradient -> d (window_take_grad then adds dy there).
 Graph freezeDecisions(const Graph &g, const std::vector<ValueId> &nodes, int64_t firstSlot);
 
 } // namespace netc

@@ -200,8 +200,9 @@ private:
   // the convolution's GEMM tiles while they are in registers (the bias and
   // the activation), so the convolution's raw result need not go to memory.
   // Likewise after a tiling max pooling's gradient (no per-channel values):
-  // the ReLU mask before it is applied to each window's gradient as it is
-  // written.
+  // an activation's gradient before it (one whose mask did not move onto
+  // the pooled gradient: Simplify.cpp) is applied to each window's gradient
+  // as it is written.
   void absorbWindowEpilogue(size_t l) {
     size_t k = beforePastViews(l); // past a bias's reshape
     Kernel &conv = s_.kernels[k];
@@ -209,7 +210,7 @@ private:
     if (conv.kind != Kernel::Kind::Window || conv.nodes.size() != 1)
       return;
     const Node &c = g_.node(conv.nodes.front());
-    bool pooling = poolGradient(c.op) && tilingMaxPool(c);
+    bool pooling = c.op == Op::WindowTakeGrad && tilingMaxPool(c);
     if ((c.op != Op::Conv2d && !pooling) || !(loop.domain == c.shape))
       return;
     Shape channel{{c.shape.dims[1], 1, 1}};
@@ -343,7 +344,7 @@ private:
     }
   }
 
-  // A tiling max pooling's gradient (with its ReLU mask) right before the
+  // A tiling max pooling's gradient (with its prologue) right before the
   // implicit weight gradient reading it as dy, and read by nothing else
   // (but the bias gradient the weight gradient sums): the weight gradient
   // computes it image by image into its workspace (WindowKernel.cpp), so
@@ -357,7 +358,7 @@ private:
       const Node &n = g_.node(grad.nodes.front());
       const Node &p = g_.node(pool.nodes.front());
       bool weights = n.op == Op::Conv2dGradWeight;
-      if (!poolGradient(p.op) || !tilingMaxPool(p) || fusedPoolGradient(g_, grad) != 0)
+      if (p.op != Op::WindowTakeGrad || !tilingMaxPool(p) || fusedPoolGradient(g_, grad) != 0)
         continue;
       ValueId dx = poolGradientResult(g_, pool, 0);
       if (!(weights ? implicitConvolution(g_, n, n.shape) && dx == n.inputs[1]
@@ -474,8 +475,9 @@ private:
   // The loop kernel computing a tiling max pooling's input (batch norm's
   // normalisation and ReLU before LeNet-5's poolings), elementwise: the
   // pooling moves up to it (it reads nothing else) and computes its input
-  // plane by plane, stores it (the pooling's gradient reads it) and pools
-  // it while it is in cache, instead of reading it back from memory.
+  // plane by plane and pools it while it is in cache, instead of reading it
+  // back from memory; the plane goes to memory only if read elsewhere
+  // (Fuse.h: pooledInWorkspace).
   void absorbPoolingLoops() {
     for (size_t w = 1; w < s_.kernels.size(); ++w) {
       const Kernel &pool = s_.kernels[w];
@@ -757,14 +759,10 @@ size_t fusedPooling(const Graph &g, const Kernel &kernel) {
 }
 
 size_t fusedPoolGradient(const Graph &g, const Kernel &kernel) {
-  for (Op front : {Op::Conv2dGradWeight, Op::Conv2dGradInput})
-    for (Op op : {Op::MaxPool2dGrad, Op::WindowTakeGrad})
-      if (size_t at = fusedAfter(g, kernel, front, op))
-        return at;
-  return 0;
+  if (size_t at = fusedAfter(g, kernel, Op::Conv2dGradWeight, Op::WindowTakeGrad))
+    return at;
+  return fusedAfter(g, kernel, Op::Conv2dGradInput, Op::WindowTakeGrad);
 }
-
-bool poolGradient(Op op) { return op == Op::MaxPool2dGrad || op == Op::WindowTakeGrad; }
 
 size_t takeGradientPrologue(const Graph &g, const Kernel &kernel, size_t at) {
   const Node &n = g.node(kernel.nodes[at]);

@@ -88,17 +88,15 @@ bool loopSumsSplit(const Graph &graph, const Kernel &kernel);
 
 /// A weight gradient's window kernel (Fuse.cpp) may also hold, after its
 /// front: the bias gradient, a sum_to of the same dy (summed by the GEMM);
-/// then the max pooling gradient (and its epilogue, the ReLU mask) that
-/// computes dy, image by image into the kernel's workspace, dy then never
+/// then the max pooling gradient (window_take_grad, with its prologue, the
+/// masked pooled gradient, and any epilogue) that computes dy, image by
+/// image into the kernel's workspace, dy then never
 /// going to memory. An input gradient's kernel may hold the pooling
 /// gradient computing its dy too (written to its workspace and, for the
 /// weight gradient, to memory). The bias gradient's sum, or kNoValue:
 ValueId fusedBiasSum(const Graph &graph, const Kernel &kernel);
 /// Where the pooling gradient computing dy starts in kernel.nodes, or 0.
 size_t fusedPoolGradient(const Graph &graph, const Kernel &kernel);
-/// A max pooling's gradient: max_pool2d_grad, or window_take_grad (dy at
-/// each window's given offset: max_pool2d's gradient rule).
-bool poolGradient(Op op);
 /// A window_take_grad at kernel.nodes[at] may be followed by the loop
 /// computing its dy (its prologue, of the windows' shape: Fuse.cpp),
 /// computed window by window where dy is read. Where its epilogue (the

@@ -59,8 +59,8 @@ void expectFrozenAgrees(const Graph &g) {
   EXPECT_EQ(verifyGraph(frozen), "");
   for (const Node &n : frozen.nodes())
     EXPECT_TRUE(n.op != Op::Relu && n.op != Op::Max && n.op != Op::MaxPool2d &&
-                n.op != Op::MaxPool2dGrad && n.op != Op::MaxPool2dIndex && n.op != Op::Step &&
-                n.op != Op::Sign && n.op != Op::Abs)
+                n.op != Op::MaxPool2dIndex && n.op != Op::Step && n.op != Op::Sign &&
+                n.op != Op::Abs)
         << opName(n.op) << " left in the frozen graph";
 
   std::mt19937_64 rng(7);
