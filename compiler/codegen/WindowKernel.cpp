@@ -203,7 +203,7 @@ private:
                         ctx_.store(self_, y, b_.CreateSIToFP(bestAt, fp));
                         return;
                       }
-                      llvm::Value *dy = windowsGradient(y, channel(plane), fp, nullptr);
+                      llvm::Value *dy = windowsGradient(y, channelOf(plane), fp, nullptr);
                       llvm::Value *zero = llvm::ConstantFP::get(fp, 0.0);
                       for (size_t e = 0; e < at.size(); ++e) {
                         llvm::Value *mine = b_.CreateICmpEQ(bestAt, c(static_cast<int64_t>(e)));
@@ -234,7 +234,8 @@ private:
     return at ? kernel().nodes[at] : kNoValue;
   }
 
-  llvm::Value *channel(llvm::Value *plane) { return b_.CreateURem(plane, c(d_.c)); }
+  /// The channel of plane n · C + c.
+  llvm::Value *channelOf(llvm::Value *plane) { return b_.CreateURem(plane, c(d_.c)); }
 
   /// The gradient's dy at windows `y` (a vector of `type` with lanes
   /// `mask`, or one): from memory, or computed by its prologue
@@ -252,11 +253,12 @@ private:
   }
 
   /// Plane `plane` (n · C + c) of the pooling's input, computed by the loop
-  /// fused after it (Fuse.cpp: absorbPoolingLoops) and stored, a vector at
-  /// a time: the pooling then reads it from cache.
+  /// fused after it (Fuse.cpp: absorbPoolingLoops) and stored (to memory,
+  /// or only to the workspace: pooledInWorkspace), a vector at a time: the
+  /// pooling then reads it from cache.
   void inputPlane(llvm::Value *plane) {
     int64_t size = d_.h * d_.w;
-    llvm::Value *base = mul(plane, size), *channel = b_.CreateURem(plane, c(d_.c));
+    llvm::Value *base = mul(plane, size), *channel = channelOf(plane);
     vectorRun(size, [&](llvm::Value *at, llvm::Value *mask) {
       fusedLoopAt(add(base, at), channel, mask); // stores the plane
     });
@@ -336,7 +338,7 @@ private:
         b_.CreateMaskedStore(best, elementAt(ctx_.pointer(self_), y), align, m);
       if (!gradient())
         return;
-      llvm::Value *dy = windowsGradient(y, channel(plane), vec, m);
+      llvm::Value *dy = windowsGradient(y, channelOf(plane), vec, m);
       llvm::Value *zero = llvm::Constant::getNullValue(vec);
       std::vector<llvm::Value *> grads;
       for (int e = 0; e < 4; ++e)
@@ -986,12 +988,14 @@ private:
                                    d_.ow, p());
             call.bRows = table;
             size_t at = fusedPooling(ctx_.graph, kernel());
-            if (pooledInWorkspace(ctx_.graph, kernel())) // the result: only there
-              redirected_ = {ctx_.graph.node(kernel().nodes[at]).inputs[0],
-                             elementAt(image, c(w.columns + w.transposed + w.dy)), plane};
+            Redirect pooled; // the pooling's input (the epilogue's result): only there
+            if (pooledInWorkspace(ctx_.graph, kernel()))
+              pooled = {ctx_.graph.node(kernel().nodes[at]).inputs[0],
+                        elementAt(image, c(w.columns + w.transposed + w.dy)), plane};
+            redirected_ = pooled;
             forwardProduct(call, plane);
             if (at) // image n, in cache
-              poolImage(at, n, {}, redirected_);
+              poolImage(at, n, {}, pooled);
             break;
           }
           case Op::Conv2dGradInput: { // dx[n] (C x HW) = W' (C x O·KH·KW) · dy's columns

@@ -646,7 +646,8 @@ private:
         // dy of a max pooling's gradient computed by its prologue: in registers
         if (!otherKernel && n.op == Op::WindowTakeGrad && v == n.inputs[1])
           continue;
-        // a convolution's result pooled in its kernel: in the workspace
+        // a pooling's input computed in its kernel (a convolution's result,
+        // a loop's plane) and read nowhere else: in the workspace
         if (!otherKernel && (n.op == Op::MaxPool2d || n.op == Op::MaxPool2dIndex) &&
             pooledInWorkspace(g_, s_.kernels[static_cast<size_t>(s_.kernelOf[i])]))
           continue;
