@@ -30,13 +30,25 @@ llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value 
   auto intrinsic = [&](llvm::Intrinsic::ID id, llvm::Value *x) {
     return b.CreateUnaryIntrinsic(id, x);
   };
-  auto libm = [&](const char *name, llvm::Value *x) {
+  auto libm = [&](const char *name, llvm::Value *x) -> llvm::Value * {
     std::string fn = ctx.fp()->isDoubleTy() ? std::string(name) : std::string(name) + "f";
     auto callee = m->getOrInsertFunction(fn, llvm::FunctionType::get(ctx.fp(), {ctx.fp()}, false));
-    auto *call = b.CreateCall(callee, {x});
-    call->setDoesNotThrow();
-    call->setOnlyReadsMemory();
-    return call;
+    auto one = [&](llvm::Value *v) {
+      auto *call = b.CreateCall(callee, {v});
+      call->setDoesNotThrow();
+      call->setOnlyReadsMemory();
+      return call;
+    };
+    auto *vector = llvm::dyn_cast<llvm::FixedVectorType>(x->getType());
+    if (!vector)
+      return one(x);
+    // A window kernel's vectors (a pooling computing its input plane, a
+    // weight gradient its dy: WindowKernel.cpp): lane by lane, the same
+    // function as the scalar loops call.
+    llvm::Value *lanes = llvm::PoisonValue::get(vector);
+    for (unsigned i = 0; i < vector->getNumElements(); ++i)
+      lanes = b.CreateInsertElement(lanes, one(b.CreateExtractElement(x, i)), i);
+    return lanes;
   };
   llvm::Type *type = a->getType();
   llvm::Value *zero = llvm::ConstantFP::get(type, 0.0);

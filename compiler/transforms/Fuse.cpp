@@ -403,7 +403,12 @@ private:
       if (n.op != Op::WindowTakeGrad || !tilingMaxPool(n))
         continue;
       const Shape &dy = g_.shape(n.inputs[1]);
-      size_t l = beforePastViews(w); // views alias: ready either way
+      // Past views (they alias: ready either way) and the offsets' own
+      // kernel (it reads x, not the loop; absorbPoolIndices moves it up):
+      // a ReLU after the pooling has its mask computed before them.
+      size_t l = w - 1;
+      while (l > 0 && (s_.kernels[l].kind == Kernel::Kind::View || lonePoolIndex(s_.kernels[l])))
+        --l;
       const Kernel &loop = s_.kernels[l];
       if (dy == n.shape || loop.kind != Kernel::Kind::Loop || !(loop.domain == dy) ||
           loop.nodes.back() != n.inputs[1] || !elementwiseOver(loop, dy, take.nodes.front()))
@@ -499,6 +504,12 @@ private:
       renumber(static_cast<size_t>(l));
       --w;
     }
+  }
+
+  /// A window kernel of a max pooling's offsets alone.
+  bool lonePoolIndex(const Kernel &k) const {
+    return k.kind == Kernel::Kind::Window && k.nodes.size() == 1 &&
+           g_.node(k.nodes.front()).op == Op::MaxPool2dIndex;
   }
 
   /// The kernel before kernel k, past views.
