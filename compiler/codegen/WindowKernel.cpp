@@ -193,16 +193,12 @@ private:
                           best = b_.CreateSelect(take, v, best);
                           bestAt = b_.CreateSelect(take, c(static_cast<int64_t>(e)), bestAt);
                         }
-                      if (n_.op == Op::MaxPool2d) {
+                      if (ValueId index = offsetsStored(); index != kNoValue)
+                        ctx_.store(index, y, b_.CreateSIToFP(bestAt, fp));
+                      if (n_.op == Op::MaxPool2d)
                         ctx_.store(self_, y, best);
-                        if (ValueId index = offsetsFound(); index != kNoValue)
-                          ctx_.store(index, y, b_.CreateSIToFP(bestAt, fp));
+                      if (!gradient())
                         return;
-                      }
-                      if (n_.op == Op::MaxPool2dIndex) {
-                        ctx_.store(self_, y, b_.CreateSIToFP(bestAt, fp));
-                        return;
-                      }
                       llvm::Value *dy = windowsGradient(y, channelOf(plane), fp, nullptr);
                       llvm::Value *zero = llvm::ConstantFP::get(fp, 0.0);
                       for (size_t e = 0; e < at.size(); ++e) {
@@ -225,13 +221,20 @@ private:
     return b_.CreateGEP(ctx_.fp(), source_.base, b_.CreateSub(at, source_.first));
   }
 
-  /// The offsets of this max pooling's windows (max_pool2d_index) that its
-  /// kernel computes with it (Fuse.h: fusedPoolIndex), or kNoValue.
-  ValueId offsetsFound() {
-    if (n_.op != Op::MaxPool2d)
-      return kNoValue;
-    size_t at = fusedPoolIndex(ctx_.graph, kernel());
+  /// The windows' offsets this emitter stores: its own (max_pool2d_index),
+  /// or a max pooling's that its kernel computes with it (Fuse.h:
+  /// fusedPoolIndex); kNoValue for none.
+  ValueId offsetsStored() {
+    if (n_.op == Op::MaxPool2dIndex)
+      return self_;
+    size_t at = n_.op == Op::MaxPool2d ? fusedPoolIndex(ctx_.graph, kernel()) : 0;
     return at ? kernel().nodes[at] : kNoValue;
+  }
+
+  /// This node's place in its kernel's nodes.
+  size_t place() {
+    const std::vector<ValueId> &nodes = kernel().nodes;
+    return static_cast<size_t>(std::find(nodes.begin(), nodes.end(), self_) - nodes.begin());
   }
 
   /// The channel of plane n · C + c.
@@ -243,8 +246,7 @@ private:
   llvm::Value *windowsGradient(llvm::Value *y, llvm::Value *channel, llvm::Type *type,
                                llvm::Value *mask) {
     const std::vector<ValueId> &nodes = kernel().nodes;
-    auto own = static_cast<size_t>(std::find(nodes.begin(), nodes.end(), self_) - nodes.begin());
-    size_t end = takeGradientPrologue(ctx_.graph, kernel(), own);
+    size_t own = place(), end = takeGradientPrologue(ctx_.graph, kernel(), own);
     if (end == own + 1)
       return loadElements(type, elementOf(n_.inputs[1], y), mask);
     std::map<ValueId, llvm::Value *> values;
@@ -330,8 +332,7 @@ private:
           bestAt = b_.CreateSelect(take, b_.CreateVectorSplat(lanes, b_.getInt32(e)), bestAt);
         }
       }
-      ValueId index = n_.op == Op::MaxPool2dIndex ? self_ : offsetsFound();
-      if (index != kNoValue)
+      if (ValueId index = offsetsStored(); index != kNoValue)
         b_.CreateMaskedStore(b_.CreateSIToFP(bestAt, vec), elementAt(ctx_.pointer(index), y), align,
                              m);
       if (n_.op == Op::MaxPool2d)
@@ -438,9 +439,8 @@ private:
     size_t end = nodes.size();
     if (size_t pool = fusedPooling(ctx_.graph, kernel()); pool && n_.op == Op::Conv2d)
       end = pool; // the pooling fused after the convolution's epilogue
-    auto own = static_cast<size_t>(std::find(nodes.begin(), nodes.end(), self_) - nodes.begin());
-    evaluate(takeGradientPrologue(ctx_.graph, kernel(), own), end, value->getType(), at, channel,
-             mask, values);
+    evaluate(takeGradientPrologue(ctx_.graph, kernel(), place()), end, value->getType(), at,
+             channel, mask, values);
     storeAt(at, mask, self_, value);
   }
 

@@ -55,8 +55,10 @@ void exposeDecisions(Graph &g, const std::vector<ValueId> &nodes) {
       d = g.unary(Op::Step, g.binary(Op::Sub, x, n.inputs[1], n.loc), n.loc);
       break;
     case Op::MaxPool2d:
-    case Op::MaxPool2dIndex: // the gradient's offsets: the same node again (merged)
       d = g.add(Op::MaxPool2dIndex, {x}, n.attrs, n.loc);
+      break;
+    case Op::MaxPool2dIndex: // its gradient's offsets: the choice itself
+      d = nodes[i];
       break;
     default:
       break;
