@@ -48,6 +48,11 @@ struct GemmCall {
   /// at a + aRows[r] instead of a + r·lda; row k of B at b + bRows[k]
   /// instead of b + k·ldb.
   llvm::Value *aRows = nullptr, *bRows = nullptr;
+  /// aRows' offsets come in runs of this many consecutive ones (a
+  /// convolution's kernel row: aRows[r] = aRows[r - r % aRun] + r % aRun),
+  /// so a row tile reads one offset per run and addresses the run's rows
+  /// from it.
+  int64_t aRun = 1;
   /// C's columns on a grid of `gridWidth` (broadcast layout): column q is
   /// grid cell (q / gridWidth, q % gridWidth), stored only if
   /// q % gridWidth < gridValid, at row·ldc + (q / gridWidth)·gridValid +

@@ -88,6 +88,7 @@ struct GemmKind {
   bool tableA = false, tableB = false; ///< rows at offsets from a table
   bool grid = false;                   ///< C's columns on a grid
   bool depthGrid = false;              ///< the depth on a grid (broadcast)
+  int64_t aRun = 1;                    ///< GemmCall::aRun
   /// Broadcast layout with fewer rows than a tile (a convolution's few
   /// channels), always this many: one row tile of them, wider.
   int64_t fewRows = 0;
@@ -105,6 +106,7 @@ struct GemmKind {
     tableB = g.bRows != nullptr;
     grid = g.gridWidth != nullptr;
     depthGrid = g.depthWidth != nullptr;
+    aRun = tableA ? g.aRun : 1;
     assert(!depthGrid || scheme == Scheme::Broadcast);
     if (auto *rows = llvm::dyn_cast<llvm::ConstantInt>(g.rows);
         rows && scheme == Scheme::Broadcast && wide && rows->getSExtValue() < broadcastRows())
@@ -126,6 +128,8 @@ struct GemmKind {
       n += "_grid";
     if (depthGrid)
       n += "_kgrid";
+    if (aRun > 1)
+      n += "_run" + std::to_string(aRun);
     if (fewRows)
       n += "_m" + std::to_string(fewRows);
     return n + (fp->isDoubleTy() ? ".f64" : ".f32");
@@ -417,9 +421,16 @@ private:
       return sizes;
     };
     auto columnBlock = [&](llvm::Value *j, int64_t vectors, llvm::Value *mask) {
+      // A tile starts at a run of A's rows (GemmCall::aRun) while it and
+      // every size before it are whole runs (tiled: each size once, in order).
+      bool runs = k_.aRun > 1 && !innerLo_;
       tiled(
           innerLo_ ? innerLo_ : i64(0), innerHi_ ? innerHi_ : rows_, rowSizes(vectors),
-          [&](llvm::Value *i, int64_t rows) { broadcastTile(i, rows, j, vectors, mask); }, "i");
+          [&](llvm::Value *i, int64_t rows) {
+            runs = runs && rows % k_.aRun == 0;
+            broadcastTile(i, rows, j, vectors, mask, runs ? k_.aRun : 1);
+          },
+          "i");
     };
     // Full blocks of 3 vectors, then one tile for the rest (the last
     // vector partial, its lanes masked): of 1, 2 or 3 vectors, or of 4 as
@@ -458,13 +469,17 @@ private:
   }
 
   /// Rows [i0, i0 + rows) by `vectors` vectors of columns from j0, the
-  /// last vector's lanes on in `mask` (all without one).
+  /// last vector's lanes on in `mask` (all without one); A's rows in runs
+  /// of `run` from i0. One row offset per run: the 12-row tiles of a
+  /// convolution's weight gradient kept 12 row pointers and spilled two,
+  /// reloaded every step (now 4, the others at displacements).
   void broadcastTile(llvm::Value *i0, int64_t rows, llvm::Value *j0, int64_t vectors,
-                     llvm::Value *mask) {
+                     llvm::Value *mask, int64_t run) {
     auto maskOf = [&](int64_t v) { return v == vectors - 1 ? mask : nullptr; };
     Values rowStart; // A's rows, when not transposed
     for (int64_t r = 0; r < rows && !k_.transA; ++r)
-      rowStart.push_back(rowStartA(offset(i0, r)));
+      rowStart.push_back(r % run ? offset(rowStart[static_cast<size_t>(r - r % run)], r % run)
+                                 : rowStartA(offset(i0, r)));
     Values init(static_cast<size_t>(rows * vectors), zeroVector());
     Values acc = depthLoop(init, [&](llvm::Value *k, const Values &in) {
       // Live: the accumulators, the row of B, one broadcast.

@@ -1069,6 +1069,7 @@ private:
               call = {false,           false,   true,     image, dyGrid, partial,
                       c(k() + bias()), c(d_.o), c(d_.oh), c(0),  c(d_.o)};
               call.aRows = table;
+              call.aRun = geo_.kw;         // a kernel row's offsets: consecutive (rowTable)
               call.depthWidth = c(g.wp()); // without the dropped columns
               call.depthValid = c(d_.ow);
             } else { // dW (O x K) += dy · columnsᵀ
