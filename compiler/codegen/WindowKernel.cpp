@@ -886,14 +886,14 @@ private:
     });
   }
 
-  /// dy[n] (O x OH·OW) onto the grid position-major, dyGrid[q·O + o] with
-  /// q = oh·wp + ow, for the positions of whole blocks of `lanes` (one
-  /// SIMD vector): each block of lanes channels x lanes positions loaded as
-  /// lanes vectors, transposed by log2(lanes) rounds of shuffles (round b
-  /// swaps bit b of the row and the column index where they differ), and
-  /// stored a position's channels at a time. Returns the positions copied:
-  /// 0 where O is not a multiple of the lanes (or no SIMD), the caller
-  /// copies the rest.
+  /// dy[n] (O x OH·OW) onto the grid position-major, dyGrid[q·S + o] with
+  /// q = oh·wp + ow and S = transposedGradientStride(O), for the positions
+  /// of whole blocks of `lanes` (one SIMD vector): each block of lanes
+  /// channels x lanes positions loaded as lanes vectors, transposed by
+  /// log2(lanes) rounds of shuffles (round b swaps bit b of the row and the
+  /// column index where they differ), and stored a position's channels at
+  /// a time. Returns the positions copied: 0 where O is not a multiple of
+  /// the lanes (or no SIMD), the caller copies the rest.
   int64_t transposeBlocks(llvm::Value *dy, llvm::Value *dyGrid, int64_t wp) {
     int64_t lanes = simdLanes();
     int64_t blocks = p() / lanes;
@@ -901,6 +901,7 @@ private:
       return 0;
     auto *vec = llvm::FixedVectorType::get(ctx_.fp(), static_cast<unsigned>(lanes));
     llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
+    int64_t stride = transposedGradientStride(d_.o);
     ctx_.loop(c(d_.o / lanes), [&](llvm::Value *channelBlock) {
       llvm::Value *o0 = mul(channelBlock, lanes);
       ctx_.loop(c(blocks), [&](llvm::Value *block) {
@@ -914,7 +915,7 @@ private:
           llvm::Value *at = add(s0, c(i));
           llvm::Value *q = add(at, mul(b_.CreateUDiv(at, c(d_.ow)), wp - d_.ow));
           b_.CreateAlignedStore(rows[static_cast<size_t>(i)],
-                                elementAt(dyGrid, add(mul(q, d_.o), o0)), align);
+                                elementAt(dyGrid, add(mul(q, stride), o0)), align);
         }
       });
     });
@@ -1036,7 +1037,8 @@ private:
               llvm::Value *v = b_.CreateLoad(
                   ctx_.fp(), elementAt(dy, add(mul(add(mul(o, d_.oh), oh), d_.ow), ow)));
               llvm::Value *q = add(mul(oh, g.wp()), ow);
-              llvm::Value *at = transposed ? add(mul(q, d_.o), o) : add(mul(o, g.columns()), q);
+              llvm::Value *at = transposed ? add(mul(q, transposedGradientStride(d_.o)), o)
+                                           : add(mul(o, g.columns()), q);
               b_.CreateStore(v, elementAt(dyGrid, at));
             };
             // Written in order: transposed, a position's channels are a run
@@ -1066,8 +1068,9 @@ private:
             GemmCall call;
             // With the bias gradient, K + 1 rows of columns: the last all ones.
             if (transposed) { // dWᵀ (K x O) += columns · dyᵀ
-              call = {false,           false,   true,     image, dyGrid, partial,
-                      c(k() + bias()), c(d_.o), c(d_.oh), c(0),  c(d_.o)};
+              int64_t stride = transposedGradientStride(d_.o);
+              call = {false,           false,   true,     image, dyGrid,   partial,
+                      c(k() + bias()), c(d_.o), c(d_.oh), c(0),  c(stride)};
               call.aRows = table;
               call.aRun = geo_.kw;         // a kernel row's offsets: consecutive (rowTable)
               call.depthWidth = c(g.wp()); // without the dropped columns

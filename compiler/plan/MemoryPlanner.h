@@ -146,6 +146,17 @@ inline bool transposedWeightGradient(const Shape &weight, bool implicit) {
   return weight.dims[0] >= 64;
 }
 
+/// How far apart an implicit weight gradient's transposed dy (P x O, the
+/// broadcast GEMM's B) keeps its rows: O elements, one 64-byte line more
+/// when O·4 bytes is an even number of lines. A tile reads the same 2-3
+/// vectors of every row; with 128 channels (512 bytes a row) they fell
+/// into 8 of L1's 64 sets, and the column block a row tile reads again
+/// (18 KB) did not stay in L1 (the course CNN's conv4 weight gradient: 10%
+/// faster padded; its conv2 and conv3, 32 and 64 channels: within noise).
+inline int64_t transposedGradientStride(int64_t outputs) {
+  return outputs % 32 == 0 ? outputs + 16 : outputs;
+}
+
 /// A weight gradient's kernel computing its dy (fusedPoolGradient) for the
 /// dot GEMM on a grid without dropped columns: dy as computed is the grid
 /// (no copy).
