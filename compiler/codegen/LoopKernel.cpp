@@ -85,13 +85,21 @@ llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value 
   case Op::Sqrt: {
     if (!estimate)
       return intrinsic(llvm::Intrinsic::sqrt, a);
-    // x · rsqrt(x); sqrt(0) = 0 (0 · inf is not).
+    // x · rsqrt(x); sqrt(0) = 0 (0 · inf is not). The estimate reads a
+    // denormal x as 0 (a NaN came out: Adam with gradients near 1e-20, whose
+    // squares are denormal, made the weights NaN), so a denormal x is scaled
+    // first: sqrt(x) = sqrt(x · 2^64) · 2^-32.
     // (One statement each: the IR's order does not depend on the compiler
     // that built netc.)
-    llvm::Value *r = estimated(b.CreateFDiv(one, estimated(intrinsic(llvm::Intrinsic::sqrt, a))));
-    llvm::Value *s = b.CreateFMul(a, r);
+    llvm::Value *tiny = b.CreateFCmpOLT(a, llvm::ConstantFP::get(type, 0x1p-126));
+    llvm::Value *up = b.CreateFMul(a, llvm::ConstantFP::get(type, 0x1p64));
+    llvm::Value *x = b.CreateSelect(tiny, up, a);
+    llvm::Value *r = estimated(b.CreateFDiv(one, estimated(intrinsic(llvm::Intrinsic::sqrt, x))));
+    llvm::Value *s = b.CreateFMul(x, r);
+    llvm::Value *down = b.CreateFMul(s, llvm::ConstantFP::get(type, 0x1p-32));
+    llvm::Value *root = b.CreateSelect(tiny, down, s);
     llvm::Value *isZero = b.CreateFCmpOEQ(a, zero);
-    return b.CreateSelect(isZero, zero, s);
+    return b.CreateSelect(isZero, zero, root);
   }
   case Op::Abs:
     return intrinsic(llvm::Intrinsic::fabs, a);
