@@ -91,7 +91,7 @@ llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value 
     // first: sqrt(x) = sqrt(x · 2^64) · 2^-32.
     // (One statement each: the IR's order does not depend on the compiler
     // that built netc.)
-    llvm::Value *tiny = b.CreateFCmpOLT(a, llvm::ConstantFP::get(type, 0x1p-126));
+    llvm::Value *tiny = b.CreateFCmpOLT(a, llvm::ConstantFP::get(type, kSmallestNormal));
     llvm::Value *up = b.CreateFMul(a, llvm::ConstantFP::get(type, 0x1p64));
     llvm::Value *x = b.CreateSelect(tiny, up, a);
     llvm::Value *r = estimated(b.CreateFDiv(one, estimated(intrinsic(llvm::Intrinsic::sqrt, x))));
@@ -111,6 +111,10 @@ llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value 
     return b.CreateSelect(b.CreateFCmpUGT(a, zero), a, zero);
   case Op::Step:
     return b.CreateSelect(b.CreateFCmpOGT(a, zero), one, zero);
+  case Op::FlushDenormal: // |x| < FLT_MIN (NaN not): 0
+    return b.CreateSelect(b.CreateFCmpOLT(intrinsic(llvm::Intrinsic::fabs, a),
+                                          llvm::ConstantFP::get(type, kSmallestNormal)),
+                          zero, a);
   case Op::Sign:
     return b.CreateFSub(b.CreateUIToFP(b.CreateFCmpOGT(a, zero), type),
                         b.CreateUIToFP(b.CreateFCmpOLT(a, zero), type));

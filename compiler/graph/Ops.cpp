@@ -498,6 +498,7 @@ const OpRules kRules[] = {
      },
      [](double a, double, const Attrs &at) { return std::pow(a, at.value); }, false, kValue},
     {Op::StopGradient, sameShape, noGradient, [](double a, double, const Attrs &) { return a; }, true, kNone},
+    {Op::FlushDenormal, sameShape, [](Rule r) { return grads({r.dy()}); }, [](double a, double, const Attrs &) { return std::fabs(a) < kSmallestNormal ? 0.0 : a; }, true, kNone},
 
     {Op::Add, broadcastShape, [](Rule r) { return grads({r.dy(), r.dy()}); }, [](double a, double b, const Attrs &) { return a + b; }, true, kNone},
     {Op::Sub, broadcastShape, [](Rule r) { return grads({r.dy(), -r.dy()}); }, [](double a, double b, const Attrs &) { return a - b; }, true, kNone},

@@ -48,6 +48,9 @@ int64_t reflectIndex(int64_t p, int64_t padLeft, int64_t length);
 /// An elementwise op's value on doubles (operand b unused by unary ops).
 double evalElementwise(Op op, double a, double b, const Attrs &attrs);
 
+/// flush_denormal's threshold: the smallest normal f32, FLT_MIN.
+inline constexpr double kSmallestNormal = 0x1p-126;
+
 /// Dropout with drop probability p keeps an element when its 24 random bits
 /// are at least this (runtime.h: netc_dropout_bits).
 uint64_t dropoutThreshold(double p);
