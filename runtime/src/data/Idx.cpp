@@ -205,7 +205,14 @@ IdxArray readIdx(const std::string &path) {
     throw Error("'" + path + "' holds " + std::to_string(total) +
                 " bytes of data, more than this machine's memory");
   // Grow with the data actually read, so a lying header cannot make us
-  // allocate more than the file holds.
+  // use more memory than the file holds; reserved at once (address space,
+  // not memory, until read into) where the file's size vouches for the
+  // header: grown by reallocation, the old and the new buffer were both
+  // there at the end (Fashion-MNIST's training set: peak RSS 84 -> 64 MB).
+  uint64_t vouched = gzdirect(f.get()) ? static_cast<uint64_t>(st.st_size)
+                                       : 200 * static_cast<uint64_t>(st.st_size) + (1u << 20);
+  if (known && total <= vouched)
+    a.data.reserve(total);
   constexpr size_t kChunk = size_t(1) << 24;
   while (a.data.size() < total) {
     size_t want = std::min<size_t>(kChunk, total - a.data.size());
