@@ -206,8 +206,12 @@ Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
       w.image = outputs * windows->dims[2] * windows->dims[3];
     if (n.op == Op::Conv2dGradWeight) {
       int64_t columns = p.columns(windows->dims[2], windows->dims[3]);
-      w.transposed = dyIsGrid(g, kernel) ? 0 : transposedGradientStride(outputs) * columns;
-      if (fusedPoolGradient(g, kernel))                           // dy, computed here
+      // dy on the grid: O values a grid position (transposed, in a row of
+      // transposedGradientStride(O))
+      int64_t perPosition =
+          transposedWeightGradient(*weight, true) ? transposedGradientStride(outputs) : outputs;
+      w.transposed = dyIsGrid(g, kernel) ? 0 : perPosition * columns;
+      if (fusedPoolGradient(g, kernel)) // dy, computed here
         w.dy = outputs * windows->dims[2] * windows->dims[3];
       bool bias = fusedBiasSum(g, kernel) != kNoValue; // a row of ones after the image
       w.columns += bias ? columns : 0;
