@@ -151,7 +151,7 @@ if want cnn; then
 # (10,967,040), 64 on 19x19 (13,307,904), 128 on 11x11 (17,842,176),
 # linear 3200-10 (64,000): 43,416,640 forward.
 cnn_rows course_cnn.nn course_cnn "$spectrograms" $((43416640 * 2 + 43416640 - 1235520)) 2700 "course CNN epoch (2,700 examples),"
-/usr/bin/time -f '%M' -o rss.txt ./cnn --data "$spectrograms" --epochs 1 --threads 1 --save w.safetensors --checkpoint c.safetensors > /dev/null
+/usr/bin/time -f '%M' -o rss.txt ./cnn --data "$spectrograms" --epochs 1 --threads 1 --save course_cnn.safetensors --checkpoint course_cnn.ckpt > /dev/null
 /usr/bin/time -f '%M' -o prss.txt "$py" "$root/bench/torch_reference.py" course_cnn "$spectrograms" 1 > /dev/null
 row "peak RSS training the course CNN, MB" "$(( $(cat rss.txt) / 1024 ))" "$(( $(cat prss.txt) / 1024 ))" "$(ratio "$(cat prss.txt)" "$(cat rss.txt)")"
 fi
