@@ -170,8 +170,7 @@ std::vector<Case> cases() {
       {"abs", [](Graph &g) { return unary(g, Op::Abs, kNx2); }, -2, 2, 0.1},
       {"sign (zero gradient)", [](Graph &g) { return unary(g, Op::Sign, kNx2); }, -2, 2, 0.1},
       {"step (zero gradient)", [](Graph &g) { return unary(g, Op::Step, kNx2); }, -2, 2, 0.1},
-      {"flush_denormal (the identity off 0)",
-       [](Graph &g) { return unary(g, Op::FlushDenormal, kNx2); }, -2, 2, 0.1},
+      {"flush_denormal (the identity off 0)", [](Graph &g) { return unary(g, Op::FlushDenormal, kNx2); }, -2, 2, 0.1},
       {"powi 2", [](Graph &g) { return powi(g, 2); }},
       {"powi 3", [](Graph &g) { return powi(g, 3); }},
       {"powi -2", [](Graph &g) { return powi(g, -2); }, -2, 2, 0.5},
@@ -179,159 +178,103 @@ std::vector<Case> cases() {
       {"add", [](Graph &g) { return binary(g, Op::Add, kNx2, kNx2); }},
       {"add broadcast row", [](Graph &g) { return binary(g, Op::Add, kNx2, Shape{{2}}); }},
       {"add broadcast scalar", [](Graph &g) { return binary(g, Op::Add, Shape{}, kNx2); }},
-      {"sub broadcast",
-       [](Graph &g) {
-         return binary(g, Op::Sub, Shape{{kBatch, 1}}, Shape{{1, 3}});
-       }},
+      {"sub broadcast", [](Graph &g) { return binary(g, Op::Sub, Shape{{kBatch, 1}}, Shape{{1, 3}}); }},
       {"mul broadcast", [](Graph &g) { return binary(g, Op::Mul, Shape{{2}}, kNx2); }},
       {"div", [](Graph &g) { return binary(g, Op::Div, kNx2, Shape{}); }, -2, 2, 0.5},
       {"div both", [](Graph &g) { return binary(g, Op::Div, kNx2, kNx2); }, -2, 2, 0.5},
       {"max", [](Graph &g) { return binary(g, Op::Max, kNx2, Shape{{2}}); }},
       {"sum", [](Graph &g) { return g.unary(Op::Sum, param(g, "x", kNx2)); }},
-      {"sum_to",
-       [](Graph &g) {
-         return withShape(g, Op::SumTo, param(g, "x", Shape{{kBatch, 3}}), Shape{{3}});
-       }},
-      {"sum_to keepdim",
-       [](Graph &g) {
-         return withShape(g, Op::SumTo, param(g, "x", Shape{{2, 3}}), Shape{{2, 1}});
-       }},
-      {"broadcast_to",
-       [](Graph &g) {
-         return withShape(g, Op::BroadcastTo, param(g, "x", Shape{{3}}), Shape{{kBatch, 3}});
-       }},
-      {"reshape",
-       [](Graph &g) {
-         return withShape(g, Op::Reshape, param(g, "x", Shape{{kBatch, 6}}), Shape{{kBatch, 2, 3}});
-       }},
-      {"stack",
-       [](Graph &g) {
+      {"sum_to", [](Graph &g) { return withShape(g, Op::SumTo, param(g, "x", Shape{{kBatch, 3}}), Shape{{3}}); }},
+      {"sum_to keepdim", [](Graph &g) { return withShape(g, Op::SumTo, param(g, "x", Shape{{2, 3}}), Shape{{2, 1}}); }},
+      {"broadcast_to", [](Graph &g) { return withShape(g, Op::BroadcastTo, param(g, "x", Shape{{3}}), Shape{{kBatch, 3}}); }},
+      {"reshape", [](Graph &g) { return withShape(g, Op::Reshape, param(g, "x", Shape{{kBatch, 6}}), Shape{{kBatch, 2, 3}}); }},
+      {"stack", [](Graph &g) {
          ValueId a = param(g, "a", Shape{{kBatch}}), b = param(g, "b", Shape{{kBatch}});
          return g.add(Op::Stack, {a, g.binary(Op::Mul, a, b), b});
        }},
-      {"slice",
-       [](Graph &g) {
+      {"slice", [](Graph &g) {
          Attrs a;
          a.k = 1;
          return g.add(Op::Slice, {param(g, "x", Shape{{kBatch, 3}})}, a);
        }},
-      {"transpose",
-       [](Graph &g) {
-         return unary(g, Op::Transpose, Shape{{kBatch, 2, 3}});
-       }},
-      {"frames with reflect padding",
-       [](Graph &g) {
+      {"transpose", [](Graph &g) { return unary(g, Op::Transpose, Shape{{kBatch, 2, 3}}); }},
+      {"frames with reflect padding", [](Graph &g) {
          Attrs a;
          a.window = {4, 3, 2, 3}; // width 4, hop 3, padding 2 left, 3 right
          return g.add(Op::Frames, {param(g, "x", Shape{{kBatch, 2, 7}})}, a);
        }},
-      {"frames_grad",
-       [](Graph &g) {
+      {"frames_grad", [](Graph &g) {
          Attrs a;
          a.window = {3, 2, 1, 1};
          a.shape = Shape{{kBatch, 5}};
          return g.add(Op::FramesGrad, {param(g, "x", Shape{{kBatch, 3, 3}})}, a);
        }},
-      {"power_spectrum",
-       [](Graph &g) {
+      {"power_spectrum", [](Graph &g) {
          Attrs a;
          a.window = {8, 6}; // n_fft 8, a Hann window of 6 centred in it
          return g.add(Op::PowerSpectrum, {param(g, "x", Shape{{kBatch, 2, 8}})}, a);
        }},
-      {"matmul rank 3 by a table",
-       [](Graph &g) {
+      {"matmul rank 3 by a table", [](Graph &g) {
          ValueId t = g.table("t", Shape{{3, 2}}, {0.5, -1, 2, 0.25, -0.75, 1.5});
          return g.add(Op::MatMul, {param(g, "x", Shape{{kBatch, 4, 3}}), t});
        }},
-      {"matmul rank 3 by a parameter",
-       [](Graph &g) {
+      {"matmul rank 3 by a parameter", [](Graph &g) {
          return g.add(Op::MatMul, {param(g, "x", Shape{{kBatch, 2, 3}}), param(g, "w", Shape{{3, 4}})});
        }},
-      {"conv2d stride 1 2, padding 1 0 1 1",
-       [](Graph &g) {
+      {"conv2d stride 1 2, padding 1 0 1 1", [](Graph &g) {
          return windowOp(g, Op::Conv2d, Shape{{kBatch, 2, 5, 4}}, Shape{{3, 2, 3, 2}}, {1, 2, 1, 0, 1, 1});
        }},
-      {"conv2d stride 2",
-       [](Graph &g) {
+      {"conv2d stride 2", [](Graph &g) {
          return windowOp(g, Op::Conv2d, Shape{{kBatch, 1, 6, 6}}, Shape{{2, 1, 3, 3}}, {2, 2, 0, 0, 0, 0});
        }},
-      {"max_pool2d 2x2",
-       [](Graph &g) {
+      {"max_pool2d 2x2", [](Graph &g) {
          return windowOp(g, Op::MaxPool2d, Shape{{kBatch, 2, 4, 5}}, Shape{}, {2, 2, 2, 2, 0, 0, 0, 0});
        }},
-      {"max_pool2d 3x2 overlapping, padded",
-       [](Graph &g) {
+      {"max_pool2d 3x2 overlapping, padded", [](Graph &g) {
          return windowOp(g, Op::MaxPool2d, Shape{{kBatch, 1, 5, 4}}, Shape{}, {3, 2, 1, 1, 1, 1, 0, 1});
        }},
-      {"avg_pool2d 2x3 stride 1 2",
-       [](Graph &g) {
+      {"avg_pool2d 2x3 stride 1 2", [](Graph &g) {
          return windowOp(g, Op::AvgPool2d, Shape{{kBatch, 2, 4, 6}}, Shape{}, {2, 3, 1, 2, 0, 0, 0, 0});
        }},
-      {"dropout_train p 0.4",
-       [](Graph &g) {
+      {"dropout_train p 0.4", [](Graph &g) {
          Attrs a;
          a.value = 0.4;
          a.k = 3;
          return training(g, g.add(Op::Dropout, {param(g, "x", Shape{{kBatch, 5, 4}})}, a));
        }},
-      {"batch_norm2d training",
-       [](Graph &g) {
-         return batchNorm(g, Shape{{kBatch, 2, 3, 2}}, 1e-5);
-       }},
-      {"batch_norm1d training",
-       [](Graph &g) {
-         return batchNorm(g, Shape{{kBatch, 4}}, 1e-3);
-       }},
-      {"softmax",
-       [](Graph &g) {
-         return unary(g, Op::Softmax, Shape{{kBatch, 4}});
-       }},
-      {"softmax rank 3",
-       [](Graph &g) {
-         return unary(g, Op::Softmax, Shape{{2, 3, 5}});
-       }},
-      {"log_softmax",
-       [](Graph &g) {
-         return unary(g, Op::LogSoftmax, Shape{{kBatch, 4}});
-       }},
-      {"log_softmax large logits",
-       [](Graph &g) {
-         return unary(g, Op::LogSoftmax, Shape{{kBatch, 3}});
-       },
-       -30, 30},
-      {"pick",
-       [](Graph &g) {
+      {"batch_norm2d training", [](Graph &g) { return batchNorm(g, Shape{{kBatch, 2, 3, 2}}, 1e-5); }},
+      {"batch_norm1d training", [](Graph &g) { return batchNorm(g, Shape{{kBatch, 4}}, 1e-3); }},
+      {"softmax", [](Graph &g) { return unary(g, Op::Softmax, Shape{{kBatch, 4}}); }},
+      {"softmax rank 3", [](Graph &g) { return unary(g, Op::Softmax, Shape{{2, 3, 5}}); }},
+      {"log_softmax", [](Graph &g) { return unary(g, Op::LogSoftmax, Shape{{kBatch, 4}}); }},
+      {"log_softmax large logits", [](Graph &g) { return unary(g, Op::LogSoftmax, Shape{{kBatch, 3}}); }, -30, 30},
+      {"pick", [](Graph &g) {
          ValueId x = param(g, "x", Shape{{kBatch, 4}});
          return g.add(Op::Pick, {x, labels(g, Shape{{kBatch}})});
        }},
-      {"scatter",
-       [](Graph &g) {
+      {"scatter", [](Graph &g) {
          ValueId x = param(g, "x", Shape{{kBatch}});
          Attrs at;
          at.k = 3;
          return g.add(Op::Scatter, {x, labels(g, Shape{{kBatch}})}, at);
        }},
-      {"cross entropy",
-       [](Graph &g) {
+      {"cross entropy", [](Graph &g) {
          // -mean(pick(log_softmax(x), labels)), as sema builds it.
          ValueId x = param(g, "x", Shape{{kBatch, 3}});
          ValueId picked = g.add(Op::Pick, {g.unary(Op::LogSoftmax, x), labels(g, Shape{{kBatch}})});
          ValueId n = g.add(Op::BatchSize, {});
          return g.unary(Op::Neg, g.binary(Op::Div, g.unary(Op::Sum, picked), n));
-       },
-       -5, 5},
+       }, -5, 5},
       {"matmul", [](Graph &g) { return matmul(g, false, false); }},
       {"matmul transA", [](Graph &g) { return matmul(g, true, false); }},
       {"matmul transB", [](Graph &g) { return matmul(g, false, true); }},
       {"matmul transA transB", [](Graph &g) { return matmul(g, true, true); }},
-      {"mean over the batch",
-       [](Graph &g) {
+      {"mean over the batch", [](Graph &g) {
          ValueId x = param(g, "x", kNx2);
          ValueId count = g.binary(Op::Mul, g.constant(2), g.add(Op::BatchSize, {}));
          return g.binary(Op::Div, g.unary(Op::Sum, x), count);
        }},
-      {"multi-use value",
-       [](Graph &g) {
+      {"multi-use value", [](Graph &g) {
          ValueId x = param(g, "x", kNx2);
          ValueId s = g.unary(Op::Sin, x);
          return g.binary(Op::Mul, g.binary(Op::Add, s, x), s);
