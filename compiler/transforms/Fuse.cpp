@@ -406,9 +406,7 @@ private:
       // Past views (they alias: ready either way) and the offsets' own
       // kernel (it reads x, not the loop; absorbPoolIndices moves it up):
       // a ReLU after the pooling has its mask computed before them.
-      size_t l = w - 1;
-      while (l > 0 && (s_.kernels[l].kind == Kernel::Kind::View || lonePoolIndex(s_.kernels[l])))
-        --l;
+      size_t l = beforePastViews(w, true);
       const Kernel &loop = s_.kernels[l];
       if (dy == n.shape || loop.kind != Kernel::Kind::Loop || !(loop.domain == dy) ||
           loop.nodes.back() != n.inputs[1] || !elementwiseOver(loop, dy, take.nodes.front()))
@@ -512,10 +510,12 @@ private:
            g_.node(k.nodes.front()).op == Op::MaxPool2dIndex;
   }
 
-  /// The kernel before kernel k, past views.
-  size_t beforePastViews(size_t k) const {
+  /// The kernel before kernel k, past views (and, with `poolIndices`,
+  /// kernels of a max pooling's offsets alone).
+  size_t beforePastViews(size_t k, bool poolIndices = false) const {
     --k;
-    while (k > 0 && s_.kernels[k].kind == Kernel::Kind::View)
+    while (k > 0 && (s_.kernels[k].kind == Kernel::Kind::View ||
+                     (poolIndices && lonePoolIndex(s_.kernels[k]))))
       --k;
     return k;
   }
