@@ -886,22 +886,21 @@ private:
     });
   }
 
-  /// dy[n] (O x OH·OW) onto the grid position-major, dyGrid[q·S + o] with
-  /// q = oh·wp + ow and S = transposedGradientStride(O), for the positions
+  /// dy[n] (O x OH·OW) onto the grid position-major, dyGrid[q·stride + o]
+  /// with q = oh·wp + ow (transposedGradientStride), for the positions
   /// of whole blocks of `lanes` (one SIMD vector): each block of lanes
   /// channels x lanes positions loaded as lanes vectors, transposed by
   /// log2(lanes) rounds of shuffles (round b swaps bit b of the row and the
   /// column index where they differ), and stored a position's channels at
   /// a time. Returns the positions copied: 0 where O is not a multiple of
   /// the lanes (or no SIMD), the caller copies the rest.
-  int64_t transposeBlocks(llvm::Value *dy, llvm::Value *dyGrid, int64_t wp) {
+  int64_t transposeBlocks(llvm::Value *dy, llvm::Value *dyGrid, int64_t wp, int64_t stride) {
     int64_t lanes = simdLanes();
     int64_t blocks = p() / lanes;
     if (lanes < 4 || d_.o % lanes != 0 || blocks == 0)
       return 0;
     auto *vec = llvm::FixedVectorType::get(ctx_.fp(), static_cast<unsigned>(lanes));
     llvm::Align align(ctx_.fp()->getPrimitiveSizeInBits() / 8);
-    int64_t stride = transposedGradientStride(d_.o);
     ctx_.loop(c(d_.o / lanes), [&](llvm::Value *channelBlock) {
       llvm::Value *o0 = mul(channelBlock, lanes);
       ctx_.loop(c(blocks), [&](llvm::Value *block) {
@@ -1033,12 +1032,12 @@ private:
             bool computed = fusedLoop(ctx_.graph, kernel()) != 0;
             llvm::Value *dy = computed ? nullptr : pooledGradient(n, dyGrid, w);
             bool transposed = transposedWeightGradient(n_.shape, true);
+            int64_t stride = transposedGradientStride(d_.o); // of dyᵀ's rows
             auto copy = [&](llvm::Value *o, llvm::Value *oh, llvm::Value *ow) {
               llvm::Value *v = b_.CreateLoad(
                   ctx_.fp(), elementAt(dy, add(mul(add(mul(o, d_.oh), oh), d_.ow), ow)));
               llvm::Value *q = add(mul(oh, g.wp()), ow);
-              llvm::Value *at = transposed ? add(mul(q, transposedGradientStride(d_.o)), o)
-                                           : add(mul(o, g.columns()), q);
+              llvm::Value *at = transposed ? add(mul(q, stride), o) : add(mul(o, g.columns()), q);
               b_.CreateStore(v, elementAt(dyGrid, at));
             };
             // Written in order: transposed, a position's channels are a run
@@ -1047,7 +1046,7 @@ private:
             // Blocks of lanes x lanes first, transposed in registers; the
             // positions after the last whole block one by one.
             if (transposed) {
-              int64_t blocked = transposeBlocks(dy, dyGrid, g.wp());
+              int64_t blocked = transposeBlocks(dy, dyGrid, g.wp(), stride);
               ctx_.loop(c(p() - blocked), [&](llvm::Value *i) {
                 llvm::Value *at = add(i, c(blocked));
                 llvm::Value *oh = b_.CreateUDiv(at, c(d_.ow)), *ow = b_.CreateURem(at, c(d_.ow));
@@ -1068,7 +1067,6 @@ private:
             GemmCall call;
             // With the bias gradient, K + 1 rows of columns: the last all ones.
             if (transposed) { // dWᵀ (K x O) += columns · dyᵀ
-              int64_t stride = transposedGradientStride(d_.o);
               call = {false,           false,   true,     image, dyGrid,   partial,
                       c(k() + bias()), c(d_.o), c(d_.oh), c(0),  c(stride)};
               call.aRows = table;
