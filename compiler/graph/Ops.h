@@ -29,8 +29,16 @@ bool isDifferentiable(Op op);
 /// per side (a convolution's kernel is its weight's [.., .., KH, KW]).
 struct WindowGeometry {
   int64_t kh = 1, kw = 1, sh = 1, sw = 1, pt = 0, pb = 0, pl = 0, pr = 0;
-  int64_t outH(int64_t h) const { return (h + pt + pb - kh) / sh + 1; }
-  int64_t outW(int64_t w) const { return (w + pl + pr - kw) / sw + 1; }
+  /// Windows along a side of `size` padded by `before` and `after`: 0
+  /// when the window is larger than the padded side (C++'s division
+  /// rounds -38 / 100 to 0, not down: a 100-wide pool over 62 columns gave
+  /// 1 window, which PyTorch refuses).
+  static int64_t windows(int64_t size, int64_t before, int64_t after, int64_t k, int64_t s) {
+    int64_t span = size + before + after - k;
+    return span < 0 ? 0 : span / s + 1;
+  }
+  int64_t outH(int64_t h) const { return windows(h, pt, pb, kh, sh); }
+  int64_t outW(int64_t w) const { return windows(w, pl, pr, kw, sw); }
 };
 WindowGeometry windowGeometry(Op op, const Attrs &attrs, const Shape *weight);
 /// Max pooling (or its gradient, its windows' offsets, the gradient to
