@@ -3,6 +3,8 @@
 #include "data/Idx.h"
 
 #include <gtest/gtest.h>
+
+#include <bit>
 #include <zlib.h>
 
 #include <filesystem>
@@ -96,6 +98,25 @@ TEST_F(Idx, ReadsEveryElementTypeBigEndian) {
   EXPECT_EQ(out[1], 0.375f);
   i16.itemToFloat(0, out);
   EXPECT_EQ(out[0], -2.0f);
+}
+
+// Every byte value scales to value / 255's bits, on the AVX2 path (where
+// the CPU has it: a multiply corrected by its residual) and the portable one,
+// whole vectors and the rest, from any alignment.
+TEST(ScaleBytes, EveryValueAsTheDivision) {
+  std::vector<uint8_t> bytes(3 * 256 + 11);
+  for (size_t i = 0; i < bytes.size(); ++i)
+    bytes[i] = static_cast<uint8_t>(i * 7 + i / 256);
+  for (bool wide : {true, false})
+    for (size_t start : {0, 1, 5}) {
+      size_t count = bytes.size() - start;
+      std::vector<float> out(count);
+      scaleBytes(bytes.data() + start, out.data(), count, wide);
+      for (size_t i = 0; i < count; ++i)
+        ASSERT_EQ(std::bit_cast<uint32_t>(out[i]),
+                  std::bit_cast<uint32_t>(static_cast<float>(bytes[start + i]) / 255.0f))
+            << "byte " << int(bytes[start + i]) << (wide ? " (wide)" : "");
+    }
 }
 
 TEST_F(Idx, DatasetChecksItemsAndLabels) {

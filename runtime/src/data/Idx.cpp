@@ -6,7 +6,9 @@
 #include "netc/runtime.h"
 
 #include <zlib.h>
-#if defined(__SSE2__)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
@@ -102,11 +104,41 @@ double IdxArray::at(size_t i) const {
 
 namespace {
 
-// value / 255 as torchvision's ToTensor computes it (a division: times
-// 1/255 differs in the last bit for 126 of the 256 values), 16 pixels at a
-// time with SSE2, which every x86-64 CPU has; the scalar loop elsewhere.
-void scaleBytes(const uint8_t *src, float *dst, size_t count) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define NETC_SCALE_BYTES_AVX2 1
+/// scaleBytes' first `count` rounded down to 8, with AVX2 and FMA: q = x ·
+/// (1/255) corrected by the residual x - 255·q (exact in one FMA) as
+/// q + residual · (1/255), which gives x / 255's bits for every byte value
+/// (IdxTest checks all 256). The division's divider gave one float per
+/// 0.75 cycles, most of the batch fill's time.
+__attribute__((target("avx2,fma"))) size_t scaleBytesAvx2(const uint8_t *src, float *dst,
+                                                          size_t count) {
+  const __m256 reciprocal = _mm256_set1_ps(1.0f / 255.0f), divisor = _mm256_set1_ps(255.0f);
   size_t p = 0;
+  for (; p + 8 <= count; p += 8) {
+    __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i *>(src + p));
+    __m256 x = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
+    __m256 q = _mm256_mul_ps(x, reciprocal);
+    __m256 residual = _mm256_fnmadd_ps(q, divisor, x);
+    _mm256_storeu_ps(dst + p, _mm256_fmadd_ps(residual, reciprocal, q));
+  }
+  return p;
+}
+#endif
+
+} // namespace
+
+// value / 255 as torchvision's ToTensor computes it (a division: times
+// 1/255 differs in the last bit for 126 of the 256 values): with AVX2 and
+// FMA where the CPU has them, else 16 pixels at a time with SSE2, which
+// every x86-64 CPU has; the scalar loop elsewhere.
+void scaleBytes(const uint8_t *src, float *dst, size_t count, bool wide) {
+  size_t p = 0;
+#if defined(NETC_SCALE_BYTES_AVX2)
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (wide && avx2)
+    p = scaleBytesAvx2(src, dst, count);
+#endif
 #if defined(__SSE2__)
   const __m128i zero = _mm_setzero_si128();
   const __m128 divisor = _mm_set1_ps(255.0f);
@@ -125,6 +157,8 @@ void scaleBytes(const uint8_t *src, float *dst, size_t count) {
   for (const uint8_t *end = src + count, *s = src + p; s < end; ++s)
     dst[s - src] = static_cast<float>(*s) / 255.0f;
 }
+
+namespace {
 
 std::string number(double v) {
   char buf[32];

@@ -38,6 +38,11 @@ struct IdxArray {
   void itemToFloat(int64_t item, float *out) const;
 };
 
+/// dst[i] = src[i] / 255 in float, as torchvision's ToTensor (what
+/// itemToFloat does to u8 items): the same bits with AVX2 where the CPU has
+/// it as without (`wide` false: never, for tests).
+void scaleBytes(const uint8_t *src, float *dst, size_t count, bool wide = true);
+
 /// Reads an IDX file of any element type and rank, plain or gzipped.
 IdxArray readIdx(const std::string &path);
 
