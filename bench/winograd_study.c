@@ -128,15 +128,15 @@ static void transform_input(const Shape *s, const float *planes, float *v) {
     }
 }
 
-/* Products, output transform, bias, relu, pooling for output channels
- * [o0, o0 + rows) and grid cells [t0, t0 + 16 * nv): rows x nv register
- * tiles. */
-static inline __attribute__((always_inline)) void block(const Shape *s, const float *u,
-                                                        const float *v, const float *bias, int o0,
-                                                        int t0, int nv, int rows, float *pooled,
-                                                        int32_t *offsets, float *m) {
+/* The products M[xi] = U[xi] V[xi] for output channels [o0, o0 + rows) and
+ * grid cells [t0, t0 + 16 * nv), rows x nv register tiles, into m: element
+ * (xi, r, cell) at m[xi * xiStride + r * rowStride + cell]. */
+static inline __attribute__((always_inline)) void products(const Shape *s, const float *u,
+                                                           const float *v, int o0, int t0, int nv,
+                                                           int rows, float *m, size_t xiStride,
+                                                           size_t rowStride) {
   for (int xi = 0; xi < 16; ++xi) {
-    __m512 acc[12][3];
+    __m512 acc[8][3];
     for (int r = 0; r < rows; ++r)
       for (int q = 0; q < 3; ++q)
         acc[r][q] = _mm512_setzero_ps();
@@ -154,51 +154,67 @@ static inline __attribute__((always_inline)) void block(const Shape *s, const fl
     }
     for (int r = 0; r < rows; ++r)
       for (int q = 0; q < nv; ++q)
-        _mm512_store_ps(m + ((size_t)xi * 12 + r) * 48 + 16 * q, acc[r][q]);
-  }
-  for (int r = 0; r < rows; ++r) {
-    int o = o0 + r;
-    __m512 b = _mm512_set1_ps(bias[o]);
-    for (int q = 0; q < nv; ++q) {
-      __m512 x[16], row[2][4];
-      for (int xi = 0; xi < 16; ++xi)
-        x[xi] = _mm512_load_ps(m + ((size_t)xi * 12 + r) * 48 + 16 * q);
-      for (int j = 0; j < 4; ++j) {
-        row[0][j] = _mm512_add_ps(_mm512_add_ps(x[j], x[4 + j]), x[8 + j]);
-        row[1][j] = _mm512_sub_ps(_mm512_sub_ps(x[4 + j], x[8 + j]), x[12 + j]);
-      }
-      __m512 y[4];
-      for (int i = 0; i < 2; ++i) {
-        y[2 * i] = _mm512_add_ps(_mm512_add_ps(row[i][0], row[i][1]), row[i][2]);
-        y[2 * i + 1] = _mm512_sub_ps(_mm512_sub_ps(row[i][1], row[i][2]), row[i][3]);
-      }
-      /* relu(y + bias), then the window's first maximum, in PyTorch's order */
-      __m512 best = _mm512_max_ps(_mm512_add_ps(y[0], b), _mm512_setzero_ps());
-      __m512i at = _mm512_setzero_si512();
-      for (int e = 1; e < 4; ++e) {
-        __m512 z = _mm512_max_ps(_mm512_add_ps(y[e], b), _mm512_setzero_ps());
-        __mmask16 more = _mm512_cmp_ps_mask(z, best, _CMP_GT_OQ);
-        best = _mm512_mask_mov_ps(best, more, z);
-        at = _mm512_mask_mov_epi32(at, more, _mm512_set1_epi32(e));
-      }
-      /* grid cells t -> pooled (t / G, t % G), the last column dropped */
-      int t = t0 + 16 * q;
-      for (int line = t / s->g; line * s->g < t + 16 && line < s->ph; ++line) {
-        int first = line * s->g;
-        __mmask16 on = 0;
-        for (int lane = 0; lane < 16; ++lane)
-          if (t + lane >= first && t + lane < first + s->pw)
-            on |= (__mmask16)(1u << lane);
-        /* lane l -> pooled line * PW + (t + l - first) */
-        float *dst = pooled + (size_t)o * s->ph * s->pw + (size_t)line * s->pw + (t - first);
-        int32_t *off = offsets + (size_t)o * s->ph * s->pw + (size_t)line * s->pw + (t - first);
-        _mm512_mask_storeu_ps(dst, on, best);
-        _mm512_mask_storeu_epi32(off, on, at);
-      }
-    }
+        _mm512_store_ps(m + xi * xiStride + r * rowStride + 16 * q, acc[r][q]);
   }
 }
 
+/* Y = A^T M A for output channel o and grid cells [t, t + 16) (M laid out
+ * as for products), + bias, relu, the window's first maximum and its
+ * offset, stored pooled. */
+static void finish(const Shape *s, const float *m, size_t xiStride, const float *bias, int o, int t,
+                   float *pooled, int32_t *offsets) {
+  __m512 b = _mm512_set1_ps(bias[o]);
+  __m512 x[16], row[2][4];
+  for (int xi = 0; xi < 16; ++xi)
+    x[xi] = _mm512_load_ps(m + xi * xiStride);
+  for (int j = 0; j < 4; ++j) {
+    row[0][j] = _mm512_add_ps(_mm512_add_ps(x[j], x[4 + j]), x[8 + j]);
+    row[1][j] = _mm512_sub_ps(_mm512_sub_ps(x[4 + j], x[8 + j]), x[12 + j]);
+  }
+  __m512 y[4];
+  for (int i = 0; i < 2; ++i) {
+    y[2 * i] = _mm512_add_ps(_mm512_add_ps(row[i][0], row[i][1]), row[i][2]);
+    y[2 * i + 1] = _mm512_sub_ps(_mm512_sub_ps(row[i][1], row[i][2]), row[i][3]);
+  }
+  /* relu(y + bias), then the window's first maximum, in PyTorch's order */
+  __m512 best = _mm512_max_ps(_mm512_add_ps(y[0], b), _mm512_setzero_ps());
+  __m512i at = _mm512_setzero_si512();
+  for (int e = 1; e < 4; ++e) {
+    __m512 z = _mm512_max_ps(_mm512_add_ps(y[e], b), _mm512_setzero_ps());
+    __mmask16 more = _mm512_cmp_ps_mask(z, best, _CMP_GT_OQ);
+    best = _mm512_mask_mov_ps(best, more, z);
+    at = _mm512_mask_mov_epi32(at, more, _mm512_set1_epi32(e));
+  }
+  /* grid cells t -> pooled (t / G, t % G), the last column dropped */
+  for (int line = t / s->g; line * s->g < t + 16 && line < s->ph; ++line) {
+    int first = line * s->g;
+    __mmask16 on = 0;
+    for (int lane = 0; lane < 16; ++lane)
+      if (t + lane >= first && t + lane < first + s->pw)
+        on |= (__mmask16)(1u << lane);
+    /* lane l -> pooled line * PW + (t + l - first) */
+    size_t at0 = (size_t)o * s->ph * s->pw + (size_t)line * s->pw;
+    _mm512_mask_storeu_ps(pooled + at0 + (t - first), on, best);
+    _mm512_mask_storeu_epi32(offsets + at0 + (t - first), on, at);
+  }
+}
+
+/* Blocks of 8 output channels x 48 grid cells: the products into an L1
+ * buffer m (16 x 8 x 48), then their outputs. */
+static inline __attribute__((always_inline)) void block(const Shape *s, const float *u,
+                                                        const float *v, const float *bias, int o0,
+                                                        int t0, int nv, float *pooled,
+                                                        int32_t *offsets, float *m) {
+  products(s, u, v, o0, t0, nv, 8, m, 8 * 48, 48);
+  for (int r = 0; r < 8; ++r)
+    for (int q = 0; q < nv; ++q)
+      finish(s, m + r * 48 + 16 * q, 8 * 48, bias, o0 + r, t0 + 16 * q, pooled, offsets);
+}
+
+/* How the products and outputs are ordered: blocks through an L1 buffer,
+ * or split: the 16 whole products first (M, 16 x O x cells, in L2), then
+ * every output (as netc would do with its GEMM calls). */
+static int split;
 static double phase[3];
 static void winograd_image(const Shape *s, const float *img, const float *u, const float *bias,
                            float *planes, float *v, float *m, float *pooled, int32_t *offsets) {
@@ -208,16 +224,34 @@ static void winograd_image(const Shape *s, const float *img, const float *u, con
   transform_input(s, planes, v);
   double t2 = now();
   phase[0] += t1 - t0, phase[1] += t2 - t1;
-  for (int o0 = 0; o0 < s->o; o0 += 8)
-    for (int t0 = 0; t0 < s->cells; t0 += 48) {
-      int nv = (s->cells - t0) / 16 < 3 ? (s->cells - t0) / 16 : 3;
-      if (nv == 3) /* constant vector counts: the tile's accumulators in registers */
-        block(s, u, v, bias, o0, t0, 3, 8, pooled, offsets, m);
-      else if (nv == 2)
-        block(s, u, v, bias, o0, t0, 2, 8, pooled, offsets, m);
-      else
-        block(s, u, v, bias, o0, t0, 1, 8, pooled, offsets, m);
-    }
+  if (split) {
+    size_t xiStride = (size_t)s->o * s->cells;
+    for (int o0 = 0; o0 < s->o; o0 += 8)
+      for (int t = 0; t < s->cells; t += 48) {
+        int nv = (s->cells - t) / 16 < 3 ? (s->cells - t) / 16 : 3;
+        float *at = m + (size_t)o0 * s->cells + t;
+        if (nv == 3) /* constant vector counts: the tile's accumulators in registers */
+          products(s, u, v, o0, t, 3, 8, at, xiStride, s->cells);
+        else if (nv == 2)
+          products(s, u, v, o0, t, 2, 8, at, xiStride, s->cells);
+        else
+          products(s, u, v, o0, t, 1, 8, at, xiStride, s->cells);
+      }
+    for (int o = 0; o < s->o; ++o)
+      for (int t = 0; t < s->cells; t += 16)
+        finish(s, m + (size_t)o * s->cells + t, xiStride, bias, o, t, pooled, offsets);
+  } else {
+    for (int o0 = 0; o0 < s->o; o0 += 8)
+      for (int t = 0; t < s->cells; t += 48) {
+        int nv = (s->cells - t) / 16 < 3 ? (s->cells - t) / 16 : 3;
+        if (nv == 3)
+          block(s, u, v, bias, o0, t, 3, pooled, offsets, m);
+        else if (nv == 2)
+          block(s, u, v, bias, o0, t, 2, pooled, offsets, m);
+        else
+          block(s, u, v, bias, o0, t, 1, pooled, offsets, m);
+      }
+  }
   phase[2] += now() - t2;
 }
 
@@ -257,7 +291,8 @@ int main(int argc, char **argv) {
     size_t imgSize = (size_t)s.c * s.h * s.w, poolSize = (size_t)s.o * s.ph * s.pw;
     float *x = alloc(imgSize * images), *wt = alloc((size_t)s.o * s.c * 9), *bias = alloc(s.o);
     float *u = alloc((size_t)16 * s.o * s.c), *planes = alloc((size_t)4 * s.c * s.rows * s.g + 64);
-    float *v = alloc((size_t)16 * s.c * s.cells), *m = alloc(16 * 12 * 48);
+    float *v = alloc((size_t)16 * s.c * s.cells),
+          *m = alloc((size_t)16 * s.o * s.cells); /* split's M; blocks use 16 x 8 x 48 */
     float *pooled = alloc(poolSize * images), *want = alloc(poolSize);
     int32_t *offsets = (int32_t *)alloc(poolSize * images);
     for (size_t i = 0; i < imgSize * images; ++i)
@@ -268,31 +303,34 @@ int main(int argc, char **argv) {
     for (int i = 0; i < s.o; ++i)
       bias[i] = bound * (2.0f * (float)rand() / (float)RAND_MAX - 1.0f);
     transform_weights(&s, wt, u);
-    double best = 1e30;
-    phase[0] = phase[1] = phase[2] = 0;
-    for (int r = 0; r < rounds; ++r) {
-      double start = now();
-      for (int n = 0; n < images; ++n)
-        winograd_image(&s, x + n * imgSize, u, bias, planes, v, m, pooled + n * poolSize,
-                       offsets + n * poolSize);
-      double t = now() - start;
-      best = t < best ? t : best;
-    }
-    double err = 0, scale = 0;
-    for (int n = 0; n < 3; ++n) {
-      direct_image(&s, x + n * imgSize, wt, bias, want);
-      for (size_t i = 0; i < poolSize; ++i) {
-        err = fmax(err, fabs(pooled[n * poolSize + i] - want[i]));
-        scale = fmax(scale, fabs(want[i]));
+    for (split = 0; split < 2; ++split) {
+      double best = 1e30;
+      phase[0] = phase[1] = phase[2] = 0;
+      memset(pooled, 0, poolSize * images * sizeof(float));
+      for (int r = 0; r < rounds; ++r) {
+        double start = now();
+        for (int n = 0; n < images; ++n)
+          winograd_image(&s, x + n * imgSize, u, bias, planes, v, m, pooled + n * poolSize,
+                         offsets + n * poolSize);
+        double t = now() - start;
+        best = t < best ? t : best;
       }
+      double err = 0, scale = 0;
+      for (int n = 0; n < 3; ++n) {
+        direct_image(&s, x + n * imgSize, wt, bias, want);
+        for (size_t i = 0; i < poolSize; ++i) {
+          err = fmax(err, fabs(pooled[n * poolSize + i] - want[i]));
+          scale = fmax(scale, fabs(want[i]));
+        }
+      }
+      double flop = 2.0 * s.o * s.c * 9 * s.oh * s.ow, all = phase[0] + phase[1] + phase[2];
+      printf("conv %3d -> %3d over %2d x %2d, %-9s %6.1f us per image, %6.1f nominal GFLOP/s "
+             "(planes %2.0f%%, input transform %2.0f%%, products and output %2.0f%%), max error "
+             "%.2g of %.2g\n",
+             s.c, s.o, s.h, s.w, split ? "split:" : "blocks:", 1e6 * best / images,
+             flop * images / best / 1e9, 100 * phase[0] / all, 100 * phase[1] / all,
+             100 * phase[2] / all, err, scale);
     }
-    double flop = 2.0 * s.o * s.c * 9 * s.oh * s.ow;
-    printf("conv %3d -> %3d over %2d x %2d: %6.1f us per image, %6.1f nominal GFLOP/s, "
-           "max error %.2g of %.2g\n",
-           s.c, s.o, s.h, s.w, 1e6 * best / images, flop * images / best / 1e9, err, scale);
-    double all = phase[0] + phase[1] + phase[2];
-    printf("  planes %.0f%%, input transform %.0f%%, products and output %.0f%%\n",
-           100 * phase[0] / all, 100 * phase[1] / all, 100 * phase[2] / all);
     free(x), free(wt), free(bias), free(u), free(planes), free(v), free(m), free(pooled),
         free(want), free(offsets);
   }
