@@ -16,6 +16,7 @@
 
 #include <limits>
 #include <map>
+#include <optional>
 
 namespace netc {
 
@@ -654,6 +655,10 @@ private:
   }
 
   void convGemm(llvm::Value *lo, llvm::Value *hi, llvm::Value *chunk) {
+    if (auto t = winograd()) {
+      convWinograd(*t, lo, hi);
+      return;
+    }
     if (implicit()) {
       convImplicit(lo, hi, chunk);
       return;
@@ -710,6 +715,211 @@ private:
           }
         },
         "n");
+  }
+
+  // ---- Winograd F(2x2, 3x3) (MemoryPlanner.h: winogradConvolution) ------
+  //
+  // Per image: the padded image into its four parity planes; V = Bᵀ d B for
+  // every channel and tile, a vector of tiles at a time; the 16 products
+  // M[xi] = U[xi] · V[xi] through the GEMM kernels; then per output channel
+  // and vector of tiles Y = Aᵀ M A (the 2 x 2 outputs of each tile: one
+  // pooling window), the epilogue on each of the four, and the window's
+  // first maximum and its offset, stored pooled. U = G g Gᵀ is computed
+  // once per step (prepare). With
+  //   Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],
+  //   G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], Aᵀ = [1 1 1 0; 0 1 -1 -1].
+
+  std::optional<WinogradTiles> winograd() const {
+    if (n_.op != Op::Conv2d)
+      return std::nullopt;
+    return winogradConvolution(ctx_.graph, kernel());
+  }
+
+  /// Sum of coefficient · value over the terms whose coefficient is not 0,
+  /// in their order (coefficients 1 and -1 as additions and subtractions).
+  llvm::Value *combine(const std::vector<std::pair<double, llvm::Value *>> &terms) {
+    llvm::Value *sum = nullptr;
+    for (auto [k, x] : terms) {
+      if (k == 0)
+        continue;
+      llvm::Value *term = x;
+      if (k != 1 && k != -1)
+        term = b_.CreateFMul(x, llvm::ConstantFP::get(x->getType(), k));
+      if (!sum)
+        sum = k == -1 ? b_.CreateFNeg(term) : term;
+      else
+        sum = k == -1 ? b_.CreateFSub(sum, term) : b_.CreateFAdd(sum, term);
+    }
+    return sum;
+  }
+
+  /// U[xi][o][c] = (G g Gᵀ)[xi / 4][xi % 4], g the 3 x 3 weights of (o, c).
+  void winogradWeights(const WinogradTiles &t) {
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    llvm::Value *u = sharedWorkspace();
+    ctx_.loop(c(t.outputs), [&](llvm::Value *o) {
+      ctx_.loop(c(t.channels), [&](llvm::Value *ch) {
+        llvm::Value *g[3][3], *gg[4][3];
+        for (int64_t kh = 0; kh < 3; ++kh)
+          for (int64_t kw = 0; kw < 3; ++kw)
+            g[kh][kw] = ctx_.load(n_.inputs[1], weightIndex(o, ch, c(kh), c(kw)));
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 3; ++j)
+            gg[i][j] = combine({{G[i][0], g[0][j]}, {G[i][1], g[1][j]}, {G[i][2], g[2][j]}});
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 4; ++j) {
+            llvm::Value *x =
+                combine({{G[j][0], gg[i][0]}, {G[j][1], gg[i][1]}, {G[j][2], gg[i][2]}});
+            llvm::Value *at = add(mul(add(mul(c(4 * i + j), t.outputs), o), t.channels), ch);
+            b_.CreateStore(x, elementAt(u, at));
+          }
+      });
+    });
+  }
+
+  void convWinograd(const WinogradTiles &t, llvm::Value *lo, llvm::Value *hi) {
+    int64_t lanes = std::max<int64_t>(simdLanes(), 1);
+    auto *vec = llvm::FixedVectorType::get(ctx_.fp(), static_cast<unsigned>(lanes));
+    llvm::Value *slot = columnsWorkspace(), *u = sharedWorkspace();
+    llvm::Value *planes = slot, *v = elementAt(slot, c(t.planes()));
+    llvm::Value *m = elementAt(slot, c(layout().columns));
+    int64_t plane = t.rows * t.grid, vectors = t.cells / lanes;
+    const std::vector<ValueId> &nodes = kernel().nodes;
+    size_t pool = fusedPooling(ctx_.graph, kernel());
+    ValueId pooled = nodes[pool];
+    ValueId offsets = fusedPoolIndex(ctx_.graph, kernel()) ? nodes.back() : kNoValue;
+    ctx_.loop(
+        b_.CreateSub(hi, lo),
+        [&](llvm::Value *i) {
+          llvm::Value *n = add(lo, i);
+          // 1. Padded element (py, px) = x (py - top, px - left) to plane
+          // (py % 2, px % 2) at (py / 2, px / 2): rows and columns of one
+          // parity at a time (strided runs the loop vectorizer takes).
+          zeroFill(planes, t.planes());
+          for (int64_t p = 0; p < 2; ++p)
+            for (int64_t q = 0; q < 2; ++q) {
+              int64_t y0 = ((p - geo_.pt) % 2 + 2) % 2, x0 = ((q - geo_.pl) % 2 + 2) % 2;
+              int64_t yEnd = std::min(d_.h, 2 * t.rows - geo_.pt);
+              int64_t xEnd = std::min(d_.w, 2 * t.grid - geo_.pl);
+              int64_t ys = std::max<int64_t>(0, (yEnd - y0 + 1) / 2);
+              int64_t xs = std::max<int64_t>(0, (xEnd - x0 + 1) / 2);
+              ctx_.loop(c(d_.c), [&](llvm::Value *ch) {
+                ctx_.loop(c(ys), [&](llvm::Value *k) {
+                  llvm::Value *y = add(c(y0), mul(k, 2));
+                  llvm::Value *yy = add(c((y0 + geo_.pt) / 2), k);
+                  llvm::Value *dst =
+                      elementAt(planes, add(mul(add(c((2 * p + q) * t.channels), ch), plane),
+                                            add(mul(yy, t.grid), c((x0 + geo_.pl) / 2))));
+                  llvm::Value *src = imageIndex(n, ch, y, c(x0));
+                  ctx_.loop(c(xs), [&](llvm::Value *j) {
+                    b_.CreateStore(ctx_.load(n_.inputs[0], add(src, mul(j, 2))), elementAt(dst, j));
+                  });
+                });
+              });
+            }
+          // 2. V[xi][c][cell] = (Bᵀ d B)[xi / 4][xi % 4], d the cell's tile.
+          ctx_.loop(c(d_.c), [&](llvm::Value *ch) {
+            ctx_.loop(c(vectors), [&](llvm::Value *k) {
+              llvm::Value *d[4][4], *r[4][4];
+              for (int64_t a = 0; a < 4; ++a)
+                for (int64_t e = 0; e < 4; ++e) {
+                  llvm::Value *at = add(mul(add(c((2 * (a % 2) + e % 2) * t.channels), ch), plane),
+                                        add(mul(k, lanes), c(a / 2 * t.grid + e / 2)));
+                  d[a][e] = loadElements(vec, elementAt(planes, at), nullptr);
+                }
+              for (int e = 0; e < 4; ++e) {
+                r[0][e] = b_.CreateFSub(d[0][e], d[2][e]);
+                r[1][e] = b_.CreateFAdd(d[1][e], d[2][e]);
+                r[2][e] = b_.CreateFSub(d[2][e], d[1][e]);
+                r[3][e] = b_.CreateFSub(d[1][e], d[3][e]);
+              }
+              for (int a = 0; a < 4; ++a) {
+                llvm::Value *out[4] = {
+                    b_.CreateFSub(r[a][0], r[a][2]), b_.CreateFAdd(r[a][1], r[a][2]),
+                    b_.CreateFSub(r[a][2], r[a][1]), b_.CreateFSub(r[a][1], r[a][3])};
+                for (int e = 0; e < 4; ++e) {
+                  llvm::Value *at =
+                      add(mul(add(c((4 * a + e) * t.channels), ch), t.cells), mul(k, lanes));
+                  storeElements(out[e], elementAt(v, at), nullptr);
+                }
+              }
+            });
+          });
+          // 3. M[xi] (O x cells) = U[xi] (O x C) · V[xi] (C x cells).
+          for (int64_t xi = 0; xi < 16; ++xi)
+            emitGemmCall(ctx_, {false, false, false, elementAt(u, c(xi * t.outputs * t.channels)),
+                                elementAt(v, c(xi * t.channels * t.cells)),
+                                elementAt(m, c(xi * t.outputs * t.cells)), c(t.outputs), c(t.cells),
+                                c(t.channels), c(t.channels), c(t.cells)});
+          // 4. Y = Aᵀ M A, the epilogue, the windows' first maxima.
+          ctx_.loop(c(t.outputs), [&](llvm::Value *o) {
+            ctx_.loop(c(vectors), [&](llvm::Value *k) {
+              llvm::Value *x[16], *row[2][4], *y[4];
+              llvm::Value *cell = mul(k, lanes);
+              for (int64_t xi = 0; xi < 16; ++xi)
+                x[xi] = loadElements(
+                    vec, elementAt(m, add(mul(add(c(xi * t.outputs), o), t.cells), cell)), nullptr);
+              for (int e = 0; e < 4; ++e) {
+                row[0][e] = b_.CreateFAdd(b_.CreateFAdd(x[e], x[4 + e]), x[8 + e]);
+                row[1][e] = b_.CreateFSub(b_.CreateFSub(x[4 + e], x[8 + e]), x[12 + e]);
+              }
+              for (int a = 0; a < 2; ++a) {
+                y[2 * a] = b_.CreateFAdd(b_.CreateFAdd(row[a][0], row[a][1]), row[a][2]);
+                y[2 * a + 1] = b_.CreateFSub(b_.CreateFSub(row[a][1], row[a][2]), row[a][3]);
+              }
+              // The window's elements (0,0) (0,1) (1,0) (1,1) in order, as
+              // the pooling's own rule: a larger value or a NaN takes over.
+              llvm::Value *best = nullptr, *bestAt = nullptr;
+              for (int64_t e = 0; e < 4; ++e) {
+                std::map<ValueId, llvm::Value *> values{{self_, y[e]}};
+                evaluate(1, pool, vec, c(0), o, nullptr, values);
+                llvm::Value *z = values.at(nodes[pool - 1]);
+                llvm::Value *at = b_.CreateVectorSplat(static_cast<unsigned>(lanes), c(e));
+                if (!best) {
+                  best = z;
+                  bestAt = at;
+                  continue;
+                }
+                llvm::Value *take = b_.CreateOr(b_.CreateFCmpOGT(z, best), b_.CreateFCmpUNO(z, z));
+                best = b_.CreateSelect(take, z, best);
+                bestAt = b_.CreateSelect(take, at, bestAt);
+              }
+              // Cells on grid lines: cell ty · grid + tx is pooled (ty, tx)
+              // for tx < PW; a vector reaches one or more lines.
+              llvm::Value *cells =
+                  add(b_.CreateVectorSplat(static_cast<unsigned>(lanes), cell), laneIndices(lanes));
+              llvm::Value *first = b_.CreateUDiv(cell, c(t.grid));
+              llvm::Value *last = b_.CreateUDiv(add(cell, c(lanes - 1)), c(t.grid));
+              llvm::Value *count =
+                  b_.CreateSub(add(smin(last, c(t.ph - 1)), c(1)), first); // lines below PH
+              llvm::Value *out = add(mul(add(mul(n, t.outputs), o), t.ph * t.pw), cell);
+              llvm::Value *fpAt = b_.CreateSIToFP(bestAt, vec);
+              ctx_.loop(smax(count, c(0)), [&](llvm::Value *j) {
+                llvm::Value *line = add(first, j), *start = mul(line, t.grid);
+                llvm::Value *on = b_.CreateAnd(
+                    b_.CreateICmpUGE(cells,
+                                     b_.CreateVectorSplat(static_cast<unsigned>(lanes), start)),
+                    b_.CreateICmpULT(cells, b_.CreateVectorSplat(static_cast<unsigned>(lanes),
+                                                                 add(start, c(t.pw)))));
+                // lane 0's place (cell - line · (grid - PW) past the image's
+                // first): may lie before the tensor, only lanes on are stored
+                llvm::Value *to = b_.CreateSub(out, mul(line, t.grid - t.pw));
+                storeElements(best, b_.CreateGEP(ctx_.fp(), ctx_.pointer(pooled), to), on);
+                if (offsets != kNoValue)
+                  storeElements(fpAt, b_.CreateGEP(ctx_.fp(), ctx_.pointer(offsets), to), on);
+              });
+            });
+          });
+        },
+        "n");
+  }
+
+  /// <0, 1, ..., lanes - 1> as i64.
+  llvm::Value *laneIndices(int64_t lanes) {
+    std::vector<llvm::Constant *> at;
+    for (int64_t i = 0; i < lanes; ++i)
+      at.push_back(b_.getInt64(static_cast<uint64_t>(i)));
+    return llvm::ConstantVector::get(at);
   }
 
   // ---- implicit GEMM (stride 1) --------------------------------------------
@@ -1091,6 +1301,10 @@ public:
   /// Before the chunks: the flipped input gradient's weights, W'[c, o,
   /// kh, kw] = W[o, c, KH - 1 - kh, KW - 1 - kw].
   void prepare() {
+    if (auto t = winograd()) {
+      winogradWeights(*t);
+      return;
+    }
     if (!conv_ || !flipped())
       return;
     llvm::Value *flippedW = sharedWorkspace();

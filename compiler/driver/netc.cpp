@@ -7,6 +7,7 @@
 #include "compiler/driver/Jit.h"
 #include "Plot.h"
 #include "compiler/graph/Ops.h"
+#include "compiler/plan/MemoryPlanner.h"
 #include "compiler/sema/Sema.h"
 #include "compiler/transforms/Explain.h"
 #include "compiler/transforms/Pipeline.h"
@@ -45,6 +46,7 @@ struct Options {
   std::string name; ///< the model's name (default: the file's stem)
   std::string explainGrad;
   std::string gradientFault; ///< test-only
+  bool noWinograd = false;
   /// netc run: the program's flags (after the model file).
   std::vector<std::string> programArgs;
   bool timings = false; ///< netc run --timings
@@ -303,6 +305,7 @@ int emitText(const Options &o, const std::string &text) {
 
 int compile(Options o, const char *argv0) {
   std::string error;
+  useWinogradConvolutions(!o.noWinograd);
   if (!o.gradientFault.empty() && !injectGradientFault(o.gradientFault))
     return fail("--inject-gradient-fault: no op '" + o.gradientFault + "' with a gradient rule");
   auto text = readFile(o.input, error);
@@ -538,6 +541,9 @@ int main(int argc, char **argv) {
   // Test-only and hidden (no group): makes one op's gradient rule wrong, so
   // the tests can show that --gradcheck catches it.
   app.add_option("--inject-gradient-fault", o.gradientFault)->group("");
+  app.add_flag("--no-winograd", o.noWinograd,
+               "convolutions through the implicit GEMM only (by default a 3x3 stride-1 "
+               "convolution followed by 2x2 max pooling uses Winograd's F(2x2, 3x3))");
   app.add_option("-O", o.optLevel, "optimization level 0-3 (default 3)")->check(CLI::Range(0, 3));
   app.add_flag("--distributed", o.distributed,
                "data-parallel training: the program also runs under mpirun -np N, each "

@@ -876,8 +876,10 @@ void printSchedule(const Graph &g, const Schedule &s, std::string_view name, std
     annotate(-1, out);
   for (size_t k = 0; k < s.kernels.size(); ++k) {
     const Kernel &kernel = s.kernels[k];
-    out << fmt::format("  kernel {} {}{} {{\n", k, kernelKindName(kernel.kind),
-                       kernel.kind == Kernel::Kind::Loop ? " " + kernel.domain.str() : "");
+    std::string how = kernel.kind == Kernel::Kind::Loop ? " " + kernel.domain.str() : "";
+    if (winogradConvolution(g, kernel))
+      how = " winograd";
+    out << fmt::format("  kernel {} {}{} {{\n", k, kernelKindName(kernel.kind), how);
     for (ValueId v : kernel.nodes) {
       const Node &n = g.node(v);
       const char *mark = s.materialized[static_cast<size_t>(v)] ? "" : "  (register)";
