@@ -730,7 +730,7 @@ private:
   //   G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], Aᵀ = [1 1 1 0; 0 1 -1 -1].
 
   std::optional<WinogradTiles> winograd() const {
-    if (n_.op != Op::Conv2d)
+    if (n_.op != Op::Conv2d && n_.op != Op::Conv2dGradInput)
       return std::nullopt;
     return winogradConvolution(ctx_.graph, kernel());
   }
@@ -753,7 +753,9 @@ private:
     return sum;
   }
 
-  /// U[xi][o][c] = (G g Gᵀ)[xi / 4][xi % 4], g the 3 x 3 weights of (o, c).
+  /// U[xi][r][d] = (G g Gᵀ)[xi / 4][xi % 4] for product row r and depth d:
+  /// g the 3 x 3 weights of (o, c) = (r, d), or for an input gradient the
+  /// flipped ones of (o, c) = (d, r).
   void winogradWeights(const WinogradTiles &t) {
     static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
     llvm::Value *u = sharedWorkspace();
@@ -762,7 +764,9 @@ private:
         llvm::Value *g[3][3], *gg[4][3];
         for (int64_t kh = 0; kh < 3; ++kh)
           for (int64_t kw = 0; kw < 3; ++kw)
-            g[kh][kw] = ctx_.load(n_.inputs[1], weightIndex(o, ch, c(kh), c(kw)));
+            g[kh][kw] =
+                ctx_.load(n_.inputs[1], t.gradient ? weightIndex(ch, o, c(2 - kh), c(2 - kw))
+                                                   : weightIndex(o, ch, c(kh), c(kw)));
         for (int i = 0; i < 4; ++i)
           for (int j = 0; j < 3; ++j)
             gg[i][j] = combine({{G[i][0], g[0][j]}, {G[i][1], g[1][j]}, {G[i][2], g[2][j]}});
@@ -780,45 +784,54 @@ private:
   void convWinograd(const WinogradTiles &t, llvm::Value *lo, llvm::Value *hi) {
     int64_t lanes = std::max<int64_t>(simdLanes(), 1);
     auto *vec = llvm::FixedVectorType::get(ctx_.fp(), static_cast<unsigned>(lanes));
+    Workspace w = layout();
     llvm::Value *slot = columnsWorkspace(), *u = sharedWorkspace();
     llvm::Value *planes = slot, *v = elementAt(slot, c(t.planes()));
-    llvm::Value *m = elementAt(slot, c(layout().columns));
+    llvm::Value *dyImage = elementAt(slot, c(w.columns + w.transposed)); // computed dy
+    llvm::Value *m = elementAt(slot, c(w.columns + w.transposed + w.dy));
     int64_t plane = t.rows * t.grid, vectors = t.cells / lanes;
-    const std::vector<ValueId> &nodes = kernel().nodes;
-    size_t pool = fusedPooling(ctx_.graph, kernel());
-    ValueId pooled = nodes[pool];
-    ValueId offsets = fusedPoolIndex(ctx_.graph, kernel()) ? nodes.back() : kNoValue;
+    size_t poolGradient = t.gradient ? fusedPoolGradient(ctx_.graph, kernel()) : 0;
     ctx_.loop(
         b_.CreateSub(hi, lo),
         [&](llvm::Value *i) {
           llvm::Value *n = add(lo, i);
-          // 1. Padded element (py, px) = x (py - top, px - left) to plane
-          // (py % 2, px % 2) at (py / 2, px / 2): rows and columns of one
-          // parity at a time (strided runs the loop vectorizer takes).
+          // The input's element (ch, y, x): x, dy, or dy as this kernel
+          // computes it (into the workspace, and to memory for others).
+          llvm::Value *first = mul(n, t.input());
+          if (poolGradient)
+            poolImage(poolGradient, n, {n_.inputs[0], dyImage, first}, {});
+          auto input = [&](llvm::Value *ch, llvm::Value *y, llvm::Value *x) -> llvm::Value * {
+            llvm::Value *at = add(mul(add(mul(ch, t.h), y), t.w), x);
+            if (poolGradient)
+              return b_.CreateLoad(ctx_.fp(), elementAt(dyImage, at));
+            return ctx_.load(n_.inputs[0], add(first, at));
+          };
+          // 1. Padded element (py, px) = input (py - top, px - left) to
+          // plane (py % 2, px % 2) at (py / 2, px / 2): rows and columns of
+          // one parity at a time (strided runs the loop vectorizer takes).
           zeroFill(planes, t.planes());
           for (int64_t p = 0; p < 2; ++p)
             for (int64_t q = 0; q < 2; ++q) {
-              int64_t y0 = ((p - geo_.pt) % 2 + 2) % 2, x0 = ((q - geo_.pl) % 2 + 2) % 2;
-              int64_t yEnd = std::min(d_.h, 2 * t.rows - geo_.pt);
-              int64_t xEnd = std::min(d_.w, 2 * t.grid - geo_.pl);
+              int64_t y0 = ((p - t.top) % 2 + 2) % 2, x0 = ((q - t.left) % 2 + 2) % 2;
+              int64_t yEnd = std::min(t.h, 2 * t.rows - t.top);
+              int64_t xEnd = std::min(t.w, 2 * t.grid - t.left);
               int64_t ys = std::max<int64_t>(0, (yEnd - y0 + 1) / 2);
               int64_t xs = std::max<int64_t>(0, (xEnd - x0 + 1) / 2);
-              ctx_.loop(c(d_.c), [&](llvm::Value *ch) {
+              ctx_.loop(c(t.channels), [&](llvm::Value *ch) {
                 ctx_.loop(c(ys), [&](llvm::Value *k) {
                   llvm::Value *y = add(c(y0), mul(k, 2));
-                  llvm::Value *yy = add(c((y0 + geo_.pt) / 2), k);
+                  llvm::Value *yy = add(c((y0 + t.top) / 2), k);
                   llvm::Value *dst =
                       elementAt(planes, add(mul(add(c((2 * p + q) * t.channels), ch), plane),
-                                            add(mul(yy, t.grid), c((x0 + geo_.pl) / 2))));
-                  llvm::Value *src = imageIndex(n, ch, y, c(x0));
+                                            add(mul(yy, t.grid), c((x0 + t.left) / 2))));
                   ctx_.loop(c(xs), [&](llvm::Value *j) {
-                    b_.CreateStore(ctx_.load(n_.inputs[0], add(src, mul(j, 2))), elementAt(dst, j));
+                    b_.CreateStore(input(ch, y, add(c(x0), mul(j, 2))), elementAt(dst, j));
                   });
                 });
               });
             }
           // 2. V[xi][c][cell] = (Bᵀ d B)[xi / 4][xi % 4], d the cell's tile.
-          ctx_.loop(c(d_.c), [&](llvm::Value *ch) {
+          ctx_.loop(c(t.channels), [&](llvm::Value *ch) {
             ctx_.loop(c(vectors), [&](llvm::Value *k) {
               llvm::Value *d[4][4], *r[4][4];
               for (int64_t a = 0; a < 4; ++a)
@@ -851,7 +864,7 @@ private:
                                 elementAt(v, c(xi * t.channels * t.cells)),
                                 elementAt(m, c(xi * t.outputs * t.cells)), c(t.outputs), c(t.cells),
                                 c(t.channels), c(t.channels), c(t.cells)});
-          // 4. Y = Aᵀ M A, the epilogue, the windows' first maxima.
+          // 4. Y = Aᵀ M A for each row and vector of cells, then stored.
           ctx_.loop(c(t.outputs), [&](llvm::Value *o) {
             ctx_.loop(c(vectors), [&](llvm::Value *k) {
               llvm::Value *x[16], *row[2][4], *y[4];
@@ -867,51 +880,110 @@ private:
                 y[2 * a] = b_.CreateFAdd(b_.CreateFAdd(row[a][0], row[a][1]), row[a][2]);
                 y[2 * a + 1] = b_.CreateFSub(b_.CreateFSub(row[a][1], row[a][2]), row[a][3]);
               }
-              // The window's elements (0,0) (0,1) (1,0) (1,1) in order, as
-              // the pooling's own rule: a larger value or a NaN takes over.
-              llvm::Value *best = nullptr, *bestAt = nullptr;
-              for (int64_t e = 0; e < 4; ++e) {
-                std::map<ValueId, llvm::Value *> values{{self_, y[e]}};
-                evaluate(1, pool, vec, c(0), o, nullptr, values);
-                llvm::Value *z = values.at(nodes[pool - 1]);
-                llvm::Value *at = b_.CreateVectorSplat(static_cast<unsigned>(lanes), c(e));
-                if (!best) {
-                  best = z;
-                  bestAt = at;
-                  continue;
-                }
-                llvm::Value *take = b_.CreateOr(b_.CreateFCmpOGT(z, best), b_.CreateFCmpUNO(z, z));
-                best = b_.CreateSelect(take, z, best);
-                bestAt = b_.CreateSelect(take, at, bestAt);
-              }
-              // Cells on grid lines: cell ty · grid + tx is pooled (ty, tx)
-              // for tx < PW; a vector reaches one or more lines.
-              llvm::Value *cells =
-                  add(b_.CreateVectorSplat(static_cast<unsigned>(lanes), cell), laneIndices(lanes));
+              // Cells on grid lines: cell ty · grid + tx is tile (ty, tx)
+              // for tx < pw; a vector reaches one or more lines.
               llvm::Value *first = b_.CreateUDiv(cell, c(t.grid));
               llvm::Value *last = b_.CreateUDiv(add(cell, c(lanes - 1)), c(t.grid));
               llvm::Value *count =
-                  b_.CreateSub(add(smin(last, c(t.ph - 1)), c(1)), first); // lines below PH
-              llvm::Value *out = add(mul(add(mul(n, t.outputs), o), t.ph * t.pw), cell);
-              llvm::Value *fpAt = b_.CreateSIToFP(bestAt, vec);
-              ctx_.loop(smax(count, c(0)), [&](llvm::Value *j) {
-                llvm::Value *line = add(first, j), *start = mul(line, t.grid);
-                llvm::Value *on = b_.CreateAnd(
-                    b_.CreateICmpUGE(cells,
-                                     b_.CreateVectorSplat(static_cast<unsigned>(lanes), start)),
-                    b_.CreateICmpULT(cells, b_.CreateVectorSplat(static_cast<unsigned>(lanes),
-                                                                 add(start, c(t.pw)))));
-                // lane 0's place (cell - line · (grid - PW) past the image's
-                // first): may lie before the tensor, only lanes on are stored
-                llvm::Value *to = b_.CreateSub(out, mul(line, t.grid - t.pw));
-                storeElements(best, b_.CreateGEP(ctx_.fp(), ctx_.pointer(pooled), to), on);
-                if (offsets != kNoValue)
-                  storeElements(fpAt, b_.CreateGEP(ctx_.fp(), ctx_.pointer(offsets), to), on);
-              });
+                  smax(b_.CreateSub(add(smin(last, c(t.ph - 1)), c(1)), first), c(0)); // below ph
+              if (t.gradient)
+                storeGradientTiles(t, y, n, o, cell, first, count);
+              else
+                storePooledTiles(t, y, n, o, cell, first, count);
             });
           });
         },
         "n");
+  }
+
+  /// The lanes of `lanes` cells from `cell` that lie on grid line `line`
+  /// (tx < pw), each lane `repeat` times in a row.
+  llvm::Value *onLine(const WinogradTiles &t, llvm::Value *cell, llvm::Value *line, int64_t lanes,
+                      int64_t repeat) {
+    std::vector<llvm::Constant *> at;
+    for (int64_t i = 0; i < lanes * repeat; ++i)
+      at.push_back(b_.getInt64(static_cast<uint64_t>(i / repeat)));
+    auto width = static_cast<unsigned>(lanes * repeat);
+    llvm::Value *cells = add(b_.CreateVectorSplat(width, cell), llvm::ConstantVector::get(at));
+    llvm::Value *start = mul(line, t.grid);
+    return b_.CreateAnd(b_.CreateICmpUGE(cells, b_.CreateVectorSplat(width, start)),
+                        b_.CreateICmpULT(cells, b_.CreateVectorSplat(width, add(start, c(t.pw)))));
+  }
+
+  /// A convolution's tiles: the epilogue on each of a window's four
+  /// outputs, its first maximum (elements (0,0) (0,1) (1,0) (1,1) in order,
+  /// the pooling's own rule: a larger value or a NaN takes over) and its
+  /// offset, stored pooled.
+  void storePooledTiles(const WinogradTiles &t, llvm::Value *const y[4], llvm::Value *n,
+                        llvm::Value *o, llvm::Value *cell, llvm::Value *first, llvm::Value *count) {
+    int64_t lanes = std::max<int64_t>(simdLanes(), 1);
+    auto *vec = llvm::FixedVectorType::get(ctx_.fp(), static_cast<unsigned>(lanes));
+    const std::vector<ValueId> &nodes = kernel().nodes;
+    size_t pool = fusedPooling(ctx_.graph, kernel());
+    ValueId pooled = nodes[pool];
+    ValueId offsets = fusedPoolIndex(ctx_.graph, kernel()) ? nodes.back() : kNoValue;
+    llvm::Value *best = nullptr, *bestAt = nullptr;
+    for (int64_t e = 0; e < 4; ++e) {
+      std::map<ValueId, llvm::Value *> values{{self_, y[e]}};
+      evaluate(1, pool, vec, c(0), o, nullptr, values);
+      llvm::Value *z = values.at(nodes[pool - 1]);
+      llvm::Value *at = b_.CreateVectorSplat(static_cast<unsigned>(lanes), c(e));
+      if (!best) {
+        best = z;
+        bestAt = at;
+        continue;
+      }
+      llvm::Value *take = b_.CreateOr(b_.CreateFCmpOGT(z, best), b_.CreateFCmpUNO(z, z));
+      best = b_.CreateSelect(take, z, best);
+      bestAt = b_.CreateSelect(take, at, bestAt);
+    }
+    llvm::Value *out = add(mul(add(mul(n, t.outputs), o), t.ph * t.pw), cell);
+    llvm::Value *fpAt = b_.CreateSIToFP(bestAt, vec);
+    ctx_.loop(count, [&](llvm::Value *j) {
+      llvm::Value *line = add(first, j);
+      llvm::Value *on = onLine(t, cell, line, lanes, 1);
+      // lane 0's place (cell - line · (grid - pw) past the image's first):
+      // may lie before the tensor, only lanes on are stored
+      llvm::Value *to = b_.CreateSub(out, mul(line, t.grid - t.pw));
+      storeElements(best, b_.CreateGEP(ctx_.fp(), ctx_.pointer(pooled), to), on);
+      if (offsets != kNoValue)
+        storeElements(fpAt, b_.CreateGEP(ctx_.fp(), ctx_.pointer(offsets), to), on);
+    });
+  }
+
+  /// An input gradient's tiles: row a of tile (ty, tx) is dx's row 2·ty + a,
+  /// columns 2·tx and 2·tx + 1 (y[2a], y[2a + 1] interleaved), those inside dx.
+  void storeGradientTiles(const WinogradTiles &t, llvm::Value *const y[4], llvm::Value *n,
+                          llvm::Value *ch, llvm::Value *cell, llvm::Value *first,
+                          llvm::Value *count) {
+    int64_t lanes = std::max<int64_t>(simdLanes(), 1);
+    std::vector<int> pairs;
+    std::vector<llvm::Constant *> columns; // 2 · lane + b
+    for (int64_t i = 0; i < lanes; ++i)
+      for (int64_t b = 0; b < 2; ++b) {
+        pairs.push_back(static_cast<int>(i + b * lanes));
+        columns.push_back(b_.getInt64(static_cast<uint64_t>(2 * i + b)));
+      }
+    auto width = static_cast<unsigned>(2 * lanes);
+    llvm::Value *dx = ctx_.pointer(self_);
+    llvm::Value *plane = mul(add(mul(n, d_.c), ch), d_.h * d_.w);
+    ctx_.loop(count, [&](llvm::Value *j) {
+      llvm::Value *line = add(first, j);
+      llvm::Value *on = onLine(t, cell, line, lanes, 2);
+      // dx's column of each element: 2 · (cell + lane - line · grid) + b
+      llvm::Value *x0 = mul(b_.CreateSub(cell, mul(line, t.grid)), 2);
+      llvm::Value *x = add(b_.CreateVectorSplat(width, x0), llvm::ConstantVector::get(columns));
+      on = b_.CreateAnd(on, b_.CreateICmpSLT(x, b_.CreateVectorSplat(width, c(d_.w))));
+      for (int64_t a = 0; a < 2; ++a) {
+        llvm::Value *row = add(mul(line, 2), c(a));
+        llvm::Value *inside = b_.CreateICmpSLT(row, c(d_.h));
+        llvm::Value *mask = b_.CreateAnd(on, b_.CreateVectorSplat(width, inside));
+        llvm::Value *pair = b_.CreateShuffleVector(y[2 * a], y[2 * a + 1], pairs);
+        // lane 0's place: may lie before the row, only lanes on are stored
+        llvm::Value *to = add(plane, add(mul(row, d_.w), x0));
+        storeElements(pair, b_.CreateGEP(ctx_.fp(), dx, to), mask);
+      }
+    });
   }
 
   /// <0, 1, ..., lanes - 1> as i64.

@@ -109,27 +109,38 @@ inline int64_t spectrumWorkspace(int64_t n) { return 2 * n * 16 + 16; }
 bool implicitConvolution(const Graph &graph, const Node &n, const Shape &weight);
 /// A convolution's kernel computed by Winograd's F(2x2, 3x3) (WindowKernel.cpp;
 /// bench/winograd_study.c measured it against the implicit GEMM: the course
-/// CNN's blocks 1.0-1.5x faster): a 3 x 3 stride-1 convolution whose kernel
-/// ends with its 2 x 2 max pooling (and that pooling's offsets), with only
-/// elementwise nodes on scalars and per-channel values between, none read
-/// outside the kernel. Each pooling window is one 2 x 2 tile of outputs, so
-/// only the pooled positions are computed, from 4 x 4 tiles of the padded
-/// image: 16 products U[xi] (O x C) · V[xi] (C x cells) instead of one of
-/// depth 9·C, and the epilogue, ReLU and the window's maximum in registers.
-/// The tiles lie on a grid `grid` = PW + 1 wide (the last column of each
-/// row dropped), read from four parity planes of the padded image (even or
-/// odd rows by even or odd columns), so that element (i, j) of every tile
-/// is one run: plane (i % 2, j % 2) from i / 2 · grid + j / 2.
+/// CNN's blocks 1.0-1.5x faster), 3 x 3, stride 1, 16 or more channels in
+/// the products' depth, either
+/// - a convolution whose kernel ends with its 2 x 2 max pooling (and that
+///   pooling's offsets), with only elementwise nodes on scalars and
+///   per-channel values between, none read outside the kernel: each pooling
+///   window is one 2 x 2 tile of outputs, so only the pooled positions are
+///   computed, and the epilogue, ReLU and the window's maximum stay in
+///   registers; or
+/// - an input gradient, alone or with the pooling gradient that computes
+///   its dy (Fuse.h: fusedPoolGradient): the correlation of dy, padded by
+///   2 - padding, with the flipped weights, in tiles of 2 x 2 of dx.
+/// From 4 x 4 tiles of the padded input (x, or dy): 16 products
+/// U[xi] (rows x depth) · V[xi] (depth x cells) instead of one of depth
+/// 9·depth. The tiles lie on a grid `grid` = tiles per row + 1 wide (the
+/// last column of each row dropped), read from four parity planes of the
+/// padded input (even or odd rows by even or odd columns), so that element
+/// (i, j) of every tile is one run: plane (i % 2, j % 2) from i / 2 · grid +
+/// j / 2.
 struct WinogradTiles {
-  int64_t channels, outputs; ///< C, O
-  int64_t ph, pw;            ///< the pooled output: the tiles
-  int64_t grid;              ///< PW + 1: tile (ty, tx) is cell ty · grid + tx
-  int64_t cells;             ///< PH · grid, rounded up to 16
+  bool gradient = false;     ///< an input gradient
+  int64_t channels, outputs; ///< the products' depth and rows: C, O (O, C for a gradient)
+  int64_t h, w;              ///< the input (x, or dy) unpadded
+  int64_t top, left;         ///< its padding
+  int64_t ph, pw;            ///< tiles: the pooled output, or dx's size / 2 rounded up
+  int64_t grid;              ///< pw + 1: tile (ty, tx) is cell ty · grid + tx
+  int64_t cells;             ///< ph · grid, rounded up to 16
   int64_t rows;              ///< of a parity plane: the last cell's tile included
   int64_t planes() const { return 4 * channels * rows * grid; }
   int64_t transformed() const { return 16 * channels * cells; } ///< V
   int64_t products() const { return 16 * outputs * cells; }     ///< M
   int64_t weights() const { return 16 * outputs * channels; }   ///< U
+  int64_t input() const { return channels * h * w; }            ///< dy computed in the kernel
 };
 std::optional<WinogradTiles> winogradConvolution(const Graph &graph, const Kernel &kernel);
 /// On by default; netc --no-winograd turns it off (the implicit GEMM).

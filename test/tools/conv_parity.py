@@ -2,8 +2,9 @@
 """conv_parity.py NETC DATA_DIR WORK [winograd]: a small CNN (conv2d, relu,
 max_pool2d over 27 x 27, whose windows leave the last row and column out,
 conv2d with stride and padding, avg_pool2d, linear; with `winograd`, 3 x 3
-convolutions of 16 and more input channels, each with its ReLU and 2 x 2
-max pooling, which netc computes by Winograd's F(2x2, 3x3), an odd output
+convolutions of 32 and 16 input channels, each with its ReLU and 2 x 2
+max pooling, which netc computes by Winograd's F(2x2, 3x3) (and the first
+one's input gradient), an odd output
 size among them, trained 30 SGD steps: at 16 channels Adam turns roundoff
 in near-zero gradients into whole steps, and after 35-40 a ReLU or pooling
 decision flips apart, with either lowering) in netc and in PyTorch
@@ -30,8 +31,8 @@ LAYERS = """sequence net = conv2d(1, 4, 2) -> relu -> max_pool2d(2)
             -> conv2d(4, 6, [3, 2], stride = [2, 1], padding = [1, 0]) -> relu -> avg_pool2d(2)
             -> flatten() -> linear(108, 10)"""
 if winograd:  # 28 -> 14 -> 14 -> 7 -> 9 -> 4
-    LAYERS = """sequence net = conv2d(1, 16, 3, padding = 1) -> relu -> max_pool2d(2)
-            -> conv2d(16, 16, 3, padding = 1) -> relu -> max_pool2d(2)
+    LAYERS = """sequence net = conv2d(1, 32, 3, padding = 1) -> relu -> max_pool2d(2)
+            -> conv2d(32, 16, 3, padding = 1) -> relu -> max_pool2d(2)
             -> conv2d(16, 24, 3, padding = 2, bias = 0) -> relu -> max_pool2d(2)
             -> flatten() -> linear(384, 10)"""
 MODEL = """data mnist(dir = "%s", batch = 8)
@@ -48,8 +49,8 @@ net = nn.Sequential(nn.Conv2d(1, 4, 2), nn.ReLU(), nn.MaxPool2d(2),
                     nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 0)), nn.ReLU(),
                     nn.AvgPool2d(2), nn.Flatten(), nn.Linear(108, 10))
 if winograd:
-    net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                        nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+    net = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(32, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                         nn.Conv2d(16, 24, 3, padding=2, bias=False), nn.ReLU(), nn.MaxPool2d(2),
                         nn.Flatten(), nn.Linear(384, 10))
 torch_state.write(os.path.join(work, "init.safetensors"), net.state_dict(), "net.")
