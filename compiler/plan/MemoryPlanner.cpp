@@ -117,12 +117,8 @@ bool implicitConvolution(const Graph &g, const Node &n, const Shape &weight) {
 }
 
 namespace {
-bool winogradOn = true;
-} // namespace
 
-void useWinogradConvolutions(bool on) { winogradOn = on; }
-
-namespace {
+bool winogradOn = true; ///< netc --no-winograd: false
 
 /// The tiles of a 3 x 3 stride-1 Winograd kernel over an input of `h` x `w`
 /// padded by `top` and `left`, with ph x pw tiles.
@@ -167,6 +163,8 @@ std::optional<WinogradTiles> winogradGradient(const Graph &g, const Kernel &kern
 }
 
 } // namespace
+
+void useWinogradConvolutions(bool on) { winogradOn = on; }
 
 std::optional<WinogradTiles> winogradConvolution(const Graph &g, const Kernel &kernel) {
   if (!winogradOn || kernel.kind != Kernel::Kind::Window)
