@@ -986,14 +986,6 @@ private:
     });
   }
 
-  /// <0, 1, ..., lanes - 1> as i64.
-  llvm::Value *laneIndices(int64_t lanes) {
-    std::vector<llvm::Constant *> at;
-    for (int64_t i = 0; i < lanes; ++i)
-      at.push_back(b_.getInt64(static_cast<uint64_t>(i)));
-    return llvm::ConstantVector::get(at);
-  }
-
   // ---- implicit GEMM (stride 1) --------------------------------------------
   //
   // The image, zero-padded into the workspace (MemoryPlanner.cpp says why

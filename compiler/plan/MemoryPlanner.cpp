@@ -173,7 +173,7 @@ std::optional<WinogradTiles> winogradConvolution(const Graph &g, const Kernel &k
   if (conv.op == Op::Conv2dGradInput)
     return winogradGradient(g, kernel);
   size_t pool = fusedPooling(g, kernel);
-  if (conv.op != Op::Conv2d || !pool || !pooledInWorkspace(g, kernel))
+  if (conv.op != Op::Conv2d || !pool)
     return std::nullopt;
   const Node &pooling = g.node(kernel.nodes[pool]);
   const Shape &weight = g.shape(conv.inputs[1]);
@@ -189,8 +189,12 @@ std::optional<WinogradTiles> winogradConvolution(const Graph &g, const Kernel &k
   if (kernel.nodes.size() != pool + 1 + (fusedPoolIndex(g, kernel) ? 1 : 0))
     return std::nullopt;
   int64_t outputs = weight.dims[0];
+  // The pooling's input among them: read by nothing outside the kernel
+  // below, as pooledInWorkspace asks (without a second scan of the graph).
   const std::set<ValueId> before(kernel.nodes.begin(),
                                  kernel.nodes.begin() + static_cast<ptrdiff_t>(pool));
+  if (!before.count(pooling.inputs[0]))
+    return std::nullopt;
   for (size_t i = 1; i < pool; ++i) {
     const Node &n = g.node(kernel.nodes[i]);
     if (opKind(n.op) != OpKind::Elementwise)

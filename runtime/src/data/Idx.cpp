@@ -328,8 +328,8 @@ struct IdxFill {
     // Shuffled rows are scattered over the set, each on pages of its own:
     // first one load from every page the group's rows are on, independent
     // loads whose page walks overlap, then the copies. MLP epoch on
-    // Fashion-MNIST 2-5% shorter on 1 and 2 threads; the prefetches a few rows
-    // ahead still pay beside it.
+    // Fashion-MNIST within noise to 7% shorter on 1 and 2 threads; the
+    // prefetches a few rows ahead still pay beside it.
     unsigned touched = 0;
     for (int64_t i = chunk * kGroup; i < end && stride > 0; ++i) {
       const uint8_t *row = in.data.data() + static_cast<size_t>(job.rows[i]) * stride;
