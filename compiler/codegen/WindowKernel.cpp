@@ -852,7 +852,7 @@ private:
                     b_.CreateFSub(r[a][2], r[a][1]), b_.CreateFSub(r[a][1], r[a][3])};
                 for (int e = 0; e < 4; ++e) {
                   llvm::Value *at =
-                      add(mul(add(c((4 * a + e) * t.channels), ch), t.cells), mul(k, lanes));
+                      add(c((4 * a + e) * t.vStride()), add(mul(ch, t.cells), mul(k, lanes)));
                   storeElements(out[e], elementAt(v, at), nullptr);
                 }
               }
@@ -860,10 +860,10 @@ private:
           });
           // 3. M[xi] (O x cells) = U[xi] (O x C) · V[xi] (C x cells).
           for (int64_t xi = 0; xi < 16; ++xi)
-            emitGemmCall(ctx_, {false, false, false, elementAt(u, c(xi * t.outputs * t.channels)),
-                                elementAt(v, c(xi * t.channels * t.cells)),
-                                elementAt(m, c(xi * t.outputs * t.cells)), c(t.outputs), c(t.cells),
-                                c(t.channels), c(t.channels), c(t.cells)});
+            emitGemmCall(ctx_,
+                         {false, false, false, elementAt(u, c(xi * t.outputs * t.channels)),
+                          elementAt(v, c(xi * t.vStride())), elementAt(m, c(xi * t.mStride())),
+                          c(t.outputs), c(t.cells), c(t.channels), c(t.channels), c(t.cells)});
           // 4. Y = Aᵀ M A for each row and vector of cells, then stored.
           ctx_.loop(c(t.outputs), [&](llvm::Value *o) {
             ctx_.loop(c(vectors), [&](llvm::Value *k) {
@@ -871,7 +871,8 @@ private:
               llvm::Value *cell = mul(k, lanes);
               for (int64_t xi = 0; xi < 16; ++xi)
                 x[xi] = loadElements(
-                    vec, elementAt(m, add(mul(add(c(xi * t.outputs), o), t.cells), cell)), nullptr);
+                    vec, elementAt(m, add(c(xi * t.mStride()), add(mul(o, t.cells), cell))),
+                    nullptr);
               for (int e = 0; e < 4; ++e) {
                 row[0][e] = b_.CreateFAdd(b_.CreateFAdd(x[e], x[4 + e]), x[8 + e]);
                 row[1][e] = b_.CreateFSub(b_.CreateFSub(x[4 + e], x[8 + e]), x[12 + e]);

@@ -137,8 +137,18 @@ struct WinogradTiles {
   int64_t cells;             ///< ph · grid, rounded up to 16
   int64_t rows;              ///< of a parity plane: the last cell's tile included
   int64_t planes() const { return 4 * channels * rows * grid; }
-  int64_t transformed() const { return 16 * channels * cells; } ///< V
-  int64_t products() const { return 16 * outputs * cells; }     ///< M
+  /// V[xi] and M[xi] lie spread() elements apart: whole 64-byte lines, an
+  /// odd number of them, so that the 16 runs a transform reads or writes at
+  /// once fall into 16 different sets of L1 (the course CNN's, 16 · 320 or
+  /// 64 · 32 floats, were multiples of 4 KB: all in one set).
+  static int64_t spread(int64_t elements) {
+    int64_t lines = (elements + 15) / 16;
+    return (lines | 1) * 16;
+  }
+  int64_t vStride() const { return spread(channels * cells); }
+  int64_t mStride() const { return spread(outputs * cells); }
+  int64_t transformed() const { return 16 * vStride(); }        ///< V
+  int64_t products() const { return 16 * mStride(); }           ///< M
   int64_t weights() const { return 16 * outputs * channels; }   ///< U
   int64_t input() const { return channels * h * w; }            ///< dy computed in the kernel
 };
