@@ -656,7 +656,10 @@ private:
 
   void convGemm(llvm::Value *lo, llvm::Value *hi, llvm::Value *chunk) {
     if (auto t = winograd()) {
-      convWinograd(*t, lo, hi);
+      if (t->weightGradient)
+        convWinogradWeights(*t, lo, hi, chunk);
+      else
+        convWinograd(*t, lo, hi);
       return;
     }
     if (implicit()) {
@@ -730,7 +733,7 @@ private:
   //   G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], Aᵀ = [1 1 1 0; 0 1 -1 -1].
 
   std::optional<WinogradTiles> winograd() const {
-    if (n_.op != Op::Conv2d && n_.op != Op::Conv2dGradInput)
+    if (!conv_)
       return std::nullopt;
     return winogradConvolution(ctx_.graph, kernel());
   }
@@ -789,7 +792,7 @@ private:
     llvm::Value *planes = slot, *v = elementAt(slot, c(t.planes()));
     llvm::Value *dyImage = elementAt(slot, c(w.columns + w.transposed)); // computed dy
     llvm::Value *m = elementAt(slot, c(w.columns + w.transposed + w.dy));
-    int64_t plane = t.rows * t.grid, vectors = t.cells / lanes;
+    int64_t vectors = t.cells / lanes;
     size_t poolGradient = t.gradient ? fusedPoolGradient(ctx_.graph, kernel()) : 0;
     ctx_.loop(
         b_.CreateSub(hi, lo),
@@ -806,58 +809,7 @@ private:
               return b_.CreateLoad(ctx_.fp(), elementAt(dyImage, at));
             return ctx_.load(n_.inputs[0], add(first, at));
           };
-          // 1. Padded element (py, px) = input (py - top, px - left) to
-          // plane (py % 2, px % 2) at (py / 2, px / 2): rows and columns of
-          // one parity at a time (strided runs the loop vectorizer takes).
-          zeroFill(planes, t.planes());
-          for (int64_t p = 0; p < 2; ++p)
-            for (int64_t q = 0; q < 2; ++q) {
-              int64_t y0 = ((p - t.top) % 2 + 2) % 2, x0 = ((q - t.left) % 2 + 2) % 2;
-              int64_t yEnd = std::min(t.h, 2 * t.rows - t.top);
-              int64_t xEnd = std::min(t.w, 2 * t.grid - t.left);
-              int64_t ys = std::max<int64_t>(0, (yEnd - y0 + 1) / 2);
-              int64_t xs = std::max<int64_t>(0, (xEnd - x0 + 1) / 2);
-              ctx_.loop(c(t.channels), [&](llvm::Value *ch) {
-                ctx_.loop(c(ys), [&](llvm::Value *k) {
-                  llvm::Value *y = add(c(y0), mul(k, 2));
-                  llvm::Value *yy = add(c((y0 + t.top) / 2), k);
-                  llvm::Value *dst =
-                      elementAt(planes, add(mul(add(c((2 * p + q) * t.channels), ch), plane),
-                                            add(mul(yy, t.grid), c((x0 + t.left) / 2))));
-                  ctx_.loop(c(xs), [&](llvm::Value *j) {
-                    b_.CreateStore(input(ch, y, add(c(x0), mul(j, 2))), elementAt(dst, j));
-                  });
-                });
-              });
-            }
-          // 2. V[xi][c][cell] = (Bᵀ d B)[xi / 4][xi % 4], d the cell's tile.
-          ctx_.loop(c(t.channels), [&](llvm::Value *ch) {
-            ctx_.loop(c(vectors), [&](llvm::Value *k) {
-              llvm::Value *d[4][4], *r[4][4];
-              for (int64_t a = 0; a < 4; ++a)
-                for (int64_t e = 0; e < 4; ++e) {
-                  llvm::Value *at = add(mul(add(c((2 * (a % 2) + e % 2) * t.channels), ch), plane),
-                                        add(mul(k, lanes), c(a / 2 * t.grid + e / 2)));
-                  d[a][e] = loadElements(vec, elementAt(planes, at), nullptr);
-                }
-              for (int e = 0; e < 4; ++e) {
-                r[0][e] = b_.CreateFSub(d[0][e], d[2][e]);
-                r[1][e] = b_.CreateFAdd(d[1][e], d[2][e]);
-                r[2][e] = b_.CreateFSub(d[2][e], d[1][e]);
-                r[3][e] = b_.CreateFSub(d[1][e], d[3][e]);
-              }
-              for (int a = 0; a < 4; ++a) {
-                llvm::Value *out[4] = {
-                    b_.CreateFSub(r[a][0], r[a][2]), b_.CreateFAdd(r[a][1], r[a][2]),
-                    b_.CreateFSub(r[a][2], r[a][1]), b_.CreateFSub(r[a][1], r[a][3])};
-                for (int e = 0; e < 4; ++e) {
-                  llvm::Value *at =
-                      add(c((4 * a + e) * t.vStride()), add(mul(ch, t.cells), mul(k, lanes)));
-                  storeElements(out[e], elementAt(v, at), nullptr);
-                }
-              }
-            });
-          });
+          winogradInput(t, input, planes, v);
           // 3. M[xi] (O x cells) = U[xi] (O x C) · V[xi] (C x cells).
           for (int64_t xi = 0; xi < 16; ++xi)
             emitGemmCall(ctx_,
@@ -895,6 +847,215 @@ private:
           });
         },
         "n");
+  }
+
+  /// A weight gradient by Winograd, images [lo, hi) into chunk `chunk`'s
+  /// partial sums S[xi] (C x O) and db's (O): per image V from x (steps 1
+  /// and 2), dy transposed (a position's O channels a run) and from it
+  /// DY[xi][cell] = (A g Aᵀ)[xi / 4][xi % 4] for each tile g of 2 x 2 of dy
+  /// (A = [1 0; 1 1; 1 -1; 0 -1]; (1, 1) is the tile's sum: db), then
+  /// S[xi] += V[xi] (C x cells) · DY[xi] (cells x O). The cells of the
+  /// grid's dropped column keep DY = 0 (their V is not). dW = Gᵀ S G is
+  /// computed from the chunks' sums (finish).
+  void convWinogradWeights(const WinogradTiles &t, llvm::Value *lo, llvm::Value *hi,
+                           llvm::Value *chunk) {
+    Workspace w = layout();
+    llvm::Value *slot = columnsWorkspace();
+    llvm::Value *planes = slot, *v = elementAt(slot, c(t.planes()));
+    llvm::Value *dyT = elementAt(slot, c(w.columns));
+    llvm::Value *dys = elementAt(dyT, c(t.dyTransposed()));
+    llvm::Value *partial = partialWorkspace(chunk);
+    llvm::Value *dbPartial = elementAt(partial, c(16 * t.channels * t.outputs));
+    bool bias = fusedBiasSum(ctx_.graph, kernel()) != kNoValue;
+    zeroFill(partial, w.partial);
+    llvm::Value *zero = llvm::Constant::getNullValue(runType());
+    for (int64_t xi = 0; xi < 16; ++xi)
+      ctx_.loop(c(t.ph - 1), [&](llvm::Value *ty) {
+        llvm::Value *cell = add(mul(ty, t.grid), c(t.pw));
+        vectorRun(t.outputs, [&](llvm::Value *o, llvm::Value *mask) {
+          llvm::Value *at = add(c(xi * t.dyStride()), add(mul(cell, t.stride), o));
+          storeElements(zero, elementAt(dys, at), mask);
+        });
+      });
+    // Rows and columns of the tiles past dy's (odd sizes): zeros.
+    bool rowsPast = 2 * t.ph > t.oh, columnsPast = 2 * t.pw > t.ow;
+    ctx_.loop(
+        b_.CreateSub(hi, lo),
+        [&](llvm::Value *i) {
+          llvm::Value *n = add(lo, i);
+          llvm::Value *first = mul(n, t.input());
+          winogradInput(
+              t,
+              [&](llvm::Value *ch, llvm::Value *y, llvm::Value *x) {
+                return ctx_.load(n_.inputs[0], add(first, add(mul(add(mul(ch, t.h), y), t.w), x)));
+              },
+              planes, v);
+          llvm::Value *dy = elementAt(ctx_.pointer(n_.inputs[1]), mul(n, t.outputs * p()));
+          transposeImage(dy, dyT, t.ow, t.stride);
+          ctx_.loop(c(t.ph), [&](llvm::Value *ty) {
+            ctx_.loop(c(t.pw), [&](llvm::Value *tx) {
+              llvm::Value *cell = add(mul(ty, t.grid), tx);
+              vectorRun(t.outputs, [&](llvm::Value *o, llvm::Value *mask) {
+                llvm::Value *g[2][2], *h[2][4], *d[4][4];
+                for (int64_t a = 0; a < 2; ++a)
+                  for (int64_t e = 0; e < 2; ++e) {
+                    llvm::Value *y = add(mul(ty, 2), c(a)), *x = add(mul(tx, 2), c(e));
+                    llvm::Value *at = add(mul(add(mul(y, t.ow), x), t.stride), o);
+                    if ((a == 1 && rowsPast) || (e == 1 && columnsPast))
+                      g[a][e] = loadInside(
+                          dyT, at,
+                          b_.CreateAnd(b_.CreateICmpSLT(y, c(t.oh)), b_.CreateICmpSLT(x, c(t.ow))),
+                          mask);
+                    else
+                      g[a][e] = loadElements(runType(), elementAt(dyT, at), mask);
+                  }
+                for (int a = 0; a < 2; ++a) {
+                  h[a][0] = g[a][0];
+                  h[a][1] = b_.CreateFAdd(g[a][0], g[a][1]);
+                  h[a][2] = b_.CreateFSub(g[a][0], g[a][1]);
+                  h[a][3] = b_.CreateFNeg(g[a][1]);
+                }
+                for (int e = 0; e < 4; ++e) {
+                  d[0][e] = h[0][e];
+                  d[1][e] = b_.CreateFAdd(h[0][e], h[1][e]);
+                  d[2][e] = b_.CreateFSub(h[0][e], h[1][e]);
+                  d[3][e] = b_.CreateFNeg(h[1][e]);
+                }
+                for (int64_t xi = 0; xi < 16; ++xi) {
+                  llvm::Value *at = add(c(xi * t.dyStride()), add(mul(cell, t.stride), o));
+                  storeElements(d[xi / 4][xi % 4], elementAt(dys, at), mask);
+                }
+                if (bias) {
+                  llvm::Value *sum = elementAt(dbPartial, o);
+                  storeElements(b_.CreateFAdd(loadElements(runType(), sum, mask), d[1][1]), sum,
+                                mask);
+                }
+              });
+            });
+          });
+          // S[xi] (C x O) += V[xi] (C x cells) · DY[xi] (cells x O).
+          for (int64_t xi = 0; xi < 16; ++xi)
+            emitGemmCall(ctx_, {false, false, true, elementAt(v, c(xi * t.vStride())),
+                                elementAt(dys, c(xi * t.dyStride())),
+                                elementAt(partial, c(xi * t.channels * t.outputs)), c(t.channels),
+                                c(t.outputs), c(t.depth()), c(t.cells), c(t.stride)});
+        },
+        "n");
+  }
+
+  /// vectorRun's elements at base[at] (lanes on in `mask`) if `inside`,
+  /// else zeros (nothing read).
+  llvm::Value *loadInside(llvm::Value *base, llvm::Value *at, llvm::Value *inside,
+                          llvm::Value *mask) {
+    llvm::Type *type = runType();
+    if (!type->isVectorTy()) {
+      llvm::Value *x = b_.CreateLoad(type, elementAt(base, b_.CreateSelect(inside, at, c(0))));
+      return b_.CreateSelect(inside, x, llvm::Constant::getNullValue(type));
+    }
+    llvm::Value *on = b_.CreateVectorSplat(static_cast<unsigned>(runLanes()), inside);
+    return loadElements(type, elementAt(base, at), mask ? b_.CreateAnd(on, mask) : on);
+  }
+
+  /// dW = Gᵀ S G from the chunks' partial sums S[xi] (in chunk order), for
+  /// each input channel and vector of output channels; db likewise.
+  void winogradWeightsFinish(const WinogradTiles &t, llvm::Value *chunks) {
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    llvm::Value *first = partialWorkspace(c(0));
+    int64_t size = layout().partial;
+    auto total = [&](int64_t at, llvm::Value *offset, llvm::Value *mask) {
+      return ctx_.sumOverChunks(chunks, [&](llvm::Value *chunk) {
+        return loadElements(runType(), elementAt(first, add(mul(chunk, size), add(c(at), offset))),
+                            mask);
+      });
+    };
+    llvm::Value *dW = ctx_.pointer(self_);
+    ctx_.loop(c(t.channels), [&](llvm::Value *ch) {
+      vectorRun(t.outputs, [&](llvm::Value *o, llvm::Value *mask) {
+        llvm::Value *s[16], *gs[3][4];
+        for (int64_t xi = 0; xi < 16; ++xi)
+          s[xi] = total(xi * t.channels * t.outputs, add(mul(ch, t.outputs), o), mask);
+        for (int r = 0; r < 3; ++r)
+          for (int j = 0; j < 4; ++j)
+            gs[r][j] = combine(
+                {{G[0][r], s[j]}, {G[1][r], s[4 + j]}, {G[2][r], s[8 + j]}, {G[3][r], s[12 + j]}});
+        for (int r = 0; r < 3; ++r)
+          for (int e = 0; e < 3; ++e) {
+            llvm::Value *x = combine({{G[0][e], gs[r][0]},
+                                      {G[1][e], gs[r][1]},
+                                      {G[2][e], gs[r][2]},
+                                      {G[3][e], gs[r][3]}});
+            scatterColumn(x, dW, o, add(mul(ch, 9), c(3 * r + e)), mask);
+          }
+      });
+    });
+    if (fusedBiasSum(ctx_.graph, kernel()) == kNoValue)
+      return;
+    llvm::Value *db = ctx_.pointer(fusedBiasSum(ctx_.graph, kernel()));
+    vectorRun(t.outputs, [&](llvm::Value *o, llvm::Value *mask) {
+      storeElements(total(16 * t.channels * t.outputs, o, mask), elementAt(db, o), mask);
+    });
+  }
+
+  /// Steps 1 and 2 of a Winograd kernel on one image, `input(ch, y, x)`
+  /// its element: the parity planes, then V.
+  void winogradInput(
+      const WinogradTiles &t,
+      const std::function<llvm::Value *(llvm::Value *, llvm::Value *, llvm::Value *)> &input,
+      llvm::Value *planes, llvm::Value *v) {
+    int64_t lanes = std::max<int64_t>(simdLanes(), 1);
+    auto *vec = llvm::FixedVectorType::get(ctx_.fp(), static_cast<unsigned>(lanes));
+    int64_t plane = t.rows * t.grid, vectors = t.cells / lanes;
+    // 1. Padded element (py, px) = input (py - top, px - left) to
+    // plane (py % 2, px % 2) at (py / 2, px / 2): rows and columns of
+    // one parity at a time (strided runs the loop vectorizer takes).
+    zeroFill(planes, t.planes());
+    for (int64_t p = 0; p < 2; ++p)
+      for (int64_t q = 0; q < 2; ++q) {
+        int64_t y0 = ((p - t.top) % 2 + 2) % 2, x0 = ((q - t.left) % 2 + 2) % 2;
+        int64_t yEnd = std::min(t.h, 2 * t.rows - t.top);
+        int64_t xEnd = std::min(t.w, 2 * t.grid - t.left);
+        int64_t ys = std::max<int64_t>(0, (yEnd - y0 + 1) / 2);
+        int64_t xs = std::max<int64_t>(0, (xEnd - x0 + 1) / 2);
+        ctx_.loop(c(t.channels), [&](llvm::Value *ch) {
+          ctx_.loop(c(ys), [&](llvm::Value *k) {
+            llvm::Value *y = add(c(y0), mul(k, 2));
+            llvm::Value *yy = add(c((y0 + t.top) / 2), k);
+            llvm::Value *dst =
+                elementAt(planes, add(mul(add(c((2 * p + q) * t.channels), ch), plane),
+                                      add(mul(yy, t.grid), c((x0 + t.left) / 2))));
+            ctx_.loop(c(xs), [&](llvm::Value *j) {
+              b_.CreateStore(input(ch, y, add(c(x0), mul(j, 2))), elementAt(dst, j));
+            });
+          });
+        });
+      }
+    // 2. V[xi][c][cell] = (Bᵀ d B)[xi / 4][xi % 4], d the cell's tile.
+    ctx_.loop(c(t.channels), [&](llvm::Value *ch) {
+      ctx_.loop(c(vectors), [&](llvm::Value *k) {
+        llvm::Value *d[4][4], *r[4][4];
+        for (int64_t a = 0; a < 4; ++a)
+          for (int64_t e = 0; e < 4; ++e) {
+            llvm::Value *at = add(mul(add(c((2 * (a % 2) + e % 2) * t.channels), ch), plane),
+                                  add(mul(k, lanes), c(a / 2 * t.grid + e / 2)));
+            d[a][e] = loadElements(vec, elementAt(planes, at), nullptr);
+          }
+        for (int e = 0; e < 4; ++e) {
+          r[0][e] = b_.CreateFSub(d[0][e], d[2][e]);
+          r[1][e] = b_.CreateFAdd(d[1][e], d[2][e]);
+          r[2][e] = b_.CreateFSub(d[2][e], d[1][e]);
+          r[3][e] = b_.CreateFSub(d[1][e], d[3][e]);
+        }
+        for (int a = 0; a < 4; ++a) {
+          llvm::Value *out[4] = {b_.CreateFSub(r[a][0], r[a][2]), b_.CreateFAdd(r[a][1], r[a][2]),
+                                 b_.CreateFSub(r[a][2], r[a][1]), b_.CreateFSub(r[a][1], r[a][3])};
+          for (int e = 0; e < 4; ++e) {
+            llvm::Value *at =
+                add(c((4 * a + e) * t.vStride()), add(mul(ch, t.cells), mul(k, lanes)));
+            storeElements(out[e], elementAt(v, at), nullptr);
+          }
+        }
+      });
+    });
   }
 
   /// The lanes of `lanes` cells from `cell` that lie on grid line `line`
@@ -1196,6 +1357,26 @@ private:
     return blocks * lanes;
   }
 
+  /// dy[n] (O x OH·OW) position-major onto a grid of wp columns a row,
+  /// dyGrid[q·stride + o] for q = oh·wp + ow. Written in order: a
+  /// position's channels are a run (and the lines of dy they read stay in
+  /// cache from one position to the next; channel by channel, every store
+  /// missed). Blocks of lanes x lanes first, transposed in registers; the
+  /// positions after the last whole block one by one.
+  void transposeImage(llvm::Value *dy, llvm::Value *dyGrid, int64_t wp, int64_t stride) {
+    int64_t blocked = transposeBlocks(dy, dyGrid, wp, stride);
+    ctx_.loop(c(p() - blocked), [&](llvm::Value *i) {
+      llvm::Value *at = add(i, c(blocked));
+      llvm::Value *oh = b_.CreateUDiv(at, c(d_.ow)), *ow = b_.CreateURem(at, c(d_.ow));
+      ctx_.loop(c(d_.o), [&](llvm::Value *o) {
+        llvm::Value *v =
+            b_.CreateLoad(ctx_.fp(), elementAt(dy, add(mul(add(mul(o, d_.oh), oh), d_.ow), ow)));
+        llvm::Value *q = add(mul(oh, wp), ow);
+        b_.CreateStore(v, elementAt(dyGrid, add(mul(q, stride), o)));
+      });
+    });
+  }
+
   /// dy[n]: in memory, or computed here by the fused max pooling gradient
   /// (Fuse.cpp: absorbPoolGradients) and its epilogue into the workspace's
   /// dy, after `dyGrid`'s part.
@@ -1308,26 +1489,9 @@ private:
             llvm::Value *dy = computed ? nullptr : pooledGradient(n, dyGrid, w);
             bool transposed = transposedWeightGradient(n_.shape, true);
             int64_t stride = transposedGradientStride(d_.o); // of dyᵀ's rows
-            auto copy = [&](llvm::Value *o, llvm::Value *oh, llvm::Value *ow) {
-              llvm::Value *v = b_.CreateLoad(
-                  ctx_.fp(), elementAt(dy, add(mul(add(mul(o, d_.oh), oh), d_.ow), ow)));
-              llvm::Value *q = add(mul(oh, g.wp()), ow);
-              llvm::Value *at = transposed ? add(mul(q, stride), o) : add(mul(o, g.columns()), q);
-              b_.CreateStore(v, elementAt(dyGrid, at));
-            };
-            // Written in order: transposed, a position's channels are a run
-            // (and the lines of dy they read stay in cache from one position
-            // to the next; channel by channel, every store missed).
-            // Blocks of lanes x lanes first, transposed in registers; the
-            // positions after the last whole block one by one.
-            if (transposed) {
-              int64_t blocked = transposeBlocks(dy, dyGrid, g.wp(), stride);
-              ctx_.loop(c(p() - blocked), [&](llvm::Value *i) {
-                llvm::Value *at = add(i, c(blocked));
-                llvm::Value *oh = b_.CreateUDiv(at, c(d_.ow)), *ow = b_.CreateURem(at, c(d_.ow));
-                ctx_.loop(c(d_.o), [&](llvm::Value *o) { copy(o, oh, ow); });
-              });
-            } else if (dyIsGrid(ctx_.graph, kernel())) // computed here, without
+            if (transposed)
+              transposeImage(dy, dyGrid, g.wp(), stride);
+            else if (dyIsGrid(ctx_.graph, kernel()))   // computed here, without
               dyGrid = dy;                             // dropped columns: the grid
             else if (computed)
               gradientOnGrid(n, dyGrid, g);
@@ -1367,7 +1531,8 @@ public:
   /// kh, kw] = W[o, c, KH - 1 - kh, KW - 1 - kw].
   void prepare() {
     if (auto t = winograd()) {
-      winogradWeights(*t);
+      if (!t->weightGradient)
+        winogradWeights(*t);
       return;
     }
     if (!conv_ || !flipped())
@@ -1399,6 +1564,10 @@ public:
   void finish(llvm::Value *chunks) {
     if (n_.op != Op::Conv2dGradWeight)
       return;
+    if (auto t = winograd()) {
+      winogradWeightsFinish(*t, chunks);
+      return;
+    }
     llvm::Value *first = partialWorkspace(c(0));
     int64_t rows = k() + bias(); // of the partial sums (K x O transposed, else O x K)
     bool transposed = transposedWeightGradient(n_.shape, implicit());

@@ -162,6 +162,39 @@ std::optional<WinogradTiles> winogradGradient(const Graph &g, const Kernel &kern
   return t;
 }
 
+/// A weight gradient by Winograd: alone or with its bias gradient, dy
+/// from memory.
+std::optional<WinogradTiles> winogradWeightGradient(const Graph &g, const Kernel &kernel) {
+  const Node &n = g.node(kernel.nodes.front());
+  WindowGeometry w = windowGeometry(n.op, n.attrs, &n.shape);
+  if (w.kh != 3 || w.kw != 3 || w.sh != 1 || w.sw != 1 || n.shape.dims[0] < 16 ||
+      n.shape.dims[1] < 16 || !implicitConvolution(g, n, n.shape))
+    return std::nullopt;
+  if (kernel.nodes.size() != (fusedBiasSum(g, kernel) != kNoValue ? 2 : 1))
+    return std::nullopt;
+  const Shape &x = g.shape(n.inputs[0]), &dy = g.shape(n.inputs[1]);
+  // Tiles over dy's rows and columns that may be nonzero: all of them, or a
+  // tiling 2 x 2 max pooling gradient's windows (zeros after them).
+  int64_t ph = (dy.dims[2] + 1) / 2, pw = (dy.dims[3] + 1) / 2;
+  const Node &source = g.node(n.inputs[1]);
+  if (source.op == Op::WindowTakeGrad && tilingMaxPool(source)) {
+    WindowGeometry p = windowGeometry(source.op, source.attrs, nullptr);
+    const Shape &windows = g.shape(source.inputs[1]);
+    if (p.kh == 2 && p.kw == 2) {
+      ph = windows.dims[2];
+      pw = windows.dims[3];
+    }
+  }
+  auto t =
+      winogradTiles(n.shape.dims[1], n.shape.dims[0], x.dims[2], x.dims[3], w.pt, w.pl, ph, pw);
+  t.weightGradient = true;
+  t.oh = dy.dims[2];
+  t.ow = dy.dims[3];
+  // Unpadded (transposedGradientStride's extra line: within noise here).
+  t.stride = (t.outputs + 15) / 16 * 16;
+  return t;
+}
+
 } // namespace
 
 void useWinogradConvolutions(bool on) { winogradOn = on; }
@@ -172,6 +205,8 @@ std::optional<WinogradTiles> winogradConvolution(const Graph &g, const Kernel &k
   const Node &conv = g.node(kernel.nodes.front());
   if (conv.op == Op::Conv2dGradInput)
     return winogradGradient(g, kernel);
+  if (conv.op == Op::Conv2dGradWeight)
+    return winogradWeightGradient(g, kernel);
   size_t pool = fusedPooling(g, kernel);
   if (conv.op != Op::Conv2d || !pool)
     return std::nullopt;
@@ -296,6 +331,12 @@ Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
   }
   if (auto t = winogradConvolution(g, kernel)) { // (WindowKernel.cpp)
     Workspace w;
+    if (t->weightGradient) { // no U; dy transposed and DY; the products' sums, then db's
+      w.columns = t->planes() + t->transformed();
+      w.transposed = t->dyTransposed() + t->dyTransformed();
+      w.partial = 16 * t->channels * t->outputs + t->outputs;
+      return w;
+    }
     w.shared = t->weights();
     w.columns = t->planes() + t->transformed();
     w.image = t->products();

@@ -119,7 +119,15 @@ bool implicitConvolution(const Graph &graph, const Node &n, const Shape &weight)
 ///   registers; or
 /// - an input gradient, alone or with the pooling gradient that computes
 ///   its dy (Fuse.h: fusedPoolGradient): the correlation of dy, padded by
-///   2 - padding, with the flipped weights, in tiles of 2 x 2 of dx.
+///   2 - padding, with the flipped weights, in tiles of 2 x 2 of dx; or
+/// - a weight gradient of 16 or more input and output channels, alone or
+///   with its bias gradient (Fuse.h: fusedBiasSum), dy read from memory:
+///   dW = Gᵀ [sum over the tiles of (A dy Aᵀ) (.) (Bᵀ d B)] G, dy's 2 x 2
+///   tiles against x's 4 x 4 ones (F(3 x 3, 2 x 2), the forward's
+///   transforms transposed), the sum 16 products V[xi] (C x cells) ·
+///   DY[xi] (cells x O) per image into the chunk's partial sums; tiles
+///   over dy's rows and columns that may be nonzero (a tiling 2 x 2 max
+///   pooling's gradient: its windows).
 /// From 4 x 4 tiles of the padded input (x, or dy): 16 products
 /// U[xi] (rows x depth) · V[xi] (depth x cells) instead of one of depth
 /// 9·depth. The tiles lie on a grid `grid` = tiles per row + 1 wide (the
@@ -129,6 +137,7 @@ bool implicitConvolution(const Graph &graph, const Node &n, const Shape &weight)
 /// j / 2.
 struct WinogradTiles {
   bool gradient = false;     ///< an input gradient
+  bool weightGradient = false; ///< a weight gradient
   int64_t channels, outputs; ///< the products' depth and rows: C, O (O, C for a gradient)
   int64_t h, w;              ///< the input (x, or dy) unpadded
   int64_t top, left;         ///< its padding
@@ -137,10 +146,10 @@ struct WinogradTiles {
   int64_t cells;             ///< ph · grid, rounded up to 16
   int64_t rows;              ///< of a parity plane: the last cell's tile included
   int64_t planes() const { return 4 * channels * rows * grid; }
-  /// V[xi] and M[xi] lie spread() elements apart: whole 64-byte lines, an
-  /// odd number of them, so that the 16 runs a transform reads or writes at
-  /// once fall into 16 different sets of L1 (the course CNN's, 16 · 320 or
-  /// 64 · 32 floats, were multiples of 4 KB: all in one set).
+  /// V[xi], M[xi] and DY[xi] lie spread() elements apart: whole 64-byte
+  /// lines, an odd number of them, so that the 16 runs a transform reads or
+  /// writes at once fall into 16 different sets of L1 (the course CNN's,
+  /// 16 · 320 or 64 · 32 floats, were multiples of 4 KB: all in one set).
   static int64_t spread(int64_t elements) {
     int64_t lines = (elements + 15) / 16;
     return (lines | 1) * 16;
@@ -151,6 +160,14 @@ struct WinogradTiles {
   int64_t products() const { return 16 * mStride(); }           ///< M
   int64_t weights() const { return 16 * outputs * channels; }   ///< U
   int64_t input() const { return channels * h * w; }            ///< dy computed in the kernel
+  // A weight gradient's dy: oh x ow, transposed (a position's O channels
+  // `stride` apart: O rounded up to 16), and DY = A dy Aᵀ.
+  int64_t oh = 0, ow = 0, stride = 0;
+  int64_t dyTransposed() const { return oh * ow * stride; }
+  int64_t dyStride() const { return spread(cells * stride); }
+  int64_t dyTransformed() const { return 16 * dyStride(); }
+  /// The products' depth: the cells up to the last tile.
+  int64_t depth() const { return (ph - 1) * grid + pw; }
 };
 std::optional<WinogradTiles> winogradConvolution(const Graph &graph, const Kernel &kernel);
 /// On by default; netc --no-winograd turns it off (the implicit GEMM).
