@@ -794,6 +794,7 @@ private:
     llvm::Value *m = elementAt(slot, c(w.columns + w.transposed + w.dy));
     int64_t vectors = t.cells / lanes;
     size_t poolGradient = t.gradient ? fusedPoolGradient(ctx_.graph, kernel()) : 0;
+    zeroFill(planes, t.planes()); // (winogradInput)
     ctx_.loop(
         b_.CreateSub(hi, lo),
         [&](llvm::Value *i) {
@@ -879,6 +880,7 @@ private:
       });
     // Rows and columns of the tiles past dy's (odd sizes): zeros.
     bool rowsPast = 2 * t.ph > t.oh, columnsPast = 2 * t.pw > t.ow;
+    zeroFill(planes, t.planes()); // (winogradInput)
     ctx_.loop(
         b_.CreateSub(hi, lo),
         [&](llvm::Value *i) {
@@ -1007,8 +1009,9 @@ private:
     int64_t plane = t.rows * t.grid, vectors = t.cells / lanes;
     // 1. Padded element (py, px) = input (py - top, px - left) to
     // plane (py % 2, px % 2) at (py / 2, px / 2): rows and columns of
-    // one parity at a time (strided runs the loop vectorizer takes).
-    zeroFill(planes, t.planes());
+    // one parity at a time (strided runs the loop vectorizer takes). The
+    // padding's elements are the zeros the caller filled the planes with
+    // once (no image writes them).
     for (int64_t p = 0; p < 2; ++p)
       for (int64_t q = 0; q < 2; ++q) {
         int64_t y0 = ((p - t.top) % 2 + 2) % 2, x0 = ((q - t.left) % 2 + 2) % 2;
