@@ -22,6 +22,9 @@ namespace netc {
 
 namespace {
 
+/// Winograd F(2x2, 3x3)'s G (WindowKernel's Winograd section).
+constexpr double kG[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+
 struct Dims {
   llvm::Value *n;    ///< the batch
   int64_t c, h, w;   ///< the image side [N, C, H, W]
@@ -760,7 +763,6 @@ private:
   /// g the 3 x 3 weights of (o, c) = (r, d), or for an input gradient the
   /// flipped ones of (o, c) = (d, r).
   void winogradWeights(const WinogradTiles &t) {
-    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
     llvm::Value *u = sharedWorkspace();
     ctx_.loop(c(t.outputs), [&](llvm::Value *o) {
       ctx_.loop(c(t.channels), [&](llvm::Value *ch) {
@@ -772,11 +774,11 @@ private:
                                                    : weightIndex(o, ch, c(kh), c(kw)));
         for (int i = 0; i < 4; ++i)
           for (int j = 0; j < 3; ++j)
-            gg[i][j] = combine({{G[i][0], g[0][j]}, {G[i][1], g[1][j]}, {G[i][2], g[2][j]}});
+            gg[i][j] = combine({{kG[i][0], g[0][j]}, {kG[i][1], g[1][j]}, {kG[i][2], g[2][j]}});
         for (int i = 0; i < 4; ++i)
           for (int j = 0; j < 4; ++j) {
             llvm::Value *x =
-                combine({{G[j][0], gg[i][0]}, {G[j][1], gg[i][1]}, {G[j][2], gg[i][2]}});
+                combine({{kG[j][0], gg[i][0]}, {kG[j][1], gg[i][1]}, {kG[j][2], gg[i][2]}});
             llvm::Value *at = add(mul(add(mul(c(4 * i + j), t.outputs), o), t.channels), ch);
             b_.CreateStore(x, elementAt(u, at));
           }
@@ -961,7 +963,6 @@ private:
   /// dW = Gᵀ S G from the chunks' partial sums S[xi] (in chunk order), for
   /// each input channel and vector of output channels; db likewise.
   void winogradWeightsFinish(const WinogradTiles &t, llvm::Value *chunks) {
-    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
     llvm::Value *first = partialWorkspace(c(0));
     int64_t size = layout().partial;
     auto total = [&](int64_t at, llvm::Value *offset, llvm::Value *mask) {
@@ -978,14 +979,16 @@ private:
           s[xi] = total(xi * t.channels * t.outputs, add(mul(ch, t.outputs), o), mask);
         for (int r = 0; r < 3; ++r)
           for (int j = 0; j < 4; ++j)
-            gs[r][j] = combine(
-                {{G[0][r], s[j]}, {G[1][r], s[4 + j]}, {G[2][r], s[8 + j]}, {G[3][r], s[12 + j]}});
+            gs[r][j] = combine({{kG[0][r], s[j]},
+                                {kG[1][r], s[4 + j]},
+                                {kG[2][r], s[8 + j]},
+                                {kG[3][r], s[12 + j]}});
         for (int r = 0; r < 3; ++r)
           for (int e = 0; e < 3; ++e) {
-            llvm::Value *x = combine({{G[0][e], gs[r][0]},
-                                      {G[1][e], gs[r][1]},
-                                      {G[2][e], gs[r][2]},
-                                      {G[3][e], gs[r][3]}});
+            llvm::Value *x = combine({{kG[0][e], gs[r][0]},
+                                      {kG[1][e], gs[r][1]},
+                                      {kG[2][e], gs[r][2]},
+                                      {kG[3][e], gs[r][3]}});
             scatterColumn(x, dW, o, add(mul(ch, 9), c(3 * r + e)), mask);
           }
       });
