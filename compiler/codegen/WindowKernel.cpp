@@ -868,8 +868,7 @@ private:
     llvm::Value *dyT = elementAt(slot, c(w.columns));
     llvm::Value *dys = elementAt(dyT, c(t.dyTransposed()));
     llvm::Value *partial = partialWorkspace(chunk);
-    llvm::Value *dbPartial = elementAt(partial, c(16 * t.channels * t.outputs));
-    bool bias = fusedBiasSum(ctx_.graph, kernel()) != kNoValue;
+    llvm::Value *dbPartial = elementAt(partial, c(16 * t.sum()));
     zeroFill(partial, w.partial);
     llvm::Value *zero = llvm::Constant::getNullValue(runType());
     for (int64_t xi = 0; xi < 16; ++xi)
@@ -929,7 +928,7 @@ private:
                   llvm::Value *at = add(c(xi * t.dyStride()), add(mul(cell, t.stride), o));
                   storeElements(d[xi / 4][xi % 4], elementAt(dys, at), mask);
                 }
-                if (bias) {
+                if (bias()) {
                   llvm::Value *sum = elementAt(dbPartial, o);
                   storeElements(b_.CreateFAdd(loadElements(runType(), sum, mask), d[1][1]), sum,
                                 mask);
@@ -939,10 +938,10 @@ private:
           });
           // S[xi] (C x O) += V[xi] (C x cells) · DY[xi] (cells x O).
           for (int64_t xi = 0; xi < 16; ++xi)
-            emitGemmCall(ctx_, {false, false, true, elementAt(v, c(xi * t.vStride())),
-                                elementAt(dys, c(xi * t.dyStride())),
-                                elementAt(partial, c(xi * t.channels * t.outputs)), c(t.channels),
-                                c(t.outputs), c(t.depth()), c(t.cells), c(t.stride)});
+            emitGemmCall(ctx_,
+                         {false, false, true, elementAt(v, c(xi * t.vStride())),
+                          elementAt(dys, c(xi * t.dyStride())), elementAt(partial, c(xi * t.sum())),
+                          c(t.channels), c(t.outputs), c(t.depth()), c(t.cells), c(t.stride)});
         },
         "n");
   }
@@ -976,7 +975,7 @@ private:
       vectorRun(t.outputs, [&](llvm::Value *o, llvm::Value *mask) {
         llvm::Value *s[16], *gs[3][4];
         for (int64_t xi = 0; xi < 16; ++xi)
-          s[xi] = total(xi * t.channels * t.outputs, add(mul(ch, t.outputs), o), mask);
+          s[xi] = total(xi * t.sum(), add(mul(ch, t.outputs), o), mask);
         for (int r = 0; r < 3; ++r)
           for (int j = 0; j < 4; ++j)
             gs[r][j] = combine({{kG[0][r], s[j]},
@@ -993,11 +992,11 @@ private:
           }
       });
     });
-    if (fusedBiasSum(ctx_.graph, kernel()) == kNoValue)
+    if (!bias())
       return;
     llvm::Value *db = ctx_.pointer(fusedBiasSum(ctx_.graph, kernel()));
     vectorRun(t.outputs, [&](llvm::Value *o, llvm::Value *mask) {
-      storeElements(total(16 * t.channels * t.outputs, o, mask), elementAt(db, o), mask);
+      storeElements(total(16 * t.sum(), o, mask), elementAt(db, o), mask);
     });
   }
 

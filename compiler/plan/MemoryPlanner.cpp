@@ -334,7 +334,7 @@ Workspace kernelWorkspace(const Graph &g, const Kernel &kernel) {
     if (t->weightGradient) { // no U; dy transposed and DY; the products' sums, then db's
       w.columns = t->planes() + t->transformed();
       w.transposed = t->dyTransposed() + t->dyTransformed();
-      w.partial = 16 * t->channels * t->outputs + t->outputs;
+      w.partial = t->partialSums();
       return w;
     }
     w.shared = t->weights();

@@ -168,6 +168,9 @@ struct WinogradTiles {
   int64_t dyTransformed() const { return 16 * dyStride(); }
   /// The products' depth: the cells up to the last tile.
   int64_t depth() const { return (ph - 1) * grid + pw; }
+  /// A chunk's partial sums: S[xi] (C x O) for each xi, then db's O.
+  int64_t sum() const { return channels * outputs; }
+  int64_t partialSums() const { return 16 * sum() + outputs; }
 };
 std::optional<WinogradTiles> winogradConvolution(const Graph &graph, const Kernel &kernel);
 /// On by default; netc --no-winograd turns it off (the implicit GEMM).
