@@ -39,6 +39,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -848,9 +849,26 @@ llvm::Function *gemmFunction(llvm::Module &m, const GemmKind &kind) {
 /// assigns are stored.
 class Epilogue {
 public:
+  /// Constructed where the chunk starts, before its loops: the scalars the
+  /// epilogue reads from memory (an optimizer's step size, its bias
+  /// corrections) are loaded here once. Read in every tile instead, LLVM
+  /// could not hoist them past the epilogue's stores, and with them what is
+  /// computed of them alone (Adam's 1 / sqrt(bias_correction2)).
   Epilogue(const EmitContext &ctx, const Kernel &kernel)
       : ctx_(ctx), kernel_(kernel), product_(kernel.nodes.front()),
-        domain_(ctx.graph.node(product_).shape) {}
+        domain_(ctx.graph.node(product_).shape) {
+    std::set<ValueId> inKernel(kernel.nodes.begin(), kernel.nodes.end());
+    for (ValueId id : kernel.nodes) {
+      const Node &n = ctx.graph.node(id);
+      if (n.op == Op::Assign)
+        inKernel.insert(n.inputs[0]);
+    }
+    for (size_t i = 1; i < kernel.nodes.size(); ++i)
+      for (ValueId v : ctx.graph.node(kernel.nodes[i]).inputs)
+        if (ctx.graph.shape(v).rank() == 0 && !inKernel.contains(v) && !ctx.isInline(v) &&
+            !scalars_.contains(v))
+          scalars_[v] = ctx.load(v, ctx.i64(0));
+  }
 
   void operator()(llvm::Value *value, llvm::Value *row, llvm::Value *col, llvm::Value *mask) {
     auto &b = ctx_.b;
@@ -864,7 +882,10 @@ public:
       const Shape &s = ctx_.graph.shape(v);
       if (s.rank() > 0)
         return load(v, s == domain_ ? at : col, width, mask);
-      llvm::Value *x = ctx_.isInline(v) ? ctx_.inlineScalar(v) : ctx_.load(v, ctx_.i64(0));
+      auto preloaded = scalars_.find(v);
+      llvm::Value *x = preloaded != scalars_.end() ? preloaded->second
+                       : ctx_.isInline(v)          ? ctx_.inlineScalar(v)
+                                                   : ctx_.load(v, ctx_.i64(0));
       return width > 1 ? b.CreateVectorSplat(width, x) : x;
     };
     for (size_t i = 1; i < kernel_.nodes.size(); ++i) {
@@ -904,6 +925,7 @@ private:
   const Kernel &kernel_;
   ValueId product_;
   Shape domain_;
+  std::map<ValueId, llvm::Value *> scalars_; ///< loaded at the chunk's start
 };
 
 /// One product's operands and extents in the function being emitted.
