@@ -168,8 +168,9 @@ struct WinogradTiles {
   int64_t dyTransformed() const { return 16 * dyStride(); }
   /// The products' depth: the cells up to the last tile.
   int64_t depth() const { return (ph - 1) * grid + pw; }
-  /// A chunk's partial sums: S[xi] (C x O) for each xi, then db's O.
+  /// One of a weight gradient's 16 sums S[xi] (C x O).
   int64_t sum() const { return channels * outputs; }
+  /// A chunk's partial sums: the 16 S[xi], then db's O.
   int64_t partialSums() const { return 16 * sum() + outputs; }
 };
 std::optional<WinogradTiles> winogradConvolution(const Graph &graph, const Kernel &kernel);
