@@ -146,6 +146,8 @@ public:
                            kind_ == EntryKind::Predict ? "out" : "hparams"};
     for (unsigned i = 0; i < 5; ++i)
       fn->getArg(i)->setName(names[i]);
+    if (kind_ == EntryKind::Gradients || kind_ == EntryKind::ShardGradients)
+      fn->getArg(5)->setName("grads");
     // The memory blocks are separate allocations.
     for (unsigned i : {0u, 2u})
       fn->addParamAttr(i, llvm::Attribute::NoAlias);
@@ -161,10 +163,28 @@ public:
       ready_ = gradientReadyKernels(entry_.graph, entry_.schedule, layout_.params.size());
       handOver(ctx, ready_, -1);
     }
-    inSegments(fn, ctx, entry_.schedule.kernels.size(),
-               [&](EmitContext &inner, size_t first, size_t last) {
-                 emitKernels(inner, first, last);
-               });
+    auto kernels = [&](EmitContext &inner, size_t first, size_t last) {
+      emitKernels(inner, first, last);
+    };
+    size_t count = entry_.schedule.kernels.size();
+    if (kind_ == EntryKind::Gradients) {
+      // Null grads: the loss alone, returned once the kernel computing it
+      // has run (--gradcheck's finite differences: the backward pass, two
+      // thirds of the work, skipped).
+      ValueId loss = entry_.graph.output("loss");
+      size_t done = static_cast<size_t>(entry_.schedule.kernelOf[static_cast<size_t>(loss)] + 1);
+      inSegments(fn, ctx, 0, done, kernels);
+      llvm::LLVMContext &c = m_.getContext();
+      auto *only = llvm::BasicBlock::Create(c, "loss_only", fn);
+      auto *rest = llvm::BasicBlock::Create(c, "backward", fn);
+      b_.CreateCondBr(b_.CreateIsNull(fn->getArg(5)), only, rest);
+      b_.SetInsertPoint(only);
+      b_.CreateRet(ctx.load(loss, b_.getInt64(0)));
+      b_.SetInsertPoint(rest);
+      inSegments(fn, ctx, done, count, kernels);
+    } else {
+      inSegments(fn, ctx, 0, count, kernels);
+    }
     profileMark(-1);
     if (kind_ == EntryKind::Predict) {
       copyPrediction(ctx, fn->getArg(4));
@@ -213,21 +233,21 @@ private:
     }
   }
 
-  /// emit(ctx, first, last) for [0, count): at the builder's insertion point
-  /// in `entry`, or for more than kSegmentKernels, in segments of that many
-  /// (`<entry>.segment<i>`), each with its own context.
-  void inSegments(llvm::Function *entry, EmitContext &ctx, size_t count,
+  /// emit(ctx, first, last) for [begin, end): at the builder's insertion
+  /// point in `entry`, or for more than kSegmentKernels, in segments of that
+  /// many (`<entry>.segment<i>`), each with its own context.
+  void inSegments(llvm::Function *entry, EmitContext &ctx, size_t begin, size_t end,
                   const std::function<void(EmitContext &, size_t, size_t)> &emit) {
-    if (count <= kSegmentKernels)
-      return emit(ctx, 0, count);
-    for (size_t first = 0; first < count; first += kSegmentKernels) {
+    if (end - begin <= kSegmentKernels)
+      return emit(ctx, begin, end);
+    for (size_t first = begin; first < end; first += kSegmentKernels) {
       llvm::Function *segment =
           addSegment(entry, b_, symbol_ + ".segment" + std::to_string(segments_++));
       llvm::IRBuilderBase::InsertPoint caller = b_.saveIP();
       llvm::Value *callerArgs = args_;
       b_.SetInsertPoint(llvm::BasicBlock::Create(m_.getContext(), "entry", segment));
       EmitContext inner = entryContext(segment);
-      emit(inner, first, std::min(count, first + kSegmentKernels));
+      emit(inner, first, std::min(end, first + kSegmentKernels));
       b_.CreateRetVoid();
       b_.restoreIP(caller);
       args_ = callerArgs;
@@ -502,7 +522,7 @@ private:
 
   // Output "grad <i>" goes to grads + offset of parameter i.
   void copyGradients(EmitContext &ctx, llvm::Function *entry) {
-    inSegments(entry, ctx, layout_.params.size(),
+    inSegments(entry, ctx, 0, layout_.params.size(),
                [&](EmitContext &inner, size_t first, size_t last) {
                  for (size_t i = first; i < last; ++i)
                    copyGradient(inner, inner.fn->getArg(5), i);

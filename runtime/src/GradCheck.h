@@ -24,9 +24,11 @@ struct GradCheckOptions {
 ///   2. For `entries` random entries per tensor, and along one random
 ///      direction over all parameters, fourth-order central differences of
 ///      the double loss at steps 1e-3..1e-6 (times max(1, |p|)) against it;
-///      the best-agreeing step counts (a step across the kink of an op
-///      whose branch is not shared, an overlapping max pooling's, says
-///      nothing about the rule). The error of an entry is the part of
+///      the first step that agrees within the tolerance counts, else the
+///      best-agreeing one (a step across the kink of an op whose branch is
+///      not shared, an overlapping max pooling's, says nothing about the
+///      rule). The differences take the loss alone (gradients_f64 with
+///      null grads: no backward pass). The error of an entry is the part of
 ///      |fd - g| that the loss's rounding (4 ulps) cannot explain, over
 ///      max(|fd|, |g|, 1e-6 * max|g of the tensor|): entries far below the
 ///      tensor's scale are judged on that scale.

@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 /* Version of this contract; a descriptor's `abi` must equal it. */
-#define NETC_ABI_VERSION 8
+#define NETC_ABI_VERSION 9
 
 /* Per-example scratch offsets are scaled by Npad, the batch size rounded up
  * to a multiple of this, so every per-batch buffer stays 64-byte aligned. */
@@ -149,7 +149,8 @@ typedef struct netc_model {
    * the parameter at persist + offset is written to grads + offset. Its
    * scratch is its own, of the size the description's "scratch_gradients"
    * gives (the scratch sizes above leave it out: it keeps the branches it
-   * took, for gradients_f64). */
+   * took, for gradients_f64). With grads NULL: the loss alone, without the
+   * backward pass. */
   float (*gradients)(float *persist, const float *const *inputs, char *scratch, int64_t n,
                      const float *hparams, float *grads);
 
@@ -159,7 +160,7 @@ typedef struct netc_model {
    * against it. It takes the branches (ReLU signs, max-pooling maxima)
    * that the last call of gradients took: after the fields, inputs holds
    * one more tensor per entry of "scratch_f64"'s "decisions", read from
-   * where that says gradients left it. */
+   * where that says gradients left it. grads NULL: the loss alone. */
   double (*gradients_f64)(double *persist, const double *const *inputs, char *scratch,
                           int64_t n, const double *hparams, double *grads);
 
