@@ -6,7 +6,11 @@
  * for every thread count. Thread t of T runs chunks [t*C/T, (t+1)*C/T): the
  * same thread gets the same part of a tensor every step, so the part stays
  * in that core's cache (with chunks taken first-come, Adam's state bounced
- * between the cores and the update ran 5x slower on 2 threads). Workers spin
+ * between the cores and the update ran 5x slower on 2 threads). A thread
+ * done with its share takes the chunks another has not started yet, from
+ * the front of that share: on a VM one core is often slower than the other
+ * for minutes, and with fixed shares the faster waited for it (the MLP's
+ * step on 2 threads: the worker spun 11% of the run, the caller 6%). Workers spin
  * for 200 us between kernels (a training step posts several per
  * millisecond), then sleep on a futex over the generation counter; the
  * caller only makes the wake-up system call when a worker sleeps. Not
@@ -33,9 +37,18 @@
 /* How long an idle worker spins before it sleeps, in nanoseconds. */
 #define SPIN_NS 200000
 
+/* A participant's share of the current job: chunks [next, end) not yet
+ * taken; its owner and, once done with theirs, the others take them. A
+ * cache line each. */
+struct share {
+  _Alignas(64) _Atomic int64_t next;
+  int64_t end;
+};
+
 static struct {
   int threads; /* participants, the caller included; <= 1: no pool */
   pthread_t *workers;
+  struct share *shares;        /* one per participant */
   _Atomic uint32_t generation; /* bumped for every job; the futex word */
   uint32_t first;              /* the generation when the workers started */
   _Atomic int sleepers;        /* workers inside FUTEX_WAIT or about to be */
@@ -64,14 +77,30 @@ static _Thread_local int64_t chunk_slot;
 
 int64_t netc_rt_chunk_slot(void) { return chunk_slot; }
 
-/* Runs participant `index`'s share of the job; returns how many chunks. */
+/* Runs the chunks of share `from` not yet taken; returns how many. */
+static int64_t take(int from) {
+  struct share *s = &pool.shares[from];
+  int64_t count = 0;
+  for (int64_t c; (c = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed)) < s->end;
+       ++count)
+    pool.fn(pool.args, c);
+  return count;
+}
+
+/* Runs participant `index`'s share of the job, then what is left of the
+ * others'; returns how many chunks. The slot is the first chunk of its own
+ * share: a participant with none (fewer chunks than threads) has no slot
+ * of its own and takes nothing. */
 static int64_t share(int index) {
   int64_t t = pool.threads;
   int64_t begin = pool.chunks * index / t, end = pool.chunks * (index + 1) / t;
+  if (begin == end)
+    return 0;
   chunk_slot = begin;
-  for (int64_t c = begin; c < end; ++c)
-    pool.fn(pool.args, c);
-  return end - begin;
+  int64_t count = take(index);
+  for (int i = 1; i < t; ++i)
+    count += take((int)((index + i) % t));
+  return count;
 }
 
 static void wake_all(void) {
@@ -111,7 +140,9 @@ static void stop_workers(int started) {
   for (int i = 0; i < started; ++i)
     pthread_join(pool.workers[i], NULL);
   free(pool.workers);
+  free(pool.shares);
   pool.workers = NULL;
+  pool.shares = NULL;
   pool.threads = 1;
   atomic_store(&pool.stop, false);
 }
@@ -134,8 +165,14 @@ int netc_set_threads(int threads) {
   if (threads > NETC_MAX_THREADS)
     return EINVAL;
   pool.workers = calloc((size_t)threads - 1, sizeof *pool.workers);
-  if (!pool.workers)
+  pool.shares = aligned_alloc(_Alignof(struct share), (size_t)threads * sizeof *pool.shares);
+  if (!pool.workers || !pool.shares) {
+    free(pool.workers);
+    free(pool.shares);
+    pool.workers = NULL;
+    pool.shares = NULL;
     return ENOMEM;
+  }
   pool.threads = threads;
   pool.first = atomic_load(&pool.generation);
   for (int i = 1; i < threads; ++i) {
@@ -164,6 +201,10 @@ void netc_rt_parallel_for(void (*fn)(const void *, int64_t), const void *args, i
   pool.fn = fn;
   pool.args = args;
   pool.chunks = chunks;
+  for (int i = 0; i < pool.threads; ++i) {
+    atomic_store_explicit(&pool.shares[i].next, chunks * i / pool.threads, memory_order_relaxed);
+    pool.shares[i].end = chunks * (i + 1) / pool.threads;
+  }
   atomic_store_explicit(&pool.finished, 0, memory_order_relaxed);
   wake_all();
   share(0);

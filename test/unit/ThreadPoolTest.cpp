@@ -1,7 +1,8 @@
 // ThreadPoolTest.cpp - the runtime's pool behind netc_rt_parallel_for: every
 // chunk runs exactly once, workers really run chunks at the same time as the
 // caller (also after they slept), one thread runs the chunks in order on
-// the calling thread, and chunks running at once have their own slots.
+// the calling thread, chunks running at once have their own slots, and a
+// thread done with its share takes what is left of another's.
 #include "ThreadPool.h"
 
 #include <netc/runtime.h>
@@ -164,6 +165,32 @@ TEST(ThreadPool, ChunksRunningAtOnceHaveTheirOwnSlots) {
       }
     }
   }
+  setThreads(1);
+}
+
+// A thread done with its share takes the chunks another has not started:
+// the caller's share (chunks 0-3 of 8 on two threads) sleeps 40 ms a chunk,
+// the worker's is instant, so with fixed shares the caller would run all
+// four (160 ms) while the worker waited; the worker takes some of them.
+struct Uneven {
+  std::vector<std::thread::id> thread = std::vector<std::thread::id>(8);
+};
+
+void uneven(const void *args, int64_t chunk) {
+  auto *u = static_cast<Uneven *>(const_cast<void *>(args));
+  u->thread[static_cast<size_t>(chunk)] = std::this_thread::get_id();
+  if (chunk < 4)
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+}
+
+TEST(ThreadPool, ADoneThreadTakesWhatIsLeftOfAnothersShare) {
+  setThreads(2);
+  Uneven u;
+  netc_rt_parallel_for(uneven, &u, 8);
+  int others = 0;
+  for (size_t c = 1; c < 4; ++c)
+    others += u.thread[c] != u.thread[0];
+  EXPECT_GE(others, 1) << "the slow share's chunks all ran on one thread";
   setThreads(1);
 }
 
