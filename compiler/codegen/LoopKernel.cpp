@@ -53,13 +53,14 @@ llvm::Value *emitElementwise(const EmitContext &ctx, const Node &n, llvm::Value 
   llvm::Type *type = a->getType();
   llvm::Value *zero = llvm::ConstantFP::get(type, 0.0);
   llvm::Value *one = llvm::ConstantFP::get(type, 1.0);
-  // The optimizer's update (Adam's, RMSprop's m / (sqrt(v) + eps) on every
-  // parameter) divides and takes square roots through AVX-512's reciprocal
-  // estimates, each refined by a Newton step (kReciprocalEstimates): a few
-  // ulps from the rounded result, where the divider's throughput bounds
-  // them otherwise (vsqrtps and vdivps share it; the MLP's dW1 kernel with
-  // Adam's update took 0.220 s per epoch, now 0.19 on the Intel Xeon). Not
-  // in double (the --gradcheck twin) nor elsewhere in a step. The flags let LLVM's DAG
+  // On Intel's AVX-512 cores (TargetInfo::updateEstimates) the optimizer's
+  // update (Adam's, RMSprop's m / (sqrt(v) + eps) on every parameter)
+  // divides and takes square roots through the reciprocal estimates, each
+  // refined by a Newton step (kReciprocalEstimates): a few ulps from the
+  // rounded result, where the divider's throughput bounds them otherwise
+  // (vsqrtps and vdivps share it; the MLP's dW1 kernel with Adam's update
+  // took 0.220 s per epoch, now 0.19 on the Intel Xeon). Not in double (the
+  // --gradcheck twin) nor elsewhere in a step. The flags let LLVM's DAG
   // combiner estimate: 1 / sqrt(x) as rsqrt, x / y as x · rcp(y) (finite
   // operands promised: an update with infinities has diverged anyway).
   bool estimate = ctx.estimates && n.phase == Phase::Update && type->getScalarType()->isFloatTy();
