@@ -87,19 +87,22 @@ static int64_t take(int from) {
   return count;
 }
 
+/* Where participant `index`'s share of the current job starts (and the
+ * previous one's ends). */
+static int64_t share_start(int index) { return pool.chunks * index / pool.threads; }
+
 /* Runs participant `index`'s share of the job, then what is left of the
  * others'; returns how many chunks. The slot is the first chunk of its own
  * share: a participant with none (fewer chunks than threads) has no slot
  * of its own and takes nothing. */
 static int64_t share(int index) {
-  int64_t t = pool.threads;
-  int64_t begin = pool.chunks * index / t, end = pool.chunks * (index + 1) / t;
-  if (begin == end)
+  int64_t begin = share_start(index);
+  if (begin == share_start(index + 1))
     return 0;
   chunk_slot = begin;
   int64_t count = take(index);
-  for (int i = 1; i < t; ++i)
-    count += take((int)((index + i) % t));
+  for (int i = 1; i < pool.threads; ++i)
+    count += take((index + i) % pool.threads);
   return count;
 }
 
@@ -202,8 +205,8 @@ void netc_rt_parallel_for(void (*fn)(const void *, int64_t), const void *args, i
   pool.args = args;
   pool.chunks = chunks;
   for (int i = 0; i < pool.threads; ++i) {
-    atomic_store_explicit(&pool.shares[i].next, chunks * i / pool.threads, memory_order_relaxed);
-    pool.shares[i].end = chunks * (i + 1) / pool.threads;
+    atomic_store_explicit(&pool.shares[i].next, share_start(i), memory_order_relaxed);
+    pool.shares[i].end = share_start(i + 1);
   }
   atomic_store_explicit(&pool.finished, 0, memory_order_relaxed);
   wake_all();
